@@ -1,0 +1,1 @@
+"""The vamp-serverless core: everything the Lambda functions run."""

@@ -1,0 +1,1 @@
+"""Storage adapters: the artifact store and the event store, each an interface with its backends."""

@@ -1,0 +1,51 @@
+"""Shared fixtures: a real moto server on a loopback port the fixture picks, and a fresh table per test."""
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import pytest
+
+# Never reach real AWS from tests, whatever the developer's shell holds.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+)
+os.environ.pop("AWS_PROFILE", None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto's server, in-process, on 127.0.0.1; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    os.environ["MOTO_PORT"] = str(port)
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture()
+def aws(moto_server, monkeypatch):
+    """Point the project at moto with a table of its own, so tests never see each other's data."""
+    from chalicelib.store import table
+
+    monkeypatch.setenv("VAMP_AWS_ENDPOINT", moto_server)
+    monkeypatch.setenv("VAMP_TABLE_NAME", f"vamp-test-{uuid.uuid4().hex[:12]}")
+    table.reset_clients()
+    table.ensure_table()
+    yield moto_server
+    table.client().delete_table(TableName=table.table_name())
+    table.reset_clients()
