@@ -11,6 +11,8 @@ once per process, before the first write, if the cluster does not have it yet.
 from __future__ import annotations
 
 import re
+import weakref
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlparse
 
@@ -90,6 +92,7 @@ def search_filter(namespace: str, q: EventQuery) -> dict:
     return {"bool": {"filter": filters}}
 
 
+@lru_cache(maxsize=4)  # one client (and connection pool) per URL for the life of the process
 def _client_for(url: str):
     from opensearchpy import OpenSearch, RequestsHttpConnection  # heavy: imported when used
 
@@ -107,13 +110,15 @@ def _client_for(url: str):
     return OpenSearch(hosts=[url], timeout=10, max_retries=2, retry_on_timeout=True, **kwargs)
 
 
+_TEMPLATE_READY: "weakref.WeakSet[Any]" = weakref.WeakSet()  # clients known to have the template
+
+
 class OpenSearchEventStore:
     def __init__(self, url: str | None = None, client: Any = None, refresh: bool | str = False):
         """`refresh`: passed to _bulk ("wait_for" makes a write visible before publish returns)."""
         self._url = url
         self._client = client
         self._refresh = refresh
-        self._template_ready = False
 
     @property
     def client(self):
@@ -125,11 +130,12 @@ class OpenSearchEventStore:
         return self._client
 
     def ensure_template(self) -> None:
-        if self._template_ready:
+        client = self.client
+        if client in _TEMPLATE_READY:  # once per client: a HEAD per write would be waste
             return
-        if not self.client.indices.exists_index_template(name=PREFIX):
-            self.client.indices.put_index_template(name=PREFIX, body=EVENTS_TEMPLATE)
-        self._template_ready = True
+        if not client.indices.exists_index_template(name=PREFIX):
+            client.indices.put_index_template(name=PREFIX, body=EVENTS_TEMPLATE)
+        _TEMPLATE_READY.add(client)
 
     # --- writes ---------------------------------------------------------------------------
 

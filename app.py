@@ -1,0 +1,130 @@
+"""vamp-serverless: the Chalice app. Routes only: each one line into chalicelib."""
+import os
+
+from chalice import AuthResponse, Chalice, IAMAuthorizer, Response
+
+from chalicelib.api import handlers as h
+from chalicelib.api.http import authenticate, authorize_token, dispatch, unauthorized_body
+
+app = Chalice(app_name="vamp")
+# Bodies of any type reach the handlers, which answer 415 in Vamp's error shape.
+ANY = ["*/*"]
+
+
+@app.authorizer(ttl_seconds=60)
+def vamp_token(auth_request):
+    principal = authorize_token(auth_request.token)
+    if principal is None:
+        raise Exception("Unauthorized")  # API Gateway turns exactly this into a 401
+    return AuthResponse(routes=["*"], principal_id=principal)
+
+
+# On AWS the API Gateway authorizer runs first (VAMP_API_AUTHORIZER=token|iam in the stage's
+# config); everywhere, the middleware below enforces the same rule.
+AUTHORIZER = {"token": vamp_token, "iam": IAMAuthorizer()}.get(os.environ.get("VAMP_API_AUTHORIZER", ""))
+
+
+@app.middleware("http")
+def require_credentials(event, get_response):
+    if authenticate(event) is None:
+        return Response(unauthorized_body(), status_code=401, headers={"WWW-Authenticate": 'Bearer realm="vamp"'})
+    return get_response(event)
+
+
+def route(path, methods):
+    """Register under /api/v1 (default namespace) and /{namespace}/api/v1."""
+    def register(view):
+        for prefix in ("/api/v1", "/{namespace}/api/v1"):
+            app.route(prefix + path, methods=methods, content_types=ANY, authorizer=AUTHORIZER)(view)
+        return view
+    return register
+
+
+def respond(namespace, handler, *args):
+    status, body, headers = dispatch(app.current_request, namespace, lambda call: handler(call, *args))
+    return Response(body=body if body is not None else "", status_code=status, headers=headers)
+
+
+@route("/info", ["GET"])
+def info(namespace=None):
+    return respond(namespace, h.info)
+
+
+@route("/config", ["GET"])
+def config(namespace=None):
+    return respond(namespace, h.config)
+
+
+@route("/openapi.json", ["GET"])
+def openapi(namespace=None):
+    return respond(namespace, h.openapi)
+
+
+@route("", ["POST"])
+def root_create(namespace=None):
+    return respond(namespace, h.root_change, "create")
+
+
+@route("", ["PUT"])
+def root_update(namespace=None):
+    return respond(namespace, h.root_change, "upsert")
+
+
+@route("", ["DELETE"])
+def root_delete(namespace=None):
+    return respond(namespace, h.root_change, "delete")
+
+
+@route("/events", ["GET"])
+def events_query(namespace=None):
+    return respond(namespace, h.query_events_body)
+
+
+@route("/events", ["POST"])
+def events_publish(namespace=None):
+    return respond(namespace, h.publish_events)
+
+
+@route("/events/get", ["POST"])
+def events_query_by_body(namespace=None):
+    return respond(namespace, h.query_events_body)
+
+
+@route("/tokens", ["GET"])
+def tokens_list(namespace=None):
+    return respond(namespace, h.list_tokens)
+
+
+@route("/tokens", ["POST"])
+def tokens_create(namespace=None):
+    return respond(namespace, h.create_token)
+
+
+@route("/tokens/{name}", ["DELETE"])
+def tokens_revoke(name, namespace=None):
+    return respond(namespace, h.revoke_token, name)
+
+
+@route("/{kind}", ["GET"])
+def artifacts_list(kind, namespace=None):
+    return respond(namespace, h.list_artifacts, kind)
+
+
+@route("/{kind}", ["POST"])
+def artifacts_create(kind, namespace=None):
+    return respond(namespace, h.create_artifacts, kind)
+
+
+@route("/{kind}/{name}", ["GET"])
+def artifact_get(kind, name, namespace=None):
+    return respond(namespace, h.get_artifact, kind, name)
+
+
+@route("/{kind}/{name}", ["PUT"])
+def artifact_put(kind, name, namespace=None):
+    return respond(namespace, h.update_artifact, kind, name)
+
+
+@route("/{kind}/{name}", ["DELETE"])
+def artifact_delete(kind, name, namespace=None):
+    return respond(namespace, h.delete_artifact, kind, name)

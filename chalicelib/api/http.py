@@ -1,0 +1,136 @@
+"""The bridge between Chalice requests and the core: a `Call` in, a `Reply` out, errors as
+Vamp's JSON `{"message", "errors": [{"path", "reason"}]}` with the right status."""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import unquote
+
+from chalicelib.api import negotiation
+from chalicelib.errors import FieldError, ValidationFailed, VampError
+from chalicelib.settings import settings
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+TRUE = {"true", "1", "yes", ""}
+
+
+@dataclass
+class Call:
+    """What a handler needs of a request, without Chalice."""
+
+    namespace: str
+    path: str
+    query: dict[str, str] = field(default_factory=dict)
+    multi_query: dict[str, list[str]] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    raw_body: bytes = b""
+    principal: str | None = None
+
+    def flag(self, name: str) -> bool:
+        value = self.query.get(name)
+        return value is not None and value.lower() in TRUE
+
+    def documents(self) -> list[Any]:
+        return negotiation.read_body(self.raw_body, self.headers.get("content-type"), settings().max_body_bytes)
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def namespace_of(raw: str | None) -> str:
+    if raw is None:
+        return settings().default_namespace
+    ns = unquote(raw)
+    if not NAMESPACE.match(ns):
+        raise ValidationFailed.at("namespace", "lowercase letters, digits and '-', at most 63 characters")
+    return ns
+
+
+def build_call(request, namespace: str | None) -> Call:
+    qp = request.query_params or {}
+    multi = {k: qp.getlist(k) for k in qp} if qp else {}
+    headers = {k.lower(): v for k, v in (request.headers or {}).items()}
+    authorizer = (request.context or {}).get("authorizer") or {}
+    return Call(
+        namespace=namespace_of(namespace),
+        path=request.context.get("path", "") if request.context else "",
+        query={k: v[-1] for k, v in multi.items()},
+        multi_query=multi,
+        headers=headers,
+        raw_body=request.raw_body or b"",
+        principal=authorizer.get("principalId"),
+    )
+
+
+def error_reply(error: VampError) -> Reply:
+    return Reply(status=error.status, body=error.body())
+
+
+def dispatch(request, namespace: str | None, handler: Callable[[Call], Reply]) -> tuple[int, str | None, dict[str, str]]:
+    """Run a handler; returns (status, body text, headers) ready for a chalice Response."""
+    accept = (request.headers or {}).get("accept")
+    try:
+        reply = handler(build_call(request, namespace))
+    except VampError as e:
+        reply = error_reply(e)
+    except Exception:  # anything unexpected: a 500 in the same shape, details in the log
+        log.exception("unhandled error")
+        reply = Reply(500, {"message": "internal error", "errors": []})
+    headers = dict(reply.headers)
+    if reply.body is None:
+        return reply.status, None, headers
+    try:
+        text, content_type = negotiation.render(reply.body, accept)
+    except VampError as e:  # 406: answer the refusal in JSON
+        text, content_type = negotiation.render(e.body(), None)
+        return e.status, text, {"Content-Type": content_type}
+    headers["Content-Type"] = content_type
+    return reply.status, text, headers
+
+
+def unauthorized_body() -> dict:
+    return VampError("authentication required", [FieldError("Authorization", "a valid Bearer token is required")]).body()
+
+
+def decoded_name(raw: str) -> str:
+    """Path names arrive URL-encoded (gateway names carry '/' as %2F)."""
+    return unquote(raw)
+
+
+def authenticate(request) -> str | None:
+    """The caller's principal, or None. Trusts API Gateway's verdict when an authorizer already
+    ran (token authorizer or IAM/SigV4); otherwise checks the Bearer token itself, so the
+    local stack and tests enforce exactly what the authorizer enforces on AWS."""
+    context = request.context or {}
+    principal = (context.get("authorizer") or {}).get("principalId")
+    if principal:
+        return principal
+    if settings().auth_mode == "iam":
+        identity = context.get("identity") or {}
+        return identity.get("userArn") or identity.get("caller")
+    from chalicelib.api.auth import TokenStore, bearer_token
+
+    found = TokenStore().authenticate(bearer_token((request.headers or {}).get("authorization")))
+    if found is None:
+        return None
+    context.setdefault("authorizer", {})["principalId"] = found.name
+    return found.name
+
+
+def authorize_token(authorization: str | None) -> str | None:
+    """The API Gateway token authorizer's check (same store, same rules)."""
+    from chalicelib.api.auth import TokenStore, bearer_token
+
+    found = TokenStore().authenticate(bearer_token(authorization))
+    return found.name if found else None

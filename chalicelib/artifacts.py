@@ -1,0 +1,163 @@
+"""Artifact use cases: validate documents with the DSL, write them all-or-nothing, archive them.
+
+The API layer hands over parsed request documents; nothing here knows about HTTP.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+import yaml
+
+from chalicelib import dsl
+from chalicelib.errors import FieldError, NotFound, ValidationFailed, VampError
+from chalicelib.store.artifact_store import ArtifactPage, ArtifactStore, StoredArtifact, Write
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["create", "upsert", "delete"]
+ARCHIVE_ACTION = {"create": "create", "upsert": "update", "delete": "delete"}
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document of a request: its kind (from the URL or its own `kind`) and its data."""
+
+    kind: str
+    data: Any
+    path: str = ""  # where it sits in the request, for error paths ("" for a single document)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str
+    name: str
+    artifact: StoredArtifact | None  # None after a delete
+    document: dict
+
+
+class Resolver:
+    """Looks names up in the request's own documents first, then in the store (memoised)."""
+
+    def __init__(self, store: ArtifactStore, namespace: str, pending: dict[tuple[str, str], dict]):
+        self._store, self._namespace, self._pending = store, namespace, pending
+        self._cache: dict[tuple[str, str], dict | None] = {}
+
+    def __call__(self, kind: str, name: str) -> dict | None:
+        kind = dsl.normalize_kind(kind)
+        key = (kind, name)
+        if key in self._pending:
+            return self._pending[key]
+        if key not in self._cache:
+            found = self._store.get(self._namespace, kind, name)
+            self._cache[key] = found.document if found else None
+        return self._cache[key]
+
+
+def _prefixed(error: VampError, prefix: str) -> list[FieldError]:
+    if not prefix:
+        return list(error.errors)
+    return [FieldError(f"{prefix}.{e.path}" if e.path else prefix, e.reason) for e in error.errors]
+
+
+def _name_of(doc: Document) -> str:
+    if not isinstance(doc.data, dict) or not isinstance(doc.data.get("name"), str):
+        raise ValidationFailed.at(f"{doc.path}.name" if doc.path else "name", "a name is required")
+    return doc.data["name"]
+
+
+def change(
+    store: ArtifactStore,
+    publish: Callable[[str, list[dict]], None],
+    namespace: str,
+    documents: list[Document],
+    mode: Mode,
+    *,
+    validate_only: bool = False,
+    url_name: str | None = None,
+    expected_version: int | None = None,
+) -> list[Outcome]:
+    """Validate every document, then write them all in one transaction (or none), then archive."""
+    if not documents:
+        raise ValidationFailed.at("body", "no document given")
+    errors: list[FieldError] = []
+    named: list[tuple[Document, str, str]] = []
+    for doc in documents:
+        try:
+            kind = dsl.normalize_kind(doc.kind)
+            name = _name_of(doc)
+            if url_name is not None and name != url_name:
+                raise ValidationFailed.at("name", f"'{name}' does not match '{url_name}' in the path")
+            named.append((doc, kind, name))
+        except ValidationFailed as e:
+            errors += _prefixed(e, doc.path)
+    if errors:
+        raise ValidationFailed("Invalid input", errors)
+
+    pending = {} if mode == "delete" else {(k, n): d.data for d, k, n in named}
+    resolve = Resolver(store, namespace, pending)
+    writes: list[Write] = []
+    canonical: list[dict] = []
+    for doc, kind, name in named:
+        if mode == "delete":
+            canonical.append(doc.data)
+            writes.append(Write(kind, name, None, expected_version or 0))
+            continue
+        try:
+            model = dsl.parse(kind, doc.data, resolve=resolve)
+        except ValidationFailed as e:
+            errors += _prefixed(e, doc.path)
+            continue
+        dumped = dsl.dump(model)
+        canonical.append(dumped)
+        expected = None if mode == "create" else (expected_version or 0)
+        writes.append(Write(kind, name, dumped, expected))
+    if errors:
+        raise ValidationFailed("Invalid input", errors)
+    if validate_only:
+        return [Outcome(w.kind, w.name, None, d) for w, d in zip(writes, canonical)]
+
+    results = store.apply(namespace, writes)
+    outcomes = [Outcome(w.kind, w.name, r, d) for w, r, d in zip(writes, results, canonical)]
+    _archive(publish, namespace, mode, outcomes)
+    return outcomes
+
+
+def _archive(publish: Callable[[str, list[dict]], None], namespace: str, mode: Mode, outcomes: list[Outcome]) -> None:
+    from chalicelib.store.event_store import new_event
+
+    action = ARCHIVE_ACTION[mode]
+    events = [
+        new_event(
+            tags=[f"archive:{action}", f"{o.kind}:{o.name}"],
+            value=yaml.safe_dump(o.document, sort_keys=False) if mode != "delete" else "",
+            type="archive",
+        )
+        for o in outcomes
+    ]
+    try:
+        publish(namespace, events)
+    except Exception:  # the write is done; a lost archive event must not turn it into a 500
+        log.exception("archive events not published for %s", [(o.kind, o.name) for o in outcomes])
+
+
+def get(store: ArtifactStore, namespace: str, kind: str, name: str) -> StoredArtifact:
+    kind = dsl.normalize_kind(kind)
+    found = store.get(namespace, kind, name)
+    if found is None:
+        raise NotFound(f"{kind}/{name} does not exist", [FieldError("name", "not found")])
+    return found
+
+
+def list_page(store: ArtifactStore, namespace: str, kind: str, page: int, per_page: int) -> ArtifactPage:
+    return store.list(namespace, dsl.normalize_kind(kind), page, per_page)
+
+
+def shape(store: ArtifactStore, namespace: str, kind: str, document: dict, *, expand: bool, only: bool) -> dict:
+    """Apply `expand_references` / `only_references` to a stored document."""
+    if only:
+        return dsl.only_references(kind, document)
+    if expand:
+        return dsl.expand_references(kind, document, Resolver(store, namespace, {}))
+    return document

@@ -1,0 +1,47 @@
+"""The artifact store interface: versioned documents by (namespace, kind, name).
+
+Every write is conditional on the version the writer last saw, so two writers racing can
+never silently overwrite each other: the loser gets `Conflict` with the version now stored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    kind: str
+    name: str
+    version: int
+    document: dict
+    updated: str  # ISO-8601 UTC
+
+
+@dataclass(frozen=True)
+class ArtifactPage:
+    items: list[StoredArtifact]
+    total: int
+
+
+@dataclass(frozen=True)
+class Write:
+    """One change of a batch. `expected_version`: None = must not exist, 0 = any, n = exactly n."""
+
+    kind: str
+    name: str
+    document: dict | None  # None deletes
+    expected_version: int | None = 0
+    meta: dict = field(default_factory=dict)
+
+
+class ArtifactStore(Protocol):
+    def get(self, namespace: str, kind: str, name: str) -> StoredArtifact | None: ...
+
+    def get_many(self, namespace: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredArtifact]: ...
+
+    def list(self, namespace: str, kind: str, page: int, per_page: int) -> ArtifactPage: ...
+
+    def apply(self, namespace: str, writes: list[Write]) -> list[StoredArtifact | None]:
+        """Apply all writes atomically (all or none); returns what each write left stored."""
+        ...

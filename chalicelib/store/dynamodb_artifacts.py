@@ -1,0 +1,185 @@
+"""Artifact store on the single DynamoDB table (layout in table.py).
+
+Lists are a Query on the kind's partition (sorted by name) with a Limit, and the total comes
+from a counter item kept in the same transaction as every create and delete: listing page 1
+costs the same with 100 or 10,000 artifacts stored. No request path Scans.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timezone
+
+from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
+from chalicelib.store import table
+from chalicelib.store.artifact_store import ArtifactPage, StoredArtifact, Write
+
+# DynamoDB transactions take at most 100 items; each kind touched adds one counter update.
+MAX_WRITES = 90
+
+
+def _pk(namespace: str, kind: str) -> str:
+    return f"{namespace}#artifact#{kind}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _from_item(item: dict) -> StoredArtifact:
+    return StoredArtifact(
+        kind=item["kind"]["S"],
+        name=item["sk"]["S"],
+        version=int(item["version"]["N"]),
+        document=json.loads(item["doc"]["S"]),
+        updated=item["updated"]["S"],
+    )
+
+
+class DynamoDBArtifactStore:
+    def __init__(self, table_name: str | None = None):
+        self._table = table_name or table.table_name()
+        self._ddb = table.client()
+
+    def get(self, namespace: str, kind: str, name: str) -> StoredArtifact | None:
+        item = self._ddb.get_item(
+            TableName=self._table, Key={"pk": {"S": _pk(namespace, kind)}, "sk": {"S": name}}, ConsistentRead=True
+        ).get("Item")
+        return _from_item(item) if item else None
+
+    def get_many(self, namespace: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredArtifact]:
+        found: dict[tuple[str, str], StoredArtifact] = {}
+        pending = [{"pk": {"S": _pk(namespace, k)}, "sk": {"S": n}} for k, n in dict.fromkeys(keys)]
+        while pending:
+            chunk, pending = pending[:100], pending[100:]
+            request = {self._table: {"Keys": chunk, "ConsistentRead": True}}
+            while request:
+                out = self._ddb.batch_get_item(RequestItems=request)
+                for item in out["Responses"].get(self._table, []):
+                    a = _from_item(item)
+                    found[(a.kind, a.name)] = a
+                request = out.get("UnprocessedKeys") or None
+        return found
+
+    def list(self, namespace: str, kind: str, page: int, per_page: int) -> ArtifactPage:
+        total = self._count(namespace, kind)
+        items: list[StoredArtifact] = []
+        skip = (page - 1) * per_page
+        if skip < total:
+            kwargs = {
+                "TableName": self._table,
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": {"S": _pk(namespace, kind)}},
+            }
+            # Pages before the wanted one are read keys-only, then the page itself in full.
+            start = None
+            if skip:
+                start = self._skip(kwargs, skip)
+            if skip == 0 or start:
+                query = {**kwargs, "Limit": per_page}
+                if start:
+                    query["ExclusiveStartKey"] = start
+                items = [_from_item(i) for i in self._ddb.query(**query)["Items"]]
+        return ArtifactPage(items=items, total=total)
+
+    def _skip(self, kwargs: dict, count: int) -> dict | None:
+        start, left = None, count
+        while left > 0:
+            query = {**kwargs, "Limit": left, "ProjectionExpression": "pk, sk"}
+            if start:
+                query["ExclusiveStartKey"] = start
+            out = self._ddb.query(**query)
+            left -= out["Count"]
+            start = out.get("LastEvaluatedKey")
+            if not start:
+                return None
+        return start
+
+    def _count(self, namespace: str, kind: str) -> int:
+        item = self._ddb.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"{namespace}#counts"}, "sk": {"S": kind}},
+            ConsistentRead=True,
+        ).get("Item")
+        return int(item["count"]["N"]) if item else 0
+
+    def apply(self, namespace: str, writes: list[Write]) -> list[StoredArtifact | None]:
+        if not writes:
+            return []
+        if len(writes) > MAX_WRITES:
+            raise ValidationFailed.at("documents", f"at most {MAX_WRITES} documents per request")
+        keys = [(w.kind, w.name) for w in writes]
+        if len(set(keys)) != len(keys):
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise ValidationFailed.at("documents", f"{dup[0]}/{dup[1]} appears more than once")
+        # Versions are needed for the result and for "any version" writes: read them first,
+        # then write conditionally on exactly what was read.
+        current = self.get_many(namespace, keys) if any(w.expected_version is not None for w in writes) else {}
+        now = _now()
+        items, results, deltas = [], [], Counter()
+        for w in writes:
+            stored = current.get((w.kind, w.name))
+            expected = w.expected_version
+            if expected is None and stored:
+                raise Conflict(f"{w.kind}/{w.name} already exists", [FieldError("name", "already exists")],
+                               current_version=stored.version)
+            if expected not in (None, 0) and (stored is None or stored.version != expected):
+                raise Conflict(f"{w.kind}/{w.name} was changed by someone else",
+                               [FieldError("version", f"expected {expected}")],
+                               current_version=stored.version if stored else None)
+            key = {"pk": {"S": _pk(namespace, w.kind)}, "sk": {"S": w.name}}
+            if stored:
+                cond = {"ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": {"N": str(stored.version)}}}
+            else:
+                cond = {"ConditionExpression": "attribute_not_exists(pk)"}
+            if w.document is None:
+                if stored is None:
+                    raise NotFound(f"{w.kind}/{w.name} does not exist", [FieldError("name", "not found")])
+                items.append({"Delete": {"TableName": self._table, "Key": key, **cond}})
+                deltas[w.kind] -= 1
+                results.append(None)
+                continue
+            version = stored.version + 1 if stored else 1
+            item = {
+                **key,
+                "kind": {"S": w.kind},
+                "version": {"N": str(version)},
+                "doc": {"S": json.dumps(w.document, separators=(",", ":"), sort_keys=True)},
+                "updated": {"S": now},
+            }
+            items.append({"Put": {"TableName": self._table, "Item": item, **cond}})
+            if stored is None:
+                deltas[w.kind] += 1
+            results.append(StoredArtifact(w.kind, w.name, version, w.document, now))
+        for kind, delta in deltas.items():
+            if delta:
+                items.append({"Update": {
+                    "TableName": self._table,
+                    "Key": {"pk": {"S": f"{namespace}#counts"}, "sk": {"S": kind}},
+                    "UpdateExpression": "ADD #c :d",
+                    "ExpressionAttributeNames": {"#c": "count"},
+                    "ExpressionAttributeValues": {":d": {"N": str(delta)}},
+                }})
+        self._transact(namespace, items, writes)
+        return results
+
+    def _transact(self, namespace: str, items: list[dict], writes: list[Write]) -> None:
+        try:
+            if len(items) == 1 and "Put" in items[0]:
+                self._ddb.put_item(**items[0]["Put"])
+            else:
+                self._ddb.transact_write_items(TransactItems=items)
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            self._raise_conflict(namespace, writes[0])
+        except self._ddb.exceptions.TransactionCanceledException as e:
+            reasons = e.response.get("CancellationReasons", [])
+            for w, r in zip(writes, reasons):
+                if r.get("Code") == "ConditionalCheckFailed":
+                    self._raise_conflict(namespace, w)
+            raise Conflict("a concurrent write got there first; retry", [], current_version=None) from e
+
+    def _raise_conflict(self, namespace: str, w: Write) -> None:
+        now = self.get(namespace, w.kind, w.name)
+        raise Conflict(f"{w.kind}/{w.name} was changed concurrently",
+                       [FieldError("version", "stale write rejected")],
+                       current_version=now.version if now else None)
