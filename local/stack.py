@@ -1,0 +1,123 @@
+"""Starts and stops the parts of the local stack in one process, on loopback only."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("vamp.local")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LocalStack:
+    """moto (unless an endpoint such as LocalStack's is given) and the Chalice API, in threads."""
+
+    api_port: int = int(os.environ.get("VAMP_PORT", "8080"))
+    state_dir: Path = Path(os.environ.get("VAMP_STATE_DIR", ROOT / ".vamp"))
+    persist: bool = True
+    token: str | None = None
+    endpoint: str | None = None
+    _stops: list = field(default_factory=list)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self) -> "LocalStack":
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        self.endpoint = os.environ.get("VAMP_AWS_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
+        if self.endpoint:
+            log.info("using the AWS endpoint %s (no embedded moto)", self.endpoint)
+            self.persist = False  # LocalStack or AWS keep their own state
+        else:
+            self._start_moto()
+        os.environ["VAMP_AWS_ENDPOINT"] = self.endpoint
+        from chalicelib.store import table
+
+        table.reset_clients()
+        table.ensure_table()
+        if self.persist:
+            from local import state
+
+            restored = state.restore(self.state_dir / "state" / "dynamodb.json")
+            log.info("restored %d items from %s", restored, self.state_dir / "state")
+        self._bootstrap_token()
+        self._start_api()
+        return self
+
+    def _start_moto(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        # Fake credentials: nothing here may ever reach real AWS.
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            os.environ[key] = "local"
+        os.environ.pop("AWS_PROFILE", None)
+        port = int(os.environ.get("VAMP_MOTO_PORT") or free_port())
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        os.environ["MOTO_PORT"] = str(port)
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self._stops.append(server.stop)
+        log.info("moto server on %s", self.endpoint)
+
+    def _bootstrap_token(self) -> None:
+        from chalicelib.api.auth import TokenStore
+
+        token = os.environ.get("VAMP_API_TOKEN")
+        token_file = self.state_dir / "token"
+        if not token and token_file.exists():
+            token = token_file.read_text().strip()
+        store = TokenStore()
+        if token:
+            store.ensure("local", token)
+        else:
+            token, _ = store.create(f"local-{os.getpid()}")
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)
+        self.token = token
+
+    def _start_api(self) -> None:
+        from chalice.cli.factory import CLIFactory
+
+        factory = CLIFactory(str(ROOT))
+        config = factory.create_config_obj(chalice_stage_name="local")
+        os.environ.update(config.environment_variables)
+        server = factory.create_local_server(config.chalice_app, config, "127.0.0.1", self.api_port)
+        thread = threading.Thread(target=server.serve_forever, name="vamp-api", daemon=True)
+        thread.start()
+        self._stops.append(server.shutdown)
+        log.info("API on %s", self.api_url)
+
+    def stop(self) -> None:
+        if self.persist:
+            try:
+                from local import state
+
+                saved = state.save(self.state_dir / "state" / "dynamodb.json")
+                log.info("saved %d items to %s", saved, self.state_dir / "state")
+            except Exception:
+                log.exception("could not save the local state")
+        for stop in reversed(self._stops):
+            try:
+                stop()
+            except Exception:
+                log.exception("while stopping")
+        self._stops.clear()
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
