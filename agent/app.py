@@ -1,0 +1,112 @@
+"""The agent: wires settings to HAProxy, the etcd watch, the applier, the log pipeline and HTTP."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from agent.applier import Applier
+from agent.events import EventPoster
+from agent.haproxy import HAProxy
+from agent.http import StatusServer
+from agent.logs.aggregator import Aggregator, to_events
+from agent.logs.receiver import LogReceiver, Pipeline
+from agent.logs.shipper import BulkClient, Shipper
+from agent.logs.spool import Spool
+from agent.metrics import AgentMetrics
+from agent.settings import AgentSettings
+from agent.watcher import EtcdWatcher
+
+log = logging.getLogger("agent")
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = s = settings
+        s.work_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics = m = AgentMetrics()
+        self.events = EventPoster(s.events_url, s.api_token) if s.events_url else None
+        self.haproxy = HAProxy(s.haproxy_bin, s.work_dir, s.log_socket_path, backoff_max=s.backoff_max,
+                               on_restart=m.haproxy_restarts.inc)
+        self.applier = Applier(self.haproxy, m, self.events, s.reload_timeout)
+        host, port = s.etcd_host_port
+        self.watcher = EtcdWatcher(host, port, s.config_key, self.applier.submit, m, backoff_max=s.backoff_max)
+        self.aggregator = Aggregator()
+        self.shipper: Shipper | None = None
+        if s.opensearch_url:
+            spool = Spool(s.work_dir / "spool", s.spool_max_bytes, on_drop=m.lines_dropped.inc)
+            m.spool_bytes.set(spool.bytes)
+            self.shipper = Shipper(BulkClient(s.opensearch_url), spool, m, s.namespace,
+                                   batch_lines=s.ship_batch_lines, interval=s.ship_interval,
+                                   backoff_max=s.backoff_max)
+        self.pipeline = Pipeline(self.aggregator, m, self.shipper.add if self.shipper else None)
+        self.receiver: LogReceiver | None = None
+        listen_host, listen_port = s.listen_host_port
+        self.http = StatusServer(listen_host, listen_port, self.health, m.registry.render)
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="metric-windows", daemon=True)
+
+    def start(self) -> None:
+        # The log socket first, so HAProxy's first lines have somewhere to go.
+        self.receiver = LogReceiver(self.settings.log_socket_path, self.pipeline)
+        self.receiver.start()
+        self.haproxy.start()
+        self.applier.start()
+        if self.shipper:
+            self.shipper.start()
+        self.watcher.start()
+        self.http.start()
+        self._flusher.start()
+        log.info("agent up: key %s, status on %s", self.settings.config_key, self.http.url)
+
+    def stop(self) -> None:
+        """Stop taking changes, stop HAProxy (its last lines still arrive), flush, spool."""
+        self._stop.set()
+        self.watcher.stop()
+        self.applier.stop()
+        self.haproxy.stop()
+        time.sleep(0.05)  # the last datagrams HAProxy sent while stopping
+        if self.receiver:
+            self.receiver.stop()
+        self._flusher.join(timeout=5)
+        self.flush_window(timeout=2.0)
+        if self.shipper:
+            self.shipper.stop()
+        self.http.stop()
+        log.info("agent stopped")
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.settings.aggregate_interval):
+            self.flush_window()
+
+    def flush_window(self, timeout: float | None = None) -> list[dict[str, Any]]:
+        """Close the current metric window and post its events in one request."""
+        series, seconds = self.aggregator.flush()
+        events = to_events(series, seconds)
+        if events and self.events:
+            if timeout is not None:
+                self.events.timeout = timeout
+            if self.events.post(events):
+                self.metrics.events_posted.inc(len(events))
+            else:
+                self.metrics.events_dropped.inc(len(events))
+        return events
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        running = self.haproxy.running()
+        a, w = self.applier.state, self.watcher.state
+        ok = running and a.applied
+        return ok, {
+            "status": "ok" if ok else "unavailable",
+            "haproxy_running": running,
+            "config_applied": a.applied,
+            "config_checksum": a.checksum,
+            "config_revision": a.revision,
+            "last_rejected_revision": a.last_rejected_revision,
+            "last_error": a.last_error,
+            "etcd_connected": w.connected,
+            "last_revision": w.last_revision,
+            "etcd_revision": w.header_revision,
+            "spool_bytes": self.shipper.spool.bytes if self.shipper else 0,
+        }

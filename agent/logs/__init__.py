@@ -1,0 +1,1 @@
+"""HAProxy access logs: receive (unix datagram socket), parse, aggregate, spool, ship."""

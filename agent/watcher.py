@@ -1,0 +1,170 @@
+"""Watch one etcd key through etcd3gw (etcd's HTTP/JSON gateway), forever, tolerating outages.
+
+etcd3gw's own `watch()` runs the stream in a pool thread and drops its exceptions, so a dead
+stream looks like a quiet key forever. The agent therefore uses the client for reads and opens
+the watch stream itself on the client's session, where a broken stream is an exception it can
+act on (reconnect with capped exponential backoff).
+
+Resuming: on every (re)connection the key is read at the current revision and handed on only if
+its mod_revision is newer than the last one seen; the watch then starts right after that read's
+revision, so no change is missed and none is applied twice. While etcd is away nothing is
+handed on, so HAProxy keeps serving its current config.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import requests
+import urllib3
+from etcd3gw.client import Etcd3Client
+
+from agent.metrics import AgentMetrics
+
+log = logging.getLogger("agent.watcher")
+
+OnChange = Callable[[bytes, int, float], None]  # (value, mod_revision, monotonic time received)
+
+
+@dataclass
+class WatchState:
+    connected: bool = False
+    last_revision: int = 0  # mod_revision of the last value handed on
+    header_revision: int = 0  # newest store revision seen
+
+
+class EtcdWatcher:
+    def __init__(self, host: str, port: int, key: str, on_change: OnChange, metrics: AgentMetrics, *,
+                 backoff_max: float = 30.0, idle_timeout: float = 60.0) -> None:
+        self.client = Etcd3Client(host, port, api_path="/v3/", timeout=5)
+        self.key = key
+        self.on_change = on_change
+        self.metrics = metrics
+        self.backoff_max = backoff_max
+        self.idle_timeout = idle_timeout  # renew a silent stream after this long (half-open TCP)
+        self.state = WatchState()
+        self._stop = threading.Event()
+        self._response: requests.Response | None = None
+        self._thread = threading.Thread(target=self._run, name="etcd-watcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._abort_stream()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        backoff = 0.1
+        failed = False
+        while not self._stop.is_set():
+            try:
+                if failed:
+                    self.metrics.etcd_reconnects.inc()
+                revision = self._sync()
+                self._set_connected(True)
+                backoff, failed = 0.1, False
+                self._stream(revision + 1)
+            except Exception as exc:  # any failure means: etcd unreachable, try again later
+                if self._stop.is_set():
+                    break
+                if _idle_timeout(exc):
+                    log.debug("watch idle for %.0fs; renewing it", self.idle_timeout)
+                    continue
+                if not failed:
+                    log.warning("etcd unavailable (%s); HAProxy keeps its current config", exc)
+                self._set_connected(False)
+                failed = True
+                # Full jitter: agents on every node must not reconnect in lockstep.
+                self._stop.wait(random.uniform(backoff / 2, backoff))
+                backoff = min(backoff * 2, self.backoff_max)
+        self._set_connected(False)
+
+    def _set_connected(self, value: bool) -> None:
+        self.state.connected = value
+        self.metrics.etcd_connected.set(1 if value else 0)
+
+    def _sync(self) -> int:
+        """Read the key now; hand it on if newer than what was seen. Returns the store revision."""
+        payload = {"key": _b64(self.key)}
+        result = self.client.post(self.client.get_url("/kv/range"), json=payload)
+        revision = int(result["header"]["revision"])
+        self.state.header_revision = revision
+        for kv in result.get("kvs", []):
+            self._offer(kv)
+        return revision
+
+    def _stream(self, start_revision: int) -> None:
+        create = {"create_request": {"key": _b64(self.key), "start_revision": start_revision}}
+        response = self.client.session.post(self.client.get_url("/watch"), json=create, stream=True,
+                                            timeout=(5, self.idle_timeout))
+        self._response = response
+        try:
+            response.raise_for_status()
+            buffer = b""
+            for chunk in response.iter_content(chunk_size=None):
+                if self._stop.is_set():
+                    return
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        self._handle(json.loads(line))
+            raise ConnectionError("watch stream closed by etcd")
+        finally:
+            self._response = None
+            response.close()
+
+    def _handle(self, message: dict) -> None:
+        if "error" in message:
+            raise ConnectionError(f"watch error: {message['error']}")
+        result = message.get("result", {})
+        if "header" in result and "revision" in result["header"]:
+            self.state.header_revision = max(self.state.header_revision, int(result["header"]["revision"]))
+        if result.get("canceled"):
+            # e.g. compaction past our start revision: resync by reading the key afresh
+            raise ConnectionError(f"watch canceled: {result.get('cancel_reason') or result}")
+        for event in result.get("events", []):
+            if event.get("type") == "DELETE":
+                log.warning("configuration key deleted; keeping the current HAProxy config")
+                continue
+            self._offer(event["kv"])
+
+    def _offer(self, kv: dict) -> None:
+        mod_revision = int(kv.get("mod_revision", 0))
+        if mod_revision <= self.state.last_revision:
+            return
+        self.state.last_revision = mod_revision
+        self.on_change(base64.b64decode(kv.get("value", "")), mod_revision, time.monotonic())
+
+    def _abort_stream(self) -> None:
+        """Unblock a thread reading the stream (closing the response alone does not)."""
+        response = self._response
+        if response is None:
+            return
+        try:
+            sock = socket.fromfd(response.raw._fp.fileno(), socket.AF_INET, socket.SOCK_STREAM)
+            sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        except Exception:  # the stream may already be gone
+            pass
+
+
+def _idle_timeout(exc: BaseException) -> bool:
+    """requests reports a read timeout inside a stream as a ConnectionError wrapping urllib3's."""
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True
+    return isinstance(exc, requests.exceptions.ConnectionError) and bool(exc.args) and isinstance(
+        exc.args[0], urllib3.exceptions.ReadTimeoutError)
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
