@@ -8,10 +8,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-import yaml
-
-from chalicelib import dsl
 from chalicelib.errors import FieldError, NotFound, ValidationFailed, VampError
+from chalicelib.kinds import normalize_kind
 from chalicelib.store.artifact_store import ArtifactPage, ArtifactStore, StoredArtifact, Write
 
 log = logging.getLogger(__name__)
@@ -45,7 +43,7 @@ class Resolver:
         self._cache: dict[tuple[str, str], dict | None] = {}
 
     def __call__(self, kind: str, name: str) -> dict | None:
-        kind = dsl.normalize_kind(kind)
+        kind = normalize_kind(kind)
         key = (kind, name)
         if key in self._pending:
             return self._pending[key]
@@ -79,13 +77,15 @@ def change(
     expected_version: int | None = None,
 ) -> list[Outcome]:
     """Validate every document, then write them all in one transaction (or none), then archive."""
+    from chalicelib import dsl  # the models are built on the first write, not at cold start
+
     if not documents:
         raise ValidationFailed.at("body", "no document given")
     errors: list[FieldError] = []
     named: list[tuple[Document, str, str]] = []
     for doc in documents:
         try:
-            kind = dsl.normalize_kind(doc.kind)
+            kind = normalize_kind(doc.kind)
             name = _name_of(doc)
             if url_name is not None and name != url_name:
                 raise ValidationFailed.at("name", f"'{name}' does not match '{url_name}' in the path")
@@ -125,6 +125,8 @@ def change(
 
 
 def _archive(publish: Callable[[str, list[dict]], None], namespace: str, mode: Mode, outcomes: list[Outcome]) -> None:
+    import yaml
+
     from chalicelib.store.event_store import new_event
 
     action = ARCHIVE_ACTION[mode]
@@ -143,7 +145,7 @@ def _archive(publish: Callable[[str, list[dict]], None], namespace: str, mode: M
 
 
 def get(store: ArtifactStore, namespace: str, kind: str, name: str) -> StoredArtifact:
-    kind = dsl.normalize_kind(kind)
+    kind = normalize_kind(kind)
     found = store.get(namespace, kind, name)
     if found is None:
         raise NotFound(f"{kind}/{name} does not exist", [FieldError("name", "not found")])
@@ -151,13 +153,15 @@ def get(store: ArtifactStore, namespace: str, kind: str, name: str) -> StoredArt
 
 
 def list_page(store: ArtifactStore, namespace: str, kind: str, page: int, per_page: int) -> ArtifactPage:
-    return store.list(namespace, dsl.normalize_kind(kind), page, per_page)
+    return store.list(namespace, normalize_kind(kind), page, per_page)
 
 
 def shape(store: ArtifactStore, namespace: str, kind: str, document: dict, *, expand: bool, only: bool) -> dict:
     """Apply `expand_references` / `only_references` to a stored document."""
+    if not (only or expand):
+        return document
+    from chalicelib import dsl
+
     if only:
         return dsl.only_references(kind, document)
-    if expand:
-        return dsl.expand_references(kind, document, Resolver(store, namespace, {}))
-    return document
+    return dsl.expand_references(kind, document, Resolver(store, namespace, {}))

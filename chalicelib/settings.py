@@ -1,33 +1,62 @@
-"""Runtime settings, from the environment (prefix VAMP_), the same on Lambda and locally."""
+"""Runtime settings, from the environment (prefix VAMP_), the same on Lambda and locally.
+
+A frozen dataclass rather than pydantic-settings: importing pydantic-settings alone costs
+~140 ms of Lambda cold start (docs/decisions/0004-settings.md). Bad values fail loudly at start.
+"""
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, fields
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+EventStoreKind = Literal["dynamodb", "opensearch"]
+AuthMode = Literal["token", "iam"]
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VAMP_", extra="ignore")
-
+@dataclass(frozen=True)
+class Settings:
     # DynamoDB single table holding artifacts, deployments, counters, tokens and (by default) events.
     table_name: str = "vamp"
     default_namespace: str = "default"
     # Endpoint of an AWS emulation (moto server, LocalStack); boto3 also honours AWS_ENDPOINT_URL.
     aws_endpoint: str | None = None
     region: str = "us-east-1"
-
-    event_store: Literal["dynamodb", "opensearch"] = "dynamodb"
+    event_store: EventStoreKind = "dynamodb"
     opensearch_url: str | None = None
     # Events older than this are expired by DynamoDB TTL (0 keeps them forever).
     event_retention_days: int = 30
-
-    # token: Bearer API tokens checked by the Chalice authorizer; iam: SigV4 (API Gateway IAM auth).
-    auth_mode: Literal["token", "iam"] = "token"
+    # token: Bearer API tokens; iam: SigV4 through API Gateway's IAM authorizer (AWS only).
+    auth_mode: AuthMode = "token"
     max_body_bytes: int = 1_048_576
     per_page_max: int = 1000
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        values: dict = {}
+        for f in fields(cls):
+            raw = env.get(f"VAMP_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            if f.default is None or isinstance(f.default, str):
+                allowed = get_args(_HINTS.get(f.name, ()))
+                if allowed and raw not in allowed:
+                    raise ValueError(f"VAMP_{f.name.upper()} must be one of {', '.join(allowed)}, not {raw!r}")
+                values[f.name] = raw
+            else:
+                try:
+                    values[f.name] = int(raw)
+                except ValueError:
+                    raise ValueError(f"VAMP_{f.name.upper()} must be an integer, not {raw!r}") from None
+        if "region" not in values and env.get("AWS_DEFAULT_REGION"):
+            values["region"] = env["AWS_DEFAULT_REGION"]
+        return cls(**values)
+
+
+_HINTS = {"event_store": EventStoreKind, "auth_mode": AuthMode}
 
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:
-    return Settings()
+    return Settings.from_env()

@@ -4,11 +4,12 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from chalicelib import artifacts, dsl
+from chalicelib import artifacts
 from chalicelib.api import pagination
 from chalicelib.api.http import Call, Reply, decoded_name
 from chalicelib.artifacts import Document
-from chalicelib.errors import FieldError, NotFound, ValidationFailed
+from chalicelib.errors import FieldError, ValidationFailed
+from chalicelib.kinds import kind_in_path, normalize_kind
 from chalicelib.settings import settings
 
 VERSION = "0.1.0"
@@ -29,11 +30,7 @@ def _publish(namespace: str, events: list[dict]) -> None:
     event_store().publish(namespace, events)
 
 
-def _kind(raw: str) -> str:
-    kind = dsl.normalize_kind(raw)
-    if kind not in dsl.KINDS:
-        raise NotFound(f"unknown kind {raw}", [FieldError("kind", f"one of {', '.join(sorted(dsl.KINDS))}")])
-    return kind
+_kind = kind_in_path
 
 
 def _expected_version(call: Call) -> int | None:
@@ -131,8 +128,8 @@ def _root_documents(call: Call) -> list[Document]:
             errors.append(FieldError(f"[{i}].kind", "every document of a stream needs a kind"))
             continue
         try:
-            _kind(kind)
-        except (ValidationFailed, NotFound) as e:
+            normalize_kind(kind)
+        except ValidationFailed as e:
             errors += [FieldError(f"[{i}].kind", x.reason) for x in e.errors]
             continue
         out.append(Document(kind, d, f"[{i}]"))
@@ -213,6 +210,7 @@ def query_events_body(call: Call) -> Reply:
 
 
 def publish_events(call: Call) -> Reply:
+    from chalicelib import dsl
     from chalicelib.store.event_store import new_event
     from chalicelib.store.events import event_store
 

@@ -5,14 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import yaml
-
 from chalicelib.errors import FieldError, NotAcceptable, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-
-try:  # libyaml when present: 5-10x faster on large documents
-    from yaml import CSafeDumper as _Dumper, CSafeLoader as _Loader
-except ImportError:  # pragma: no cover
-    from yaml import SafeDumper as _Dumper, SafeLoader as _Loader
 
 JSON_TYPES = {"application/json"}
 YAML_TYPES = {"application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml"}
@@ -46,8 +39,9 @@ def read_body(raw: bytes | None, content_type: str | None, max_bytes: int) -> li
         except json.JSONDecodeError as e:
             raise ValidationFailed.at("body", f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     else:  # YAML is a superset of JSON, so sniffed bodies go through YAML too
+        yaml = _yaml()
         try:
-            docs = [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+            docs = [d for d in yaml.load_all(text, Loader=_loader()) if d is not None]
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -76,5 +70,24 @@ def wants_yaml(accept: str | None) -> bool:
 def render(data: Any, accept: str | None) -> tuple[str, str]:
     """(body, content type) for a response."""
     if wants_yaml(accept):
-        return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True), YAML_RESPONSE
+        yaml = _yaml()
+        return yaml.dump(data, Dumper=_dumper(), sort_keys=False, default_flow_style=False, allow_unicode=True), YAML_RESPONSE
     return json.dumps(data, separators=(",", ":"), default=str), "application/json"
+
+
+
+def _yaml():
+    """PyYAML, imported on first use (JSON-only requests never pay for it)."""
+    import yaml
+
+    return yaml
+
+
+def _loader():
+    yaml = _yaml()
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 5-10x faster
+
+
+def _dumper():
+    yaml = _yaml()
+    return getattr(yaml, "CSafeDumper", yaml.SafeDumper)

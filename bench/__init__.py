@@ -1,0 +1,1 @@
+"""Benchmarks behind `make bench`: each prints figures, the goal, and whether it was met."""

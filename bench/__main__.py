@@ -1,0 +1,19 @@
+"""`make bench`: runs every benchmark and prints its figures."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHES = ["bench.cold_start", "bench.artifact_api"]
+
+
+def main() -> None:
+    only = sys.argv[1:]
+    for name in BENCHES:
+        if only and not any(o in name for o in only):
+            continue
+        importlib.import_module(name).main()
+
+
+if __name__ == "__main__":
+    main()

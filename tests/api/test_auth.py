@@ -1,0 +1,65 @@
+"""No call succeeds without a valid token; tokens are created, listed and revoked."""
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.store import table
+
+
+@pytest.mark.parametrize("path", ["/api/v1/info", "/api/v1/breeds", "/api/v1/events", "/api/v1/openapi.json",
+                                  "/team-a/api/v1/breeds"])
+def test_401_without_a_token(api, path):
+    r = api.get(path, token=None)
+    assert r.status_code == 401
+    assert r.json["errors"][0]["path"] == "Authorization"
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_401_with_a_wrong_token_or_scheme(api):
+    assert api.get("/api/v1/info", token="vamp_not-a-real-token").status_code == 401
+    r = api.client.http.get("/api/v1/info", headers={"Authorization": f"Basic {api.token}"})
+    assert r.status_code == 401
+
+
+def test_writes_without_a_token_write_nothing(api):
+    r = api.post("/api/v1/breeds", {"name": "x", "deployable": "y"}, token=None)
+    assert r.status_code == 401
+    assert api.get("/api/v1/breeds").json == []
+
+
+def test_tokens_are_stored_hashed_created_and_revoked(api):
+    r = api.post("/api/v1/tokens", {"name": "ci"})
+    assert r.status_code == 201
+    new = r.json["token"]
+    assert api.get("/api/v1/info", token=new).json["auth"]["principal"] == "ci"
+    names = [t["name"] for t in api.get("/api/v1/tokens").json]
+    assert names == ["ci", "tests"] and all("token" not in t for t in api.get("/api/v1/tokens").json)
+    items = table.client().query(TableName=table.table_name(), KeyConditionExpression="pk = :p",
+                                 ExpressionAttributeValues={":p": {"S": "#tokens"}})["Items"]
+    assert all(new not in str(item) for item in items)  # only the hash is kept
+    assert api.post("/api/v1/tokens", {"name": "ci"}).status_code == 409
+    assert api.delete("/api/v1/tokens/ci").status_code == 204
+    assert api.get("/api/v1/info", token=new).status_code == 401
+    assert api.delete("/api/v1/tokens/ci").status_code == 404
+
+
+def test_token_names_are_checked(api):
+    r = api.post("/api/v1/tokens", {"name": "bad name!"})
+    assert r.status_code == 400 and r.json["errors"][0]["path"] == "name"
+
+
+def test_authorizer_function_refuses_without_a_valid_token(aws):
+    """The API Gateway authorizer (used on AWS) runs the same check."""
+    import app
+    from chalicelib.api.auth import TokenStore
+
+    token, _ = TokenStore().create("gw")
+
+    class Req:
+        def __init__(self, t):
+            self.token, self.method_arn = t, "arn:aws:execute-api:us-east-1:123:abc/api/GET/api/v1/info"
+
+    ok = app.vamp_token.func(Req(f"Bearer {token}"))
+    assert ok.principal_id == "gw"
+    with pytest.raises(Exception, match="Unauthorized"):
+        app.vamp_token.func(Req("Bearer nope"))
