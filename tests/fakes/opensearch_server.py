@@ -300,7 +300,7 @@ class FakeOpenSearch:
                 doc_id = parts[2] if len(parts) == 3 else uuid.uuid4().hex
                 return self._store(parts[0], doc_id, json.loads(body), create=False)
             if len(parts) == 1 and not parts[0].startswith("_"):
-                return self._index(method, parts[0])
+                return self._index(method, parts[0], params)
         raise _error(400, "illegal_argument_exception", f"the fake does not handle {method} {path}")
 
     def _info(self) -> dict:
@@ -323,15 +323,17 @@ class FakeOpenSearch:
             return 200, {"acknowledged": True}
         return 200, {"index_templates": [{"name": name, "index_template": self.templates[name]}]}
 
-    def _index(self, method: str, pattern: str) -> tuple[int, Any]:
+    def _index(self, method: str, pattern: str, params: dict) -> tuple[int, Any]:
         names = self._resolve(pattern)
         if method == "PUT":
             if pattern in self.indices:
                 raise _error(400, "resource_already_exists_exception", f"index [{pattern}] already exists")
             self.indices[pattern] = {}
             return 200, {"acknowledged": True, "shards_acknowledged": True, "index": pattern}
-        if not names:
+        if not names and "*" not in pattern and params.get("ignore_unavailable") != "true":
             raise _error(404, "index_not_found_exception", f"no such index [{pattern}]")
+        if method == "HEAD" and not names:
+            raise _Reply(404)
         if method == "DELETE":
             for n in names:
                 del self.indices[n]
