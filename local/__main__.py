@@ -41,49 +41,87 @@ def demo() -> None:
     """Start the stack, walk through Vamp's sample artifacts, stop."""
     from local.demo import walkthrough
 
-    with LocalStack() as stack:
+    with LocalStack(quiet=True) as stack:
         ok = walkthrough(stack.api_url, stack.token)
     raise SystemExit(0 if ok else 1)
 
 
 @cli.group()
 def token() -> None:
-    """API tokens (stored hashed) in the local stack's table."""
+    """API tokens (stored hashed): through the running stack's API, or offline on its saved state."""
 
 
-def _offline_stack() -> LocalStack:
-    # Token commands need the table but not the API: start moto with the saved state only.
-    stack = LocalStack()
-    stack._start_api = lambda: None  # type: ignore[method-assign]
-    return stack
+class _Tokens:
+    """Talks to the running local API when there is one (so its in-memory table sees the change),
+    else starts moto alone on the saved state and writes there."""
+
+    def __enter__(self):
+        stack = LocalStack()
+        self.api = None
+        token_file = stack.state_dir / "token"
+        if token_file.exists():
+            import requests
+
+            self.session = requests.Session()
+            self.session.headers["Authorization"] = f"Bearer {token_file.read_text().strip()}"
+            try:
+                if self.session.get(f"{stack.api_url}/api/v1/info", timeout=2).ok:
+                    self.api = f"{stack.api_url}/api/v1/tokens"
+            except requests.RequestException:
+                pass
+        if self.api is None:
+            stack._start_api = lambda: None  # type: ignore[method-assign]
+            self.stack = stack.start()
+            from chalicelib.api.auth import TokenStore
+
+            self.store = TokenStore()
+        return self
+
+    def __exit__(self, *exc):
+        if self.api is None:
+            self.stack.stop()
+
+    def _checked(self, response):
+        if not response.ok:
+            raise click.ClickException(response.text)
+        return response
+
+    def create(self, name: str) -> str:
+        if self.api:
+            return self._checked(self.session.post(self.api, json={"name": name})).json()["token"]
+        return self.store.create(name)[0]
+
+    def list(self) -> list[tuple[str, str]]:
+        if self.api:
+            return [(t["name"], t["created"]) for t in self._checked(self.session.get(self.api)).json()]
+        return [(p.name, p.created) for p in self.store.list()]
+
+    def revoke(self, name: str) -> None:
+        if self.api:
+            self._checked(self.session.delete(f"{self.api}/{name}"))
+        else:
+            self.store.revoke(name)
 
 
 @token.command("create")
 @click.argument("name")
 def token_create(name: str) -> None:
-    from chalicelib.api.auth import TokenStore
-
-    with _offline_stack():
-        value, _ = TokenStore().create(name)
-        click.echo(value)
+    with _Tokens() as tokens:
+        click.echo(tokens.create(name))
 
 
 @token.command("list")
 def token_list() -> None:
-    from chalicelib.api.auth import TokenStore
-
-    with _offline_stack():
-        for p in TokenStore().list():
-            click.echo(f"{p.name}\t{p.created}")
+    with _Tokens() as tokens:
+        for name, created in tokens.list():
+            click.echo(f"{name}\t{created}")
 
 
 @token.command("revoke")
 @click.argument("name")
 def token_revoke(name: str) -> None:
-    from chalicelib.api.auth import TokenStore
-
-    with _offline_stack():
-        TokenStore().revoke(name)
+    with _Tokens() as tokens:
+        tokens.revoke(name)
         click.echo(f"revoked {name}")
 
 

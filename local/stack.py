@@ -28,6 +28,7 @@ class LocalStack:
     persist: bool = True
     token: str | None = None
     endpoint: str | None = None
+    quiet: bool = False  # no access log lines on stderr (the demo prints its own)
     _stops: list = field(default_factory=list)
 
     @property
@@ -65,6 +66,7 @@ class LocalStack:
             os.environ[key] = "local"
         os.environ.pop("AWS_PROFILE", None)
         port = int(os.environ.get("VAMP_MOTO_PORT") or free_port())
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         os.environ["MOTO_PORT"] = str(port)
@@ -95,6 +97,10 @@ class LocalStack:
         config = factory.create_config_obj(chalice_stage_name="local")
         os.environ.update(config.environment_variables)
         server = factory.create_local_server(config.chalice_app, config, "127.0.0.1", self.api_port)
+        if self.quiet:
+            from chalice.local import ChaliceRequestHandler
+
+            ChaliceRequestHandler.log_message = lambda *a, **k: None
         thread = threading.Thread(target=server.serve_forever, name="vamp-api", daemon=True)
         thread.start()
         self._stops.append(server.shutdown)
