@@ -1,8 +1,12 @@
 """The event store the settings choose: DynamoDB (default) or OpenSearch."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalicelib.settings import settings
-from chalicelib.store.event_store import EventStore
+
+if TYPE_CHECKING:  # the interface module imports pydantic (~80 ms): not at `import app` time
+    from chalicelib.store.event_store import EventStore
 
 
 def event_store() -> EventStore:
