@@ -105,6 +105,26 @@ def tokens_revoke(name, namespace=None):
     return respond(namespace, h.revoke_token, name)
 
 
+@route("/health/gateways/{gateway}", ["GET"])
+def gateway_health(gateway, namespace=None):
+    return respond(namespace, h.gateway_health, gateway)
+
+
+@route("/health/gateways/{gateway}/routes/{route}", ["GET"])
+def route_health(gateway, route, namespace=None):
+    return respond(namespace, h.gateway_health, gateway, route)
+
+
+@route("/metrics/gateways/{gateway}/{metric}", ["GET"])
+def gateway_metric(gateway, metric, namespace=None):
+    return respond(namespace, h.gateway_metric, gateway, metric)
+
+
+@route("/metrics/gateways/{gateway}/routes/{route}/{metric}", ["GET"])
+def route_metric(gateway, route, metric, namespace=None):
+    return respond(namespace, h.gateway_metric, gateway, metric, route)
+
+
 @route("/{kind}", ["GET"])
 def artifacts_list(kind, namespace=None):
     return respond(namespace, h.list_artifacts, kind)

@@ -298,3 +298,40 @@ def openapi(call: Call) -> Reply:
     from chalicelib.api.openapi import document
 
     return Reply(200, document())
+
+
+# -- gateway health and metrics (from the agents' metric events) ------------------------------
+
+def _metric_events(call: Call, gateway: str, route: str | None, metric: str, window: int) -> list[dict]:
+    from datetime import timedelta
+
+    from chalicelib.gateways import telemetry
+    from chalicelib.store.event_store import EventQuery
+    from chalicelib.store.events import event_store
+
+    since = datetime.now(timezone.utc) - timedelta(seconds=window)
+    query = EventQuery(tags=telemetry.tags_for(gateway, route, metric), type="metrics", gte=since,
+                       per_page=settings().per_page_max)
+    return event_store().query(call.namespace, query).items
+
+
+def gateway_health(call: Call, gateway: str, route: str | None = None) -> Reply:
+    from chalicelib.gateways import telemetry
+
+    gateway, route = decoded_name(gateway), decoded_name(route) if route else None
+    window = telemetry.window_seconds(call.query.get("window"))
+    errors = telemetry.own_values(_metric_events(call, gateway, route, "errors", window), route)
+    return Reply(200, {"value": telemetry.health(errors), "window": window})
+
+
+def gateway_metric(call: Call, gateway: str, metric: str, route: str | None = None) -> Reply:
+    from chalicelib.gateways import telemetry
+
+    gateway, route = decoded_name(gateway), decoded_name(route) if route else None
+    metric = telemetry.metric_name(metric)
+    window = telemetry.window_seconds(call.query.get("window"))
+    values = telemetry.own_values(_metric_events(call, gateway, route, metric, window), route)
+    requests = values
+    if metric == "rate":
+        requests = telemetry.own_values(_metric_events(call, gateway, route, "requests", window), route)
+    return Reply(200, {"value": telemetry.metric_value(metric, values, requests, window), "window": window})
