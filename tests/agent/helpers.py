@@ -1,0 +1,218 @@
+"""Real local parts for the agent tests: etcd, tiny HTTP backends, a stand-in Vamp API, configs."""
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+from chalicelib.gateways.log_format import GLOBAL_LOG_LINE, LOG_FORMAT_LINE, backend_name, frontend_name
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> Any:
+    """Poll until predicate() is truthy; its value, or AssertionError after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+class EtcdServer:
+    """A real etcd on loopback ports; stop() and start() keep its data and its ports."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port, self.peer_port = free_port(), free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> "EtcdServer":
+        url, peer = f"http://127.0.0.1:{self.port}", f"http://127.0.0.1:{self.peer_port}"
+        self.proc = subprocess.Popen(
+            [shutil.which("etcd") or "etcd", "--name", "test", "--data-dir", str(self.data_dir),
+             "--listen-client-urls", url, "--advertise-client-urls", url,
+             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+             "--initial-cluster", f"test={peer}", "--log-level", "error"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.healthy, timeout=20, what="etcd up")
+        return self
+
+    def healthy(self) -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{self.port}/health", timeout=1).json().get("health") == "true"
+        except (requests.RequestException, ValueError):
+            return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def client(self):  # type: ignore[no-untyped-def]
+        from etcd3gw.client import Etcd3Client
+
+        return Etcd3Client("127.0.0.1", self.port, api_path="/v3/", timeout=5)
+
+    def put(self, key: str, value: str) -> None:
+        self.client().put(key, value)
+
+
+class _Named(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802
+        body = self.server.name.encode()  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # HAProxy closing idle server connections on reload is expected, not news
+
+
+class Backend:
+    """A tiny HTTP server answering its own name, in a thread."""
+
+    def __init__(self, name: str) -> None:
+        self.server = QuietServer(("127.0.0.1", 0), _Named)
+        self.server.name = name  # type: ignore[attr-defined]
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakeApi:
+    """Stands in for the Vamp API: records every POST body, answers 201."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict[str, Any]] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                api.posts.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
+                self.send_response(201)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"[]")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+GATEWAY, ROUTE = "shop/9050", "shop/web"
+
+
+def haproxy_config(port: int, servers: list[tuple[str, int, int]], *, balance: str = "roundrobin") -> str:
+    """A hand-written config in the renderer's conventions: one gateway, one route backend whose
+    servers carry the weights; the agent's JSON log format."""
+    lines = [
+        "global",
+        f"    {GLOBAL_LOG_LINE}",
+        "    maxconn 4096",
+        "defaults",
+        "    mode http",
+        "    log global",
+        f"    {LOG_FORMAT_LINE}",
+        "    timeout connect 2s",
+        "    timeout client 10s",
+        "    timeout server 10s",
+        f"frontend {frontend_name(GATEWAY)}",
+        f"    bind 127.0.0.1:{port}",
+        f"    default_backend {backend_name(GATEWAY, ROUTE)}",
+        f"backend {backend_name(GATEWAY, ROUTE)}",
+        f"    balance {balance}",
+    ]
+    lines += [f"    server {name} 127.0.0.1:{p} weight {w}" for name, p, w in servers]
+    return "\n".join(lines) + "\n"
+
+
+def get(port: int, timeout: float = 5.0) -> str:
+    """One request on a fresh connection; the body (the backend's name). Raises on any failure."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", "/", headers={"Connection": "close"})
+        response = conn.getresponse()
+        body = response.read().decode()
+        if response.status != 200:
+            raise RuntimeError(f"status {response.status}: {body[:100]}")
+        return body
+    finally:
+        conn.close()
+
+
+class Load:
+    """Concurrent request loops in threads, counting successes and failures, until stopped."""
+
+    def __init__(self, port: int, threads: int = 4) -> None:
+        self.port = port
+        self.ok = 0
+        self.failures: list[str] = []
+        self.bodies: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(threads)]
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                body = get(self.port)
+                with self._lock:
+                    self.ok += 1
+                    self.bodies[body] = self.bodies.get(body, 0) + 1
+            except Exception as exc:  # every failure is a finding
+                with self._lock:
+                    self.failures.append(repr(exc))
+
+    def __enter__(self) -> "Load":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(10)
