@@ -17,6 +17,7 @@ import time
 from datetime import timedelta
 from typing import Any, Iterator
 
+from chalicelib.errors import ValidationFailed
 from chalicelib.settings import settings
 from chalicelib.store import table
 from chalicelib.store.event_store import (
@@ -33,6 +34,7 @@ from chalicelib.store.event_store import (
 
 _BATCH = 25  # BatchWriteItem's limit
 _ATTEMPTS = 8  # rounds of unprocessed-items retries before giving up
+_MAX_DOC = 380_000  # bytes of JSON per event: a DynamoDB item holds 400 KB with its keys
 
 
 def _pk(namespace: str, tag: str | None) -> str:
@@ -56,8 +58,10 @@ class DynamoDBEventStore:
 
     def publish(self, namespace: str, events: list[dict]) -> None:
         items: dict[tuple[str, str], dict] = {}  # keyed: a batch must not hold one key twice
-        for event in events:
+        for i, event in enumerate(events):
             for item in self._items(namespace, normalized(event)):
+                if len(item["doc"]["S"].encode()) > _MAX_DOC:  # checked before any write: all or none
+                    raise ValidationFailed.at(f"events[{i}].value", f"an event must be under {_MAX_DOC} bytes of JSON")
                 items[(item["pk"]["S"], item["sk"]["S"])] = item
         puts = [{"PutRequest": {"Item": item}} for item in items.values()]
         for start in range(0, len(puts), _BATCH):

@@ -16,11 +16,13 @@ PUT|HEAD|DELETE /<index>; POST|PUT /_bulk and /<index>/_bulk (index, create, del
 POST|PUT /<index>/_doc[/<id>]; GET|POST /<pattern>/_search and /_search (bool filter/must/
 must_not/should of term, terms, range, exists, match_all; sort; from/size; track_total_hits;
 aggs min/max/avg/sum/value_count); GET|POST /<pattern>/_count; POST /<pattern>/_refresh;
-GET /_cat/indices?format=json. Anything else answers 400 and is kept in `requests`.
+GET /_cat/indices?format=json. Bodies may be chunked or gzip-compressed (http_compress=True).
+Anything else answers 400 and is kept in `requests`.
 """
 from __future__ import annotations
 
 import fnmatch
+import gzip
 import json
 import socket
 import threading
@@ -182,8 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._body()
         parts = urlsplit(self.path)
         params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         try:
@@ -197,6 +198,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = b""
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                body += self.rfile.read(size)
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
+                pass
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+        if self.headers.get("Content-Encoding", "").lower() == "gzip":  # opensearch-py http_compress=True
+            body = gzip.decompress(body)
+        return body
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
 

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from chalicelib.errors import ValidationFailed
 from chalicelib.settings import settings
 from chalicelib.store import dynamodb_events, table
 from chalicelib.store.dynamodb_events import DynamoDBEventStore
@@ -109,3 +110,11 @@ def test_queries_page_through_dynamodb_pages(aws, no_scan):  # noqa: F811
     assert page.total == 25 and [e["value"]["n"] for e in page.items] == [4, 3, 2, 1, 0]
     assert no_scan.count("Query") >= 3
     assert store.aggregate("ns", EventQuery(tags=["a"]), Aggregator(type="sum", field="n")) == float(sum(range(25)))
+
+
+def test_an_event_too_big_for_an_item_is_refused_before_anything_is_written(aws, no_scan):  # noqa: F811
+    small, big = new_event(["a"], 1, timestamp=NOW), new_event(["a"], "x" * 400_000, timestamp=NOW)
+    with pytest.raises(ValidationFailed) as e:
+        DynamoDBEventStore().publish("ns", [small, big])
+    assert e.value.errors[0].path == "events[1].value"
+    assert "BatchWriteItem" not in no_scan

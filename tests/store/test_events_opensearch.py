@@ -192,6 +192,16 @@ def test_fake_search_count_sort_and_delete(fake_opensearch):
     assert requests.get(f"{url}/_unknown/thing", timeout=5).status_code == 400
 
 
+def test_fake_takes_compressed_and_chunked_bodies(fake_opensearch):
+    from opensearchpy import OpenSearch
+
+    client = OpenSearch([fake_opensearch.url], http_compress=True)
+    assert client.bulk(body=[{"index": {"_index": "z"}}, {"a": 1}])["errors"] is False
+    chunks = (line.encode() for line in ['{"index": {"_index": "z"}}\n', '{"a": 2}\n'])
+    assert requests.post(f"{fake_opensearch.url}/_bulk", data=chunks, timeout=5).json()["errors"] is False
+    assert sorted(d["a"] for d in fake_opensearch.documents("z")) == [1, 2]
+
+
 def test_fake_as_a_context_manager_on_a_chosen_port():
     with FakeOpenSearch() as fake:
         port = fake.port
