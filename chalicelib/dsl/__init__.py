@@ -1,0 +1,75 @@
+"""The Vamp DSL: pydantic models per kind, the condition grammar, parse/dump and references.
+
+Pure Python, no I/O: cross-artifact checks and templates' `import` go through the `resolve`
+callable the caller passes (kind, name) -> stored document or None.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ValidationFailed
+from .base import KIND_NAMES
+from .blueprint import Blueprint, BlueprintGateway, Cluster, ClusterGateway, Service
+from .breed import Breed, BreedRef, Deployable, HealthCheck
+from .condition import Condition, ConditionRef
+from .condition_grammar import parse_condition, to_text
+from .document import dump, normalize_kind_or_fail, parse
+from .escalation import Escalation, EscalationRef
+from .event import Event, expand_tags
+from .gateway import Gateway, GatewayService, Route, RouteRef, fill_weights
+from .references import Reference, expand_references, only_references, references
+from .rewrite import Rewrite, RewriteRef
+from .scale import Scale, ScaleRef, default_scale
+from .sla import Sla, SlaRef
+from .template import Template
+from .workflow import Schedule, Workflow
+
+KINDS: dict[str, type] = {
+    "breeds": Breed,
+    "blueprints": Blueprint,
+    "scales": Scale,
+    "slas": Sla,
+    "escalations": Escalation,
+    "routes": Route,
+    "conditions": Condition,
+    "rewrites": Rewrite,
+    "workflows": Workflow,
+    "gateways": Gateway,
+    "templates": Template,
+}
+assert tuple(KINDS) == KIND_NAMES
+
+# Kinds that can be referenced by name from inside another artifact.
+REF_TYPES: dict[str, type] = {
+    cls.kind: cls for cls in (BreedRef, ScaleRef, SlaRef, EscalationRef, RouteRef, ConditionRef, RewriteRef)
+}
+
+
+def normalize_kind(kind: str) -> str:
+    """`breed` or `breeds` -> `breeds`; anything else raises ValidationFailed at `kind`."""
+    return normalize_kind_or_fail(kind)
+
+
+def parse_event(data: Any) -> Event:
+    """Validate an event body (tags, value, timestamp, type); tags come back expanded."""
+    from pydantic import ValidationError
+
+    from .document import field_errors
+
+    if not isinstance(data, dict):
+        raise ValidationFailed.at("", "an event is a map")
+    try:
+        return Event.model_validate(data)
+    except ValidationError as error:
+        raise ValidationFailed("Invalid event", field_errors(error)) from None
+
+
+__all__ = [
+    "KINDS", "REF_TYPES", "Blueprint", "BlueprintGateway", "Breed", "BreedRef", "Cluster",
+    "ClusterGateway", "Condition", "ConditionRef", "Deployable", "Escalation", "EscalationRef",
+    "Event", "Gateway", "GatewayService", "HealthCheck", "Reference", "Rewrite", "RewriteRef",
+    "Route", "RouteRef", "Scale", "ScaleRef", "Schedule", "Service", "Sla", "SlaRef", "Template",
+    "Workflow", "default_scale", "dump", "expand_references", "expand_tags", "fill_weights",
+    "normalize_kind", "only_references", "parse", "parse_condition", "parse_event", "references",
+    "to_text",
+]

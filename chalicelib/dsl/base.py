@@ -1,0 +1,241 @@
+"""What every DSL model shares: strictness, the artifact header, references and shorthands.
+
+Errors found by a validator that knows a deeper path are raised with `fail(...)`: one pydantic
+error of type `vamp` whose context lists (sub-path, reason) pairs; `document.py` unpacks them, so
+one validator can report every problem it sees, each at its exact path.
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Callable, ClassVar, Union
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Tag,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from .names import check_name
+
+# Tags of our tagged unions; they appear in pydantic's error locations and are stripped from
+# paths. A NUL byte cannot occur in a user's key (names refuse control characters).
+REF_TAG = "\x00ref"
+INLINE_TAG = "\x00inline"
+
+_UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f#'\"\\{}]")
+
+Problem = tuple[tuple, str]
+
+
+def fail(problems: list[Problem]) -> None:
+    """Raise every problem at once, each at its path relative to the value being validated."""
+    raise PydanticCustomError(
+        "vamp", "{summary}", {"summary": "; ".join(reason for _, reason in problems), "problems": problems}
+    )
+
+
+def fail_at(path: tuple, reason: str) -> None:
+    fail([(path, reason)])
+
+
+class Problems(list):
+    """Collects (path, reason) pairs in a validator, raised together by `check()`."""
+
+    def add(self, path: tuple, reason: str) -> None:
+        self.append((tuple(path), reason))
+
+    def check(self) -> None:
+        if self:
+            fail(list(self))
+
+
+def resolver(info: Any) -> Callable[[str, str], dict | None] | None:
+    """The `resolve` callable given to `parse`, if any (passed as pydantic validation context)."""
+    context = getattr(info, "context", None)
+    return context.get("resolve") if isinstance(context, dict) else None
+
+
+class Model(BaseModel):
+    """Strict: unknown keys are an error everywhere (Vamp's readers are strict too)."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+
+def _name(value: object) -> str:
+    return check_name(value)
+
+
+def _dotless(value: object) -> str:
+    return check_name(value, dotless=True)
+
+
+def _safe_text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if _UNSAFE_TEXT.search(value):
+        raise ValueError(f"{value!r} contains a control character, `#`, a quote, a backslash or a brace")
+    return value
+
+
+def _scalar_text(value: object) -> object:
+    """YAML loads `8080`, `true` as numbers and booleans; Vamp keeps such values as strings."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
+
+
+Name = Annotated[str, BeforeValidator(_name)]
+DotlessName = Annotated[str, BeforeValidator(_dotless)]
+SafeText = Annotated[str, AfterValidator(_safe_text)]
+Text = Annotated[str, BeforeValidator(_scalar_text)]
+OptionalText = Annotated[Union[str, None], BeforeValidator(_scalar_text)]
+Scalar = Union[str, int, float, bool, None]
+
+
+def as_list(value: Any) -> Any:
+    """A single value where a list is expected is wrapped; `~` means empty."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def as_dict(value: Any) -> Any:
+    return {} if value is None else value
+
+
+def ListOf(item: Any) -> Any:  # noqa: N802 - reads like a type
+    return Annotated[list[item], BeforeValidator(as_list)]
+
+
+def MapOf(key: Any, value: Any) -> Any:  # noqa: N802
+    return Annotated[dict[key, value], BeforeValidator(as_dict)]
+
+
+def rename(data: Any, alias: str, field: str) -> Any:
+    """Accept `alias` for `field` (e.g. `env` for `environment_variables`); both is an error."""
+    if isinstance(data, dict) and alias in data:
+        if field in data:
+            fail_at((alias,), f"give either `{alias}` or `{field}`, not both")
+        data = {(field if k == alias else k): v for k, v in data.items()}
+    return data
+
+
+def split_arguments(value: Any) -> Any:
+    """Arguments are one-key maps; a map of several keys is split into several, in order."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [{k: v} for k, v in value.items()]
+    if isinstance(value, list):
+        problems = Problems()
+        for i, item in enumerate(value):
+            if not isinstance(item, dict) or len(item) != 1:
+                problems.add((i,), "an argument is a map of exactly one key")
+        problems.check()
+    return value
+
+
+Metadata = MapOf(str, Scalar)
+EnvironmentVariables = MapOf(Name, OptionalText)
+Arguments = Annotated[list[dict[Name, Text]], BeforeValidator(split_arguments)]
+Dialects = MapOf(Name, Any)
+
+
+KIND_NAMES = (
+    "breeds", "blueprints", "scales", "slas", "escalations", "routes", "conditions", "rewrites",
+    "workflows", "gateways", "templates",
+)
+
+
+def normalize_kind(kind: object) -> str:
+    """`breed` or `breeds` -> `breeds`; anything else is a ValueError."""
+    if isinstance(kind, str):
+        key = kind.strip().lower()
+        for plural in (key, key + "s", key[:-1] + "ies" if key.endswith("y") else ""):
+            if plural in KIND_NAMES:
+                return plural
+    raise ValueError(f"unknown kind {kind!r}; one of {', '.join(KIND_NAMES)}")
+
+
+class Artifact(Model):
+    """The header of every artifact: a name, an optional agreeing `kind`, flat `metadata`."""
+
+    kind: ClassVar[str]
+    name: Name | None = None
+    metadata: Metadata = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "kind" in data:
+            data = dict(data)
+            given = data.pop("kind")
+            try:
+                ok = normalize_kind(given) == cls.kind
+            except ValueError:
+                ok = False
+            if not ok:
+                fail_at(("kind",), f"kind {given!r} does not agree with {cls.kind!r}")
+        return data
+
+    @model_serializer(mode="wrap")
+    def _quiet(self, handler: Any) -> Any:
+        return drop_empty_metadata(handler(self))
+
+
+def drop_empty_metadata(data: Any) -> Any:
+    """Inline artifacts rarely carry metadata: an empty map is left out (`dump` puts it back at
+    the top level, where Vamp always shows it)."""
+    if isinstance(data, dict) and data.get("metadata") == {}:
+        del data["metadata"]
+    return data
+
+
+class Ref(Model):
+    """A reference to a stored artifact: a bare string, `ref: x` or `reference: x`."""
+
+    kind: ClassVar[str]
+    reference: Name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, (str, int)) and not isinstance(data, bool):
+            return {"reference": data}
+        if isinstance(data, dict) and "ref" in data:
+            data = rename(data, "ref", "reference")
+        return data
+
+    @property
+    def name(self) -> str:
+        return self.reference
+
+
+def is_reference(value: Any) -> bool:
+    if isinstance(value, Ref):
+        return True
+    if isinstance(value, str):
+        return True
+    return isinstance(value, dict) and len(value) == 1 and ("ref" in value or "reference" in value)
+
+
+def ref_or(ref: type, inline: Any, is_ref: Callable[[Any], bool] = is_reference) -> Any:
+    """A field that is either a reference or an inline artifact, without union names in paths."""
+
+    def pick(value: Any) -> str:
+        return REF_TAG if is_ref(value) else INLINE_TAG
+
+    return Annotated[
+        Union[Annotated[ref, Tag(REF_TAG)], Annotated[inline, Tag(INLINE_TAG)]],
+        Discriminator(pick),
+    ]

@@ -1,0 +1,199 @@
+"""Breed: what to run (deployable), its ports, environment, dependencies and health checks."""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Callable, ClassVar, Iterator, Literal
+
+from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
+
+from .base import (
+    Arguments,
+    Artifact,
+    DotlessName,
+    EnvironmentVariables,
+    ListOf,
+    MapOf,
+    Model,
+    Name,
+    OptionalText,
+    Problems,
+    Ref,
+    fail_at,
+    ref_or,
+    resolver,
+)
+from .units import Duration, Port
+
+DOCKER = "container/docker"
+JAVASCRIPT = "application/javascript"
+COMMAND = "command"
+_TYPE_ALIASES = {"docker": DOCKER, "javascript": JAVASCRIPT, "js": JAVASCRIPT, "cmd": COMMAND}
+_TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9._\-]*(/[a-z0-9][a-z0-9._\-]*)?$")
+
+
+class Deployable(Model):
+    """`image` alone means `{type: container/docker, definition: image}`."""
+
+    type: str = DOCKER
+    definition: str = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            if data.startswith("docker://"):
+                data = data[len("docker://"):]
+            return {"type": DOCKER, "definition": data}
+        if isinstance(data, dict) and isinstance(data.get("type"), str):
+            kind = data["type"].strip().lower()
+            data = {**data, "type": _TYPE_ALIASES.get(kind, kind)}
+            if not _TYPE_RE.match(data["type"]):
+                fail_at(("type",), f"invalid deployable type {data['type']!r}")
+        return data
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+class HealthCheck(Model):
+    path: str = Field("/", pattern=r"^/[A-Za-z0-9\-._~/:@!$&()*+,;=%?]*$")
+    port: DotlessName
+    initial_delay: Duration
+    timeout: Duration
+    interval: Duration
+    failures: int = Field(ge=0)
+    protocol: Annotated[Literal["HTTP", "HTTPS", "TCP"], BeforeValidator(_upper)] = "HTTP"
+
+
+HealthChecks = ListOf(HealthCheck)
+
+
+def _optional_list(value: Any) -> Any:
+    """None stays None (inherit from the breed); [] switches health checks off."""
+    if value is None or isinstance(value, list):
+        return value
+    return [value]
+
+
+# On clusters and services: absent means "as the breed says", an empty list means none.
+OptionalHealthChecks = Annotated[list[HealthCheck] | None, BeforeValidator(_optional_list)]
+
+# `$db.host`, `$db.ports.port`, `$db.environment_variables.X`, `$db.constants.X`, `${...}`, `$$`.
+_VALUE_REF_RE = re.compile(r"\$(\$|\{([^}]*)\}|([A-Za-z0-9_\-:.]*[A-Za-z0-9_\-:]))")
+_REF_FORM_RE = re.compile(
+    r"^[^\s.$]+(\.host|\.ports\.[^\s.]+|\.environment_variables\.[^\s.]+|\.constants\.[^\s.]+)?$"
+)
+
+
+def value_references(value: str) -> list[str]:
+    """The references (`db.host`, ...) inside an environment value; `$$` is an escaped `$`."""
+    found = []
+    for m in _VALUE_REF_RE.finditer(value):
+        if m.group(1) != "$":
+            found.append(m.group(2) if m.group(2) is not None else m.group(3))
+    return found
+
+
+def matches(pattern: str, name: str) -> bool:
+    """Dependency names may be wildcards (`mysql:5.*`)."""
+    if "*" not in pattern:
+        return pattern == name
+    return re.fullmatch(".*".join(re.escape(p) for p in pattern.split("*")), name) is not None
+
+
+class BreedRef(Ref):
+    kind: ClassVar[str] = "breeds"
+
+
+class Breed(Artifact):
+    kind: ClassVar[str] = "breeds"
+    deployable: Deployable
+    ports: MapOf(DotlessName, Port) = {}
+    environment_variables: EnvironmentVariables = {}
+    constants: MapOf(DotlessName, OptionalText) = {}
+    arguments: Arguments = []
+    dependencies: MapOf(Name, ref_or(BreedRef, "Breed")) = {}
+    health_checks: HealthChecks = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, data: Any) -> Any:
+        from .base import rename
+
+        return rename(data, "env", "environment_variables")
+
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo) -> "Breed":
+        problems = Problems()
+        for alias, dep in self.dependencies.items():
+            if isinstance(dep, Breed) and dep.name is None:
+                problems.add(("dependencies", alias, "name"), "an inline breed needs a name")
+        for i, check in enumerate(self.health_checks):
+            if check.port not in self.ports:
+                problems.add(("health_checks", i, "port"), f"port {check.port!r} is not a port of this breed")
+        for key, value in self.environment_variables.items():
+            for ref in value_references(value or ""):
+                if not _REF_FORM_RE.match(ref):
+                    problems.add(("environment_variables", key), f"invalid reference ${{{ref}}}")
+                elif "." in ref and ref.split(".")[0] not in self.dependencies:
+                    problems.add(
+                        ("environment_variables", key),
+                        f"${ref.split('.')[0]} is not a dependency of this breed",
+                    )
+        dependency_problems(self, resolver(info), problems)
+        problems.check()
+        return self
+
+
+def _dependencies_of(node: Any) -> Iterator[tuple[str, str | None, Any]]:
+    """(alias, breed name, inline breed or None) for a Breed model or a stored breed document."""
+    if isinstance(node, Breed):
+        for alias, dep in node.dependencies.items():
+            yield (alias, dep.reference, None) if isinstance(dep, BreedRef) else (alias, dep.name, dep)
+        return
+    deps = node.get("dependencies") if isinstance(node, dict) else None
+    for alias, dep in (deps or {}).items() if isinstance(deps, dict) else ():
+        if isinstance(dep, str):
+            yield alias, dep, None
+        elif isinstance(dep, dict) and ("reference" in dep or "ref" in dep):
+            yield alias, dep.get("reference", dep.get("ref")), None
+        elif isinstance(dep, dict):
+            yield alias, dep.get("name"), dep
+
+
+def dependency_problems(
+    breed: Breed, resolve: Callable[[str, str], dict | None] | None, problems: Problems
+) -> None:
+    """Cycles among dependencies (inline ones, and stored ones when `resolve` is given), and
+    direct dependencies that name no stored breed (only knowable with `resolve`)."""
+    if breed.name is None:
+        return
+    done: set[str] = set()
+
+    def visit(name: str, node: Any, chain: list[str], top_alias: str | None) -> str | None:
+        for alias, dep_name, inline in _dependencies_of(node):
+            alias_at_top = alias if top_alias is None else top_alias
+            if not isinstance(dep_name, str) or dep_name in done:
+                continue
+            if dep_name in chain or any(matches(dep_name, c) for c in chain):
+                cycle = " -> ".join([*chain, dep_name])
+                problems.add(("dependencies", alias_at_top), f"dependency cycle: {cycle}")
+                continue
+            target = inline
+            if target is None:
+                if resolve is None or "*" in dep_name:
+                    continue
+                target = resolve("breeds", dep_name)
+                if target is None:
+                    if top_alias is None:
+                        problems.add(("dependencies", alias), f"unknown breed {dep_name!r}")
+                    continue
+            visit(dep_name, target, [*chain, dep_name], alias_at_top)
+            done.add(dep_name)
+        return None
+
+    visit(breed.name, breed, [breed.name], None)
+
+
+BreedOrRef = ref_or(BreedRef, Breed)

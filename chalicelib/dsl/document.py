@@ -1,0 +1,131 @@
+"""Reading and writing whole documents: templates' `import`, validation with Vamp-style error
+paths (every problem at once), and the canonical dump."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..errors import FieldError, ValidationFailed
+from .base import INLINE_TAG, REF_TAG, normalize_kind
+from .template import deep_merge
+
+Resolve = Callable[[str, str], "dict | None"]
+
+_MESSAGES = {
+    "missing": "required",
+    "extra_forbidden": "unknown field",
+}
+_MAX_IMPORT_DEPTH = 10
+
+
+def error_path(loc: tuple) -> str:
+    """pydantic's loc -> `clusters.sava.services[0].scale.memory` (union tags and `[key]` dropped)."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in (REF_TAG, INLINE_TAG, "[key]"):
+            continue
+        else:
+            path = f"{path}.{part}" if path else str(part)
+    return path
+
+
+def field_errors(error: Any) -> list[FieldError]:
+    """A pydantic ValidationError -> FieldErrors; our `vamp` errors carry their own sub-paths."""
+    out: list[FieldError] = []
+    for item in error.errors(include_url=False):
+        loc = tuple(item["loc"])
+        if item["type"] == "vamp":
+            for sub, reason in item["ctx"]["problems"]:
+                out.append(FieldError(error_path(loc + tuple(sub)), reason))
+            continue
+        reason = _MESSAGES.get(item["type"], item["msg"])
+        if reason.startswith("Value error, "):
+            reason = reason[len("Value error, "):]
+        out.append(FieldError(error_path(loc), reason))
+    unique: dict[tuple, FieldError] = {}
+    for e in out:
+        unique.setdefault((e.path, e.reason), e)
+    return list(unique.values())
+
+
+def apply_imports(data: dict, resolve: Resolve | None, depth: int = 0) -> dict:
+    """`import: name` (or a list): the named templates are deep-merged under the document."""
+    if "import" not in data:
+        return data
+    names = data["import"]
+    names = names if isinstance(names, list) else [names]
+    merged: dict = {}
+    for name in names:
+        template = resolve("templates", name) if resolve is not None and isinstance(name, str) else None
+        if not isinstance(template, dict):
+            raise ValidationFailed.at("import", f"unknown template {name!r}")
+        if depth >= _MAX_IMPORT_DEPTH:
+            raise ValidationFailed.at("import", f"templates import each other more than {_MAX_IMPORT_DEPTH} deep")
+        template = apply_imports(template, resolve, depth + 1)
+        content = {k: v for k, v in template.items() if k not in ("name", "kind", "metadata")}
+        merged = deep_merge(merged, content)
+    return deep_merge(merged, {k: v for k, v in data.items() if k != "import"})
+
+
+def memoize(resolve: Resolve | None) -> Resolve | None:
+    """One look-up per (kind, name) during a parse: validators may ask several times."""
+    if resolve is None:
+        return None
+    cache: dict[tuple[str, str], Any] = {}
+
+    def cached(kind: str, name: str) -> dict | None:
+        if (kind, name) not in cache:
+            cache[(kind, name)] = resolve(kind, name)
+        return cache[(kind, name)]
+
+    return cached
+
+
+def parse(kind: str, data: Any, *, resolve: Resolve | None = None) -> Any:
+    """Validate a loaded YAML/JSON document as an artifact of `kind` (singular or plural)."""
+    from . import KINDS
+
+    plural = normalize_kind_or_fail(kind)
+    if not isinstance(data, dict):
+        raise ValidationFailed.at("", f"a {plural[:-1]} is a map (got {type(data).__name__})")
+    resolve = memoize(resolve)
+    data = apply_imports(data, resolve)
+    errors: list[FieldError] = []
+    if "kind" in data:
+        try:
+            given = normalize_kind(data["kind"])
+        except ValueError:
+            given = None
+        if given != plural:
+            errors.append(FieldError("kind", f"kind {data['kind']!r} does not agree with {plural!r}"))
+        data = {k: v for k, v in data.items() if k != "kind"}
+    if data.get("name") is None:
+        errors.append(FieldError("name", "required"))
+    from pydantic import ValidationError
+
+    try:
+        model = KINDS[plural].model_validate(data, context={"resolve": resolve})
+    except ValidationError as error:
+        errors.extend(field_errors(error))
+    if errors:
+        raise ValidationFailed(f"Invalid {plural[:-1]}", errors)
+    return model
+
+
+def normalize_kind_or_fail(kind: Any) -> str:
+    try:
+        return normalize_kind(kind)
+    except ValueError as error:
+        raise ValidationFailed.at("kind", str(error)) from None
+
+
+def dump(artifact: Any) -> dict:
+    """The canonical JSON-able form: `name` and plural `kind` first, None-valued fields left out."""
+    body = artifact.model_dump(mode="json", exclude_none=True)
+    head = {"name": body.pop("name")} if "name" in body else {}
+    kind = getattr(type(artifact), "kind", None)
+    if isinstance(kind, str):
+        head["kind"] = kind
+        head["metadata"] = body.pop("metadata", {})
+    return {**head, **body}
