@@ -68,12 +68,17 @@ def index_pattern(namespace: str) -> str:
     return index_name(namespace, "") + "*"
 
 
+def _number_key(path: str) -> str:
+    """`value/a/b` for the number at `a.b` in value (`value` for the value itself): no dots."""
+    return "/".join(["value", *(path.split(".") if path else [])])
+
+
 def number_field(path: str | None) -> str:
-    return "numbers." + "/".join(["value", *(path.split(".") if path else [])])
+    return "numbers." + _number_key(path or "")
 
 
 def to_document(namespace: str, event: dict) -> dict:
-    numbers = {number_field(p)[len("numbers.") :]: x for p, x in numeric_leaves(event.get("value")).items()}
+    numbers = {_number_key(p): x for p, x in numeric_leaves(event.get("value")).items()}
     return {**event, "namespace": namespace, "numbers": numbers}
 
 
@@ -94,19 +99,16 @@ def search_filter(namespace: str, q: EventQuery) -> dict:
 
 @lru_cache(maxsize=4)  # one client (and connection pool) per URL for the life of the process
 def _client_for(url: str):
-    from opensearchpy import OpenSearch, RequestsHttpConnection  # heavy: imported when used
+    from opensearchpy import OpenSearch  # heavy: imported when used
 
     host = urlparse(url).hostname or ""
     kwargs: dict[str, Any] = {}
     if host.endswith((".es.amazonaws.com", ".aoss.amazonaws.com")):  # Amazon OpenSearch: SigV4
         import boto3
-        from opensearchpy import RequestsAWSV4SignerAuth
+        from opensearchpy import Urllib3AWSV4SignerAuth
 
         service = "aoss" if host.endswith(".aoss.amazonaws.com") else "es"
-        kwargs = {
-            "http_auth": RequestsAWSV4SignerAuth(boto3.Session().get_credentials(), settings().region, service),
-            "connection_class": RequestsHttpConnection,
-        }
+        kwargs = {"http_auth": Urllib3AWSV4SignerAuth(boto3.Session().get_credentials(), settings().region, service)}
     return OpenSearch(hosts=[url], timeout=10, max_retries=2, retry_on_timeout=True, **kwargs)
 
 

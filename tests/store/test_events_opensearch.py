@@ -207,3 +207,11 @@ def test_fake_as_a_context_manager_on_a_chosen_port():
         port = fake.port
     with FakeOpenSearch(port=port) as again:
         assert requests.head(again.url, timeout=5).status_code == 200
+
+
+def test_amazon_opensearch_endpoints_are_signed_with_sigv4():
+    from chalicelib.store.opensearch_events import _client_for
+
+    signed = _client_for("https://search-vamp.us-east-1.es.amazonaws.com")
+    assert type(signed.transport.kwargs["http_auth"]).__name__ == "Urllib3AWSV4SignerAuth"
+    assert "http_auth" not in _client_for("http://127.0.0.1:9").transport.kwargs
