@@ -110,7 +110,12 @@ def as_list(value: Any) -> Any:
 
 
 def as_dict(value: Any) -> Any:
-    return {} if value is None else value
+    """`~` is an empty map; int keys (YAML's `9050:`) become strings, as names are strings."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return {(str(k) if isinstance(k, int) and not isinstance(k, bool) else k): v for k, v in value.items()}
+    return value
 
 
 def ListOf(item: Any) -> Any:  # noqa: N802 - reads like a type

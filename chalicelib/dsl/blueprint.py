@@ -14,6 +14,7 @@ from pydantic import BeforeValidator, ValidationInfo, model_serializer, model_va
 from .base import (
     Arguments,
     Artifact,
+    as_dict,
     Dialects,
     EnvironmentVariables,
     MapOf,
@@ -198,8 +199,8 @@ class BlueprintGateway(Model):
 
 BlueprintGateways = Annotated[
     dict[Annotated[str, BeforeValidator(parse_port)], BlueprintGateway],
-    BeforeValidator(lambda v: {} if v is None else v),
     BeforeValidator(_unique_ports),
+    BeforeValidator(as_dict),
 ]
 
 

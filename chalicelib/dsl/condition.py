@@ -38,6 +38,8 @@ class ConditionRef(Ref):
 def _is_condition_reference(value: Any) -> bool:
     """A string is inline condition text when it parses, else the name of a stored condition."""
     if isinstance(value, str):
+        if any(c.isspace() for c in value):
+            return False  # names have no whitespace: report the grammar's error, not the name's
         try:
             parse_tree(value)
         except ConditionError:

@@ -12,7 +12,8 @@
 Keywords are case-insensitive (`user-agent`, `user.agent`, `useragent`). Security: the text
 ends up in an HAProxy configuration, so only a safe ASCII charset is accepted: no control
 characters (so no newline), `#`, quotes, backslashes, braces, `%` or `$`; header and cookie
-names are RFC 7230 tokens (minus the characters above and the operator characters); a raw ACL
+names are RFC 7230 tokens (minus the characters above and the operator characters); values and
+names may not start with `-` (HAProxy would read a flag); a raw ACL
 may not load files or maps (`-f`, `-M`, `-u` flags are refused).
 """
 from __future__ import annotations
@@ -255,7 +256,7 @@ class _Parser:
         token = self.peek()
         if token.kind != "word":
             raise self.unexpected("a cookie or header name")
-        if not _NAME_RE.match(token.text):
+        if not _NAME_RE.match(token.text) or token.text.startswith("-"):
             raise ConditionError(f"invalid cookie or header name {token.text!r}", token.position)
         self.next()
         return token.text
@@ -264,6 +265,8 @@ class _Parser:
         token = self.peek()
         if token.kind != "word":
             raise self.unexpected("a value")
+        if token.text.startswith("-"):
+            raise ConditionError("a value may not start with `-` (HAProxy would read a flag)", token.position)
         self.next()
         return token.text
 

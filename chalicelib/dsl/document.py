@@ -23,7 +23,7 @@ def error_path(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in (REF_TAG, INLINE_TAG, "[key]"):
+        elif part in (REF_TAG, INLINE_TAG, "[key]", ""):  # "": a cluster gateway's unnamed port
             continue
         else:
             path = f"{path}.{part}" if path else str(part)

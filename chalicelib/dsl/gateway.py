@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BeforeValidator, model_validator
 from .base import (
     Artifact,
     ListOf,
+    as_dict,
     Model,
     Problems,
     Ref,
@@ -118,6 +119,8 @@ def _routes_shorthand(value: Any) -> Any:
         return {}
     if isinstance(value, str):
         return {value: {}}
+    if isinstance(value, dict):
+        return as_dict(value)
     if isinstance(value, list):
         routes: dict = {}
         for item in value:
