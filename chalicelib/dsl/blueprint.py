@@ -106,13 +106,14 @@ class Cluster(Model):
             data["gateways"] = gateways[UNRESOLVED_PORT]
         return data
 
-    @model_validator(mode="after")
-    def _rules(self, info: ValidationInfo) -> "Cluster":
-        problems = Problems()
+    def check(self, problems: Problems, path: tuple, resolve: Any) -> None:
+        """The cluster's rules, run by the blueprint so they are listed with the blueprint's own;
+        also names a gateway's left-out port once the breeds are known."""
+        problems = _Prefixed(problems, path)
         if not self.services:
             problems.add(("services",), "a cluster needs at least one service")
         names = {s.breed_name for s in self.services}
-        breeds = [known_breed(s.breed, resolver(info)) for s in self.services]
+        breeds = [known_breed(s.breed, resolve) for s in self.services]
         for i, service in enumerate(self.services):
             if isinstance(service.breed, Breed) and service.breed.name is None:
                 problems.add(("services", i, "breed", "name"), "an inline breed needs a name")
@@ -140,8 +141,16 @@ class Cluster(Model):
                     problems.add(("gateways", port), f"{port!r} is not a port of this cluster's breeds")
                 else:
                     http_only_problems(gateway, problems, ("gateways", port), port_type(ports[port]))
-        problems.check()
-        return self
+
+
+class _Prefixed:
+    """Adds `path` in front of every problem added."""
+
+    def __init__(self, problems: Problems, path: tuple):
+        self.problems, self.path = problems, path
+
+    def add(self, path: tuple, reason: str) -> None:
+        self.problems.add((*self.path, *path), reason)
 
 
 def known_breed(breed: Any, resolve: Callable[[str, str], dict | None] | None) -> Breed | None:
@@ -222,6 +231,8 @@ class Blueprint(Artifact):
         resolve = resolver(info)
         if not self.clusters:
             problems.add(("clusters",), "a blueprint needs at least one cluster with a service")
+        for name, cluster in self.clusters.items():
+            cluster.check(problems, ("clusters", name), resolve)
         self._breed_problems(problems, resolve)
         self._gateway_problems(problems, resolve)
         for name, cluster in self.clusters.items():

@@ -80,7 +80,7 @@ def _optional_list(value: Any) -> Any:
 OptionalHealthChecks = Annotated[list[HealthCheck] | None, BeforeValidator(_optional_list)]
 
 # `$db.host`, `$db.ports.port`, `$db.environment_variables.X`, `$db.constants.X`, `${...}`, `$$`.
-_VALUE_REF_RE = re.compile(r"\$(\$|\{([^}]*)\}|([A-Za-z0-9_\-:.]*[A-Za-z0-9_\-:]))")
+_VALUE_REF_RE = re.compile(r"\$(\$|\{([^}]*)\}|([A-Za-z0-9_\-.]*[A-Za-z0-9_\-]))")
 _REF_FORM_RE = re.compile(
     r"^[^\s.$]+(\.host|\.ports\.[^\s.]+|\.environment_variables\.[^\s.]+|\.constants\.[^\s.]+)?$"
 )
