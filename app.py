@@ -1,4 +1,5 @@
 """vamp-serverless: the Chalice app. Routes only: each one line into chalicelib."""
+import json
 import os
 
 from chalice import AuthResponse, Chalice, IAMAuthorizer, Response
@@ -27,7 +28,8 @@ AUTHORIZER = {"token": vamp_token, "iam": IAMAuthorizer()}.get(os.environ.get("V
 @app.middleware("http")
 def require_credentials(event, get_response):
     if authenticate(event) is None:
-        return Response(unauthorized_body(), status_code=401, headers={"WWW-Authenticate": 'Bearer realm="vamp"'})
+        return Response(json.dumps(unauthorized_body()), status_code=401,
+                        headers={"WWW-Authenticate": 'Bearer realm="vamp"', "Content-Type": "application/json"})
     return get_response(event)
 
 
