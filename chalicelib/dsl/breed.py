@@ -47,7 +47,7 @@ class Deployable(Model):
         if isinstance(data, dict) and isinstance(data.get("type"), str):
             kind = data["type"].strip().lower()
             data = {**data, "type": _TYPE_ALIASES.get(kind, kind)}
-            if not _TYPE_RE.match(data["type"]):
+            if not _TYPE_RE.fullmatch(data["type"]):
                 fail_at(("type",), f"invalid deployable type {data['type']!r}")
         return data
 
@@ -134,7 +134,7 @@ class Breed(Artifact):
                 problems.add(("health_checks", i, "port"), f"port {check.port!r} is not a port of this breed")
         for key, value in self.environment_variables.items():
             for ref in value_references(value or ""):
-                if not _REF_FORM_RE.match(ref):
+                if not _REF_FORM_RE.fullmatch(ref):
                     problems.add(("environment_variables", key), f"invalid reference ${{{ref}}}")
                 elif "." in ref and ref.split(".")[0] not in self.dependencies:
                     problems.add(

@@ -140,8 +140,8 @@ def check_raw_acl(acl: str, position: int = 1) -> str:
     acl = acl.strip()
     if not acl:
         raise ConditionError("empty raw ACL", position)
-    if not _RAW_RE.match(acl):
-        bad = next(c for c in acl if not _RAW_RE.match(c))
+    if not _RAW_RE.fullmatch(acl):
+        bad = next(c for c in acl if not _RAW_RE.fullmatch(c))
         raise ConditionError(f"character {bad!r} is not allowed in a raw ACL", position)
     if _FORBIDDEN_FLAG_RE.search(acl):
         raise ConditionError("a raw ACL may not use the -f, -M or -u flags", position)
@@ -256,7 +256,7 @@ class _Parser:
         token = self.peek()
         if token.kind != "word":
             raise self.unexpected("a cookie or header name")
-        if not _NAME_RE.match(token.text) or token.text.startswith("-"):
+        if not _NAME_RE.fullmatch(token.text) or token.text.startswith("-"):
             raise ConditionError(f"invalid cookie or header name {token.text!r}", token.position)
         self.next()
         return token.text

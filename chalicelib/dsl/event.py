@@ -16,7 +16,7 @@ _TAG_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
 def _tag(value: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
-    if not isinstance(value, str) or not _TAG_RE.match(value) or not value.strip():
+    if not isinstance(value, str) or not _TAG_RE.fullmatch(value) or not value.strip():
         raise ValueError(f"invalid tag {value!r}: 1..256 characters, no control characters")
     return value
 

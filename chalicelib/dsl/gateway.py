@@ -31,19 +31,19 @@ _BALANCE_RE = re.compile(
 
 
 def _host(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > 253 or not _HOST_RE.match(value):
+    if not isinstance(value, str) or len(value) > 253 or not _HOST_RE.fullmatch(value):
         raise ValueError(f"invalid host {value!r}")
     return value
 
 
 def _virtual_host(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > 253 or not _VIRTUAL_HOST_RE.match(value):
+    if not isinstance(value, str) or len(value) > 253 or not _VIRTUAL_HOST_RE.fullmatch(value):
         raise ValueError(f"invalid virtual host {value!r}")
     return value
 
 
 def _balance(value: Any) -> str:
-    if not isinstance(value, str) or not _BALANCE_RE.match(value.strip()):
+    if not isinstance(value, str) or not _BALANCE_RE.fullmatch(value.strip()):
         raise ValueError(f"invalid balance {value!r}: an HAProxy algorithm like roundrobin or leastconn")
     return value.strip()
 
@@ -56,7 +56,7 @@ def check_route_key(key: Any) -> str:
     """1 segment: another gateway; `deployment/port`; `deployment/cluster/port`;
     `deployment/cluster/service/port`; `[host:port]`: an external target."""
     if isinstance(key, str) and key.startswith("["):
-        m = _EXTERNAL_RE.match(key)
+        m = _EXTERNAL_RE.fullmatch(key)
         if not m or not 1 <= int(m.group(2)) <= 65535:
             raise ValueError(f"invalid external route {key!r}: `[host:port]`")
         _host(m.group(1))

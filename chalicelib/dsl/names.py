@@ -20,7 +20,7 @@ def check_name(value: object, *, dotless: bool = False, what: str = "name") -> s
     if not isinstance(value, str):
         raise ValueError(f"{what} must be a string")
     rule = DOTLESS_NAME_RE if dotless else NAME_RE
-    if not value or len(value) > MAX_NAME or not rule.match(value):
+    if not value or len(value) > MAX_NAME or not rule.fullmatch(value):
         extra = ", `.`" if dotless else ""
         raise ValueError(
             f"invalid {what} {value!r}: no whitespace, `/`, `[`, `]`{extra}, `#`, quotes, "

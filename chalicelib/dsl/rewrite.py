@@ -23,11 +23,11 @@ def split_rewrite(text: Any) -> tuple[str, Node]:
     """'<new path> if <condition>' -> (new path, condition tree); ValueError when invalid."""
     if not isinstance(text, str):
         raise ValueError("a rewrite path is a string '<new path> if <condition>'")
-    m = _SPLIT_RE.match(text)
+    m = _SPLIT_RE.fullmatch(text)
     if not m:
         raise ValueError(f"invalid rewrite {text!r}: expected '<new path> if <condition>'")
     new_path, condition = m.groups()
-    if not _NEW_PATH_RE.match(new_path):
+    if not _NEW_PATH_RE.fullmatch(new_path):
         raise ValueError(
             f"invalid new path {new_path!r}: starts with `/`, safe URL characters only, "
             "`%` only as a sample fetch `%[...]`"

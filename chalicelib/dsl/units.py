@@ -13,10 +13,10 @@ from typing import Annotated
 from pydantic import BeforeValidator, PlainSerializer
 
 _NUMBER = r"(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)"
-_PERCENT_RE = re.compile(r"^\s*(\d+)\s*%?\s*$")
-_MEMORY_RE = re.compile(rf"^\s*{_NUMBER}\s*([a-zA-Z]*)\s*$")
-_CPU_RE = re.compile(rf"^\s*{_NUMBER}\s*(m?)\s*$")
-_TIME_RE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
+_PERCENT_RE = re.compile(r"^ *(\d+) *%? *$")
+_MEMORY_RE = re.compile(rf"^ *{_NUMBER} *([a-zA-Z]*) *$")
+_CPU_RE = re.compile(rf"^ *{_NUMBER} *(m?) *$")
+_TIME_RE = re.compile(r"^ *(\d+) *([a-zA-Z]*) *$")
 
 _MEMORY_FACTORS = {
     "": 1.0, "m": 1.0, "mb": 1.0, "k": 1e-3, "kb": 1e-3, "g": 1e3, "gb": 1e3,
@@ -39,7 +39,7 @@ def parse_percent(value: object) -> int:
         if value != int(value):
             raise ValueError(f"invalid percentage {value!r}: a whole number 0..100 followed by %")
         number = int(value)
-    elif isinstance(value, str) and (m := _PERCENT_RE.match(value)):
+    elif isinstance(value, str) and (m := _PERCENT_RE.fullmatch(value)):
         number = int(m.group(1))
     else:
         raise ValueError(f"invalid percentage {value!r}: a whole number 0..100 followed by %")
@@ -62,7 +62,7 @@ def parse_memory(value: object) -> float:
     """Memory in MB: 256MB, 1GB (x1000), 512Mi, 1Gi (x1024), 1024KB, or a bare number of MB."""
     if _is_number(value):
         return _finite(float(value), "memory", value)
-    if isinstance(value, str) and (m := _MEMORY_RE.match(value)):
+    if isinstance(value, str) and (m := _MEMORY_RE.fullmatch(value)):
         factor = _MEMORY_FACTORS.get(m.group(2).lower())
         if factor is not None:
             return _finite(float(m.group(1)) * factor, "memory", value)
@@ -83,7 +83,7 @@ def parse_cpu(value: object) -> float:
     """CPU in cores: 0.5, "0.5" or "500m"."""
     if _is_number(value):
         return _finite(float(value), "cpu", value)
-    if isinstance(value, str) and (m := _CPU_RE.match(value)):
+    if isinstance(value, str) and (m := _CPU_RE.fullmatch(value)):
         number = float(m.group(1)) / (1000 if m.group(2) else 1)
         return _finite(number, "cpu", value)
     raise ValueError(f"invalid cpu {value!r}: a number of cores or millicores like 500m")
@@ -93,7 +93,7 @@ def parse_time(value: object) -> int:
     """Whole seconds: 10, "10s", "1m", "1h", "2 minutes", ..."""
     if isinstance(value, int) and not isinstance(value, bool):
         number, factor = value, 1
-    elif isinstance(value, str) and (m := _TIME_RE.match(value)):
+    elif isinstance(value, str) and (m := _TIME_RE.fullmatch(value)):
         number, factor = int(m.group(1)), _TIME_FACTORS.get(m.group(2).lower())
     else:
         factor = None
@@ -112,14 +112,14 @@ Cpu = Annotated[float, BeforeValidator(parse_cpu)]
 Duration = Annotated[int, BeforeValidator(parse_time), PlainSerializer(format_time, return_type=str)]
 
 
-_PORT_RE = re.compile(r"^\s*(\d+)\s*(?:/\s*([a-zA-Z]+))?\s*$")
+_PORT_RE = re.compile(r"^ *(\d+) *(?:/ *([a-zA-Z]+))? *$")
 
 
 def parse_port(value: object) -> str:
     """8080, "8080", "8080/http", "9023/tcp" -> canonical "8080/http" (`/http` is the default)."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    m = _PORT_RE.match(value) if isinstance(value, str) else None
+    m = _PORT_RE.fullmatch(value) if isinstance(value, str) else None
     if m:
         number, kind = int(m.group(1)), (m.group(2) or "http").lower()
         if 1 <= number <= 65535 and kind in ("http", "tcp"):

@@ -29,7 +29,7 @@ _PERIOD_RE = re.compile(
 
 
 def _period(value: str) -> str:
-    if not _PERIOD_RE.match(value):
+    if not _PERIOD_RE.fullmatch(value):
         raise ValueError(f"invalid period {value!r}: an ISO-8601 duration like PT1M")
     return value
 

@@ -92,7 +92,7 @@ def test_names(name):
     assert check_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "a b", "a/b", "a[0]", "a\nb", "a#b", "a'b", 'a"b', "a\\b", "a{b}", "a\x00", "a" * 256])
+@pytest.mark.parametrize("name", ["", "a b", "a/b", "a[0]", "a\nb", "a\n", "a\r", "a#b", "a'b", 'a"b', "a\\b", "a{b}", "a\x00", "a" * 256])
 def test_names_rejected(name):
     with pytest.raises(ValueError):
         check_name(name)
