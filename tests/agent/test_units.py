@@ -50,3 +50,22 @@ def test_metrics_text_format():
     for name in ("rejected_configs_total", "log_lines_received_total", "log_lines_shipped_total",
                  "log_lines_dropped_total", "log_lines_spooled_total", "spool_bytes", "etcd_reconnects_total"):
         assert f"vamp_agent_{name} " in text
+
+
+def test_deployment_files_only_name_real_settings():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2] / "infra" / "agent"
+    fields = {f"VAMP_AGENT_{name.upper()}" for name in AgentSettings.model_fields}
+    docs = list(yaml.safe_load_all((root / "daemonset.yaml").read_text()))
+    config_map, secret, daemonset = docs
+    named = set(config_map["data"]) | set(secret["stringData"])
+    container = daemonset["spec"]["template"]["spec"]["containers"][0]
+    named |= {e["name"] for e in container["env"] if e["name"].startswith("VAMP_AGENT_")}
+    named |= set(re.findall(r"VAMP_AGENT_[A-Z_]+", (root / "vamp-agent.service").read_text()))
+    assert named and named <= fields, named - fields
+    assert daemonset["spec"]["template"]["spec"]["hostNetwork"] is True
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
