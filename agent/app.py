@@ -50,6 +50,7 @@ class Agent:
     def start(self) -> None:
         # The log socket first, so HAProxy's first lines have somewhere to go.
         self.receiver = LogReceiver(self.settings.log_socket_path, self.pipeline)
+        self.metrics.log_queue_length.set(self.receiver.queue_length or 0)
         self.receiver.start()
         self.haproxy.start()
         self.applier.start()

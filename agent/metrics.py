@@ -109,6 +109,7 @@ class AgentMetrics:
         self.lines_shipped = r.counter(p + "log_lines_shipped_total", "access-log lines indexed in OpenSearch")
         self.lines_dropped = r.counter(p + "log_lines_dropped_total", "access-log lines lost (spool full, or refused by OpenSearch)")
         self.lines_spooled = r.counter(p + "log_lines_spooled_total", "access-log lines written to the spool")
+        self.log_queue_length = r.gauge(p + "log_socket_queue_length", "datagrams the log socket can queue (net.unix.max_dgram_qlen)")
         self.spool_bytes = r.gauge(p + "spool_bytes", "bytes in the on-disk spool")
         self.ship_failures = r.counter(p + "ship_failures_total", "_bulk requests that failed")
         self.events_posted = r.counter(p + "metric_events_posted_total", "metric events accepted by the Vamp API")

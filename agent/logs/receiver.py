@@ -1,8 +1,14 @@
 """Receive HAProxy's access logs on a unix datagram socket and feed the pipeline.
 
 One datagram is one log line (`format raw`). A datagram socket never blocks HAProxy: if the
-agent falls behind and the kernel buffer fills, HAProxy drops the message (HAProxy counts it as
-a dropped log, not a failed request), so a slow agent can never slow traffic down.
+agent falls behind and the socket's queue is full, HAProxy drops the message (a lost log line,
+never a failed or slowed request).
+
+That queue is short by default: Linux lets at most net.unix.max_dgram_qlen datagrams (10 on
+most systems) wait on a unix datagram socket, read when the socket is created. A burst longer
+than that while the agent is busy loses lines, so the deployment files raise it to 4096 before
+the agent starts (systemd ExecStartPre, DaemonSet init container) and the agent warns when it
+finds it low.
 """
 from __future__ import annotations
 
@@ -18,6 +24,16 @@ from agent.logs.parser import parse
 from agent.metrics import AgentMetrics
 
 log = logging.getLogger("agent.receiver")
+
+QLEN_SYSCTL = Path("/proc/sys/net/unix/max_dgram_qlen")
+QLEN_ADVISED = 1024
+
+
+def dgram_queue_length() -> int | None:
+    try:
+        return int(QLEN_SYSCTL.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 class Pipeline:
@@ -44,6 +60,11 @@ class LogReceiver:
     def __init__(self, path: Path, pipeline: Pipeline, rcvbuf: int = 4 * 1024 * 1024) -> None:
         self.path = path
         self.pipeline = pipeline
+        self.queue_length = dgram_queue_length()
+        if self.queue_length is not None and self.queue_length < QLEN_ADVISED:
+            log.warning("net.unix.max_dgram_qlen is %d: HAProxy will drop log lines in bursts; "
+                        "set it to 4096 before starting the agent (sysctl -w net.unix.max_dgram_qlen=4096)",
+                        self.queue_length)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:  # a larger buffer absorbs bursts while the agent is busy (capped by rmem_max)
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -53,7 +74,6 @@ class LogReceiver:
         path.unlink(missing_ok=True)
         self._sock.bind(str(path))
         os.chmod(path, 0o666)  # HAProxy workers may drop privileges
-        self._sock.settimeout(0.5)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="log-receiver", daemon=True)
 
@@ -62,15 +82,17 @@ class LogReceiver:
 
     def _run(self) -> None:
         recv, feed = self._sock.recv, self.pipeline.feed
+        # Blocking recv, no timeout: a timeout makes Python poll() before every recv, doubling
+        # the syscalls per line. stop() wakes the thread with an empty datagram.
         while not self._stop.is_set():
             try:
                 raw = recv(65536)
-            except socket.timeout:
-                continue
             except OSError:
                 if self._stop.is_set():
                     return
                 raise
+            if not raw:
+                continue
             try:
                 feed(raw)
             except Exception:
@@ -78,6 +100,11 @@ class LogReceiver:
 
     def stop(self) -> None:
         self._stop.set()
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as waker:
+                waker.sendto(b"", str(self.path))
+        except OSError:
+            pass
         self._thread.join(timeout=5)
         self._sock.close()
         self.path.unlink(missing_ok=True)
