@@ -123,6 +123,10 @@ def normalize_kind_or_fail(kind: Any) -> str:
 def dump(artifact: Any) -> dict:
     """The canonical JSON-able form: `name` and plural `kind` first, None-valued fields left out."""
     body = artifact.model_dump(mode="json", exclude_none=True)
+    if artifact.__pydantic_extra__:  # a template's free content keeps its nulls
+        from pydantic_core import to_jsonable_python
+
+        body.update(to_jsonable_python(artifact.__pydantic_extra__))
     head = {"name": body.pop("name")} if "name" in body else {}
     kind = getattr(type(artifact), "kind", None)
     if isinstance(kind, str):

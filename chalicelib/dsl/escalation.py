@@ -44,7 +44,7 @@ class Escalation(Artifact):
             for key in ("minimum", "maximum", "scale_by"):
                 if isinstance(data.get(key), str):
                     try:
-                        data[key] = parse(data[key])
+                        data[key] = parse(data[key], allow_zero=key != "scale_by")
                     except ValueError as error:
                         fail_at((key,), str(error))
         return data

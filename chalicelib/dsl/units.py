@@ -52,20 +52,20 @@ def format_percent(value: int) -> str:
     return f"{value}%"
 
 
-def _finite(number: float, what: str, original: object) -> float:
-    if not math.isfinite(number) or number <= 0:
+def _finite(number: float, what: str, original: object, allow_zero: bool = False) -> float:
+    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
         raise ValueError(f"invalid {what} {original!r}: must be a positive number")
     return number
 
 
-def parse_memory(value: object) -> float:
+def parse_memory(value: object, allow_zero: bool = False) -> float:
     """Memory in MB: 256MB, 1GB (x1000), 512Mi, 1Gi (x1024), 1024KB, or a bare number of MB."""
     if _is_number(value):
-        return _finite(float(value), "memory", value)
+        return _finite(float(value), "memory", value, allow_zero)
     if isinstance(value, str) and (m := _MEMORY_RE.fullmatch(value)):
         factor = _MEMORY_FACTORS.get(m.group(2).lower())
         if factor is not None:
-            return _finite(float(m.group(1)) * factor, "memory", value)
+            return _finite(float(m.group(1)) * factor, "memory", value, allow_zero)
     raise ValueError(f"invalid memory {value!r}: e.g. 256MB, 1GB, 512Mi, 1Gi")
 
 
@@ -79,13 +79,13 @@ def format_memory(value: float) -> str:
     return f"{format_number(value)}MB"
 
 
-def parse_cpu(value: object) -> float:
+def parse_cpu(value: object, allow_zero: bool = False) -> float:
     """CPU in cores: 0.5, "0.5" or "500m"."""
     if _is_number(value):
-        return _finite(float(value), "cpu", value)
+        return _finite(float(value), "cpu", value, allow_zero)
     if isinstance(value, str) and (m := _CPU_RE.fullmatch(value)):
         number = float(m.group(1)) / (1000 if m.group(2) else 1)
-        return _finite(number, "cpu", value)
+        return _finite(number, "cpu", value, allow_zero)
     raise ValueError(f"invalid cpu {value!r}: a number of cores or millicores like 500m")
 
 
