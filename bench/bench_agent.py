@@ -38,22 +38,24 @@ def bench_reloads(reloads: int = 50, threads: int = 4) -> dict:
         work = Path(tmp)
         haproxy = HAProxy("haproxy", work, work / "log.sock")
         haproxy.start()
-        metrics = AgentMetrics()
-        applier = Applier(haproxy, metrics)
-        port = free_port()
-        assert applier.apply(haproxy_config(port, [("a", a.port, 50), ("b", b.port, 50)]).encode(), 1,
-                             time.monotonic()) == "applied"
-        latencies = []
-        with Load(port, threads=threads) as load:
-            wait_for(lambda: load.ok > 50, 10)
-            for i in range(reloads):
-                weight = (i * 37) % 101
-                cfg = haproxy_config(port, [("a", a.port, weight), ("b", b.port, 100 - weight)]).encode()
-                t = time.monotonic()
-                assert applier.apply(cfg, i + 2, t) == "applied"
-                latencies.append(time.monotonic() - t)
-                time.sleep(0.02)  # let requests land on every generation of workers
-        haproxy.stop()
+        try:
+            metrics = AgentMetrics()
+            applier = Applier(haproxy, metrics)
+            port = free_port()
+            assert applier.apply(haproxy_config(port, [("a", a.port, 50), ("b", b.port, 50)]).encode(), 1,
+                                 time.monotonic()) == "applied"
+            latencies = []
+            with Load(port, threads=threads) as load:
+                wait_for(lambda: load.ok > 50, 10)
+                for i in range(reloads):
+                    weight = (i * 37) % 101
+                    cfg = haproxy_config(port, [("a", a.port, weight), ("b", b.port, 100 - weight)]).encode()
+                    t = time.monotonic()
+                    assert applier.apply(cfg, i + 2, t) == "applied"
+                    latencies.append(time.monotonic() - t)
+                    time.sleep(0.02)  # let requests land on every generation of workers
+        finally:
+            haproxy.stop()
     a.stop()
     b.stop()
     return {"reloads": int(metrics.reloads.value) - 1, "requests": load.ok, "failed": len(load.failures),

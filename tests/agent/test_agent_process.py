@@ -85,4 +85,9 @@ def test_python_m_agent_serves_health_and_stops_haproxy_on_sigterm(live_etcd, ba
         assert b"agent stopped" in proc.stderr.read()
     finally:
         if proc.poll() is None:
-            proc.kill()
+            proc.kill()  # a killed agent leaves HAProxy running on purpose (traffic goes on): stop it
+            proc.wait(10)
+            state = parse_show_proc(master_cli(tmp_path / "master.sock", "show proc")) \
+                if (tmp_path / "master.sock").exists() else None
+            if state and state.master_pid:
+                os.kill(state.master_pid, signal.SIGTERM)
