@@ -125,7 +125,7 @@ def gateways(draw):
         doc["port"] = port
     doc.update(draw(_fixed(
         sticky=_maybe(st.sampled_from(["route", "instance", "none"])),
-        virtual_hosts=_maybe(st.one_of(names.map(lambda n: f"{n}.example.com"), st.lists(names, max_size=2))),
+        virtual_hosts=_maybe(st.one_of(hosts.map(lambda n: f"{n}.example.com"), st.lists(hosts, max_size=2))),
         service=_maybe(st.fixed_dictionaries({"host": hosts, "port": st.integers(1, 65535)})),
         deployed=_maybe(st.booleans()),
     )))

@@ -179,3 +179,24 @@ def test_hostile_or_invalid_rewrites(path):
 
 def test_gateway_model_is_exposed():
     assert isinstance(parse("gateways", {"name": "g"}), Gateway)
+
+
+INJECTIONS = ["\n", "\r", "#", "'", '"', "\\", "}", "{", "\x00", "%[", "$"]
+
+
+@pytest.mark.parametrize("bad", INJECTIONS)
+def test_injection_through_every_text_field_is_refused(bad):
+    assert errors_of("route", {"name": "r", "condition": f"user-agent == a{bad}b"})
+    assert errors_of("route", {"name": "r", "condition": f"has header X{bad}Y"})
+    assert errors_of("route", {"name": "r", "rewrites": [f"/a{bad}b if true"]})
+    assert errors_of("route", {"name": "r", "condition": f"< hdr(host) a{bad}b >"})
+    assert errors_of("gateway", {"name": f"g{bad}"}) if bad not in ("%[", "$") else True
+    assert errors_of("gateway", {"name": "g", "virtual_hosts": [f"a{bad}.com"]})
+    assert errors_of("blueprint", {"name": "b", "clusters": {f"c{bad}": "x"}}) if bad not in ("%[", "$") else True
+
+
+@pytest.mark.parametrize("raw", ["-f /etc/passwd", "hdr(host) -f /etc/passwd", "hdr(host) -M /m", "src -u 1 x"])
+def test_file_loading_flags_refused_in_stored_conditions(raw):
+    assert errors_of("condition", {"name": "c", "condition": f"< {raw} >"}) == [
+        ("condition", "a raw ACL may not use the -f, -M or -u flags at position 1")
+    ]
