@@ -17,7 +17,10 @@ def local_aws(table_name: str = "vamp-bench"):
     """moto's server on a free loopback port, the table created, a token registered."""
     from moto.server import ThreadedMotoServer
 
+    from local import moto_speedups
     from local.stack import free_port
+
+    moto_speedups.apply()  # as the local stack runs it: transactions cost what they touch
 
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
     os.environ.pop("AWS_PROFILE", None)

@@ -61,6 +61,9 @@ class LocalStack:
     def _start_moto(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        from local import moto_speedups
+
+        moto_speedups.apply()
         # Fake credentials: nothing here may ever reach real AWS.
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             os.environ[key] = "local"
