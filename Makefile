@@ -1,14 +1,15 @@
 # vamp-serverless: everything a newcomer runs. Each target does its own set-up.
 PYTHON ?= python3
 STATE  ?= .vamp
-STAMP  := $(STATE)/.setup-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+REQS   := requirements.txt requirements-dev.txt agent/requirements.txt
+STAMP  := $(STATE)/.setup-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: setup run demo test bench lint package clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): $(REQS)
 	@mkdir -p $(STATE)
 	@if ! command -v etcd >/dev/null || ! command -v haproxy >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -33,6 +34,19 @@ bench: setup              ## speed and scale figures
 
 lint: setup
 	cfn-lint infra/*.yaml
+
+# The CloudFormation package for AWS in out/, for the python3.12 Lambda runtime (3.11 is retired).
+# Chalice targets the runtime of the Python that runs it, so it runs from a python3.12 venv; the
+# bundle gets that Python's bytecode (Lambda's /var/task is read-only: without it, every cold
+# start recompiles the sources) and Linux wheels matching the runtime.
+LAMBDA_PYTHON ?= python3.12
+package: setup
+	@$(LAMBDA_PYTHON) -c "import sys; assert sys.version_info[:2] == (3, 12)" 2>/dev/null || { echo "package needs Python 3.12, the Lambda runtime: set LAMBDA_PYTHON=/path/to/python3.12"; exit 1; }
+	@[ -x $(STATE)/package-venv/bin/chalice ] || { $(LAMBDA_PYTHON) -m venv $(STATE)/package-venv && \
+	  $(STATE)/package-venv/bin/pip install -q chalice==1.34.0 boto3==1.43.11; }
+	$(STATE)/package-venv/bin/python -m compileall -q app.py chalicelib
+	AWS_DEFAULT_REGION=$(AWS_DEFAULT_REGION) $(STATE)/package-venv/bin/chalice package --merge-template infra/resources.yaml out/
+	cfn-lint out/sam.yaml
 
 clean:
 	rm -rf $(STATE) .pytest_cache .hypothesis
