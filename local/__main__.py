@@ -47,17 +47,30 @@ def demo() -> None:
 
 
 @cli.group()
-def token() -> None:
-    """API tokens (stored hashed): through the running stack's API, or offline on its saved state."""
+@click.option("--aws", "on_aws", is_flag=True,
+              help="Use the table on AWS itself (credentials and region from the environment).")
+@click.pass_context
+def token(ctx: click.Context, on_aws: bool) -> None:
+    """API tokens (stored hashed): through the running stack's API, offline on its saved state,
+    or (--aws) in the deployed table."""
+    ctx.obj = {"aws": on_aws}
 
 
 class _Tokens:
     """Talks to the running local API when there is one (so its in-memory table sees the change),
     else starts moto alone on the saved state and writes there."""
 
+    def __init__(self, on_aws: bool = False):
+        self.on_aws = on_aws
+
     def __enter__(self):
         stack = LocalStack()
-        self.api = None
+        self.api, self.stack = None, None
+        if self.on_aws:
+            from chalicelib.api.auth import TokenStore
+
+            self.store = TokenStore()
+            return self
         token_file = stack.state_dir / "token"
         if token_file.exists():
             import requests
@@ -78,7 +91,7 @@ class _Tokens:
         return self
 
     def __exit__(self, *exc):
-        if self.api is None:
+        if self.stack is not None:
             self.stack.stop()
 
     def _checked(self, response):
@@ -105,22 +118,25 @@ class _Tokens:
 
 @token.command("create")
 @click.argument("name")
-def token_create(name: str) -> None:
-    with _Tokens() as tokens:
+@click.pass_obj
+def token_create(obj: dict, name: str) -> None:
+    with _Tokens(obj["aws"]) as tokens:
         click.echo(tokens.create(name))
 
 
 @token.command("list")
-def token_list() -> None:
-    with _Tokens() as tokens:
+@click.pass_obj
+def token_list(obj: dict) -> None:
+    with _Tokens(obj["aws"]) as tokens:
         for name, created in tokens.list():
             click.echo(f"{name}\t{created}")
 
 
 @token.command("revoke")
 @click.argument("name")
-def token_revoke(name: str) -> None:
-    with _Tokens() as tokens:
+@click.pass_obj
+def token_revoke(obj: dict, name: str) -> None:
+    with _Tokens(obj["aws"]) as tokens:
         tokens.revoke(name)
         click.echo(f"revoked {name}")
 
