@@ -253,13 +253,21 @@ class Blueprint(Artifact):
                 yield ("clusters", name, "services", i), service
 
     def _breed_problems(self, problems: Problems, resolve: Any) -> None:
-        """Breed names are unique in a blueprint; every dependency is one of its breeds."""
+        """Breed names are unique in a blueprint; every dependency of an INLINE breed is one of
+        its breeds. As in Vamp, a referenced breed's dependencies are checked when the blueprint
+        is deployed (`dependency_problems` with a resolver): a stored blueprint is a template."""
         seen: set[str] = set()
-        names = [s.breed_name for _, s in self.services()]
         for path, service in self.services():
             if service.breed_name in seen:
                 problems.add((*path, "breed"), f"breed {service.breed_name!r} is used more than once in this blueprint")
             seen.add(service.breed_name)
+        self.dependency_problems(problems, None)
+
+    def dependency_problems(self, problems: Problems, resolve: Any) -> None:
+        """Every dependency of a known breed (inline, or stored and found by `resolve`) is
+        satisfied by a breed of this blueprint."""
+        names = [s.breed_name for _, s in self.services()]
+        for path, service in self.services():
             breed = known_breed(service.breed, resolve)
             for alias, dependency in (breed.dependencies.items() if breed else ()):
                 wanted = dependency.reference if isinstance(dependency, BreedRef) else dependency.name
