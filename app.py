@@ -130,6 +130,11 @@ def route_metric(gateway, route, metric, namespace=None):
     return respond(namespace, h.gateway_metric, gateway, metric, route)
 
 
+@route("/vga/haproxy/{version}/configuration", ["GET"])
+def gateway_configuration(version, namespace=None):
+    return respond(namespace, h.gateway_configuration, version)
+
+
 @route("/{kind}", ["GET"])
 def artifacts_list(kind, namespace=None):
     return respond(namespace, h.list_artifacts, kind)

@@ -115,13 +115,28 @@ def change(
         writes.append(Write(kind, name, dumped, expected))
     if errors:
         raise ValidationFailed("Invalid input", errors)
+    gateways = _gateway_effects(writes)
+    if gateways and mode != "delete":  # what HAProxy would refuse is a 400 too
+        gateways.check(writes, [doc.path for doc, _, _ in named], resolve)
     if validate_only:
         return [Outcome(w.kind, w.name, None, d) for w, d in zip(writes, canonical)]
 
-    results = store.apply(namespace, writes)
-    outcomes = [Outcome(w.kind, w.name, r, d) for w, r, d in zip(writes, results, canonical)]
+    # Gateways: port claims and the namespace's generation go in the same transaction.
+    results = gateways.apply(store, namespace, writes) if gateways else store.apply(namespace, writes)
+    outcomes = [Outcome(w.kind, w.name, r, r.document if r is not None else d)
+                for w, r, d in zip(writes, results, canonical)]
     _archive(publish, namespace, mode, outcomes)
+    if gateways:  # re-render and publish the namespace's HAProxy configuration
+        gateways.after(store, namespace, outcomes, publish)
     return outcomes
+
+
+def _gateway_effects(writes: list[Write]):
+    """The gateway write path (claims, generation, publishing), for batches that touch gateways
+    or what gateways refer to; None for the others."""
+    from chalicelib.gateways import writes as gateway_writes
+
+    return gateway_writes if gateway_writes.involved(writes) else None
 
 
 def _archive(publish: Callable[[str, list[dict]], None], namespace: str, mode: Mode, outcomes: list[Outcome]) -> None:

@@ -335,3 +335,27 @@ def gateway_metric(call: Call, gateway: str, metric: str, route: str | None = No
     if metric == "rate":
         requests = telemetry.own_values(_metric_events(call, gateway, route, "requests", window), route)
     return Reply(200, {"value": telemetry.metric_value(metric, values, requests, window), "window": window})
+
+
+# -- the rendered HAProxy configuration (Vamp's "vga": Vamp gateway agent) ------------------------
+
+def gateway_configuration(call: Call, version: str) -> Reply:
+    """What the agents of this namespace apply: text/plain when asked for, else
+    `{"configuration": text, "generation": n}` (JSON or YAML); 404 when nothing is published."""
+    from chalicelib.api.http import Text
+    from chalicelib.errors import NotFound
+
+    s = settings()
+    if not s.etcd_endpoint:
+        raise NotFound("gateway publishing is off (VAMP_ETCD_ENDPOINT is not set)", [FieldError("etcd", "not configured")])
+    from chalicelib.gateways import publisher
+
+    found = publisher.current(publisher.client(s.etcd_endpoint), call.namespace, decoded_name(version))
+    if found is None:
+        raise NotFound(f"no HAProxy {version} configuration published for namespace {call.namespace}",
+                       [FieldError("version", "nothing published")])
+    text, generation = found
+    accept = (call.header("accept") or "").split(",")[0].split(";")[0].strip().lower()
+    if accept in ("text/plain", "text/*"):
+        return Reply(200, Text(text), {"X-Vamp-Generation": str(generation)})
+    return Reply(200, {"configuration": text, "generation": generation})

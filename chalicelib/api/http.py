@@ -41,6 +41,14 @@ class Call:
         return self.headers.get(name.lower())
 
 
+@dataclass(frozen=True)
+class Text:
+    """A body sent as it is (e.g. an HAProxy configuration), not rendered as JSON or YAML."""
+
+    text: str
+    content_type: str = "text/plain; charset=utf-8"
+
+
 @dataclass
 class Reply:
     status: int = 200
@@ -90,6 +98,9 @@ def dispatch(request, namespace: str | None, handler: Callable[[Call], Reply]) -
     headers = dict(reply.headers)
     if reply.body is None:
         return reply.status, None, headers
+    if isinstance(reply.body, Text):
+        headers["Content-Type"] = reply.body.content_type
+        return reply.status, reply.body.text, headers
     try:
         text, content_type = negotiation.render(reply.body, accept)
     except VampError as e:  # 406: answer the refusal in JSON

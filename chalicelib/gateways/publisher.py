@@ -1,0 +1,142 @@
+"""Publishing a namespace's HAProxy configuration to etcd, newest generation wins.
+
+Keys, per namespace and HAProxy version:
+    /vamp/<ns>/gateways/haproxy/<version>/configuration   the text the agents apply
+    /vamp/<ns>/gateways/haproxy/<version>/generation      its generation, 20 digits zero-padded
+
+A publisher reads both keys, gives up if the stored generation is already >= its own (what is
+there is at least as new), and otherwise writes in ONE etcd transaction guarded by the
+mod_revisions it read: the generation always, the configuration only when its text changed (so
+agents are not woken for nothing). If anything changed in between, it reads again. Hence two
+Lambdas racing can never leave an older configuration over a newer one
+(docs/decisions/0008-gateway-generations.md).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Publication:
+    status: str  # "published" (text written), "unchanged" (same text, generation moved on), "superseded"
+    generation: int
+    checksum: str
+
+
+def prefix(namespace: str, version: str) -> str:
+    return f"/vamp/{namespace}/gateways/haproxy/{version}/"
+
+
+def config_key(namespace: str, version: str) -> str:
+    return prefix(namespace, version) + "configuration"
+
+
+def generation_key(namespace: str, version: str) -> str:
+    return prefix(namespace, version) + "generation"
+
+
+def format_generation(generation: int) -> str:
+    return f"{generation:020d}"
+
+
+def _b64(value: str | bytes) -> str:
+    return base64.b64encode(value.encode() if isinstance(value, str) else value).decode()
+
+
+@lru_cache(maxsize=8)
+def client(endpoint: str):
+    """An etcd3gw client for "host:port" (imported here: not at cold start)."""
+    from etcd3gw.client import Etcd3Client
+
+    host, _, port = endpoint.rpartition(":")
+    return Etcd3Client(host.strip("[]") or "127.0.0.1", int(port), api_path="/v3/", timeout=5)
+
+
+def _read(etcd, keys: list[str]) -> dict[str, tuple[bytes, int]]:
+    """key -> (value, mod_revision) for the keys that exist (one range request)."""
+    start, end = min(keys), max(keys)
+    out = etcd.post(etcd.get_url("/kv/range"),
+                    json={"key": _b64(start), "range_end": _b64(end + "\0")})
+    found = {}
+    for kv in out.get("kvs", []):
+        key = base64.b64decode(kv["key"]).decode()
+        if key in keys:
+            found[key] = (base64.b64decode(kv.get("value", "")), int(kv.get("mod_revision", 0)))
+    return found
+
+
+def publish(etcd, namespace: str, version: str, generation: int, text: str, checksum: str) -> Publication:
+    """Compare-and-swap `text` in as generation `generation` (see the module doc)."""
+    ckey, gkey = config_key(namespace, version), generation_key(namespace, version)
+    data = text.encode()
+    for _ in range(ATTEMPTS):
+        found = _read(etcd, [ckey, gkey])
+        stored_text, text_rev = found.get(ckey, (None, 0))
+        stored_gen, gen_rev = found.get(gkey, (b"", 0))
+        try:
+            newer = generation > int(stored_gen or b"-1")
+        except ValueError:
+            newer = True  # garbage in the generation key: ours is a real one
+        if not newer:
+            return Publication("superseded", generation, checksum)
+        ops = [{"request_put": {"key": _b64(gkey), "value": _b64(format_generation(generation))}}]
+        changed = stored_text != data
+        if changed:
+            ops.append({"request_put": {"key": _b64(ckey), "value": _b64(data)}})
+        txn = {
+            "compare": [
+                {"key": _b64(gkey), "target": "MOD", "result": "EQUAL", "mod_revision": gen_rev},
+                {"key": _b64(ckey), "target": "MOD", "result": "EQUAL", "mod_revision": text_rev},
+            ],
+            "success": ops,
+            "failure": [],
+        }
+        if etcd.transaction(txn).get("succeeded"):
+            return Publication("published" if changed else "unchanged", generation, checksum)
+    raise RuntimeError(f"etcd: gave up publishing {namespace} generation {generation} after {ATTEMPTS} races")
+
+
+def current(etcd, namespace: str, version: str) -> tuple[str, int] | None:
+    """(configuration text, generation) as etcd holds them, or None."""
+    ckey, gkey = config_key(namespace, version), generation_key(namespace, version)
+    found = _read(etcd, [ckey, gkey])
+    if ckey not in found:
+        return None
+    try:
+        gen = int(found.get(gkey, (b"0", 0))[0] or 0)
+    except ValueError:
+        gen = 0
+    return found[ckey][0].decode(), gen
+
+
+def render_namespace(store, namespace: str, settings=None):
+    """(snapshot, rendered) for the namespace as the store holds it now."""
+    from chalicelib.gateways import haproxy, snapshot, spec
+    from chalicelib.settings import settings as current_settings
+
+    s = settings or current_settings()
+    snap = snapshot.read(store, namespace)
+    specs = spec.from_documents(snap.gateways, snap.lookup)
+    rendered = haproxy.render(namespace, specs, haproxy.Options(
+        bind=s.gateway_bind, virtual_hosts_port=s.virtual_hosts_port))
+    return snap, rendered
+
+
+def publish_namespace(store, namespace: str, settings=None):
+    """Render the namespace from a consistent read and publish it; (snapshot, Publication)."""
+    from chalicelib.settings import settings as current_settings
+
+    s = settings or current_settings()
+    snap, rendered = render_namespace(store, namespace, s)
+    result = publish(client(s.etcd_endpoint), namespace, s.haproxy_version, snap.generation,
+                     rendered.text, rendered.checksum)
+    log.info("namespace %s generation %d: %s (%s)", namespace, snap.generation, result.status, rendered.checksum)
+    return snap, result
