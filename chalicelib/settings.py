@@ -12,6 +12,7 @@ from typing import Literal, get_args
 
 EventStoreKind = Literal["dynamodb", "opensearch"]
 AuthMode = Literal["token", "iam"]
+DriverKind = Literal["local", "kubernetes", "ecs"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,23 @@ class Settings:
     auth_mode: AuthMode = "token"
     max_body_bytes: int = 1_048_576
     per_page_max: int = 1000
+    # Container driver (docs/decisions/0007-container-drivers.md); VAMP_DRIVER_<NAMESPACE> overrides it per namespace.
+    driver: DriverKind = "local"
+    eks_cluster: str | None = None  # kubernetes: reach this EKS cluster (else kubeconfig / in-cluster config)
+    kube_context: str | None = None
+    ecs_cluster: str = "vamp"
+    ecs_subnets: str | None = None  # comma-separated; ECS services run awsvpc
+    ecs_security_groups: str | None = None
+    ecs_launch_type: str = "FARGATE"
+
+    def driver_for(self, namespace: str, env: dict[str, str] | None = None) -> str:
+        env = os.environ if env is None else env
+        raw = env.get("VAMP_DRIVER_" + namespace.upper().replace("-", "_"))
+        if not raw:
+            return self.driver
+        if raw not in get_args(DriverKind):
+            raise ValueError(f"VAMP_DRIVER_{namespace.upper()} must be one of {', '.join(get_args(DriverKind))}, not {raw!r}")
+        return raw
     # Gateways: etcd client endpoint host:port (None: gateways are stored but not published).
     etcd_endpoint: str | None = None
     # Version segment of /vamp/<ns>/gateways/haproxy/<version>/configuration.
@@ -64,7 +82,7 @@ class Settings:
         return cls(**values)
 
 
-_HINTS = {"event_store": EventStoreKind, "auth_mode": AuthMode}
+_HINTS = {"event_store": EventStoreKind, "auth_mode": AuthMode, "driver": DriverKind}
 
 
 @lru_cache(maxsize=1)

@@ -6,9 +6,20 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fakes.kubernetes_server import FakeKubernetes
 from tests.fakes.opensearch_server import FakeOpenSearch
 
-__all__ = ["FakeOpenSearch", "fake_opensearch"]
+__all__ = ["FakeKubernetes", "FakeOpenSearch", "fake_kubernetes", "fake_opensearch"]
+
+
+@pytest.fixture()
+def fake_kubernetes():
+    """A started FakeKubernetes (an API server subset) with nothing in it; stopped afterwards."""
+    fake = FakeKubernetes().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
 
 
 @pytest.fixture()

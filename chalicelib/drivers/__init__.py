@@ -1,0 +1,107 @@
+"""Container drivers: the interface (base.py) and kubernetes.py, ecs.py, local.py.
+
+`driver_for(namespace)` picks the driver the settings name for a namespace (`VAMP_DRIVER`,
+overridden by `VAMP_DRIVER_<NAMESPACE>`), wrapped so that no driver error escapes as anything
+but a `DriverError` (deploy/undeploy) or a failed status with a reason (status/running).
+Heavy clients (kubernetes, boto3) are imported inside the drivers, on first use.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from chalicelib.drivers.base import Driver, DriverError, ServiceSpec, ServiceStatus, failed
+
+log = logging.getLogger(__name__)
+
+_DRIVERS: dict[str, Driver] = {}
+_LOCK = threading.Lock()
+
+
+def _build(kind: str) -> Driver:
+    if kind == "local":
+        from chalicelib.drivers.local import LocalDriver
+
+        return LocalDriver()
+    if kind == "kubernetes":
+        from chalicelib.drivers.kubernetes import KubernetesDriver
+
+        return KubernetesDriver.from_settings()
+    if kind == "ecs":
+        from chalicelib.drivers.ecs import EcsDriver
+
+        return EcsDriver.from_settings()
+    raise DriverError(f"unknown driver {kind!r}")
+
+
+def driver_for(namespace: str) -> "Guarded":
+    from chalicelib.settings import settings
+
+    try:
+        kind = settings().driver_for(namespace)
+    except ValueError as e:
+        return Guarded(None, str(e))
+    with _LOCK:
+        if kind not in _DRIVERS:
+            try:
+                _DRIVERS[kind] = _build(kind)
+            except Exception as e:  # noqa: BLE001 - becomes the reason in every status
+                log.exception("driver %s unavailable", kind)
+                return Guarded(None, f"{kind} driver unavailable: {e}")
+        return Guarded(_DRIVERS[kind])
+
+
+def reset() -> None:
+    """Forget built drivers (tests switch settings)."""
+    with _LOCK:
+        _DRIVERS.clear()
+
+
+class Guarded:
+    """A driver whose every failure is a DriverError or a status with a reason, never a crash."""
+
+    def __init__(self, driver: Driver | None, unavailable: str | None = None):
+        self.driver, self.unavailable = driver, unavailable
+        self.name = driver.name if driver is not None else "unavailable"
+
+    def _need(self) -> Driver:
+        if self.driver is None:
+            raise DriverError(self.unavailable or "no driver")
+        return self.driver
+
+    def deploy(self, namespace: str, spec: ServiceSpec) -> None:
+        try:
+            self._need().deploy(namespace, spec)
+        except DriverError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            log.exception("deploy %s failed", spec.key)
+            raise DriverError(f"{self.name}: {type(e).__name__}: {e}") from e
+
+    def undeploy(self, namespace: str, deployment: str, cluster: str, service: str) -> None:
+        try:
+            self._need().undeploy(namespace, deployment, cluster, service)
+        except DriverError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            log.exception("undeploy %s/%s/%s failed", deployment, cluster, service)
+            raise DriverError(f"{self.name}: {type(e).__name__}: {e}") from e
+
+    def status(self, namespace: str, keys: list[str]) -> dict[str, ServiceStatus]:
+        try:
+            found = self._need().status(namespace, keys)
+        except Exception as e:  # noqa: BLE001
+            reason = str(e) if isinstance(e, DriverError) else f"{self.name}: {type(e).__name__}: {e}"
+            return {k: failed(k, reason) for k in keys}
+        return {k: found.get(k) or ServiceStatus(key=k, state="absent") for k in keys}
+
+    def running(self, namespace: str) -> dict[str, str | None] | None:
+        """None when the driver cannot tell (then sync asks `status` for every key)."""
+        try:
+            return self._need().running(namespace)
+        except Exception:  # noqa: BLE001
+            log.exception("listing %s failed", namespace)
+            return None
+
+
+__all__ = ["Driver", "DriverError", "Guarded", "ServiceSpec", "ServiceStatus", "driver_for", "reset"]

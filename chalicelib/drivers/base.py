@@ -1,0 +1,154 @@
+"""The container-driver interface: one small Protocol every backend implements.
+
+Like Flagger's providers or Argo Rollouts' traffic routers, the core never talks to a scheduler
+directly: synchronisation hands a driver a `ServiceSpec` per service version and asks back, for a
+set of services, what runs and where (`ServiceStatus` with its `Instance`s). Specs are plain
+dataclasses (no pydantic), so this module costs nothing at import time.
+
+Every service version is addressed by (namespace, deployment, cluster, service), where `service`
+is the breed name (`sava:1.0.0`); drivers derive their own object names from it (`object_name`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+State = Literal["running", "deploying", "failed", "absent"]
+
+
+class DriverError(Exception):
+    """A driver could not do what was asked; the message is the reason users see in the status."""
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    name: str
+    number: int  # the port the service listens on inside its container (local: assigned)
+    protocol: str = "http"  # http | tcp
+
+
+@dataclass(frozen=True)
+class HealthCheckSpec:
+    port: str  # a port name of the service
+    path: str = "/"
+    protocol: str = "HTTP"  # HTTP | HTTPS | TCP
+    initial_delay: int = 0  # seconds
+    timeout: int = 5
+    interval: int = 10
+    failures: int = 3
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What to run for one service version of a deployment cluster."""
+
+    deployment: str
+    cluster: str
+    service: str  # the breed name, e.g. sava:1.0.0
+    deployable_type: str  # container/docker | command | ...
+    definition: str  # the image, or the command line
+    ports: tuple[PortSpec, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    arguments: tuple[tuple[str, str], ...] = ()
+    cpu: float = 1.0  # cores
+    memory: float = 1000.0  # MB
+    instances: int = 1
+    health_checks: tuple[HealthCheckSpec, ...] = ()
+    dialects: dict = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return service_key(self.deployment, self.cluster, self.service)
+
+    def digest(self) -> str:
+        """A short hash of everything that, changed, needs a redeploy (sync compares it)."""
+        raw = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ServiceSpec":
+        data = dict(data)
+        data["ports"] = tuple(PortSpec(**p) for p in data.get("ports", ()))
+        data["health_checks"] = tuple(HealthCheckSpec(**h) for h in data.get("health_checks", ()))
+        data["arguments"] = tuple(tuple(a) for a in data.get("arguments", ()))
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Instance:
+    name: str
+    host: str
+    ports: dict[str, int]  # port name -> port reachable from the gateways
+    healthy: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """What a driver runs for one service version."""
+
+    key: str
+    state: State
+    instances: tuple[Instance, ...] = ()
+    desired: int = 0
+    reason: str | None = None
+    digest: str | None = None  # the digest of the spec it runs (None: unknown)
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "running"
+
+
+@runtime_checkable
+class Driver(Protocol):
+    name: str
+
+    def deploy(self, namespace: str, spec: ServiceSpec) -> None:
+        """Create or update the service version so it runs `spec` (idempotent)."""
+
+    def undeploy(self, namespace: str, deployment: str, cluster: str, service: str) -> None:
+        """Remove the service version; removing what is not there is not an error."""
+
+    def status(self, namespace: str, keys: list[str]) -> dict[str, ServiceStatus]:
+        """The state and instances of each service key (`service_key(...)`) asked for."""
+
+    def running(self, namespace: str) -> dict[str, str | None]:
+        """Cheap listing: every service key the driver runs in `namespace` -> its spec digest."""
+
+
+def service_key(deployment: str, cluster: str, service: str) -> str:
+    return f"{deployment}/{cluster}/{service}"
+
+
+def split_key(key: str) -> tuple[str, str, str]:
+    deployment, cluster, service = key.split("/", 2)
+    return deployment, cluster, service
+
+
+_UNSAFE = re.compile(r"[^a-z0-9-]+")
+
+
+def object_name(*parts: str, limit: int = 63) -> str:
+    """A DNS-1123 label for the parts (`sava`, `sava`, `sava:1.0.0` -> `sava-sava-sava-1-0-0-1a2b3c4d`):
+    lowercase, `-` for anything else, a hash of the exact parts so distinct keys never collide."""
+    digest = hashlib.sha256("/".join(parts).encode()).hexdigest()[:8]
+    readable = _UNSAFE.sub("-", "-".join(parts).lower()).strip("-")
+    readable = readable[: limit - len(digest) - 1].rstrip("-")
+    return f"{readable}-{digest}" if readable else f"v-{digest}"
+
+
+def label_value(value: str) -> str:
+    """A Kubernetes label value: at most 63 of [A-Za-z0-9._-], alphanumeric at both ends."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", value)[:63]
+    return cleaned.strip("._-")
+
+
+def failed(key: str, reason: str) -> ServiceStatus:
+    return ServiceStatus(key=key, state="failed", reason=reason)

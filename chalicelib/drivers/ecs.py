@@ -1,0 +1,257 @@
+"""The ECS driver: a task definition per service version and an ECS service running it.
+
+Family and service are both named `object_name(namespace, deployment, cluster, service)` (letters,
+digits and `-`, with a hash of the exact names); the service is tagged with the exact key, the
+namespace and the spec's digest, so `running()` is a listing plus one describe per 10 services.
+Tasks run `awsvpc` in the configured subnets and security groups (`VAMP_ECS_SUBNETS`,
+`VAMP_ECS_SECURITY_GROUPS`) on `VAMP_ECS_LAUNCH_TYPE` (FARGATE by default: the task size is the
+smallest Fargate size that fits the scale; the container gets exactly the scale). A changed spec
+registers a new revision and updates the service to it; ECS rolls the tasks.
+
+Status: running when the primary deployment has all desired tasks running and no other
+deployment is left; instances are the running tasks' private IPs (moto simulates no tasks, so
+there its counts say "0/N tasks running").
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from chalicelib.drivers.base import (
+    DriverError,
+    Instance,
+    ServiceSpec,
+    ServiceStatus,
+    object_name,
+)
+
+log = logging.getLogger(__name__)
+
+KEY_TAG, NAMESPACE_TAG, DIGEST_TAG = "vamp:key", "vamp:namespace", "vamp:digest"
+# Fargate task sizes: cpu units -> allowed memory (MiB).
+_FARGATE = [
+    (256, [512, 1024, 2048]),
+    (512, list(range(1024, 4097, 1024))),
+    (1024, list(range(2048, 8193, 1024))),
+    (2048, list(range(4096, 16385, 1024))),
+    (4096, list(range(8192, 30721, 1024))),
+    (8192, list(range(16384, 61441, 4096))),
+    (16384, list(range(32768, 122881, 8192))),
+]
+
+
+def fargate_size(cpu: float, memory: float) -> tuple[int, int]:
+    """The smallest Fargate (cpu units, memory MiB) that holds `cpu` cores and `memory` MB."""
+    units = cpu * 1024
+    for size, memories in _FARGATE:
+        if size >= units:
+            for m in memories:
+                if m >= memory:
+                    return size, m
+    raise DriverError(f"no Fargate task size holds cpu {cpu} and memory {memory}MB")
+
+
+def _clamp(value: int, low: int, high: int) -> int:
+    return max(low, min(high, value))
+
+
+def container_definition(spec: ServiceSpec) -> dict:
+    if spec.deployable_type != "container/docker":
+        raise DriverError(f"the ecs driver runs container images, not {spec.deployable_type!r} deployables")
+    container: dict[str, Any] = {
+        "name": "service",
+        "image": spec.definition,
+        "essential": True,
+        "cpu": max(1, round(spec.cpu * 1024)),
+        "memory": max(4, round(spec.memory)),
+        "environment": [{"name": k, "value": v} for k, v in sorted(spec.env.items()) if v is not None],
+        "portMappings": [{"containerPort": p.number, "hostPort": p.number, "protocol": "tcp", "name": f"p{p.number}"}
+                         for p in spec.ports],
+        "dockerLabels": {"vamp.deployment": spec.deployment, "vamp.cluster": spec.cluster,
+                         "vamp.service": spec.service, **spec.labels},
+    }
+    if spec.health_checks:
+        check = spec.health_checks[0]
+        port = next((p.number for p in spec.ports if p.name == check.port), None)
+        if check.protocol == "TCP":
+            probe = f"nc -z localhost {port} || exit 1"
+        else:
+            scheme = check.protocol.lower()
+            probe = f"curl -fsk {scheme}://localhost:{port}{check.path} || exit 1"
+        container["healthCheck"] = {
+            "command": ["CMD-SHELL", probe],
+            "interval": _clamp(check.interval, 5, 300),
+            "timeout": _clamp(check.timeout, 2, 60),
+            "retries": _clamp(check.failures, 1, 10),
+            "startPeriod": _clamp(check.initial_delay, 0, 300),
+        }
+    dialect = spec.dialects.get("ecs")
+    if isinstance(dialect, dict):
+        from chalicelib.drivers.kubernetes import merge_dialect
+
+        container = merge_dialect(container, dialect)
+    return container
+
+
+class EcsDriver:
+    name = "ecs"
+
+    def __init__(self, cluster: str, subnets: list[str], security_groups: list[str], launch_type: str = "FARGATE",
+                 client: Any = None, region: str | None = None, endpoint_url: str | None = None):
+        self.cluster, self.subnets, self.security_groups = cluster, subnets, security_groups
+        self.launch_type = launch_type
+        self._client, self._region, self._endpoint = client, region, endpoint_url
+
+    @classmethod
+    def from_settings(cls) -> "EcsDriver":
+        from chalicelib.settings import settings
+
+        s = settings()
+        split = lambda v: [x.strip() for x in (v or "").split(",") if x.strip()]  # noqa: E731
+        return cls(s.ecs_cluster, split(s.ecs_subnets), split(s.ecs_security_groups), s.ecs_launch_type,
+                   region=s.region, endpoint_url=s.aws_endpoint)
+
+    @property
+    def ecs(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("ecs", region_name=self._region, endpoint_url=self._endpoint)
+        return self._client
+
+    def _reason(self, e: Exception) -> str:
+        response = getattr(e, "response", None)
+        if isinstance(response, dict) and "Error" in response:
+            return f"ecs: {response['Error'].get('Code')}: {response['Error'].get('Message')}"
+        return f"ecs: {e}"
+
+    def _name(self, namespace: str, deployment: str, cluster: str, service: str) -> str:
+        return object_name(namespace, deployment, cluster, service, limit=255)
+
+    def deploy(self, namespace: str, spec: ServiceSpec) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        name = self._name(namespace, spec.deployment, spec.cluster, spec.service)
+        digest = spec.digest()
+        tags = [{"key": KEY_TAG, "value": spec.key}, {"key": NAMESPACE_TAG, "value": namespace},
+                {"key": DIGEST_TAG, "value": digest}]
+        task: dict[str, Any] = {
+            "family": name,
+            "networkMode": "awsvpc",
+            "containerDefinitions": [container_definition(spec)],
+            "tags": tags,
+        }
+        if self.launch_type == "FARGATE":
+            cpu, memory = fargate_size(spec.cpu, spec.memory)
+            task.update(requiresCompatibilities=["FARGATE"], cpu=str(cpu), memory=str(memory))
+        try:
+            arn = self.ecs.register_task_definition(**task)["taskDefinition"]["taskDefinitionArn"]
+            current = self._describe([name]).get(name)
+            if current is not None and current.get("status") == "ACTIVE":
+                self.ecs.update_service(cluster=self.cluster, service=name, taskDefinition=arn,
+                                        desiredCount=spec.instances)
+                self.ecs.tag_resource(resourceArn=current["serviceArn"], tags=tags)
+                return
+            network = {"awsvpcConfiguration": {"subnets": self.subnets, "securityGroups": self.security_groups,
+                                               "assignPublicIp": "DISABLED"}}
+            self.ecs.create_service(
+                cluster=self.cluster, serviceName=name, taskDefinition=arn, desiredCount=spec.instances,
+                launchType=self.launch_type, networkConfiguration=network, tags=tags, propagateTags="SERVICE",
+                enableECSManagedTags=True,
+            )
+        except (ClientError, BotoCoreError) as e:
+            raise DriverError(self._reason(e)) from e
+
+    def undeploy(self, namespace: str, deployment: str, cluster: str, service: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        name = self._name(namespace, deployment, cluster, service)
+        try:
+            self.ecs.delete_service(cluster=self.cluster, service=name, force=True)
+        except ClientError as e:
+            if e.response["Error"]["Code"] not in ("ServiceNotFoundException", "ServiceNotActiveException"):
+                raise DriverError(self._reason(e)) from e
+        except BotoCoreError as e:
+            raise DriverError(self._reason(e)) from e
+
+    def _describe(self, names: list[str]) -> dict[str, dict]:
+        found: dict[str, dict] = {}
+        for i in range(0, len(names), 10):
+            out = self.ecs.describe_services(cluster=self.cluster, services=names[i:i + 10], include=["TAGS"])
+            for s in out.get("services", []):
+                found[s["serviceName"]] = s
+        return found
+
+    def _services(self, namespace: str) -> dict[str, dict]:
+        """key -> described service, for every active vamp service of the namespace."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            arns: list[str] = []
+            for page in self.ecs.get_paginator("list_services").paginate(cluster=self.cluster):
+                arns += page.get("serviceArns", [])
+            described = self._describe([a.rsplit("/", 1)[-1] for a in arns])
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "ClusterNotFoundException":
+                raise DriverError(f"ecs: cluster {self.cluster!r} not found") from e
+            raise DriverError(self._reason(e)) from e
+        except BotoCoreError as e:
+            raise DriverError(self._reason(e)) from e
+        out = {}
+        for s in described.values():
+            tags = {t["key"]: t["value"] for t in s.get("tags") or []}
+            if tags.get(NAMESPACE_TAG) == namespace and KEY_TAG in tags and s.get("status") == "ACTIVE":
+                s["_digest"] = tags.get(DIGEST_TAG)
+                out[tags[KEY_TAG]] = s
+        return out
+
+    def running(self, namespace: str) -> dict[str, str | None]:
+        return {k: s["_digest"] for k, s in self._services(namespace).items()}
+
+    def status(self, namespace: str, keys: list[str]) -> dict[str, ServiceStatus]:
+        services = self._services(namespace)
+        out = {}
+        for key in keys:
+            s = services.get(key)
+            if s is None:
+                out[key] = ServiceStatus(key=key, state="absent")
+                continue
+            out[key] = self._status(key, s)
+        return out
+
+    def _status(self, key: str, s: dict) -> ServiceStatus:
+        desired, running = s.get("desiredCount", 0), s.get("runningCount", 0)
+        deployments = s.get("deployments") or []
+        primary = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
+        failed = primary.get("rolloutState") == "FAILED"
+        instances = self._instances(s) if running else ()
+        if failed:
+            return ServiceStatus(key, "failed", instances, desired,
+                                 f"rollout failed: {primary.get('rolloutStateReason', 'unknown')}", s["_digest"])
+        if running >= desired and len(deployments) <= 1 and primary.get("runningCount", running) >= desired:
+            return ServiceStatus(key, "running", instances, desired, None, s["_digest"])
+        events = s.get("events") or []
+        last = f"; {events[0]['message']}" if events else ""
+        return ServiceStatus(key, "deploying", instances, desired,
+                             f"{running}/{desired} tasks running, {len(deployments)} deployment(s){last}", s["_digest"])
+
+    def _instances(self, s: dict) -> tuple[Instance, ...]:
+        arns = self.ecs.list_tasks(cluster=self.cluster, serviceName=s["serviceName"],
+                                   desiredStatus="RUNNING").get("taskArns", [])
+        if not arns:
+            return ()
+        tasks = self.ecs.describe_tasks(cluster=self.cluster, tasks=arns[:100]).get("tasks", [])
+        out = []
+        for t in tasks:
+            ip = next((d["value"] for a in t.get("attachments") or [] for d in a.get("details") or []
+                       if d.get("name") == "privateIPv4Address"), None)
+            if ip is None:
+                continue
+            ports = {}
+            for c in t.get("containers") or []:
+                for b in c.get("networkBindings") or []:
+                    ports[str(b.get("containerPort"))] = b.get("hostPort") or b.get("containerPort")
+            healthy = t.get("healthStatus") in ("HEALTHY", "UNKNOWN", None) and t.get("lastStatus") == "RUNNING"
+            out.append(Instance(t["taskArn"].rsplit("/", 1)[-1], ip, ports, healthy,
+                                None if healthy else f"task {t.get('lastStatus')} {t.get('healthStatus')}"))
+        return tuple(out)

@@ -1,0 +1,334 @@
+"""The local driver: runs `command` deployables as processes on free loopback ports.
+
+The driver of the local stack (and of the end-to-end tests). Each instance of a service version
+is one process group started with `/bin/sh -c <definition>` and the service's environment plus
+`PORT` (its first port) and `PORT_<NAME>` for every breed port, each on its own free
+127.0.0.1 port that stays the same across restarts (so the gateways need no change).
+
+State lives in a module-level registry, so it survives across API requests in one process; a
+supervisor thread restarts processes that die (capped exponential backoff), and `atexit` kills
+every process group left, so nothing leaks. Health: the breed's first health check (HTTP GET
+or TCP), else a TCP connect to the first port, else "the process runs".
+"""
+from __future__ import annotations
+
+import atexit
+import http.client
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chalicelib.drivers.base import (
+    DriverError,
+    Instance,
+    ServiceSpec,
+    ServiceStatus,
+    object_name,
+    service_key,
+)
+
+log = logging.getLogger(__name__)
+
+COMMAND = "command"
+HOST = "127.0.0.1"
+BACKOFF_START = 0.25
+BACKOFF_MAX = 10.0
+STABLE_AFTER = 10.0  # a process that ran this long resets its backoff
+_PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((HOST, port))
+            return True
+        except OSError:
+            return False
+
+
+def _env_name(port_name: str) -> str:
+    return "PORT_" + re.sub(r"[^A-Za-z0-9]", "_", port_name).upper()
+
+
+@dataclass
+class _Process:
+    index: int
+    ports: dict[str, int]
+    popen: subprocess.Popen | None = None
+    started: float = 0.0
+    failures: int = 0  # consecutive quick exits
+    restarts: int = 0
+    next_start: float = 0.0
+    last_exit: int | None = None
+
+
+@dataclass
+class _Service:
+    namespace: str
+    spec: ServiceSpec
+    digest: str
+    processes: list[_Process] = field(default_factory=list)
+
+
+_REGISTRY: dict[tuple[str, str], _Service] = {}
+_LOCK = threading.RLock()
+_SUPERVISOR: threading.Thread | None = None
+_WAKE = threading.Event()
+LOG_DIR = Path(tempfile.gettempdir()) / "vamp-local"
+
+
+def _environment(spec: ServiceSpec, proc: _Process) -> dict[str, str]:
+    env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
+    env.update({k: v for k, v in spec.env.items() if v is not None})
+    if proc.ports:
+        env["PORT"] = str(next(iter(proc.ports.values())))
+    for name, port in proc.ports.items():
+        env[_env_name(name)] = str(port)
+    env["VAMP_INSTANCE"] = str(proc.index)
+    env["VAMP_SERVICE"] = spec.service
+    return env
+
+
+def _start(service: _Service, proc: _Process) -> None:
+    spec = service.spec
+    for name, port in list(proc.ports.items()):
+        if not _port_free(port):  # someone took it while the process was down
+            proc.ports[name] = free_port()
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log_path = LOG_DIR / f"{service.namespace}-{object_name(spec.deployment, spec.cluster, spec.service)}-{proc.index}.log"
+    with open(log_path, "ab") as out:
+        proc.popen = subprocess.Popen(
+            ["/bin/sh", "-c", spec.definition],
+            env=_environment(spec, proc),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: undeploy kills the whole group
+            close_fds=True,
+        )
+    proc.started = time.monotonic()
+
+
+def _kill(proc: _Process, grace: float = 3.0) -> None:
+    popen, proc.popen = proc.popen, None
+    if popen is None:
+        return
+    try:
+        os.killpg(popen.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        popen.wait(grace)
+    except subprocess.TimeoutExpired:
+        pass
+    try:  # whatever is left of the group (children that ignored TERM)
+        os.killpg(popen.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        popen.wait(grace)
+    except subprocess.TimeoutExpired:
+        log.warning("process %s did not exit", popen.pid)
+
+
+def _new_process(spec: ServiceSpec, index: int) -> _Process:
+    return _Process(index=index, ports={p.name: free_port() for p in spec.ports})
+
+
+def _supervise_once(now: float) -> None:
+    with _LOCK:
+        services = list(_REGISTRY.values())
+    for service in services:
+        for proc in service.processes:
+            with _LOCK:
+                if _REGISTRY.get((service.namespace, service.spec.key)) is not service:
+                    break
+                if proc.popen is not None:
+                    code = proc.popen.poll()
+                    if code is None:
+                        if proc.failures and now - proc.started > STABLE_AFTER:
+                            proc.failures = 0
+                        continue
+                    proc.last_exit, proc.popen = code, None
+                    quick = now - proc.started < STABLE_AFTER
+                    proc.failures = proc.failures + 1 if quick else 1
+                    delay = min(BACKOFF_MAX, BACKOFF_START * 2 ** (proc.failures - 1))
+                    proc.next_start = now + delay
+                    log.warning("%s instance %d exited with %s; restart in %.2fs",
+                                service.spec.key, proc.index, code, delay)
+                if now >= proc.next_start:
+                    proc.restarts += 1
+                    try:
+                        _start(service, proc)
+                    except OSError as e:
+                        proc.failures += 1
+                        proc.next_start = now + min(BACKOFF_MAX, BACKOFF_START * 2 ** proc.failures)
+                        log.warning("cannot restart %s: %s", service.spec.key, e)
+
+
+def _supervisor() -> None:
+    while True:
+        _WAKE.wait(0.1)
+        _WAKE.clear()
+        try:
+            _supervise_once(time.monotonic())
+        except Exception:  # noqa: BLE001 - the supervisor must outlive any one failure
+            log.exception("local supervisor pass failed")
+
+
+def _ensure_supervisor() -> None:
+    global _SUPERVISOR
+    with _LOCK:
+        if _SUPERVISOR is None or not _SUPERVISOR.is_alive():
+            _SUPERVISOR = threading.Thread(target=_supervisor, name="vamp-local-driver", daemon=True)
+            _SUPERVISOR.start()
+
+
+def _healthy(spec: ServiceSpec, proc: _Process) -> tuple[bool, str | None]:
+    if proc.popen is None or proc.popen.poll() is not None:
+        code = proc.last_exit if proc.popen is None else proc.popen.returncode
+        wait = max(0.0, proc.next_start - time.monotonic())
+        return False, f"exited with code {code}; restart #{proc.restarts + 1} in {wait:.1f}s"
+    check = spec.health_checks[0] if spec.health_checks else None
+    port = proc.ports.get(check.port) if check else next(iter(proc.ports.values()), None)
+    if port is None:
+        return True, None
+    timeout = min(float(check.timeout), 1.0) if check and check.timeout else 1.0
+    if check is not None and check.protocol in ("HTTP", "HTTPS"):
+        try:
+            conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+            conn.request("GET", check.path)
+            status = conn.getresponse().status
+            conn.close()
+        except OSError as e:
+            return False, f"health check GET {check.path} on port {port}: {e}"
+        if 200 <= status < 400:
+            return True, None
+        return False, f"health check GET {check.path} on port {port} answered {status}"
+    try:
+        socket.create_connection((HOST, port), timeout=timeout).close()
+        return True, None
+    except OSError as e:
+        return False, f"port {port}: {e.strerror or e}"
+
+
+def _kill_all() -> None:
+    with _LOCK:
+        services = list(_REGISTRY.values())
+        _REGISTRY.clear()
+    for service in services:
+        for proc in service.processes:
+            _kill(proc, grace=1.0)
+
+
+atexit.register(_kill_all)
+
+
+class LocalDriver:
+    name = "local"
+
+    def deploy(self, namespace: str, spec: ServiceSpec) -> None:
+        if spec.deployable_type != COMMAND:
+            raise DriverError(
+                f"the local driver runs `command` deployables only, not {spec.deployable_type!r} "
+                f"({spec.definition}); use VAMP_DRIVER=kubernetes or ecs for images"
+            )
+        digest = spec.digest()
+        key = (namespace, spec.key)
+        with _LOCK:
+            current = _REGISTRY.get(key)
+            if current is not None and current.digest == digest:
+                return
+            if current is not None and _same_but_instances(current.spec, spec):
+                self._rescale(current, spec, digest)
+                return
+            old = _REGISTRY.pop(key, None)
+        if old is not None:
+            for proc in old.processes:
+                _kill(proc)
+        service = _Service(namespace, spec, digest, [_new_process(spec, i) for i in range(spec.instances)])
+        try:
+            for proc in service.processes:
+                _start(service, proc)
+        except OSError as e:
+            for proc in service.processes:
+                _kill(proc)
+            raise DriverError(f"cannot start {spec.definition!r}: {e}") from e
+        with _LOCK:
+            _REGISTRY[key] = service
+        _ensure_supervisor()
+
+    def _rescale(self, service: _Service, spec: ServiceSpec, digest: str) -> None:
+        keep, drop = service.processes[: spec.instances], service.processes[spec.instances:]
+        for i in range(len(keep), spec.instances):
+            proc = _new_process(spec, i)
+            service.spec = spec
+            _start(service, proc)
+            keep.append(proc)
+        service.spec, service.digest, service.processes = spec, digest, keep
+        for proc in drop:
+            _kill(proc)
+
+    def undeploy(self, namespace: str, deployment: str, cluster: str, service: str) -> None:
+        with _LOCK:
+            found = _REGISTRY.pop((namespace, service_key(deployment, cluster, service)), None)
+        for proc in found.processes if found else ():
+            _kill(proc)
+
+    def status(self, namespace: str, keys: list[str]) -> dict[str, ServiceStatus]:
+        out: dict[str, ServiceStatus] = {}
+        for key in keys:
+            with _LOCK:
+                service = _REGISTRY.get((namespace, key))
+                procs = list(service.processes) if service else []
+            if service is None:
+                out[key] = ServiceStatus(key=key, state="absent")
+                continue
+            instances, reasons = [], []
+            for proc in procs:
+                healthy, reason = _healthy(service.spec, proc)
+                name = f"{object_name(service.spec.deployment, service.spec.cluster, service.spec.service)}-{proc.index}"
+                instances.append(Instance(name, HOST, dict(proc.ports), healthy, reason))
+                if reason:
+                    reasons.append(f"instance {proc.index}: {reason}")
+            up = sum(1 for i in instances if i.healthy)
+            crashing = any(p.popen is None and p.failures >= 3 for p in procs)
+            state = "running" if up >= len(procs) else ("failed" if crashing else "deploying")
+            out[key] = ServiceStatus(key, state, tuple(instances), len(procs),
+                                     "; ".join(reasons) or None, service.digest)
+        return out
+
+    def running(self, namespace: str) -> dict[str, str | None]:
+        with _LOCK:
+            return {key: s.digest for (ns, key), s in _REGISTRY.items() if ns == namespace}
+
+    # -- for tests and the local stack -------------------------------------------------------
+
+    def pids(self, namespace: str, key: str) -> list[int]:
+        with _LOCK:
+            service = _REGISTRY.get((namespace, key))
+            return [p.popen.pid for p in service.processes if p.popen] if service else []
+
+    def undeploy_namespace(self, namespace: str) -> None:
+        for key in list(self.running(namespace)):
+            self.undeploy(namespace, *key.split("/", 2))
+
+
+def _same_but_instances(a: ServiceSpec, b: ServiceSpec) -> bool:
+    from dataclasses import replace
+
+    return replace(a, instances=b.instances) == b

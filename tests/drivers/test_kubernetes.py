@@ -1,0 +1,211 @@
+"""The kubernetes driver through the REAL kubernetes client against a fake API server
+(tests/fakes/kubernetes_server.py), the EKS token against moto's STS/EKS, and a real cluster
+when KUBECONFIG is set."""
+from __future__ import annotations
+
+import base64
+import os
+import urllib.parse
+import uuid
+
+import pytest
+import requests
+
+from chalicelib.drivers import Guarded
+from chalicelib.drivers.base import PortSpec
+from chalicelib.drivers.kubernetes import (
+    KubernetesDriver,
+    deployment_manifest,
+    eks_configuration,
+    eks_token,
+    merge_dialect,
+)
+from tests.drivers.helpers import image_spec
+from tests.fakes import fake_kubernetes  # noqa: F401
+
+
+def client_for(url: str):
+    from kubernetes import client
+
+    cfg = client.Configuration()
+    cfg.host = url
+    return client.ApiClient(cfg)
+
+
+@pytest.fixture()
+def k8s(fake_kubernetes):
+    return KubernetesDriver(lambda: client_for(fake_kubernetes.url)), fake_kubernetes
+
+
+def test_deploy_creates_namespace_deployment_and_service(k8s):
+    driver, fake = k8s
+    spec = image_spec(dialects={"kubernetes": {"nodeSelector": {"pool": "a"},
+                                               "containers": [{"name": "service", "imagePullPolicy": "Always"}]}})
+    driver.deploy("team-a", spec)
+    assert "team-a" in fake.objects("namespaces")
+    (name, dep), = fake.objects("deployments", "team-a").items()
+    assert name.startswith("sava-sava-sava-1-0-0-")
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["image"] == "magneticio/sava:1.0.0" and c["imagePullPolicy"] == "Always"
+    assert pod["nodeSelector"] == {"pool": "a"}
+    assert c["resources"]["limits"] == {"cpu": "200m", "memory": "256Mi"}
+    assert c["env"] == [{"name": "A", "value": "1"}]
+    assert c["ports"] == [{"name": "webport", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["readinessProbe"]["httpGet"] == {"path": "/health", "port": 8080, "scheme": "HTTP"}
+    assert c["livenessProbe"]["failureThreshold"] == 3
+    assert dep["spec"]["replicas"] == 2
+    assert dep["metadata"]["labels"]["vamp.io/service"] == "sava_1.0.0"
+    assert dep["metadata"]["annotations"]["vamp.io/key"] == "sava/sava/sava:1.0.0"
+    svc = fake.objects("services", "team-a")[name]
+    assert svc["spec"]["selector"] == {"vamp.io/name": name} and svc["spec"]["ports"][0]["port"] == 8080
+
+    status = driver.status("team-a", [spec.key, "sava/sava/other"])
+    st = status[spec.key]
+    assert st.state == "running" and st.digest == spec.digest() and st.desired == 2
+    assert st.instances[0].host.startswith("10.96.") and st.instances[0].ports == {"webport": 8080}
+    assert status["sava/sava/other"].state == "absent"
+    assert driver.running("team-a") == {spec.key: spec.digest()}
+
+
+def test_update_replaces_with_resource_version_and_keeps_cluster_ip(k8s):
+    driver, fake = k8s
+    spec = image_spec()
+    driver.deploy("ns1", spec)
+    ip = next(iter(fake.objects("services", "ns1").values()))["spec"]["clusterIP"]
+    driver.deploy("ns1", image_spec(instances=5, env={"A": "2"}))
+    dep = next(iter(fake.objects("deployments", "ns1").values()))
+    assert dep["spec"]["replicas"] == 5 and dep["metadata"]["generation"] == 2
+    assert next(iter(fake.objects("services", "ns1").values()))["spec"]["clusterIP"] == ip
+    puts = [p for m, p in fake.requests if m == "PUT"]
+    assert len(puts) == 2
+
+
+def test_progress_deadline_is_a_failed_status_with_its_reason(k8s):
+    driver, fake = k8s
+    spec = image_spec()
+    driver.deploy("ns2", spec)
+    name = next(iter(fake.objects("deployments", "ns2")))
+    fake.set_status("ns2", name, {"observedGeneration": 1, "replicas": 2, "readyReplicas": 0, "conditions": [
+        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+         "message": "ReplicaSet has timed out progressing."}]})
+    st = driver.status("ns2", [spec.key])[spec.key]
+    assert st.state == "failed" and "ProgressDeadlineExceeded" in st.reason
+    fake.set_status("ns2", name, {"observedGeneration": 1, "replicas": 2, "readyReplicas": 1, "updatedReplicas": 2})
+    st = driver.status("ns2", [spec.key])[spec.key]
+    assert st.state == "deploying" and st.reason == "1/2 replicas ready"
+
+
+def test_undeploy_removes_both_and_is_idempotent(k8s):
+    driver, fake = k8s
+    spec = image_spec()
+    driver.deploy("ns3", spec)
+    driver.undeploy("ns3", "sava", "sava", "sava:1.0.0")
+    assert fake.objects("deployments", "ns3") == {} and fake.objects("services", "ns3") == {}
+    driver.undeploy("ns3", "sava", "sava", "sava:1.0.0")
+    assert driver.running("ns3") == {} and driver.running("never-used") == {}
+
+
+def test_api_errors_become_reasons_not_crashes(k8s):
+    driver, fake = k8s
+    guarded = Guarded(driver)
+    fake.fail_next(503)
+    with pytest.raises(Exception) as info:
+        guarded.deploy("ns4", image_spec())
+    assert "kubernetes API 503: injected failure" in str(info.value)
+    fake.fail_next(503)
+    st = guarded.status("ns4", ["a/b/c"])["a/b/c"]
+    assert st.state == "failed" and "503" in st.reason
+    fake.fail_next(500)
+    assert guarded.running("ns4") is None
+    unreachable = Guarded(KubernetesDriver(lambda: client_for("http://127.0.0.1:1")))
+    st = unreachable.status("ns", ["a/b/c"])["a/b/c"]
+    assert st.state == "failed" and st.reason
+
+
+def test_command_deployables_are_refused():
+    with pytest.raises(Exception, match="container images"):
+        deployment_manifest("ns", image_spec(deployable_type="command", definition="sleep 1"))
+
+
+def test_merge_dialect_by_name():
+    base = {"containers": [{"name": "service", "image": "a", "env": [{"name": "X", "value": "1"}]}]}
+    extra = {"containers": [{"name": "service", "env": [{"name": "Y", "value": "2"}]}, {"name": "sidecar"}],
+             "hostNetwork": True}
+    merged = merge_dialect(base, extra)
+    assert merged["containers"][0]["env"] == [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}]
+    assert merged["containers"][1] == {"name": "sidecar"} and merged["hostNetwork"] is True
+
+
+def test_long_and_odd_names_are_dns_labels(k8s):
+    driver, fake = k8s
+    spec = image_spec(deployment="D" * 80, cluster="Cl_ust.er", service="x:1.0.0-RC_1",
+                      ports=(PortSpec("a-very-long-port-name-here", 80),), health_checks=())
+    driver.deploy("ns5", spec)
+    (name,) = fake.objects("deployments", "ns5")
+    assert len(name) <= 63 and name == name.lower()
+    assert driver.running("ns5") == {spec.key: spec.digest()}
+
+
+# -- EKS: the token `aws eks get-token` would give, against moto's STS and EKS ----------------
+
+def test_eks_token_is_a_presigned_get_caller_identity(aws):
+    import boto3
+
+    sts = boto3.client("sts", region_name="us-east-1", endpoint_url=aws)
+    token = eks_token("my-cluster", sts)
+    assert token.startswith("k8s-aws-v1.") and "=" not in token
+    raw = token[len("k8s-aws-v1."):]
+    url = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    assert query["Action"] == ["GetCallerIdentity"] and query["Version"] == ["2011-06-15"]
+    assert "x-k8s-aws-id" in query["X-Amz-SignedHeaders"][0].split(";")
+    assert query["X-Amz-Expires"] == ["60"] and query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    # EKS GETs the URL with the header and STS answers the caller's identity. moto's one-port
+    # server picks the service from an Authorization header's credential scope only, so the
+    # query's own signature is restated as that header (same credential, headers, signature).
+    auth = (f"AWS4-HMAC-SHA256 Credential={query['X-Amz-Credential'][0]}, "
+            f"SignedHeaders={query['X-Amz-SignedHeaders'][0]}, Signature={query['X-Amz-Signature'][0]}")
+    assert query["X-Amz-Credential"][0].endswith("/us-east-1/sts/aws4_request")
+    answer = requests.get(url, headers={"x-k8s-aws-id": "my-cluster", "Authorization": auth}, timeout=5)
+    assert answer.status_code == 200 and "GetCallerIdentityResult" in answer.text
+
+
+def test_eks_configuration_from_describe_cluster(aws):
+    import boto3
+
+    eks = boto3.client("eks", region_name="us-east-1", endpoint_url=aws)
+    name = f"c{uuid.uuid4().hex[:8]}"
+    eks.create_cluster(name=name, roleArn="arn:aws:iam::123456789012:role/eks",
+                       resourcesVpcConfig={"subnetIds": []})
+    described = eks.describe_cluster(name=name)["cluster"]
+    cfg = eks_configuration(name, "us-east-1", aws)
+    assert cfg.host == described["endpoint"]
+    with open(cfg.ssl_ca_cert, "rb") as f:
+        assert f.read() == base64.b64decode(described["certificateAuthority"]["data"])
+    assert cfg.get_api_key_with_prefix("authorization").startswith("Bearer k8s-aws-v1.")
+
+
+# -- a real cluster --------------------------------------------------------------------------
+
+@pytest.mark.skipif(not os.environ.get("KUBECONFIG"), reason="KUBECONFIG is not set: no real cluster to test against")
+def test_against_a_real_cluster():
+    from kubernetes import config
+
+    from tests.drivers.helpers import wait_for
+
+    driver = KubernetesDriver(lambda: config.new_client_from_config())
+    ns = f"vamp-test-{uuid.uuid4().hex[:6]}"
+    spec = image_spec(deployment="t", cluster="c", service="nginx:1", definition="nginx:alpine",
+                      ports=(PortSpec("web", 80),), health_checks=(), instances=1, cpu=0.05, memory=32.0)
+    try:
+        driver.deploy(ns, spec)
+        assert driver.running(ns) == {spec.key: spec.digest()}
+        st = wait_for(lambda: (s := driver.status(ns, [spec.key])[spec.key]).state == "running" and s, timeout=180)
+        assert st.instances and st.instances[0].healthy
+        driver.undeploy(ns, "t", "c", "nginx:1")
+        assert driver.running(ns) == {}
+    finally:
+        from kubernetes import client
+
+        client.CoreV1Api(config.new_client_from_config()).delete_namespace(ns)
