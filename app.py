@@ -8,6 +8,7 @@ gc.disable()  # no collection passes while the cold start builds long-lived obje
 from chalice import AuthResponse, Chalice, IAMAuthorizer, Response
 
 from chalicelib.api import handlers as h
+from chalicelib.api import releases as rel
 from chalicelib.api.http import authenticate, authorize_token, dispatch, unauthorized_body
 
 app = Chalice(app_name="vamp")
@@ -133,6 +134,63 @@ def route_metric(gateway, route, metric, namespace=None):
 @route("/vga/haproxy/{version}/configuration", ["GET"])
 def gateway_configuration(version, namespace=None):
     return respond(namespace, h.gateway_configuration, version)
+
+
+@route("/releases", ["POST"])
+def releases_start(namespace=None):
+    return respond(namespace, rel.start)
+
+
+@route("/releases", ["GET"])
+def releases_list(namespace=None):
+    return respond(namespace, rel.list_releases)
+
+
+@route("/releases/{name}", ["GET"])
+def release_status(name, namespace=None):
+    return respond(namespace, rel.status, name)
+
+
+@route("/releases/{name}", ["DELETE"])
+def release_delete(name, namespace=None):
+    return respond(namespace, rel.delete, name)
+
+
+@route("/releases/{name}/{action}", ["POST"])
+def release_act(name, action, namespace=None):
+    return respond(namespace, rel.act, name, action)
+
+
+# Tasks of the release state machine (infra/release.asl.json): one line each into chalicelib.
+@app.lambda_function(name="release_analyse")
+def release_analyse(event, context):
+    return _release_task("analyse", event)
+
+
+@app.lambda_function(name="release_set_weight")
+def release_set_weight(event, context):
+    return _release_task("set_weight", event)
+
+
+@app.lambda_function(name="release_gate")
+def release_gate(event, context):
+    return _release_task("gate", event)
+
+
+@app.lambda_function(name="release_promote")
+def release_promote(event, context):
+    return _release_task("promote", event)
+
+
+@app.lambda_function(name="release_rollback")
+def release_rollback(event, context):
+    return _release_task("rollback", event)
+
+
+def _release_task(name, event):
+    from chalicelib.releases import handlers
+
+    return handlers.HANDLERS[name](event)
 
 
 @route("/{kind}", ["GET"])

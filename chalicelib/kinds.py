@@ -6,9 +6,9 @@ from chalicelib.errors import FieldError, NotFound, ValidationFailed
 
 KINDS = (
     "breeds", "blueprints", "scales", "slas", "escalations", "routes",
-    "conditions", "rewrites", "workflows", "gateways", "templates",
+    "conditions", "rewrites", "workflows", "gateways", "templates", "release-policies",
 )
-_SINGULAR = {k[:-1]: k for k in KINDS}
+_SINGULAR = {k[:-1]: k for k in KINDS} | {"release-policy": "release-policies"}
 
 
 def normalize_kind(kind: str) -> str:

@@ -31,6 +31,8 @@ class Settings:
     auth_mode: AuthMode = "token"
     max_body_bytes: int = 1_048_576
     per_page_max: int = 1000
+    # The release state machine's ARN (infra/release.asl.json); the local stack sets it.
+    release_state_machine: str | None = None
     # Container driver (docs/decisions/0007-container-drivers.md); VAMP_DRIVER_<NAMESPACE> overrides it per namespace.
     driver: DriverKind = "local"
     eks_cluster: str | None = None  # kubernetes: reach this EKS cluster (else kubeconfig / in-cluster config)

@@ -49,6 +49,8 @@ class LocalStack:
 
         table.reset_clients()
         table.ensure_table()
+        if getattr(self, "_embedded_moto", False) and not os.environ.get("VAMP_RELEASE_STATE_MACHINE"):
+            self._start_releases()
         if self.persist:
             from local import state
 
@@ -75,7 +77,16 @@ class LocalStack:
         os.environ["MOTO_PORT"] = str(port)
         self.endpoint = f"http://127.0.0.1:{port}"
         self._stops.append(server.stop)
+        self._embedded_moto = True
         log.info("moto server on %s", self.endpoint)
+
+    def _start_releases(self) -> None:
+        """The release state machine on moto's interpreter, its tasks delivered in-process
+        (embedded moto; with LocalStack or AWS, deploy infra/release.asl.json there)."""
+        from local import stepfunctions
+
+        arn = stepfunctions.setup(self.endpoint)
+        log.info("release state machine %s", arn)
 
     def _bootstrap_token(self) -> None:
         from chalicelib.api.auth import TokenStore

@@ -18,6 +18,7 @@ from .escalation import Escalation, EscalationRef
 from .event import Event, expand_tags
 from .gateway import Gateway, GatewayService, Route, RouteRef, fill_weights
 from .references import Reference, expand_references, only_references, references
+from .release import Release, ReleasePolicy, ReleasePolicyRef
 from .rewrite import Rewrite, RewriteRef
 from .scale import Scale, ScaleRef, default_scale
 from .sla import Sla, SlaRef
@@ -36,12 +37,14 @@ KINDS: dict[str, type] = {
     "workflows": Workflow,
     "gateways": Gateway,
     "templates": Template,
+    "release-policies": ReleasePolicy,
 }
 assert tuple(KINDS) == KIND_NAMES
 
 # Kinds that can be referenced by name from inside another artifact.
 REF_TYPES: dict[str, type] = {
-    cls.kind: cls for cls in (BreedRef, ScaleRef, SlaRef, EscalationRef, RouteRef, ConditionRef, RewriteRef)
+    cls.kind: cls for cls in (BreedRef, ScaleRef, SlaRef, EscalationRef, RouteRef, ConditionRef, RewriteRef,
+                              ReleasePolicyRef)
 }
 
 
@@ -67,7 +70,7 @@ def parse_event(data: Any) -> Event:
 __all__ = [
     "KINDS", "REF_TYPES", "Blueprint", "BlueprintGateway", "Breed", "BreedRef", "Cluster",
     "ClusterGateway", "Condition", "ConditionRef", "Deployable", "Escalation", "EscalationRef",
-    "Event", "Gateway", "GatewayService", "HealthCheck", "Reference", "Rewrite", "RewriteRef",
+    "Event", "Gateway", "GatewayService", "HealthCheck", "Reference", "Release", "ReleasePolicy", "Rewrite", "RewriteRef",
     "Route", "RouteRef", "Scale", "ScaleRef", "Schedule", "Service", "Sla", "SlaRef", "Template",
     "Workflow", "default_scale", "dump", "expand_references", "expand_tags", "fill_weights",
     "normalize_kind", "only_references", "parse", "parse_condition", "parse_event", "references",

@@ -158,7 +158,7 @@ Dialects = MapOf(Name, Any)
 
 KIND_NAMES = (
     "breeds", "blueprints", "scales", "slas", "escalations", "routes", "conditions", "rewrites",
-    "workflows", "gateways", "templates",
+    "workflows", "gateways", "templates", "release-policies",
 )
 
 

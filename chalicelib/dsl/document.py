@@ -88,7 +88,7 @@ def parse(kind: str, data: Any, *, resolve: Resolve | None = None) -> Any:
 
     plural = normalize_kind_or_fail(kind)
     if not isinstance(data, dict):
-        raise ValidationFailed.at("", f"a {plural[:-1]} is a map (got {type(data).__name__})")
+        raise ValidationFailed.at("", f"a {singular(plural)} is a map (got {type(data).__name__})")
     resolve = memoize(resolve)
     data = apply_imports(data, resolve)
     errors: list[FieldError] = []
@@ -109,8 +109,12 @@ def parse(kind: str, data: Any, *, resolve: Resolve | None = None) -> Any:
     except ValidationError as error:
         errors.extend(field_errors(error))
     if errors:
-        raise ValidationFailed(f"Invalid {plural[:-1]}", errors)
+        raise ValidationFailed(f"Invalid {singular(plural)}", errors)
     return model
+
+
+def singular(plural: str) -> str:
+    return plural[:-3] + "y" if plural.endswith("ies") else plural[:-1]
 
 
 def normalize_kind_or_fail(kind: Any) -> str:

@@ -281,6 +281,35 @@ events = st.fixed_dictionaries(
      "type": st.from_regex(r"[a-z0-9_\-]{1,8}", fullmatch=True)},
 )
 
+# -- release policies -----------------------------------------------------------------------------
+_shares = st.one_of(st.integers(0, 100).map(lambda n: f"{n}%"), st.floats(0, 100).map(lambda x: f"{x:.2f}%"))
+_webhooks = st.builds(
+    lambda n, t, u, s: {"name": n, "type": t, "url": u, "timeout": f"{s}s"},
+    names, st.sampled_from(["before_rollout", "before_increase", "before_promotion", "on_rollback"]),
+    st.sampled_from(["http://127.0.0.1:9/hook", "https://example.test/a?b=c"]), st.integers(1, 30),
+)
+release_policies = st.builds(
+    lambda n, steps, b: {"name": n, "steps": steps, **b},
+    names,
+    st.one_of(
+        st.lists(st.integers(1, 100), min_size=1, max_size=6, unique=True).map(lambda ws: [f"{w}%" for w in sorted(ws)]),
+        st.tuples(st.integers(1, 50), st.integers(50, 100)).map(lambda t: {"step": f"{t[0]}%", "maximum": f"{t[1]}%"}),
+    ),
+    _fixed(
+        interval=_maybe(st.integers(1, 600).map(lambda n: f"{n}s")),
+        failures=_maybe(st.integers(1, 10)),
+        minimum_requests=_maybe(st.integers(1, 1000)),
+        metrics=_maybe(_fixed(
+            success_rate=_maybe(st.fixed_dictionaries({"minimum": _shares})),
+            latency=_maybe(st.fixed_dictionaries({"percentile": st.sampled_from([50, 95, 99]),
+                                                  "maximum": st.integers(1, 5000).map(lambda n: f"{n}ms")})),
+        )),
+        judge=_maybe(st.just({"type": "mann-whitney", "confidence": "95%"})),
+        manual_approval=_maybe(st.booleans()),
+        webhooks=_maybe(st.lists(_webhooks, max_size=3, unique_by=lambda w: w["name"])),
+    ),
+)
+
 KIND_STRATEGIES = {
     "breeds": breeds(),
     "blueprints": blueprints(),
@@ -293,4 +322,5 @@ KIND_STRATEGIES = {
     "workflows": workflows,
     "gateways": gateways(),
     "templates": templates,
+    "release-policies": release_policies,
 }

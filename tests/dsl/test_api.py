@@ -21,7 +21,7 @@ from .test_blueprint import SAVA_BLUEPRINT
 
 def test_kinds():
     assert set(KINDS) == {"breeds", "blueprints", "scales", "slas", "escalations", "routes", "conditions",
-                          "rewrites", "workflows", "gateways", "templates"}
+                          "rewrites", "workflows", "gateways", "templates", "release-policies"}
     for plural, model in KINDS.items():
         assert model.kind == plural
 

@@ -1,0 +1,46 @@
+"""Where a check's figures come from: the metric events the gateway agents post (type `metrics`,
+tags `gateways:<g>`, `routes:<r>`, `metrics:<m>`; `metrics:histogram` carries latency buckets)."""
+from __future__ import annotations
+
+from typing import Protocol
+
+from chalicelib.releases.analysis import RouteFigures, figures
+
+PAGE = 1000
+
+
+class MetricSource(Protocol):
+    def route(self, namespace: str, gateway: str, route: str, since: str, until: str, percentile: int) -> RouteFigures: ...
+
+
+class EventMetricSource:
+    """One event-store query per route and check: every metric of the route in (since, until]."""
+
+    def __init__(self, store=None):
+        self._store = store
+        self.calls = 0
+
+    @property
+    def store(self):
+        if self._store is None:
+            from chalicelib.store.events import event_store
+
+            self._store = event_store()
+        return self._store
+
+    def route(self, namespace: str, gateway: str, route: str, since: str, until: str, percentile: int) -> RouteFigures:
+        from chalicelib.store.event_store import EventQuery
+
+        events: list[dict] = []
+        page = 1
+        while True:
+            # The route's own tag first: its partition holds only this route's events.
+            q = EventQuery(tags=[f"routes:{route}", f"gateways:{gateway}"], type="metrics", gt=since, lte=until,
+                           page=page, per_page=PAGE)
+            self.calls += 1
+            result = self.store.query(namespace, q)
+            events += result.items
+            if len(events) >= result.total or not result.items:
+                break
+            page += 1
+        return figures(events, percentile)

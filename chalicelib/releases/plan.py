@@ -1,0 +1,71 @@
+"""A release's plan: the policy reduced to plain numbers, kept in the release state so the step
+handlers never parse the DSL (no pydantic in the loop)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Webhook:
+    name: str
+    type: str  # before_rollout | before_increase | before_promotion | on_rollback
+    url: str
+    timeout: int
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    weights: list[int]  # canary weight of step 1..n (percent of the stable+canary pool)
+    interval: int  # seconds between checks
+    failures: int  # failed checks before rollback
+    minimum_requests: int
+    inconclusive_limit: int
+    success_minimum: float | None = None  # percent
+    success_versus_stable: float | None = None  # percentage points below stable
+    latency_percentile: int = 99
+    latency_maximum: float | None = None  # ms
+    latency_versus_stable: float | None = None  # percent above stable
+    judge_confidence: float | None = None  # percent; None: no statistical judge
+    manual_approval: bool = False
+    webhooks: list[Webhook] = field(default_factory=list)
+
+    @property
+    def steps(self) -> int:
+        return len(self.weights)
+
+    def weight(self, step: int) -> int:
+        """Canary weight at a step; step 0 is before the rollout (0%)."""
+        return 0 if step <= 0 else self.weights[min(step, self.steps) - 1]
+
+    def hooks(self, kind: str) -> list[Webhook]:
+        return [w for w in self.webhooks if w.type == kind]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Plan":
+        data = dict(data)
+        data["webhooks"] = [Webhook(**w) for w in data.get("webhooks", [])]
+        return cls(**data)
+
+
+def plan_of(policy) -> Plan:
+    """From a validated `chalicelib.dsl.ReleasePolicy`."""
+    m = policy.metrics
+    return Plan(
+        weights=policy.weights(),
+        interval=policy.interval,
+        failures=policy.failures,
+        minimum_requests=policy.minimum_requests,
+        inconclusive_limit=policy.inconclusive_limit,
+        success_minimum=m.success_rate.minimum if m.success_rate else None,
+        success_versus_stable=m.success_rate.versus_stable if m.success_rate else None,
+        latency_percentile=m.latency.percentile if m.latency else 99,
+        latency_maximum=m.latency.maximum if m.latency else None,
+        latency_versus_stable=m.latency.versus_stable if m.latency else None,
+        judge_confidence=policy.judge.confidence if policy.judge else None,
+        manual_approval=policy.manual_approval,
+        webhooks=[Webhook(w.name, w.type, w.url, w.timeout, dict(w.metadata)) for w in policy.webhooks],
+    )

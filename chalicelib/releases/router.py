@@ -1,0 +1,145 @@
+"""The traffic router: sets the stable and canary routes' weights on a gateway artifact.
+
+Every write is conditional on the gateway version just read, and is preceded by a `fence` check
+of the release state: a step handler that lost a race with an abort (which changes the release
+state *before* the gateway) either sees the abort, or finds the gateway changed under it and
+reads again, so a late weight can never land after a rollback. A change is published through
+the gateways' publish hook when chalicelib.gateways offers one (etcd, then every HAProxy).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
+from chalicelib.releases.decisions import split
+from chalicelib.store.artifact_store import Write
+
+log = logging.getLogger(__name__)
+
+
+class Fenced(Exception):
+    """The release no longer allows this change (aborted, finished, superseded)."""
+
+
+def _weight(route) -> int | None:
+    if isinstance(route, dict) and route.get("weight") is not None:
+        return int(str(route["weight"]).rstrip("%"))
+    return None
+
+
+def effective(routes: dict) -> dict[str, int]:
+    from chalicelib.dsl import fill_weights
+
+    keys = list(routes)
+    return dict(zip(keys, fill_weights([_weight(routes[k]) for k in keys])))
+
+
+def default_publisher() -> Callable[[str, str], None] | None:
+    """chalicelib.gateways' publish hook, `publish_gateway(namespace, name)`, when it exists."""
+    try:
+        from chalicelib.gateways import publish  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return getattr(publish, "publish_gateway", None)
+
+
+class GatewayRouter:
+    def __init__(self, store=None, publish: Callable[[str, str], None] | None = None, events=None):
+        from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
+
+        self.store = store or DynamoDBArtifactStore()
+        self.publish = publish if publish is not None else default_publisher()
+        self._events = events
+        self.writes = 0
+
+    def snapshot(self, namespace: str, gateway: str, stable: str, canary: str) -> dict:
+        """What a release needs of the gateway at its start: both routes (inline) and their pool."""
+        found = self.store.get(namespace, "gateways", gateway)
+        if found is None:
+            raise NotFound(f"gateway {gateway} does not exist", [FieldError("gateway", "not found")])
+        routes = found.document.get("routes") or {}
+        errors = []
+        for field, key in (("stable", stable), ("canary", canary)):
+            if key not in routes:
+                errors.append(FieldError(field, f"gateway {gateway} has no route {key!r}"))
+            elif not isinstance(routes[key], dict):
+                errors.append(FieldError(field, f"route {key!r} is a reference: releases need inline routes"))
+        if errors:
+            raise ValidationFailed("Invalid release", errors)
+        weights = effective(routes)
+        pool = weights[stable] + weights[canary]
+        if pool <= 0:
+            raise ValidationFailed.at("gateway", f"routes {stable!r} and {canary!r} have no weight between them")
+        return {"stable": routes[stable], "canary": routes[canary], "pool": pool, "version": found.version,
+                "weights": weights}
+
+    def set_weight(self, namespace: str, release: dict, canary_percent: int, fence: Callable[[], None],
+                   *, promote: bool = False, rollback: bool = False) -> bool:
+        """Give the canary `canary_percent` of the pool. `promote`: canary takes the pool and the
+        stable route goes; `rollback`: the stable route is restored as it was, at the whole pool.
+        Returns True when the gateway was written (False: it already was so)."""
+        gateway, stable, canary = release["gateway"], release["stable"], release["canary"]
+        snap = release["snapshot"]
+        pool = snap["pool"]
+        for _ in range(8):
+            found = self.store.get(namespace, "gateways", gateway)
+            if found is None:
+                raise NotFound(f"gateway {gateway} does not exist", [FieldError("gateway", "not found")])
+            doc = found.document
+            routes = dict(doc.get("routes") or {})
+            weights = effective(routes)
+            if rollback:
+                routes[stable] = dict(snap["stable"])
+            if canary not in routes:
+                routes[canary] = dict(snap["canary"])
+            s, c = split(pool, canary_percent)
+            internal = gateway.count("/") == 2  # an internal gateway's set of routes is fixed
+            new_routes = {}
+            for key, route in {**routes}.items():
+                w = weights.get(key, 0)
+                if key == stable:
+                    w = 0 if promote else s
+                elif key == canary:
+                    w = pool if promote else c
+                new_routes[key] = {**route, "weight": f"{w}%"}
+            if promote and not internal:
+                new_routes.pop(stable, None)
+            if rollback and not internal:
+                new_routes[canary] = {**new_routes[canary], "weight": "0%"}
+            new_doc = {**doc, "routes": new_routes}
+            if new_doc == doc:  # already so (a retried step): publishing again is harmless
+                if self.publish:
+                    self.publish(namespace, gateway)
+                return False
+            fence()
+            new_doc = self._validated(new_doc)
+            try:
+                self.store.apply(namespace, [Write("gateways", gateway, new_doc, found.version)])
+            except Conflict:
+                continue
+            self.writes += 1
+            self._after_write(namespace, gateway, new_doc, release)
+            return True
+        raise Conflict(f"gateway {gateway} is changing too often; retry", [])
+
+    @staticmethod
+    def _validated(doc: dict) -> dict:
+        from chalicelib import dsl
+
+        return dsl.dump(dsl.parse("gateways", doc))
+
+    def _after_write(self, namespace: str, gateway: str, doc: dict, release: dict) -> None:
+        try:
+            import yaml
+
+            from chalicelib.store.event_store import new_event
+            from chalicelib.store.events import event_store
+
+            (self._events or event_store()).publish(namespace, [new_event(
+                tags=["archive:update", f"gateways:{gateway}", f"releases:{release['name']}"],
+                value=yaml.safe_dump(doc, sort_keys=False), type="archive")])
+        except Exception:
+            log.exception("archive event for gateway %s not published", gateway)
+        if self.publish:
+            self.publish(namespace, gateway)

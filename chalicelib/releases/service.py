@@ -1,0 +1,178 @@
+"""Release use cases behind the API: start, status, list, pause, resume, approve, promote now,
+abort. Nothing here knows about HTTP."""
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
+from chalicelib.releases import handlers
+from chalicelib.releases.handlers import Deps, finish_promote, finish_rollback, publish
+from chalicelib.releases.state import ACTIVE, TERMINAL, now
+
+ACTIONS = ("pause", "resume", "approve", "promote", "abort")
+
+
+def _policy(resolve, policy) -> Any:
+    """The release's policy model: inline, or the stored `release-policies` artifact it names."""
+    from chalicelib import dsl
+    from chalicelib.dsl.release import ReleasePolicyRef
+
+    if not isinstance(policy, ReleasePolicyRef):
+        return policy
+    stored = resolve("release-policies", policy.reference)
+    if stored is None:
+        raise ValidationFailed.at("policy", f"unknown release policy {policy.reference!r}")
+    return dsl.parse("release-policies", stored)
+
+
+def parse(data: Any, resolve) -> tuple[dict, Any]:
+    """Validate a release body: (its canonical form, the policy model)."""
+    from pydantic import ValidationError
+
+    from chalicelib.dsl.document import field_errors
+    from chalicelib.dsl.release import Release
+
+    if not isinstance(data, dict):
+        raise ValidationFailed.at("", "a release is a map")
+    data = dict(data)
+    if "kind" in data:
+        if str(data.pop("kind")).strip().lower() not in ("release", "releases"):
+            raise ValidationFailed.at("kind", "must be releases")
+    if not data.get("name"):
+        raise ValidationFailed.at("name", "required")
+    try:
+        model = Release.model_validate(data)
+    except ValidationError as e:
+        raise ValidationFailed("Invalid release", field_errors(e)) from None
+    spec = {"name": model.name, "kind": "releases", **model.model_dump(mode="json", exclude_none=True, exclude={"name"})}
+    return spec, _policy(resolve, model.policy)
+
+
+def start(d: Deps, namespace: str, data: Any, resolve, *, validate_only: bool = False) -> dict:
+    from chalicelib.releases.machine import execution_name
+    from chalicelib.releases.plan import plan_of
+    from chalicelib.store.event_store import new_id
+
+    spec, policy = parse(data, resolve)
+    plan = plan_of(policy)
+    name = spec["name"]
+    snapshot = d.router.snapshot(namespace, spec["gateway"], spec["stable"], spec["canary"])
+    existing = d.store.get(namespace, name)
+    if existing is not None and existing["phase"] not in TERMINAL:
+        raise Conflict(f"release {name} is {existing['phase']}", [FieldError("name", "a release of this name is running")])
+    for other in d.store.list(namespace):
+        if other["name"] != name and other["gateway"] == spec["gateway"] and other["phase"] not in TERMINAL:
+            raise Conflict(f"release {other['name']} is already running on gateway {spec['gateway']}",
+                           [FieldError("gateway", "one release per gateway at a time")])
+    release_id = new_id()
+    state = {
+        "id": release_id, "name": name, "namespace": namespace, "spec": spec, "plan": plan.to_dict(),
+        "gateway": spec["gateway"], "stable": spec["stable"], "canary": spec["canary"],
+        "snapshot": {"stable": snapshot["stable"], "canary": snapshot["canary"], "pool": snapshot["pool"]},
+        "phase": "progressing", "step": 0, "weight": 0, "checks": 0, "failures": 0, "inconclusive": 0,
+        "approved": False, "token": None, "since": now(), "started": now(), "history": [], "reason": "started",
+    }
+    if validate_only:
+        return view({**state, "version": 0})
+    state = d.store.put(namespace, state, existing["version"] if existing else None)
+    payload = {"namespace": namespace, "name": name, "id": release_id, "interval": plan.interval,
+               "step": 0, "check": 1, "next": "analyse"}
+    try:
+        arn = d.machine.start(execution_name(namespace, name, release_id), payload)
+    except Exception as e:
+        d.store.transition(namespace, name, lambda s: {**s, "phase": "failed", "reason": f"not started: {e}"}
+                           if s["id"] == release_id else None)
+        raise
+    state, _ = d.store.transition(namespace, name, lambda s: {**s, "execution": arn} if s["id"] == release_id else None)
+    publish(d, state, "progressing", {"reason": "started", "policy": spec["policy"]})
+    return view(state)
+
+
+def view(state: dict) -> dict:
+    plan = state["plan"]
+    return {
+        "name": state["name"], "kind": "releases", "id": state["id"], "spec": state["spec"],
+        "phase": state["phase"], "step": state["step"], "steps": len(plan["weights"]), "weight": state["weight"],
+        "weights": plan["weights"], "interval": f"{plan['interval']}s",
+        "failures": state["failures"], "failure_threshold": plan["failures"],
+        "inconclusive": state["inconclusive"], "approved": state.get("approved", False),
+        "awaiting": state.get("token_kind") if state.get("token") else None,
+        "reason": state.get("reason"), "started": state.get("started"), "updated": state.get("updated"),
+        "finished": state.get("finished"), "execution": state.get("execution"),
+        "checks": state.get("history", []),
+    }
+
+
+def status(d: Deps, namespace: str, name: str) -> dict:
+    return view(d.store.require(namespace, name))
+
+
+def listing(d: Deps, namespace: str) -> list[dict]:
+    return [view(s) for s in sorted(d.store.list(namespace), key=lambda s: s["name"])]
+
+
+def _not_in(state: dict, action: str) -> Conflict:
+    return Conflict(f"release {state['name']} is {state['phase']}: cannot {action}", [FieldError("phase", state["phase"])])
+
+
+def act(d: Deps, namespace: str, name: str, action: str) -> dict:
+    if action not in ACTIONS:
+        raise NotFound(f"unknown release action {action}", [FieldError("action", f"one of {', '.join(ACTIONS)}")])
+    state = d.store.require(namespace, name)
+    rid = state["id"]
+    if action == "pause":
+        def change(s):
+            if s["id"] != rid or s["phase"] not in ("progressing", "paused"):
+                raise _not_in(s, action)
+            return None if s["phase"] == "paused" else {**s, "phase": "paused", "reason": "paused through the API"}
+        state, changed = d.store.transition(namespace, name, change)
+        if changed:
+            publish(d, state, "paused", {"reason": state["reason"]})
+    elif action == "resume":
+        held = {}
+
+        def change(s):
+            if s["id"] != rid or s["phase"] not in ("progressing", "paused"):
+                raise _not_in(s, action)
+            if s["phase"] == "progressing":
+                return None
+            held["token"] = s.get("token") if s.get("token_kind") == "pause" else None
+            return {**s, "phase": "progressing", "token": None, "reason": "resumed through the API"}
+        state, changed = d.store.transition(namespace, name, change)
+        if changed:
+            d.machine.signal(held.get("token"), {"next": "resume"})
+            publish(d, state, "progressing", {"reason": state["reason"]})
+    elif action == "approve":
+        held = {}
+
+        def change(s):
+            if s["id"] != rid or s["phase"] not in ACTIVE:
+                raise _not_in(s, action)
+            held["token"] = s.get("token") if s.get("token_kind") == "approval" else None
+            return None if s.get("approved") else {**s, "approved": True, "token": None, "reason": "approved through the API"}
+        state, changed = d.store.transition(namespace, name, change)
+        if changed:
+            d.machine.signal(held.get("token"), {"next": "promote"})
+            publish(d, state, "approved", {"reason": state["reason"]})
+    elif action == "promote":
+        if state["phase"] not in ACTIVE:
+            raise _not_in(state, action)
+        state = finish_promote(d, namespace, name, rid, "promoted through the API")
+        d.machine.stop(state.get("execution"), "promoted through the API")
+    elif action == "abort":
+        if state["phase"] not in ACTIVE + ("promoting", "rolling_back"):
+            raise _not_in(state, action)
+        state = finish_rollback(d, namespace, name, rid, "aborted through the API")
+        d.machine.stop(state.get("execution"), "aborted through the API")
+    return view(state)
+
+
+def delete(d: Deps, namespace: str, name: str) -> None:
+    state = d.store.require(namespace, name)
+    if state["phase"] not in TERMINAL:
+        raise _not_in(state, "delete (abort it first)")
+    d.store.delete(namespace, name, state["version"])
+
+
+def deps() -> Deps:
+    return handlers.deps_factory()
