@@ -167,6 +167,8 @@ class Compiled:
         if isinstance(node, Bool):
             return "TRUE" if node.value else "FALSE"
         if isinstance(node, Not):
+            if isinstance(node.operand, Bool):
+                return self.term(Bool(not node.operand.value))
             inner = self.term(node.operand)
             return inner[1:] if inner.startswith("!") else "!" + inner
         if isinstance(node, Predicate):

@@ -34,6 +34,7 @@ from chalicelib.gateways.log_format import (
     GLOBAL_LOG_LINE,
     LOG_FIELDS,
     LOG_FORMAT_LINE,
+    LOG_SOCKET_ENV,
     backend_name,
     encode_name,
     frontend_name,
@@ -127,7 +128,11 @@ FILTERS = {
 _TCP_STAND_INS = {"Tq": "-1", "Tr": "-1", "status": "0", "request": '""'}
 TCP_LOG_FORMAT_LINE = "log-format '{" + ",".join(
     f'"{name}":{_TCP_STAND_INS.get(name, spec)}' for name, spec in LOG_FIELDS) + "}'"
-_CONSTANTS = frozenset({GLOBAL_LOG_LINE, LOG_FORMAT_LINE, TCP_LOG_FORMAT_LINE})
+# HAProxy refuses a configuration without any listener, so a namespace without gateways (and
+# without the virtual-hosts frontend) gets one no client uses: a unix socket next to the agent's
+# log socket (the one node-specific path the rendered text may name, through the agent's env).
+IDLE_BIND_LINE = 'bind "unix@${' + LOG_SOCKET_ENV + '}.idle"'
+_CONSTANTS = frozenset({GLOBAL_LOG_LINE, LOG_FORMAT_LINE, TCP_LOG_FORMAT_LINE, IDLE_BIND_LINE})
 
 
 def _constant(value: Any) -> Checked:
@@ -329,7 +334,7 @@ def render(namespace: str, gateways: Iterable[GatewaySpec], options: Options | N
         namespace=namespace, global_log=GLOBAL_LOG_LINE, log_format=LOG_FORMAT_LINE, maxconn=opts.maxconn,
         frontends=view.frontends, backends=view.backends, virtual_hosts=view.virtual_hosts,
         virtual_hosts_frontend=VIRTUAL_HOSTS_FRONTEND, bind=opts.bind, virtual_hosts_port=opts.virtual_hosts_port,
-        resolvers=any(s["resolve"] for b in view.backends for s in b["servers"]),
+        resolvers=any(s["resolve"] for b in view.backends for s in b["servers"]), idle_bind=IDLE_BIND_LINE,
     )
     for problem in view.problems:
         log.warning("namespace %s: %s", namespace, problem)
@@ -349,4 +354,4 @@ def check_gateway(gw: GatewaySpec, virtual_hosts_port: int = 0) -> None:
         namespace="check", global_log=GLOBAL_LOG_LINE, log_format=LOG_FORMAT_LINE, maxconn=1,
         frontends=[{**f, "port": f["port"] or 1} for f in view.frontends], backends=view.backends,
         virtual_hosts=[], virtual_hosts_frontend=VIRTUAL_HOSTS_FRONTEND, bind="127.0.0.1", virtual_hosts_port=0,
-        resolvers=False)
+        resolvers=False, idle_bind=IDLE_BIND_LINE)

@@ -15,7 +15,7 @@ from typing import Iterable
 CLAIM_KIND = "gateway-ports"
 DEFAULT_RANGE = "40000-45000"
 
-_PORT_RE = re.compile(r"^\s*(\d{1,5})\s*(?:/\s*(http|tcp)\s*)?$", re.IGNORECASE)
+_PORT_RE = re.compile(r"^ *(\d{1,5}) *(?:/ *(http|tcp) *)?$", re.IGNORECASE)
 _RANGE_RE = re.compile(r"^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$")
 
 
