@@ -98,7 +98,23 @@ def install() -> None:
                                    "stackTrace": traceback.format_exc().splitlines()[-5:]}).encode()
 
         LambdaSimpleBackend.invoke = invoke
+        _snapshot_without_executions()
         _installed = True
+
+
+def _snapshot_without_executions() -> None:
+    """moto deep-copies the state machine on every StartExecution, running executions (threads,
+    locks) included, which fails once one exists. The copy an execution keeps needs none of them."""
+    import copy
+
+    from moto.stepfunctions.models import StateMachineInstance
+
+    def snapshot(self, memo):
+        clone = copy.copy(self)
+        clone.executions = []
+        return clone
+
+    StateMachineInstance.__deepcopy__ = snapshot
 
 
 def configure(endpoint: str) -> None:

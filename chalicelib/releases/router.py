@@ -35,13 +35,14 @@ def effective(routes: dict) -> dict[str, int]:
     return dict(zip(keys, fill_weights([_weight(routes[k]) for k in keys])))
 
 
-def default_publisher() -> Callable[[str, str], None] | None:
-    """chalicelib.gateways' publish hook, `publish_gateway(namespace, name)`, when it exists."""
+def gateway_write_path():
+    """chalicelib.gateways.writes (port claims and the namespace generation in the write's
+    transaction; render + publish to etcd after it), when the gateway layer offers it."""
     try:
-        from chalicelib.gateways import publish  # type: ignore[attr-defined]
+        from chalicelib.gateways import writes
     except ImportError:
         return None
-    return getattr(publish, "publish_gateway", None)
+    return writes if hasattr(writes, "apply") and hasattr(writes, "after") else None
 
 
 class GatewayRouter:
@@ -49,7 +50,7 @@ class GatewayRouter:
         from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
 
         self.store = store or DynamoDBArtifactStore()
-        self.publish = publish if publish is not None else default_publisher()
+        self.publish = publish  # an extra hook (tests); the gateway write path publishes itself
         self._events = events
         self.writes = 0
 
@@ -109,17 +110,19 @@ class GatewayRouter:
                 new_routes[canary] = {**new_routes[canary], "weight": "0%"}
             new_doc = {**doc, "routes": new_routes}
             if new_doc == doc:  # already so (a retried step): publishing again is harmless
-                if self.publish:
-                    self.publish(namespace, gateway)
+                self._publish(namespace, gateway, found, doc)
                 return False
             fence()
             new_doc = self._validated(new_doc)
+            write = Write("gateways", gateway, new_doc, found.version)
+            path = gateway_write_path()
             try:
-                self.store.apply(namespace, [Write("gateways", gateway, new_doc, found.version)])
+                stored = (path.apply if path else lambda st, ns, ws: st.apply(ns, ws))(self.store, namespace, [write])[0]
             except Conflict:
                 continue
             self.writes += 1
-            self._after_write(namespace, gateway, new_doc, release)
+            self._archive(namespace, gateway, new_doc, release)
+            self._publish(namespace, gateway, stored, new_doc)
             return True
         raise Conflict(f"gateway {gateway} is changing too often; retry", [])
 
@@ -129,7 +132,21 @@ class GatewayRouter:
 
         return dsl.dump(dsl.parse("gateways", doc))
 
-    def _after_write(self, namespace: str, gateway: str, doc: dict, release: dict) -> None:
+    def _publish(self, namespace: str, gateway: str, stored, doc: dict) -> None:
+        path = gateway_write_path()
+        if path:
+            from chalicelib.artifacts import Outcome
+
+            events = self._events
+            if events is None:
+                from chalicelib.store.events import event_store
+
+                events = event_store()
+            path.after(self.store, namespace, [Outcome("gateways", gateway, stored, doc)], events.publish)
+        if self.publish:
+            self.publish(namespace, gateway)
+
+    def _archive(self, namespace: str, gateway: str, doc: dict, release: dict) -> None:
         try:
             import yaml
 
@@ -141,5 +158,3 @@ class GatewayRouter:
                 value=yaml.safe_dump(doc, sort_keys=False), type="archive")])
         except Exception:
             log.exception("archive event for gateway %s not published", gateway)
-        if self.publish:
-            self.publish(namespace, gateway)

@@ -45,12 +45,15 @@ def test_haproxy_logs_reach_opensearch_and_metric_events_post_in_one_batch(start
     assert post["path"] == "/api/v1/events"  # default namespace: no prefix
     assert post["headers"]["Authorization"] == "Bearer tok"
     events = post["body"]
-    assert isinstance(events, list) and len(events) == 14  # 7 metrics x (gateway + 1 route)
+    assert isinstance(events, list) and len(events) == 15  # 7 metrics x (gateway + 1 route) + the route's histogram
     tags = {tuple(e["tags"]) for e in events}
     for metric in ("requests", "errors", "rate", "p50", "p95", "p99", "responseTime"):
         assert (f"gateways:{GATEWAY}", f"metrics:{metric}") in tags
         assert (f"gateways:{GATEWAY}", f"routes:{ROUTE}", f"metrics:{metric}") in tags
-    assert all(e["type"] == "metrics" and isinstance(e["value"], (int, float)) for e in events)
+    assert all(e["type"] == "metrics" and isinstance(e["value"], (int, float)) for e in events
+               if "metrics:histogram" not in e["tags"])
+    histogram = next(e["value"] for e in events if "metrics:histogram" in e["tags"])
+    assert sum(n for _, n in histogram) == 200
     assert agent.metric("vamp_agent_log_lines_shipped_total") >= 200
 
 

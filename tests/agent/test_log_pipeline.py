@@ -94,7 +94,9 @@ def test_window_events_per_gateway_and_route():
     assert values[(g, "routes:v1", "metrics:p50")] == 10
     assert not any("routes:None" in t for tags in values for t in tags)
     assert {t[-1] for t in values} == {f"metrics:{m}" for m in
-                                       ("requests", "errors", "rate", "p50", "p95", "p99", "responseTime")}
+                                       ("requests", "errors", "rate", "p50", "p95", "p99", "responseTime", "histogram")}
+    assert values[(g, "routes:v1", "metrics:histogram")] == [[10.0, 100]]  # route level only
+    assert (g, "metrics:histogram") not in values
 
 
 def test_pipeline_counts_and_batches():
