@@ -31,6 +31,9 @@ def run() -> None:
         click.echo(f"Vamp API  {stack.api_url}/api/v1")
         click.echo(f"token     {stack.token}   (also in {stack.state_dir / 'token'})")
         click.echo(f"try       curl -H 'Authorization: Bearer {stack.token}' {stack.api_url}/api/v1/info")
+        if stack.agent:
+            click.echo(f"gateways  etcd {stack.etcd_endpoint}, agent {stack.agent.url}/healthz, HAProxy on the "
+                       f"gateways' ports, virtual hosts on 127.0.0.1:{stack.virtual_hosts_port}")
         click.echo("Ctrl-C stops everything.")
         _wait_for_signal()
         click.echo("stopping ...")
@@ -42,7 +45,7 @@ def demo() -> None:
     from local.demo import walkthrough
 
     with LocalStack(quiet=True) as stack:
-        ok = walkthrough(stack.api_url, stack.token)
+        ok = walkthrough(stack.api_url, stack.token, stack.agent.url if stack.agent else None)
     raise SystemExit(0 if ok else 1)
 
 

@@ -1,6 +1,12 @@
 """`make demo`: a walk through the API of the local stack with Vamp's sample artifacts."""
 from __future__ import annotations
 
+import hashlib
+import http.server
+import socket
+import threading
+import time
+from collections import Counter
 from pathlib import Path
 
 import requests
@@ -11,7 +17,7 @@ from rich.table import Table
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sava.yaml"
 
 
-def walkthrough(api: str, token: str) -> bool:
+def walkthrough(api: str, token: str, agent_url: str | None = None) -> bool:
     console = Console()
     http = requests.Session()
     http.headers["Authorization"] = f"Bearer {token}"
@@ -65,7 +71,101 @@ def walkthrough(api: str, token: str) -> bool:
     if not events.json():
         failures.append("no archive event for the blueprint")
 
+    if agent_url:
+        gateway_step(console, http, v1, agent_url, step, failures)
+
     console.rule("[green]walk-through complete[/green]" if not failures else "[red]walk-through failed[/red]")
     for f in failures:
         console.print(f"[red]- {f}[/red]")
     return not failures
+
+
+# -- gateways: a canary split through the local HAProxy ---------------------------------------
+
+class _Named(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802
+        body = self.server.name.encode()  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class _Quiet(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # HAProxy's health checks connect and close: not news
+
+
+def _backend(name: str) -> http.server.ThreadingHTTPServer:
+    server = _Quiet(("127.0.0.1", 0), _Named)
+    server.name = name  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _through(port: int, n: int) -> Counter:
+    """n requests through HAProxy: who answered."""
+    session, seen = requests.Session(), Counter()
+    for _ in range(n):
+        try:
+            r = session.get(f"http://127.0.0.1:{port}/", timeout=2, headers={"Connection": "close"})
+            seen[r.text if r.ok else f"HTTP {r.status_code}"] += 1
+        except requests.RequestException as e:
+            seen[type(e).__name__] += 1
+    return seen
+
+
+def _until_applied(http_: requests.Session, v1: str, agent_url: str, timeout: float = 20.0) -> float:
+    """Seconds until the agent serves what the API last published."""
+    started = time.monotonic()
+    published = http_.get(f"{v1}/vga/haproxy/2.6/configuration").json()["configuration"]
+    digest = "sha256:" + hashlib.sha256(published.encode()).hexdigest()
+    while time.monotonic() - started < timeout:
+        if requests.get(f"{agent_url}/healthz", timeout=2).json().get("config_checksum") == digest:
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise TimeoutError("the agent did not apply the configuration")
+
+
+def gateway_step(console, http_: requests.Session, v1: str, agent_url: str, step, failures: list[str]) -> None:
+    console.rule("a gateway on HAProxy: 80/20, then 0/100")
+    blue, green = _backend("blue"), _backend("green")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    try:
+        def put(weights: tuple[int, int]):
+            body = {"name": "demo", "port": f"{port}/http", "routes": {
+                f"[127.0.0.1:{blue.server_address[1]}]": {"weight": f"{weights[0]}%"},
+                f"[127.0.0.1:{green.server_address[1]}]": {"weight": f"{weights[1]}%"}}}
+            step(f"gateway demo on :{port}, blue/green at {weights[0]}/{weights[1]}",
+                 http_.put(f"{v1}/gateways/demo", json=body), 202)
+            seconds = _until_applied(http_, v1, agent_url)
+            seen = _through(port, 200)
+            console.print(f"  live in HAProxy after {seconds * 1000:.0f} ms; 200 requests: "
+                          + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))
+            return seen
+
+        seen = put((80, 20))
+        if not 130 <= seen.get("blue", 0) <= 190 or seen.get("blue", 0) + seen.get("green", 0) != 200:
+            failures.append(f"80/20 split not seen through HAProxy: {dict(seen)}")
+        seen = put((0, 100))
+        if seen != Counter({"green": 200}):
+            failures.append(f"0/100 did not move all traffic to green: {dict(seen)}")
+        config = http_.get(f"{v1}/vga/haproxy/2.6/configuration", headers={"Accept": "text/plain"})
+        frontend = [line for line in config.text.splitlines() if "gw.demo" in line or "rt.demo" in line]
+        console.print(Syntax("\n".join(frontend[:6]), "text", theme="ansi_dark"))
+        events = http_.get(f"{v1}/events", params={"tag": ["gateways:demo", "deployed"], "per_page": 2}).json()
+        console.print(f"  events: {', '.join(' '.join(e['tags']) for e in events)}")
+    except (TimeoutError, requests.RequestException) as e:
+        failures.append(f"gateway step: {e}")
+    finally:
+        blue.shutdown()
+        green.shutdown()

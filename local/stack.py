@@ -29,6 +29,10 @@ class LocalStack:
     token: str | None = None
     endpoint: str | None = None
     quiet: bool = False  # no access log lines on stderr (the demo prints its own)
+    gateways: bool = True  # etcd and the gateway agent (with HAProxy) too
+    etcd_endpoint: str | None = None
+    virtual_hosts_port: int | None = None
+    agent: object = None
     _stops: list = field(default_factory=list)
 
     @property
@@ -58,7 +62,27 @@ class LocalStack:
             log.info("restored %d items from %s", restored, self.state_dir / "state")
         self._bootstrap_token()
         self._start_api()
+        if self.gateways and "_start_api" not in vars(self):  # not when a tool only wants the table
+            self._start_gateways()
         return self
+
+    def _start_gateways(self) -> None:
+        """etcd, then the gateway agent with its HAProxy; the API publishes gateways to etcd."""
+        from chalicelib.settings import settings
+        from local.agent import LocalAgent
+        from local.etcd import LocalEtcd
+
+        etcd = LocalEtcd(self.state_dir / "etcd", free_port(), free_port(), self.state_dir / "etcd.log").start()
+        self._stops.append(etcd.stop)
+        os.environ["VAMP_ETCD_ENDPOINT"] = etcd.endpoint
+        os.environ.setdefault("VAMP_VIRTUAL_HOSTS_PORT", str(free_port()))
+        settings.cache_clear()
+        self.etcd_endpoint = etcd.endpoint
+        self.virtual_hosts_port = int(os.environ["VAMP_VIRTUAL_HOSTS_PORT"])
+        self.agent = LocalAgent(etcd_endpoint=etcd.endpoint, api_url=self.api_url, api_token=self.token,
+                                work_dir=self.state_dir / "agent", listen_port=free_port(),
+                                log_file=self.state_dir / "agent.log").start()
+        self._stops.append(self.agent.stop)
 
     def _start_moto(self) -> None:
         from moto.server import ThreadedMotoServer

@@ -1,0 +1,61 @@
+"""A real etcd for the local stack: loopback ports picked free, data under .vamp/etcd."""
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+log = logging.getLogger("vamp.local")
+
+
+class LocalEtcd:
+    def __init__(self, data_dir: Path, client_port: int, peer_port: int, log_file: Path) -> None:
+        self.data_dir, self.client_port, self.peer_port, self.log_file = data_dir, client_port, peer_port, log_file
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+    def start(self, timeout: float = 20.0) -> "LocalEtcd":
+        binary = shutil.which("etcd")
+        if binary is None:
+            raise RuntimeError("etcd is not installed (apt-get install etcd-server)")
+        url, peer = f"http://127.0.0.1:{self.client_port}", f"http://127.0.0.1:{self.peer_port}"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as out:
+            # A restart keeps the data but gets new peer ports: --force-new-cluster lets a
+            # one-member cluster forget the old peer URL.
+            self.proc = subprocess.Popen(
+                [binary, "--name", "vamp-local", "--data-dir", str(self.data_dir),
+                 "--listen-client-urls", url, "--advertise-client-urls", url,
+                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                 "--initial-cluster", f"vamp-local={peer}", "--force-new-cluster", "--log-level", "warn"],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not self.healthy():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"etcd did not start; see {self.log_file}")
+            time.sleep(0.05)
+        log.info("etcd on %s (data in %s)", self.endpoint, self.data_dir)
+        return self
+
+    def healthy(self) -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{self.client_port}/health", timeout=1).json().get("health") == "true"
+        except (requests.RequestException, ValueError):
+            return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
