@@ -5,8 +5,9 @@ import os
 
 gc.disable()  # no collection passes while the cold start builds long-lived objects (re-enabled below)
 
-from chalice import AuthResponse, Chalice, IAMAuthorizer, Response
+from chalice import AuthResponse, Chalice, IAMAuthorizer, Rate, Response
 
+from chalicelib.api import deployments as d
 from chalicelib.api import handlers as h
 from chalicelib.api import releases as rel
 from chalicelib.api.http import authenticate, authorize_token, dispatch, unauthorized_body
@@ -191,6 +192,46 @@ def _release_task(name, event):
     from chalicelib.releases import handlers
 
     return handlers.HANDLERS[name](event)
+
+
+@route("/deployments", ["GET"])
+def deployments_list(namespace=None):
+    return respond(namespace, d.list_deployments)
+
+
+@route("/deployments", ["POST"])
+def deployments_create(namespace=None):
+    return respond(namespace, d.create_deployment)
+
+
+@route("/deployments/{name}", ["GET"])
+def deployment_get(name, namespace=None):
+    return respond(namespace, d.get_deployment, name)
+
+
+@route("/deployments/{name}", ["PUT"])
+def deployment_put(name, namespace=None):
+    return respond(namespace, d.update_deployment, name)
+
+
+@route("/deployments/{name}", ["DELETE"])
+def deployment_delete(name, namespace=None):
+    return respond(namespace, d.delete_deployment, name)
+
+
+@route("/deployments/{name}/clusters/{cluster}/services/{service}/scale", ["GET", "PUT"])
+def deployment_scale(name, cluster, service, namespace=None):
+    return respond(namespace, d.deployment_scale, name, cluster, service)
+
+
+@route("/deployments/{name}/clusters/{cluster}/sla", ["GET", "POST", "PUT", "DELETE"])
+def deployment_sla(name, cluster, namespace=None):
+    return respond(namespace, d.deployment_sla, name, cluster, app.current_request.method)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def synchronise_deployments(event):
+    return d.synchronise(event)
 
 
 @route("/{kind}", ["GET"])

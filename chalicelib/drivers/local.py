@@ -45,14 +45,33 @@ STABLE_AFTER = 10.0  # a process that ran this long resets its backoff
 _PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
 
 
+def _gateway_ports() -> range:
+    try:
+        from chalicelib.gateways.ports import parse_range
+        from chalicelib.settings import settings
+
+        return parse_range(settings().gateway_ports)
+    except Exception:  # noqa: BLE001
+        return range(0)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A free loopback port outside the range gateways get their ports from."""
+    avoid = _gateway_ports()
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        if port not in avoid:
+            return port
+    return port
 
 
 def _port_free(port: int) -> bool:
+    """Free for a server that sets SO_REUSEADDR (as nearly all do): connections of the previous
+    process lingering in TIME_WAIT do not count."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
             return True

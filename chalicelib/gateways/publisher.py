@@ -9,14 +9,14 @@ there is at least as new), and otherwise writes in ONE etcd transaction guarded 
 mod_revisions it read: the generation always, the configuration only when its text changed (so
 agents are not woken for nothing). If anything changed in between, it reads again. Hence two
 Lambdas racing can never leave an older configuration over a newer one
-(docs/decisions/0008-gateway-generations.md).
+(docs/decisions/0009-gateway-generations.md).
 """
 from __future__ import annotations
 
 import base64
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 log = logging.getLogger(__name__)
@@ -125,8 +125,11 @@ def render_namespace(store, namespace: str, settings=None):
     s = settings or current_settings()
     snap = snapshot.read(store, namespace)
     specs = spec.from_documents(snap.gateways, snap.lookup)
-    rendered = haproxy.render(namespace, specs, haproxy.Options(
-        bind=s.gateway_bind, virtual_hosts_port=s.virtual_hosts_port))
+    options = haproxy.Options(bind=s.gateway_bind, virtual_hosts_port=s.virtual_hosts_port)
+    from chalicelib.deployments import routing  # deployment routes -> their instances
+
+    options = replace(options, instances=routing.source(store, namespace, snap.gateways, options.loopback))
+    rendered = haproxy.render(namespace, specs, options)
     return snap, rendered
 
 

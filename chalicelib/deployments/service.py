@@ -1,0 +1,233 @@
+"""Deployment use cases with I/O: the store (versioned items of kind `deployments` in the same
+table, conditional writes, the deployment and its gateways in one transaction through the
+gateway write path: port claims, generation bump, publishing), POST/PUT merge, DELETE slice,
+scale and SLA sub-resources. Nothing here knows HTTP."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
+from chalicelib.store.artifact_store import StoredArtifact, Write
+
+log = logging.getLogger(__name__)
+
+KIND = "deployments"
+REGISTRY_PK = "#deployment-namespaces"  # one item per namespace that ever had a deployment
+Publish = Callable[[str, list[dict]], None]
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def get(store, namespace: str, name: str) -> StoredArtifact:
+    found = store.get(namespace, KIND, name)
+    if found is None:
+        raise NotFound(f"deployments/{name} does not exist", [FieldError("name", "not found")])
+    return found
+
+
+def stored_gateways(store, namespace: str, names: list[str]) -> dict[str, dict]:
+    found = store.get_many(namespace, [("gateways", n) for n in names]) if names else {}
+    return {n: a.document for (_, n), a in found.items()}
+
+
+def current(store, namespace: str, stored: StoredArtifact):
+    """The stored deployment with its cluster gateways as HAProxy routes them now."""
+    from chalicelib.deployments import gateways as G
+    from chalicelib.deployments.model import load
+
+    dep = load(stored.document)
+    return G.absorb(dep, stored_gateways(store, namespace, list(G.documents(dep))))
+
+
+def show(store, namespace: str, stored: StoredArtifact, as_blueprint: bool) -> dict:
+    from chalicelib.deployments.blueprint import as_blueprint as to_blueprint
+    from chalicelib.deployments.model import dump
+
+    dep = current(store, namespace, stored)
+    return to_blueprint(dep) if as_blueprint else dump(dep)
+
+
+def _blueprint(store, namespace: str, data: Any, resolve):
+    """A blueprint body, or a reference to a stored blueprint (`name`, `{reference: name}`)."""
+    from chalicelib import dsl
+
+    ref = data if isinstance(data, str) else None
+    if isinstance(data, dict) and len(data) == 1 and ("reference" in data or "ref" in data):
+        ref = data.get("reference", data.get("ref"))
+    if ref is not None:
+        doc = resolve("blueprints", ref)
+        if doc is None:
+            raise ValidationFailed.at("reference", f"unknown blueprint {ref!r}")
+        data = doc
+    if not isinstance(data, dict):
+        raise ValidationFailed.at("body", "a blueprint, or a reference to a stored one")
+    return dsl.parse("blueprints", data, resolve=resolve)
+
+
+def _register(namespace: str) -> None:
+    from chalicelib.store import table
+
+    table.client().put_item(TableName=table.table_name(), Item={"pk": {"S": REGISTRY_PK}, "sk": {"S": namespace}})
+
+
+def namespaces() -> list[str]:
+    from chalicelib.store import table
+
+    ddb, out, start = table.client(), [], None
+    while True:
+        kwargs = {"TableName": table.table_name(), "KeyConditionExpression": "pk = :pk",
+                  "ExpressionAttributeValues": {":pk": {"S": REGISTRY_PK}}}
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        page = ddb.query(**kwargs)
+        out += [i["sk"]["S"] for i in page["Items"]]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return out
+
+
+def write(store, namespace: str, name: str, before, after, expected: int | None, publish: Publish,
+          extra: list[Write] = ()) -> StoredArtifact | None:
+    """Store the deployment (None deletes it) and the gateways it implies, in one transaction
+    with the gateway layer's port claims and generation; then publish the namespace."""
+    from chalicelib import dsl
+    from chalicelib.artifacts import Outcome
+    from chalicelib.deployments import gateways as G
+    from chalicelib.deployments.model import dump
+    from chalicelib.gateways import writes as gateway_writes
+
+    old = G.documents(before) if before is not None else {}
+    new = G.documents(after) if after is not None else {}
+    existing = stored_gateways(store, namespace, list(old | new))
+    writes: list[Write] = [Write(KIND, name, dump(after) if after is not None else None, expected)]
+    for gname, doc in new.items():
+        canonical = dsl.dump(dsl.parse("gateways", doc))
+        if gname in existing and existing[gname].get("port") and "port" not in doc:
+            canonical = {**canonical, "port": existing[gname]["port"]}
+        if existing.get(gname) != canonical:
+            writes.append(Write("gateways", gname, canonical, 0))
+    for gname in old:
+        if gname not in new and gname in existing:
+            writes.append(Write("gateways", gname, None, 0))
+    writes += list(extra)
+    gateway_writes.check(writes, [""] * len(writes), lambda k, n: None)
+    results = gateway_writes.apply(store, namespace, writes)
+    outcomes = [Outcome(w.kind, w.name, r, w.document or {}) for w, r in zip(writes, results)
+                if w.kind == "gateways"]
+    gateway_writes.after(store, namespace, outcomes, publish)
+    return results[0]
+
+
+def change(store, namespace: str, name: str | None, data: Any, mode: str, publish: Publish, *,
+           validate_only: bool = False, force: bool = False) -> tuple[int, dict | None]:
+    """POST/PUT (mode `merge`) or DELETE (mode `slice`; `data` None: everything).
+    Returns (version, the deployment as stored) or (0, None) when it is gone."""
+    from chalicelib.artifacts import Resolver
+    from chalicelib.deployments.merge import merge
+    from chalicelib.deployments.model import dump
+    from chalicelib.deployments.slice import prune, selection_of, slice_
+
+    resolve = Resolver(store, namespace, {})
+    blueprint = _blueprint(store, namespace, data, resolve) if data is not None else None
+    name = name or blueprint.name
+    stored = store.get(namespace, KIND, name)
+    before = current(store, namespace, stored) if stored else None
+    extra: list[Write] = []
+    if mode == "merge":
+        after, inline_breeds = merge(before, name, blueprint, resolve, now())
+        stored_breeds = store.get_many(namespace, [("breeds", b["name"]) for b in inline_breeds])
+        for b in inline_breeds:
+            if (("breeds", b["name"]) not in stored_breeds
+                    or stored_breeds[("breeds", b["name"])].document != b):
+                extra.append(Write("breeds", b["name"], b, 0))
+    else:
+        if before is None:
+            raise NotFound(f"deployments/{name} does not exist", [FieldError("name", "not found")])
+        after = slice_(before, selection_of(blueprint) if blueprint is not None else None, now())
+        if force:
+            after = prune(after.model_copy(update={"clusters": {}})) if blueprint is None else after
+    if validate_only:
+        return (stored.version if stored else 0), (dump(after) if after is not None else None)
+    if after is None:  # forced removal: the driver is told by the next pass over what it runs
+        write(store, namespace, name, before, None, stored.version, publish)
+        return 0, None
+    result = write(store, namespace, name, before, after, stored.version if stored else None, publish, extra)
+    if stored is None:
+        _register(namespace)
+    return result.version, result.document
+
+
+def scale(store, namespace: str, name: str, cluster: str, service: str, data: Any | None, publish: Publish):
+    """GET (data None) or PUT a service's scale; a change sends it back to initiated."""
+    from chalicelib.deployments.model import new_status
+    from chalicelib.dsl import Scale
+
+    stored = get(store, namespace, name)
+    dep = current(store, namespace, stored)
+    found = dep.clusters.get(cluster).service(service) if cluster in dep.clusters else None
+    if found is None:
+        raise NotFound(f"deployments/{name}/clusters/{cluster}/services/{service} does not exist",
+                       [FieldError("service", "not found")])
+    if data is None:
+        return _scale_doc(found.scale)
+    from pydantic import ValidationError
+
+    from chalicelib.dsl.document import field_errors
+
+    try:
+        new = Scale.model_validate({k: v for k, v in (data or {}).items() if k not in ("kind", "name", "metadata")}
+                                   if isinstance(data, dict) else data)
+    except ValidationError as e:
+        raise ValidationFailed("Invalid scale", field_errors(e)) from None
+    if new != found.scale:
+        before = dep.model_copy(deep=True)
+        found.scale = new
+        found.status = new_status(now())
+        write(store, namespace, name, before, dep, stored.version, publish)
+    return _scale_doc(new)
+
+
+def _scale_doc(scale) -> dict:
+    body = scale.model_dump(mode="json", exclude_none=True)
+    body.pop("metadata", None)
+    return body
+
+
+def sla(store, namespace: str, name: str, cluster: str, data: Any | None, method: str, publish: Publish):
+    """GET, POST/PUT (set) or DELETE a cluster's SLA."""
+    from chalicelib.deployments.model import DeploymentCluster
+
+    stored = get(store, namespace, name)
+    dep = current(store, namespace, stored)
+    if cluster not in dep.clusters:
+        raise NotFound(f"deployments/{name}/clusters/{cluster} does not exist", [FieldError("cluster", "not found")])
+    if method == "GET":
+        value = dep.clusters[cluster].sla
+        if value is None:
+            raise NotFound("no sla", [FieldError("sla", "not set")])
+        return DeploymentCluster.model_validate({"sla": value}).model_dump(mode="json", exclude_none=True)["sla"]
+    before = dep.model_copy(deep=True)
+    if method == "DELETE":
+        dep.clusters[cluster].sla = None
+    else:
+        from pydantic import ValidationError
+
+        from chalicelib.dsl.document import field_errors
+
+        try:
+            dep.clusters[cluster] = DeploymentCluster.model_validate(
+                {**dep.clusters[cluster].model_dump(mode="json", exclude_none=True), "sla": data})
+        except ValidationError as e:
+            raise ValidationFailed("Invalid sla", [FieldError(f"sla.{x.path}".rstrip("."), x.reason)
+                                                    for x in field_errors(e)]) from None
+    try:
+        write(store, namespace, name, before, dep, stored.version, publish)
+    except Conflict:
+        raise
+    if method == "DELETE":
+        return None
+    return DeploymentCluster.model_validate({"sla": data}).model_dump(mode="json", exclude_none=True)["sla"]

@@ -1,0 +1,285 @@
+"""Synchronisation: what each deployment wants against what its driver runs.
+
+Run after every change (for that deployment) and on a schedule (every deployment of every
+namespace). A pass reads the namespace's deployments (a Query, ~1 MB per call) and asks the
+driver once what it runs (`running`: key -> spec digest). A deployment whose services are all
+`done` with the digest the driver runs, and with no retry due, costs nothing more: no status
+call, no write. Otherwise, in dependency order:
+
+- deployment intended: build the driver spec (environment resolved against the internal
+  gateways' ports); deploy when the driver runs another digest (or nothing); then the driver's
+  status decides: running -> `done` with its instances (the gateways route to them), deploying
+  -> `updating` with the driver's reason, failed -> `failed` with the reason.
+- undeployment intended: undeploy; gone -> removed from the deployment (and the deployment
+  with its gateways when nothing is left).
+- A failure (driver error, unresolvable environment) is `failed` with the reason, retried on
+  later passes with capped exponential backoff (5 s doubling to 5 min): never stuck forever.
+
+Each change is one conditional write of the deployment (with the gateway generation bump when
+instances changed, and publishing); a concurrent writer wins and the next pass retries.
+Events: `synchronization:deployed|redeploy|undeployed` tagged `deployments:<d>`,
+`clusters:<c>`, `services:<s>`.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from chalicelib.errors import Conflict
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START = 5.0
+BACKOFF_MAX = 300.0
+Publish = Callable[[str, list[dict]], None]
+
+
+@dataclass
+class Pass:
+    deployments: int = 0
+    changed: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def backoff(attempts: int) -> float:
+    return min(BACKOFF_MAX, BACKOFF_START * 2 ** max(0, attempts - 1))
+
+
+def gateway_host() -> str:
+    from chalicelib.settings import settings
+
+    bind = settings().gateway_bind
+    return "127.0.0.1" if bind in ("0.0.0.0", "*", "") else bind
+
+
+def service_spec(dep, cname: str, service, ports: dict[tuple[str, str], int], host: str):
+    """The driver spec of a service (ValueError with the reason when it cannot be built)."""
+    from chalicelib.deployments.environment import environment
+    from chalicelib.drivers.base import HealthCheckSpec, PortSpec, ServiceSpec
+    from chalicelib.dsl.units import port_number, port_type
+
+    breed = service.breed
+    cluster = dep.clusters[cname]
+    checks = service.health_checks if service.health_checks is not None else (
+        cluster.health_checks if cluster.health_checks is not None else breed.health_checks)
+    dialects = {**dep.dialects, **cluster.dialects, **service.dialects}
+    return ServiceSpec(
+        deployment=dep.name, cluster=cname, service=service.name,
+        deployable_type=breed.deployable.type, definition=breed.deployable.definition,
+        ports=tuple(PortSpec(n, port_number(p), port_type(p)) for n, p in breed.ports.items()),
+        env=environment(dep, cname, service, host, ports),
+        arguments=tuple((k, v) for a in [*breed.arguments, *service.arguments] for k, v in a.items()),
+        cpu=service.scale.cpu, memory=service.scale.memory, instances=service.scale.instances,
+        health_checks=tuple(HealthCheckSpec(h.port, h.path, h.protocol, h.initial_delay, h.timeout, h.interval,
+                                            h.failures) for h in checks),
+        dialects=dialects,
+        labels={"deployment": dep.name, "cluster": cname, "service": service.name},
+    )
+
+
+def _quiet(dep, running: dict | None, now: datetime) -> bool:
+    """Nothing to do: every service done, deployed with the digest the driver runs, no retry due."""
+    from chalicelib.drivers.base import service_key
+
+    if running is None:
+        return False
+    for cname, _, s in dep.services():
+        if not s.deploying or s.status.phase.name != "done":
+            return False
+        if running.get(service_key(dep.name, cname, s.name)) != s.digest:
+            return False
+    return True
+
+
+def run_all(publish: Publish | None = None) -> dict[str, Pass]:
+    """The scheduled pass: every namespace that has deployments."""
+    from chalicelib.deployments.service import namespaces
+
+    return {ns: sync_namespace(ns, publish=publish) for ns in namespaces()}
+
+
+def _default_publish(namespace: str, events: list[dict]) -> None:
+    from chalicelib.store.events import event_store
+
+    event_store().publish(namespace, events)
+
+
+def sync_namespace(namespace: str, *, store=None, driver=None, publish: Publish | None = None,
+                   only: str | None = None) -> Pass:
+    from chalicelib.deployments.service import KIND
+    from chalicelib.drivers import driver_for
+    from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
+
+    store = store or DynamoDBArtifactStore()
+    driver = driver or driver_for(namespace)
+    publish = publish or _default_publish
+    result = Pass()
+    running = driver.running(namespace)
+    items = [store.get(namespace, KIND, only)] if only else _all(store, namespace)
+    for stored in items:
+        if stored is None:
+            continue
+        result.deployments += 1
+        try:
+            if sync_deployment(store, namespace, stored, driver, running, publish):
+                result.changed += 1
+            else:
+                result.skipped += 1
+        except Conflict:
+            result.errors.append(f"{stored.name}: changed concurrently; next pass")
+        except Exception as e:  # noqa: BLE001 - one deployment never stops the others
+            log.exception("sync of %s/%s failed", namespace, stored.name)
+            result.errors.append(f"{stored.name}: {e}")
+    return result
+
+
+def _all(store, namespace: str):
+    from chalicelib.deployments.service import KIND
+    from chalicelib.store.dynamodb_artifacts import _from_item, _pk
+
+    query = {"TableName": store._table, "KeyConditionExpression": "pk = :pk",
+             "ExpressionAttributeValues": {":pk": {"S": _pk(namespace, KIND)}}}
+    start = None
+    while True:
+        page = store._ddb.query(**query, **({"ExclusiveStartKey": start} if start else {}))
+        for item in page["Items"]:
+            yield _from_item(item)
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return
+
+
+def sync_deployment(store, namespace: str, stored, driver, running: dict | None, publish: Publish,
+                    clock: datetime | None = None) -> bool:
+    """One deployment; True when something was written."""
+    from chalicelib.deployments import gateways as G
+    from chalicelib.deployments.environment import EnvironmentError_, order
+    from chalicelib.deployments.model import load, set_phase
+    from chalicelib.deployments.service import stored_gateways, write
+    from chalicelib.deployments.slice import prune
+    from chalicelib.drivers.base import DriverError, service_key
+    from chalicelib.store.event_store import new_event
+
+    now = clock or datetime.now(timezone.utc)
+    stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    dep = load(stored.document)
+    if _quiet(dep, running, now):
+        return False
+    before = dep.model_copy(deep=True)
+    events: list[dict] = []
+
+    def event(kind: str, cname: str, sname: str) -> None:
+        events.append(new_event([f"synchronization:{kind}", f"deployments:{dep.name}", f"clusters:{cname}",
+                                 f"services:{sname}"], {"deployment": dep.name, "cluster": cname, "service": sname}))
+
+    def due(s) -> bool:
+        return s.retry_at is None or _parse_time(s.retry_at) <= now
+
+    def fail(s, reason: str) -> None:
+        s.attempts += 1
+        s.retry_at = (now + timedelta(seconds=backoff(s.attempts))).isoformat(timespec="milliseconds").replace(
+            "+00:00", "Z")
+        set_phase(s, "failed", stamp, f"{reason} (attempt {s.attempts}; retry in {backoff(s.attempts):.0f}s)")
+
+    gateway_docs = stored_gateways(store, namespace, list(G.documents(dep)))
+    port_of = G.ports_of(gateway_docs)
+    ports = {(c, p): port_of[G.internal_name(dep.name, c, p)]
+             for c, cluster in dep.clusters.items() for p in cluster.ports()
+             if G.internal_name(dep.name, c, p) in port_of}
+    host = gateway_host()
+    keys = [service_key(dep.name, c, s.name) for c, _, s in dep.services()]
+    try:
+        ranked = {node: i for i, node in enumerate(order(dep))}
+    except EnvironmentError_ as e:
+        ranked = {}
+        for _, _, s in dep.services():
+            if s.deploying and due(s):
+                fail(s, str(e))
+    statuses: dict[str, Any] = {}
+
+    def status_of(key: str):
+        if key not in statuses:
+            statuses.update(driver.status(namespace, [k for k in keys if k not in statuses] or [key]))
+        return statuses[key]
+
+    services = sorted(dep.services(), key=lambda t: ranked.get((t[0], t[2].name), -1))
+    for cname, cluster, s in services:
+        key = service_key(dep.name, cname, s.name)
+        runs = (running or {}).get(key) if running is not None else None
+        if not s.deploying:
+            if s.status.phase.name == "done":
+                continue
+            try:
+                if running is None or key in running:
+                    driver.undeploy(namespace, dep.name, cname, s.name)
+                gone = status_of(key).state == "absent"
+            except DriverError as e:
+                fail(s, str(e))
+                continue
+            if gone:
+                set_phase(s, "done", stamp)
+                s.instances = []
+                event("undeployed", cname, s.name)
+            continue
+        if s.status.phase.name == "done" and runs == s.digest and running is not None:
+            continue
+        if s.status.phase.name == "failed" and not due(s):
+            continue
+        if ranked and (cname, s.name) in ranked:
+            from chalicelib.deployments.environment import dependencies
+
+            waiting = [f"{c}/{n}" for c, n in dependencies(dep, cname, s)
+                       if dep.clusters[c].service(n).status.phase.name != "done"]
+            if waiting:
+                set_phase(s, "initiated", stamp, "waiting for " + ", ".join(waiting))
+                continue
+        try:
+            spec = service_spec(dep, cname, s, ports, host)
+        except (EnvironmentError_, ValueError) as e:
+            fail(s, str(e))
+            continue
+        digest = spec.digest()
+        try:
+            if runs != digest:
+                if runs is not None:
+                    event("redeploy", cname, s.name)
+                driver.deploy(namespace, spec)
+                statuses.pop(key, None)
+                if running is not None:
+                    running[key] = digest
+            st = status_of(key)
+        except DriverError as e:
+            fail(s, str(e))
+            continue
+        s.digest = digest
+        from chalicelib.deployments.model import DeployedInstance
+
+        instances = [DeployedInstance(name=i.name, host=i.host, ports=i.ports, healthy=i.healthy)
+                     for i in st.instances if i.healthy]
+        if st.state == "running":
+            if s.status.phase.name != "done":
+                event("deployed", cname, s.name)
+            s.attempts, s.retry_at = 0, None
+            set_phase(s, "done", stamp)
+        elif st.state == "failed":
+            fail(s, st.reason or "failed")
+        else:
+            set_phase(s, "updating", stamp, st.reason)
+        s.instances = instances
+    after = prune(dep)
+    if after == before:
+        return False
+    write(store, namespace, dep.name, before, after, stored.version, lambda ns, ev: publish(ns, ev))
+    if events:
+        try:
+            publish(namespace, events)
+        except Exception:  # noqa: BLE001
+            log.exception("synchronization events not published")
+    return True
