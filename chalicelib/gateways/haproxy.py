@@ -1,6 +1,6 @@
 """One HAProxy configuration per namespace, from all of its gateways (templates/*.j2).
 
-Topology (docs/decisions/0007-haproxy-topology.md), per gateway:
+Topology (docs/decisions/0008-haproxy-topology.md), per gateway:
 
     frontend gw.<gateway>          bind <bind>:<port>, mode http|tcp
         conditional routes:        use_backend rt.<g>.<r> if <condition> [{ rand(100) lt <strength> }]

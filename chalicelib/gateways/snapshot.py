@@ -3,7 +3,7 @@ and the stored routes, conditions and rewrites they refer to, all with strongly 
 
 The generation is read FIRST: everything read after it is at least as new as it, so a text
 rendered from this snapshot and labelled with this generation never shows an older state than
-its label says (docs/decisions/0008-gateway-generations.md).
+its label says (docs/decisions/0009-gateway-generations.md).
 """
 from __future__ import annotations
 
