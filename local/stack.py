@@ -61,10 +61,20 @@ class LocalStack:
             restored = state.restore(self.state_dir / "state" / "dynamodb.json")
             log.info("restored %d items from %s", restored, self.state_dir / "state")
         self._bootstrap_token()
+        self._warm_dsl()
         self._start_api()
         if self.gateways and "_start_api" not in vars(self):  # not when a tool only wants the table
             self._start_gateways()
         return self
+
+    @staticmethod
+    def _warm_dsl() -> None:
+        """Build every DSL model now: pydantic builds deferred models on first use and not
+        thread-safely, and the local API serves requests on threads (Lambda does not)."""
+        from chalicelib import dsl
+
+        for model in dsl.KINDS.values():
+            model.model_rebuild(force=True)
 
     def _start_gateways(self) -> None:
         """etcd, then the gateway agent with its HAProxy; the API publishes gateways to etcd."""
