@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["bench.cold_start", "bench.artifact_api", "bench.bench_agent", "bench.gateways", "bench.releases"]
+BENCHES = ["bench.cold_start", "bench.artifact_api", "bench.bench_agent", "bench.gateways", "bench.releases", "bench.deployments"]
 
 
 def main() -> None:
