@@ -153,6 +153,11 @@ class LocalStack:
         thread.start()
         self._stops.append(server.shutdown)
         log.info("API on %s", self.api_url)
+        from local.schedules import Scheduler
+
+        scheduler = Scheduler(config.chalice_app)
+        scheduler.start()
+        self._stops.append(scheduler.stop)
 
     def stop(self) -> None:
         if self.persist:
