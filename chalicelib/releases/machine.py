@@ -22,8 +22,30 @@ class StepFunctionsMachine:
     def __init__(self, arn: str | None = None, client=None):
         from chalicelib.settings import settings
 
-        self.arn = arn or settings().release_state_machine
+        self._arn = arn or settings().release_state_machine
         self._client = client
+
+    @property
+    def arn(self) -> str | None:
+        if self._arn is None:
+            self._arn = self._deployed_arn()
+        return self._arn
+
+    @staticmethod
+    def _deployed_arn() -> str | None:
+        """On AWS, infra/resources.yaml names the machine vamp-<stage>-release, next to the
+        function vamp-<stage>-<name> running this code (ARN from the function's own)."""
+        import os
+
+        function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
+        region = os.environ.get("AWS_REGION")
+        parts = function.split("-")
+        if len(parts) < 3 or not region:
+            return None
+        from chalicelib.store import table
+
+        account = table.client("sts").get_caller_identity()["Account"]
+        return f"arn:aws:states:{region}:{account}:stateMachine:{parts[0]}-{parts[1]}-release"
 
     @property
     def client(self):

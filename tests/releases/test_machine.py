@@ -124,14 +124,14 @@ def test_a_retried_task_does_not_apply_twice(api, sfn, traffic):
     make_gateway(api)
     before = int(api.get(f"/api/v1/gateways/shop").headers["ETag"].strip('"'))
     assert api.post("/api/v1/releases", release()).status_code == 202
-    status = run_until(api, "r1", traffic, finished, timeout=45)
+    status = run_until(api, "r1", traffic, finished, timeout=60)
     assert status["phase"] == "promoted", status
     after = int(api.get(f"/api/v1/gateways/shop").headers["ETag"].strip('"'))
-    assert after - before == 3  # 20%, 50%, promotion: one write each
-    assert [c["number"] for c in status["checks"]] == [1, 2, 3]
+    assert after - before == 3, status  # 20%, 50%, promotion: one write each
+    assert [c["number"] for c in status["checks"]] == [1, 2, 3], status
     assert status["failures"] == 0
     steps = api.get("/api/v1/events?tag=releases:r1&tag=release:step&per_page=100").json
-    assert len(steps) == 2
+    assert len(steps) == 2, steps
     assert stepfunctions.invocations["release_set_weight"] >= 4
 
 
