@@ -31,6 +31,16 @@ class Settings:
     auth_mode: AuthMode = "token"
     max_body_bytes: int = 1_048_576
     per_page_max: int = 1000
+    # Gateways: etcd client endpoint host:port (None: gateways are stored but not published).
+    etcd_endpoint: str | None = None
+    # Version segment of /vamp/<ns>/gateways/haproxy/<version>/configuration.
+    haproxy_version: str = "2.6"
+    # Ports assigned to gateways created without one, "first-last" inclusive.
+    gateway_ports: str = "40000-45000"
+    # Address the gateway frontends bind on every node (0.0.0.0 to serve beyond the node).
+    gateway_bind: str = "127.0.0.1"
+    # Port of the shared virtual-host frontend routing by Host to gateways (0: none).
+    virtual_hosts_port: int = 80
     # The release state machine's ARN (infra/release.asl.json); the local stack sets it.
     release_state_machine: str | None = None
     # Container driver (docs/decisions/0007-container-drivers.md); VAMP_DRIVER_<NAMESPACE> overrides it per namespace.
@@ -50,16 +60,6 @@ class Settings:
         if raw not in get_args(DriverKind):
             raise ValueError(f"VAMP_DRIVER_{namespace.upper()} must be one of {', '.join(get_args(DriverKind))}, not {raw!r}")
         return raw
-    # Gateways: etcd client endpoint host:port (None: gateways are stored but not published).
-    etcd_endpoint: str | None = None
-    # Version segment of /vamp/<ns>/gateways/haproxy/<version>/configuration.
-    haproxy_version: str = "2.6"
-    # Ports assigned to gateways created without one, "first-last" inclusive.
-    gateway_ports: str = "40000-45000"
-    # Address the gateway frontends bind on every node (0.0.0.0 to serve beyond the node).
-    gateway_bind: str = "127.0.0.1"
-    # Port of the shared virtual-host frontend routing by Host to gateways (0: none).
-    virtual_hosts_port: int = 80
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":

@@ -7,6 +7,7 @@ costs the same with 100 or 10,000 artifacts stored. No request path Scans.
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -168,7 +169,9 @@ class DynamoDBArtifactStore:
             if len(items) == 1 and "Put" in items[0]:
                 self._ddb.put_item(**items[0]["Put"])
             else:
-                self._ddb.transact_write_items(TransactItems=items)
+                # The token makes botocore's retry of a timed-out transaction idempotent: without it,
+                # a retry after a commit the client never heard of would fail its own conditions.
+                self._ddb.transact_write_items(TransactItems=items, ClientRequestToken=uuid.uuid4().hex)
         except self._ddb.exceptions.ConditionalCheckFailedException:
             self._raise_conflict(namespace, writes[0])
         except self._ddb.exceptions.TransactionCanceledException as e:
