@@ -16,6 +16,12 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 
+# Gateway ports assigned by the control plane come from a range of their own per xdist worker,
+# below the kernel's ephemeral range (32768+, where free_port() and every client socket land):
+# otherwise two workers' HAProxies, or a test server and a gateway, can want the same port.
+_worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+os.environ["VAMP_GATEWAY_PORTS"] = f"{20000 + 1000 * _worker}-{20000 + 1000 * _worker + 999}"
+
 
 def free_port() -> int:
     with socket.socket() as s:
