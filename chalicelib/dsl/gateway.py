@@ -16,6 +16,7 @@ from .base import (
     SafeText,
     ref_or,
 )
+from ..gateways.weights import effective_weights as fill_weights  # Vamp's weight defaults, one place
 from .condition import ConditionOrRef
 from .names import check_gateway_name
 from .rewrite import RewriteOrRef
@@ -135,19 +136,6 @@ def _routes_shorthand(value: Any) -> Any:
 Routes = Annotated[
     dict[Annotated[str, BeforeValidator(check_route_key)], RouteOrRef], BeforeValidator(_routes_shorthand)
 ]
-
-
-def fill_weights(weights: list[int | None]) -> list[int]:
-    """Routes without weight share `100 - sum(weights)` evenly; the last takes the remainder."""
-    unassigned = [i for i, w in enumerate(weights) if w is None]
-    filled = [w or 0 for w in weights]
-    if unassigned:
-        rest = max(0, 100 - sum(filled))
-        share = rest // len(unassigned)
-        for i in unassigned:
-            filled[i] = share
-        filled[unassigned[-1]] = rest - share * (len(unassigned) - 1)
-    return filled
 
 
 def weight_problems(routes: dict, problems: Problems, path: tuple, *, exact: bool) -> None:

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import time
-from typing import Any, Callable
+from typing import Any
 
 from chalicelib.drivers.base import HealthCheckSpec, PortSpec, ServiceSpec
+from tests.agent.helpers import wait_for  # noqa: F401  (the drivers' tests poll with it too)
 
 # A tiny HTTP service that answers its version (and 500 on /fail); used by the local driver tests.
 SERVER = (
@@ -14,17 +14,6 @@ SERVER = (
     "  def log_message(self,*a): pass\n"
     "http.server.HTTPServer(('127.0.0.1',int(os.environ['PORT'])),H).serve_forever()\""
 )
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 def image_spec(**overrides: Any) -> ServiceSpec:
