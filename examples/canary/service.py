@@ -1,0 +1,40 @@
+"""The demo's sample service: answers its version; can be told to fail a share of requests or to
+be slow, so a canary release has something real to judge.
+
+    VERSION      what it answers (default "?")
+    PORT         loopback port (the local driver sets it)
+    FAIL_RATE    share of requests answered 500, 0..1 (default 0)
+    LATENCY_MS   added latency per request (default 0)
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+VERSION = os.environ.get("VERSION", "?")
+FAIL_RATE = float(os.environ.get("FAIL_RATE", "0"))
+LATENCY = float(os.environ.get("LATENCY_MS", "0")) / 1000
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        if LATENCY:
+            time.sleep(LATENCY)
+        failing = random.random() < FAIL_RATE
+        body = f"{'error' if failing else 'ok'} {VERSION}\n".encode()
+        self.send_response(500 if failing else 200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+if __name__ == "__main__":
+    ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
