@@ -73,8 +73,7 @@ class LocalStack:
         thread-safely, and the local API serves requests on threads (Lambda does not)."""
         from chalicelib import dsl
 
-        for model in dsl.KINDS.values():
-            model.model_rebuild(force=True)
+        dsl.build_models()
 
     def _start_gateways(self) -> None:
         """etcd, then the gateway agent with its HAProxy; the API publishes gateways to etcd."""

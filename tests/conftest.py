@@ -55,3 +55,13 @@ def aws(moto_server, monkeypatch):
     yield moto_server
     table.client().delete_table(TableName=table.table_name())
     table.reset_clients()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _models_built():
+    """Build the DSL's deferred models before any test: tests validate on several threads (the
+    API in the test thread, release tasks in moto's), and pydantic's first build is not
+    thread-safe."""
+    from chalicelib import dsl
+
+    dsl.build_models()

@@ -76,3 +76,30 @@ __all__ = [
     "normalize_kind", "only_references", "parse", "parse_condition", "parse_event", "references",
     "to_text",
 ]
+
+
+def build_models() -> int:
+    """Build every deferred model now; returns how many were built. pydantic builds a deferred
+    model on its first use and not thread-safely: processes that validate on several threads
+    (the local stack's API and moto's task delivery, the test suite) call this first. A Lambda
+    handles one request at a time and keeps the cheaper cold start."""
+    import importlib
+    import pkgutil
+
+    from .base import Model
+
+    for module in pkgutil.iter_modules(__path__):  # every kind's module, so every model exists
+        importlib.import_module(f"{__name__}.{module.name}")
+    for extra in ("chalicelib.deployments.model",):  # models built on the DSL's base elsewhere
+        try:
+            importlib.import_module(extra)
+        except ImportError:
+            pass
+    built, pending = 0, list(Model.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if not cls.__pydantic_complete__:
+            cls.model_rebuild(force=True)
+            built += 1
+    return built
