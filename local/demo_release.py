@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -551,6 +552,38 @@ class Demo:
         self.console.rule("[green]release 1 promoted, release 2 rolled back[/green]" if ok else
                           f"[red]expected promoted, rolled_back; got {', '.join(phases) or 'no releases'}[/red]")
         return ok
+
+
+@contextmanager
+def isolated_stack(state_dir: Path, window: float = 1.0, **env: str):
+    """A whole local stack of its own (moto on a table of its own, the API on a free port, etcd,
+    the agent with `window`-second metric windows, synchronisation every second) for the test
+    and the bench; the process environment is put back as it was afterwards."""
+    import os
+    import uuid
+
+    from chalicelib.drivers import local as local_driver
+    from chalicelib.settings import settings
+    from chalicelib.store import table
+    from local.stack import LocalStack, free_port
+
+    saved = dict(os.environ)
+    for key in ("VAMP_RELEASE_STATE_MACHINE", "VAMP_AWS_ENDPOINT", "AWS_ENDPOINT_URL"):
+        os.environ.pop(key, None)
+    os.environ.update({"VAMP_AGENT_AGGREGATE_INTERVAL": str(window), "VAMP_LOCAL_SCHEDULE_SECONDS": "1",
+                       "VAMP_TABLE_NAME": f"vamp-demo-{uuid.uuid4().hex[:12]}", **env})
+    os.environ.setdefault("VAMP_GATEWAY_PORTS", "20000-24999")
+    settings.cache_clear()
+    stack = LocalStack(api_port=free_port(), state_dir=state_dir, persist=False, quiet=True)
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+        local_driver._kill_all()
+        os.environ.clear()
+        os.environ.update(saved)
+        settings.cache_clear()
+        table.reset_clients()
 
 
 def run_release_demo(api_url: str, token: str, agent_url: str | None, port: int, *,

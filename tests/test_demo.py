@@ -1,0 +1,45 @@
+"""`make demo`'s release act, in-process on a whole local stack (moto with Step Functions, the
+Chalice API, etcd, the gateway agent with a real HAProxy, the local driver), with a short policy:
+version 2 is promoted, version 3 (30% of 500s) is rolled back, nothing is left running."""
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def stack(tmp_path):
+    from local.demo_release import isolated_stack
+
+    with isolated_stack(tmp_path, window=1.0) as running:
+        yield running
+
+
+def test_demo_promotes_a_healthy_canary_and_rolls_back_a_failing_one(stack):
+    from rich.console import Console
+
+    from chalicelib.drivers.local import LocalDriver
+    from local.demo_release import Profile, demo_port, run_release_demo
+
+    out = io.StringIO()
+    profile = Profile(steps=("50%",), interval=2, failures=1, minimum_requests=5, rate=40, timeout=40)
+    ok, demo = run_release_demo(stack.api_url, stack.token, stack.agent.url, demo_port(),
+                                profile=profile, console=Console(file=out, width=150))
+    log = out.getvalue()
+    assert ok, log
+    promoted, rolled_back = demo.outcomes
+    assert (promoted.phase, rolled_back.phase) == ("promoted", "rolled_back"), log
+    assert promoted.weights == {"web:1": 0, "web:2": 100} and rolled_back.weights == {"web:2": 100, "web:3": 0}
+    assert promoted.verdicts()["fail"] == 0 and rolled_back.verdicts()["fail"] == 1
+    # what the traffic thread saw through HAProxy during each release
+    assert promoted.traffic["2"].requests > 0 and promoted.traffic["2"].success == 100.0, log
+    assert rolled_back.traffic["3"].requests > 0 and rolled_back.traffic["3"].success < 95, log
+    assert Counter(s.version for s in demo.traffic.samples[-10:]) == Counter({"2": 10}), log
+    # a failing canary is undone within its interval x failures plus propagation
+    assert rolled_back.seconds is not None and rolled_back.seconds < profile.interval * 2 + 6, log
+    assert "summary" in log and "release 1 promoted, release 2 rolled back" in log
+    assert LocalDriver().running("default") == {}  # undeployed: no process of the demo left
