@@ -83,7 +83,8 @@ def run_until(api, name, traffic, done, timeout=30.0, tick=0.2):
         if done(status):
             return status
         time.sleep(tick)
-    raise AssertionError(f"timed out; last status: {status}")
+    phase = status and status.get("phase")
+    raise AssertionError(f"timed out after {timeout}s in phase {phase}; last status: {status}")
 
 
 def finished(status) -> bool:
