@@ -168,72 +168,119 @@ class Figures:
         return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
+def _send(url: str, rate: float, workers: int, index: int, out: list, lock: threading.Lock, stop) -> None:
+    """One worker of the traffic process: a request every workers/rate seconds."""
+    # A new connection per request: HAProxy's Tt (the latency the release judges) then measures
+    # the request alone, not a keep-alive connection's idle time, and a reload never races a
+    # reused connection.
+    session = requests.Session()
+    session.headers["Connection"] = "close"
+    period = workers / rate
+    next_at = time.monotonic() + index * period / workers
+    while not stop.is_set():
+        delay = next_at - time.monotonic()
+        if delay > 0 and stop.wait(delay):
+            break
+        next_at = max(next_at + period, time.monotonic() - period)
+        started = time.monotonic()
+        try:
+            r = session.get(url, timeout=2)
+            body = r.text.split()
+            version = body[1] if len(body) == 2 and body[0] in ("ok", "error") else "haproxy"
+            sample = (started, version, r.status_code < 500, (time.monotonic() - started) * 1000)
+        except requests.RequestException:
+            sample = (started, "error", False, (time.monotonic() - started) * 1000)
+        with lock:
+            out.append(sample)
+    session.close()
+
+
+def _traffic_process(url: str, rate: float, workers: int, queue, stop) -> None:
+    """The traffic generator's own process (so the stack's threads do not slow its requests or
+    skew their latencies): samples go to the parent in batches every 100 ms."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops us
+    out: list = []
+    lock = threading.Lock()
+    threads = [threading.Thread(target=_send, args=(url, rate, workers, i, out, lock, stop), daemon=True)
+               for i in range(workers)]
+    for t in threads:
+        t.start()
+    while not stop.wait(0.1):
+        with lock:
+            batch, out[:] = list(out), []
+        if batch:
+            queue.put(batch)
+    for t in threads:
+        t.join(timeout=3)
+    with lock:
+        queue.put(list(out))
+    queue.put(None)
+
+
 class Traffic:
-    """Steady requests on the gateway from a few threads; every answer kept as a Sample."""
+    """Steady requests on the gateway from a process of its own (a few threads there); every
+    answer kept here as a Sample (monotonic clock: the same for both processes)."""
 
     def __init__(self, port: int, rate: float, workers: int = 3):
+        import multiprocessing
+
         self.url = f"http://127.0.0.1:{port}/"
         self.rate, self.workers = rate, workers
         self.samples: list[Sample] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._ctx = multiprocessing.get_context("spawn")  # never fork a process full of threads
+        self._stop = self._ctx.Event()
+        self._queue = self._ctx.Queue()
+        self._proc = None
+        self._collector: threading.Thread | None = None
 
     def start(self) -> "Traffic":
-        for i in range(self.workers):
-            t = threading.Thread(target=self._run, args=(i,), name=f"demo-traffic-{i}", daemon=True)
-            t.start()
-            self._threads.append(t)
+        self._proc = self._ctx.Process(target=_traffic_process, name="demo-traffic", daemon=True,
+                                       args=(self.url, self.rate, self.workers, self._queue, self._stop))
+        self._proc.start()
+        self._collector = threading.Thread(target=self._collect, name="demo-traffic-collector", daemon=True)
+        self._collector.start()
         return self
+
+    def _collect(self) -> None:
+        import queue
+
+        while True:
+            try:
+                batch = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                if self._proc is None or not self._proc.is_alive():
+                    return
+                continue
+            if batch is None:
+                return
+            with self._lock:
+                self.samples.extend(Sample(*t) for t in batch)
 
     def stop(self) -> None:
         self._stop.set()
-        for t in self._threads:
-            t.join(timeout=5)
-        self._threads.clear()
-
-    def _run(self, index: int) -> None:
-        # A new connection per request: HAProxy's Tt (the latency the release judges) then
-        # measures the request alone, not a keep-alive connection's idle time, and a reload
-        # never races a reused connection.
-        session = requests.Session()
-        session.headers["Connection"] = "close"
-        period = self.workers / self.rate
-        next_at = time.monotonic() + index * period / self.workers
-        while not self._stop.is_set():
-            delay = next_at - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                break
-            next_at = max(next_at + period, time.monotonic() - period)
-            started = time.monotonic()
-            try:
-                r = session.get(self.url, timeout=2)
-                body = r.text.split()
-                version = body[1] if len(body) == 2 and body[0] in ("ok", "error") else "haproxy"
-                sample = Sample(started, version, r.status_code < 500, (time.monotonic() - started) * 1000)
-            except requests.RequestException:
-                sample = Sample(started, "error", False, (time.monotonic() - started) * 1000)
-            with self._lock:
-                self.samples.append(sample)
-        session.close()
+        if self._collector:
+            self._collector.join(timeout=8)
+        if self._proc is not None:
+            self._proc.join(timeout=5)
+            if self._proc.is_alive():
+                self._proc.terminate()
+                self._proc.join(timeout=5)
+        self._queue.close()
 
     def window(self, since: float, until: float | None = None) -> dict[str, Figures]:
         until = time.monotonic() if until is None else until
         with self._lock:
-            chosen = [s for s in reversed(self.samples) if s.at >= since] if self.samples else []
+            chosen = [s for s in self.samples if since <= s.at <= until]
         out: dict[str, Figures] = defaultdict(Figures)
         for s in chosen:
-            if s.at > until:
-                continue
             f = out[s.version]
             f.requests += 1
             f.ok += s.ok
             f.latencies.append(s.latency)
         return dict(out)
-
-    def last_version_seen(self) -> Counter:
-        with self._lock:
-            return Counter(s.version for s in self.samples[-20:])
 
 
 def through_haproxy(port: int, n: int = 5) -> Counter:
@@ -287,7 +334,7 @@ def _check_line(c: dict) -> str:
     figures = ""
     if canary:
         figures = (f" canary {canary.get('requests', 0)} req, success {_pct(canary.get('success_rate'), 2)}, "
-                   f"p99 {_ms(canary.get('latency'))};")
+                   f"p99 {_ms(canary.get('latency'))} (HAProxy);")
     return (f"check {c.get('number')} at {c.get('weight', 0)}%: {str(c.get('verdict', '?')).upper()}"
             f"{figures} {c.get('reason', '')} -> {c.get('decision_reason') or c.get('decision')}")
 
@@ -454,7 +501,7 @@ class Demo:
         parts = [f"{status['phase']} step {status['step']}/{status['steps']}, canary weight {status['weight']}%;"]
         for version, f in sorted(recent.items()):
             parts.append(f"v{version} {f.requests / 4:.0f} req/s ({100 * f.requests / total:.0f}%) "
-                         f"ok {_pct(f.success)} p99 {_ms(f.percentile(99))};")
+                         f"ok {_pct(f.success)} p99 {_ms(f.percentile(99))} (client);")
         return " ".join(parts).rstrip(";")
 
     def _panel(self, name: str, status: dict, started: float) -> Group:
@@ -466,8 +513,8 @@ class Demo:
             weights = {}
         title = (f"release {name}: {status['phase']}, step {status['step']}/{status['steps']}, canary weight "
                  f"{status['weight']}%, {time.monotonic() - started:.0f} s")
-        traffic = Table("version", "gateway weight", "req/s", "share", "success", "p50", "p99",
-                        title=title + "  (traffic seen through HAProxy, last 4 s)", title_justify="left")
+        traffic = Table("version", "gateway weight", "req/s", "share", "success", "p50 (client)", "p99 (client)",
+                        title=title + "\ntraffic seen through HAProxy, last 4 s", title_justify="left")
         for version in sorted(set(weights) | set(recent)):
             f = recent.get(version, Figures())
             sr = f.success
@@ -475,7 +522,8 @@ class Demo:
             traffic.add_row(version, f"{weights[version]}%" if version in weights else "-", f"{f.requests / 4:.1f}",
                             f"{100 * f.requests / total:.0f}%", Text(_pct(sr), style=style),
                             _ms(f.percentile(50)), _ms(f.percentile(99)))
-        checks = Table("#", "weight", "canary req", "success", "p99", "verdict", "decision", title="checks (release status)",
+        checks = Table("#", "weight", "canary req", "success", "p99 (HAProxy)", "verdict", "decision",
+                       title="checks (release status: the agent's metric windows)",
                        title_justify="left")
         for c in (status.get("checks") or [])[-8:]:
             canary = c.get("canary") or {}

@@ -43,3 +43,39 @@ def test_demo_promotes_a_healthy_canary_and_rolls_back_a_failing_one(stack):
     assert rolled_back.seconds is not None and rolled_back.seconds < profile.interval * 2 + 6, log
     assert "summary" in log and "release 1 promoted, release 2 rolled back" in log
     assert LocalDriver().running("default") == {}  # undeployed: no process of the demo left
+
+
+def test_concurrent_deploys_of_one_service_leave_no_orphan_process():
+    """Found by the demo: a sync pass after a change and the scheduled pass deployed the same
+    service at once, and the processes of the registration that lost ran on, owned by no one."""
+    import subprocess
+    import threading
+    import uuid
+
+    from chalicelib.drivers.base import PortSpec, ServiceSpec
+    from chalicelib.drivers.local import LocalDriver
+    from tests.drivers.helpers import wait_for
+
+    driver, marker = LocalDriver(), f"vamp-race-{uuid.uuid4().hex}"
+    spec = ServiceSpec(deployment="race", cluster="c", service="s:1", deployable_type="command",
+                       definition=f"sleep 60; : {marker}", ports=(PortSpec("web", 8080),))
+    barrier = threading.Barrier(4)
+
+    def deploy():
+        barrier.wait()
+        driver.deploy("race-ns", spec)
+
+    def running() -> list[str]:
+        return subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+
+    threads = [threading.Thread(target=deploy) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        (pid,) = driver.pids("race-ns", spec.key)
+        wait_for(lambda: running() == [str(pid)], 10, what="only the registered process left")
+    finally:
+        driver.undeploy_namespace("race-ns")
+    wait_for(lambda: running() == [], 10, what="undeployed")

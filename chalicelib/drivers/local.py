@@ -288,7 +288,16 @@ class LocalDriver:
                 _kill(proc)
             raise DriverError(f"cannot start {spec.definition!r}: {e}") from e
         with _LOCK:
-            _REGISTRY[key] = service
+            # Two synchronisation passes (after a change, and the scheduled one) can deploy the
+            # same service at once: one registration wins and the other's processes are killed,
+            # never orphaned. Of the same spec, the first stays (its ports may be routed already).
+            raced = _REGISTRY.get(key)
+            if raced is not None and raced.digest == digest:
+                loser = service
+            else:
+                _REGISTRY[key], loser = service, raced
+        for proc in loser.processes if loser else ():
+            _kill(proc)
         _ensure_supervisor()
 
     def _rescale(self, service: _Service, spec: ServiceSpec, digest: str) -> None:
