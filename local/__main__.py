@@ -79,6 +79,9 @@ def demo(skip_walkthrough: bool) -> None:
                 ok = False
             elif ok:
                 ok, _ = run_release_demo(stack.api_url, stack.token, agent, demo_port())
+    except (KeyboardInterrupt, SystemExit):
+        click.echo("demo interrupted: stopped its traffic, its processes and the stack", err=True)
+        raise
     finally:
         from chalicelib.drivers import local as local_driver
 

@@ -543,8 +543,11 @@ class Demo:
         self.console.print(f"[red]last events of releases:{name}:[/red]")
         for e in self.api.events(f"releases:{name}"):
             value = e.get("value") if isinstance(e.get("value"), dict) else {}
-            self.console.print(f"  {e.get('timestamp')} {' '.join(t for t in e.get('tags', []) if t.startswith('release:'))} "
-                               f"{value.get('reason', '')}", highlight=False)
+            what = " ".join(t for t in e.get("tags", []) if t.startswith(("release:", "archive:"))) or e.get("type")
+            check = value.get("check") or {}
+            detail = value.get("reason") or (f"check {check.get('number')}: {check.get('verdict')} {check.get('reason', '')}"
+                                             if check else "")
+            self.console.print(f"  {e.get('timestamp')} {what} {detail}", highlight=False)
 
     # -- the whole act ------------------------------------------------------------------------
 
@@ -555,7 +558,7 @@ class Demo:
         self.store_policy()
         self.deploy_v1(port)
         self.traffic = Traffic(port, p.rate).start()
-        self.say(f"traffic: {p.rate:.0f} requests/s on 127.0.0.1:{port} from a background thread, counted per "
+        self.say(f"traffic: {p.rate:.0f} requests/s on 127.0.0.1:{port} from a process of its own, counted per "
                  f"version and status")
 
         self.console.rule("release 1: version 2, healthy")
