@@ -56,9 +56,6 @@ def demo(skip_walkthrough: bool) -> None:
     # passes every second, so releases with 4 s intervals judge about two windows per check.
     os.environ.setdefault("VAMP_AGENT_AGGREGATE_INTERVAL", "2")
     os.environ.setdefault("VAMP_LOCAL_SCHEDULE_SECONDS", "1")
-    # Gateway ports below Linux's ephemeral range (32768-60999): a port the stack's own outgoing
-    # connections hold at that moment cannot be bound by HAProxy.
-    os.environ.setdefault("VAMP_GATEWAY_PORTS", "20000-24999")
     if logging.getLogger().level > logging.INFO:  # without -v: the demo prints what matters
         logging.getLogger("vamp.local").setLevel(logging.WARNING)
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)  # a rollback ends in a Fail state

@@ -42,6 +42,9 @@ class LocalStack:
     def start(self) -> "LocalStack":
         self.state_dir.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        # Gateway ports below Linux's ephemeral range (32768-60999, where Vamp's 40000-45000 sits):
+        # on one machine, a port the stack's own outgoing connections hold cannot be bound by HAProxy.
+        os.environ.setdefault("VAMP_GATEWAY_PORTS", "20000-24999")
         self.endpoint = os.environ.get("VAMP_AWS_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
         if self.endpoint:
             log.info("using the AWS endpoint %s (no embedded moto)", self.endpoint)

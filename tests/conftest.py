@@ -34,6 +34,11 @@ def moto_server():
     """moto's server, in-process, on 127.0.0.1; yields its endpoint URL."""
     from moto.server import ThreadedMotoServer
 
+    from local import moto_speedups
+
+    # As the local stack runs moto: transactions back up only what they touch, one at a time
+    # (moto's own deep-copies whole tables, which races with other threads writing them).
+    moto_speedups.apply()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
