@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import socket
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -13,6 +11,8 @@ import requests
 from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
+
+from local.backends import Backend
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sava.yaml"
 
@@ -82,34 +82,6 @@ def walkthrough(api: str, token: str, agent_url: str | None = None) -> bool:
 
 # -- gateways: a canary split through the local HAProxy ---------------------------------------
 
-class _Named(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:  # noqa: N802
-        body = self.server.name.encode()  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-class _Quiet(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address) -> None:
-        pass  # HAProxy's health checks connect and close: not news
-
-
-def _backend(name: str) -> http.server.ThreadingHTTPServer:
-    server = _Quiet(("127.0.0.1", 0), _Named)
-    server.name = name  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 def _through(port: int, n: int) -> Counter:
     """n requests through HAProxy: who answered."""
     session, seen = requests.Session(), Counter()
@@ -136,15 +108,15 @@ def _until_applied(http_: requests.Session, v1: str, agent_url: str, timeout: fl
 
 def gateway_step(console, http_: requests.Session, v1: str, agent_url: str, step, failures: list[str]) -> None:
     console.rule("a gateway on HAProxy: 80/20, then 0/100")
-    blue, green = _backend("blue"), _backend("green")
+    blue, green = Backend("blue"), Backend("green")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     try:
         def put(weights: tuple[int, int]):
             body = {"name": "demo", "port": f"{port}/http", "routes": {
-                f"[127.0.0.1:{blue.server_address[1]}]": {"weight": f"{weights[0]}%"},
-                f"[127.0.0.1:{green.server_address[1]}]": {"weight": f"{weights[1]}%"}}}
+                f"[127.0.0.1:{blue.port}]": {"weight": f"{weights[0]}%"},
+                f"[127.0.0.1:{green.port}]": {"weight": f"{weights[1]}%"}}}
             step(f"gateway demo on :{port}, blue/green at {weights[0]}/{weights[1]}",
                  http_.put(f"{v1}/gateways/demo", json=body), 202)
             seconds = _until_applied(http_, v1, agent_url)
@@ -167,5 +139,5 @@ def gateway_step(console, http_: requests.Session, v1: str, agent_url: str, step
     except (TimeoutError, requests.RequestException) as e:
         failures.append(f"gateway step: {e}")
     finally:
-        blue.shutdown()
-        green.shutdown()
+        blue.stop()
+        green.stop()

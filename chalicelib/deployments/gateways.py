@@ -54,27 +54,27 @@ def documents(dep: Deployment) -> dict[str, dict]:
             name = internal_name(dep.name, cname, port)
             routes = {service_route(dep.name, cname, breed, port): _route_doc(route)
                       for breed, route in gateway.routes.items()}
-            doc: dict[str, Any] = {"name": name, "kind": "gateways", "metadata": {"deployment": dep.name},
-                                   "routes": routes}
-            if gateway.sticky:
-                doc["sticky"] = gateway.sticky
-            if gateway.virtual_hosts:
-                doc["virtual_hosts"] = list(gateway.virtual_hosts)
-            out[name] = doc
+            out[name] = _gateway_doc(dep, name, gateway, routes)
     for port, gateway in dep.gateways.items():
         name = external_name(dep.name, port)
         routes = {}
         for key, route in gateway.routes.items():
             cname, _, pname = key.partition("/")
             routes[internal_name(dep.name, cname, pname)] = _route_doc(route)
-        doc = {"name": name, "kind": "gateways", "metadata": {"deployment": dep.name}, "port": port,
-               "routes": routes}
-        if gateway.sticky:
-            doc["sticky"] = gateway.sticky
-        if gateway.virtual_hosts:
-            doc["virtual_hosts"] = list(gateway.virtual_hosts)
-        out[name] = doc
+        out[name] = _gateway_doc(dep, name, gateway, routes, port=port)
     return out
+
+
+def _gateway_doc(dep: Deployment, name: str, gateway: Any, routes: dict, port: str | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"name": name, "kind": "gateways", "metadata": {"deployment": dep.name}}
+    if port is not None:
+        doc["port"] = port
+    doc["routes"] = routes
+    if gateway.sticky:
+        doc["sticky"] = gateway.sticky
+    if gateway.virtual_hosts:
+        doc["virtual_hosts"] = list(gateway.virtual_hosts)
+    return doc
 
 
 def absorb(dep: Deployment, stored: dict[str, dict]) -> Deployment:

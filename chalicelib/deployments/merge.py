@@ -53,20 +53,16 @@ def expand(blueprint: Any, resolve: Resolve | None) -> tuple[dict[str, list[tupl
             path = f"clusters.{cname}.services[{i}]"
             breed = service.breed
             if isinstance(breed, BreedRef):
-                doc = resolve("breeds", breed.reference) if resolve else None
-                if doc is None:
-                    errors.append(FieldError(f"{path}.breed", f"unknown breed {breed.reference!r}"))
+                breed = _stored(resolve, "breeds", breed.reference, Breed, f"{path}.breed", errors)
+                if breed is None:
                     continue
-                breed = Breed.model_validate({k: v for k, v in doc.items() if k != "kind"})
             else:
                 collect_inline(breed)
             scale = service.scale
             if isinstance(scale, ScaleRef):
-                doc = resolve("scales", scale.reference) if resolve else None
-                if doc is None:
-                    errors.append(FieldError(f"{path}.scale", f"unknown scale {scale.reference!r}"))
+                scale = _stored(resolve, "scales", scale.reference, Scale, f"{path}.scale", errors)
+                if scale is None:
                     continue
-                scale = Scale.model_validate({k: v for k, v in doc.items() if k != "kind"})
             elif scale is None:
                 scale = default_scale()
             rows.append((service, breed, scale))
@@ -176,3 +172,12 @@ def check_gateways(dep: Deployment) -> None:
                                          f"{key!r} is not `<cluster>/<port>` of deployment {dep.name!r}"))
     if errors:
         raise ValidationFailed("Invalid blueprint", errors)
+
+
+def _stored(resolve, kind: str, name: str, model, path: str, errors: list):
+    """A referenced artifact read through `resolve` as its model, or None (an error noted)."""
+    doc = resolve(kind, name) if resolve else None
+    if doc is None:
+        errors.append(FieldError(path, f"unknown {kind[:-1]} {name!r}"))
+        return None
+    return model.model_validate({k: v for k, v in doc.items() if k != "kind"})

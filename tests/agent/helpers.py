@@ -15,6 +15,7 @@ from typing import Any, Callable
 import requests
 
 from chalicelib.gateways.log_format import GLOBAL_LOG_LINE, LOG_FORMAT_LINE, backend_name, frontend_name
+from local.backends import Backend  # noqa: F401  (re-exported: the tests' backends)
 
 
 def free_port() -> int:
@@ -78,40 +79,6 @@ class EtcdServer:
         self.client().put(key, value)
 
 
-class _Named(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:  # noqa: N802
-        body = self.server.name.encode()  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # HAProxy closing idle server connections on reload is expected, not news
-
-
-class Backend:
-    """A tiny HTTP server answering its own name, in a thread."""
-
-    def __init__(self, name: str) -> None:
-        self.server = QuietServer(("127.0.0.1", 0), _Named)
-        self.server.name = name  # type: ignore[attr-defined]
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class FakeApi:
