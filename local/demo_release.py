@@ -4,7 +4,7 @@ Version 1 of examples/canary/service.py is deployed (the local driver runs it as
 behind an external gateway on a free loopback port; a traffic thread keeps steady requests on
 that gateway and counts who answered. Version 2 (healthy) is merged in at 0% and released with a
 stored `release-policies` artifact: the state machine shifts weight step by step, judging the
-metric windows the gateway agent posts, and promotes it; version 1 is then sliced off the
+metric windows the gateway agent posts, and promotes it, which removes version 1 from the
 deployment. Version 3 fails ~30% of its requests: its release is rolled back by itself and
 version 3 sliced off, version 2 still serving everything. A summary closes; the run succeeds
 only when the first release was promoted and the second rolled back.
@@ -564,10 +564,11 @@ class Demo:
         self.console.rule("release 1: version 2, healthy")
         self.merge("2")
         r1 = self.release("canary-v2", "1", "2", expect="promoted")
-        self.say(f"promotion set {CLUSTER}:1 to 0% (an internal gateway keeps its routes): slicing version 1 "
-                 f"off the deployment")
-        self.slice("1")
-        r1.removed = "v1 sliced"
+        started = time.monotonic()
+        self._until_deployed({"2"}, "the promotion to remove version 1")
+        self.say(f"promotion removed version 1 from the deployment by itself: its process gone after "
+                 f"{time.monotonic() - started:.1f} s")
+        r1.removed = "v1 removed by the promotion"
 
         self.console.rule(f"release 2: version 3, fails {p.fail_rate:.0%} of its requests")
         self.merge("3", fail_rate=p.fail_rate)

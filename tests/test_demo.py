@@ -33,7 +33,9 @@ def test_demo_promotes_a_healthy_canary_and_rolls_back_a_failing_one(stack):
     assert ok, log
     promoted, rolled_back = demo.outcomes
     assert (promoted.phase, rolled_back.phase) == ("promoted", "rolled_back"), log
-    assert promoted.weights == {"web:1": 0, "web:2": 100} and rolled_back.weights == {"web:2": 100, "web:3": 0}
+    # promotion removes the old version by itself: its route is gone with it
+    assert promoted.weights == {"web:2": 100} and rolled_back.weights == {"web:2": 100, "web:3": 0}
+    assert promoted.removed == "v1 removed by the promotion"
     assert promoted.verdicts()["fail"] == 0 and rolled_back.verdicts()["fail"] == 1
     # what the traffic thread saw through HAProxy during each release
     assert promoted.traffic["2"].requests > 0 and promoted.traffic["2"].success == 100.0, log

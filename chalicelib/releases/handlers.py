@@ -207,6 +207,7 @@ def finish_promote(d: Deps, namespace: str, name: str, release_id: str, reason: 
     if changed:
         publish(d, state, "promoting", {"reason": reason})
     d.router.set_weight(namespace, state, 100, _fence(d, namespace, name, release_id, ("promoting",)), promote=True)
+    removed = retire_stable_service(d.router.store, namespace, state["stable"])
 
     def end(s: dict) -> dict | None:
         if s["id"] != release_id or s["phase"] != "promoting":
@@ -216,8 +217,34 @@ def finish_promote(d: Deps, namespace: str, name: str, release_id: str, reason: 
 
     state, changed = d.store.transition(namespace, name, end)
     if changed:
-        publish(d, state, "promoted", {"reason": reason})
+        publish(d, state, "promoted", {"reason": reason, "removed": removed})
     return state
+
+
+def retire_stable_service(store, namespace: str, stable_route: str) -> str | None:
+    """Promotion removes the old version: a stable route that is a deployment's service
+    (`deployment/cluster/breed/port`) is sliced off its deployment, as Vamp's DELETE with a
+    blueprint body does. Returns what was removed; None when the route is no deployment's
+    service, or it is already gone (a retried task)."""
+    parts = stable_route.split("/")
+    if len(parts) != 4:
+        return None
+    deployment, cluster, breed, _ = parts
+    from chalicelib.deployments import service as deployments
+    from chalicelib.deployments.sync import sync_namespace
+    from chalicelib.store.events import event_store
+
+    stored = store.get(namespace, deployments.KIND, deployment)
+    services = ((stored.document.get("clusters") or {}).get(cluster) or {}).get("services") or [] if stored else []
+    if not any((s.get("breed") or {}).get("name") == breed for s in services):
+        return None
+    body = {"name": deployment, "clusters": {cluster: {"services": [{"breed": breed}]}}}
+    deployments.change(store, namespace, deployment, body, "slice", event_store().publish)
+    try:
+        sync_namespace(namespace, only=deployment, publish=event_store().publish)
+    except Exception:  # the slice is stored; the scheduled pass undeploys it if this one could not
+        log.exception("synchronisation after retiring %s failed", stable_route)
+    return f"{deployment}/{cluster}/{breed}"
 
 
 def finish_rollback(d: Deps, namespace: str, name: str, release_id: str, reason: str) -> dict:
