@@ -116,6 +116,11 @@ def change(
     if errors:
         raise ValidationFailed("Invalid input", errors)
     gateways = _gateway_effects(writes)
+    if gateways:
+        from chalicelib.gateways.internal import guard
+
+        writes = guard(store, namespace, writes)  # a deployment's gateways keep its routes
+        canonical = [w.document if w.document is not None else d for w, d in zip(writes, canonical)]
     if gateways and mode != "delete":  # what HAProxy would refuse is a 400 too
         gateways.check(writes, [doc.path for doc, _, _ in named], resolve)
     if validate_only:

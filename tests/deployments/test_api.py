@@ -109,3 +109,29 @@ def test_unfilled_environment_fails_with_the_variable_named(api):
         wait_for(lambda: sync_namespace(NS) and services(api)[0]["status"]["phase"]["name"] == "done", 15)
     finally:
         cleanup(api)
+
+
+def test_an_internal_gateway_belongs_to_its_deployment(api):
+    """Vamp's rule: through the gateway API an internal gateway's weights change, its set of
+    routes does not, and it cannot be deleted while its deployment exists."""
+    try:
+        assert api.post(f"/{NS}/api/v1/deployments", bp()).status_code == 202
+        assert api.put(f"/{NS}/api/v1/deployments/shop", bp("2")).status_code == 202
+        url = f"/{NS}/api/v1/gateways/shop%2Fweb%2Fport"
+        gateway = api.get(url).json
+        assert gateway["metadata"]["deployment"] == "shop"
+        routes = dict(gateway["routes"])
+
+        shifted = {k: {**v, "weight": "50%"} for k, v in routes.items()}
+        r = api.put(url, {"name": "shop/web/port", "routes": shifted})
+        assert r.status_code == 202, r.body
+        assert api.get(url).json["metadata"]["deployment"] == "shop"  # still the deployment's
+
+        first = next(iter(routes))
+        r = api.put(url, {"name": "shop/web/port", "routes": {first: {"weight": "100%"}}})
+        assert r.status_code == 400 and r.json["errors"][0]["path"] == "routes"
+        r = api.delete(url)
+        assert r.status_code == 409 and "deployment shop" in r.json["errors"][0]["reason"]
+        assert api.get(url).status_code == 200
+    finally:
+        cleanup(api)
