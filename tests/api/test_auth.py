@@ -63,3 +63,24 @@ def test_authorizer_function_refuses_without_a_valid_token(aws):
     assert ok.principal_id == "gw"
     with pytest.raises(Exception, match="Unauthorized"):
         app.vamp_token.func(Req("Bearer nope"))
+
+
+def test_iam_mode_trusts_only_api_gateways_sigv4_identity(monkeypatch):
+    """VAMP_AUTH_MODE=iam (AWS only): API Gateway's IAM authorizer has verified the SigV4
+    signature and put the caller in the request context; a Bearer token means nothing then."""
+    from types import SimpleNamespace
+
+    from chalicelib.api.http import authenticate
+    from chalicelib.settings import settings
+
+    monkeypatch.setenv("VAMP_AUTH_MODE", "iam")
+    settings.cache_clear()
+    try:
+        signed = SimpleNamespace(context={"identity": {"userArn": "arn:aws:iam::123456789012:user/ci"}}, headers={})
+        unsigned = SimpleNamespace(context={"identity": {"sourceIp": "127.0.0.1"}},
+                                   headers={"authorization": "Bearer vamp_whatever"})
+        assert authenticate(signed) == "arn:aws:iam::123456789012:user/ci"
+        assert authenticate(unsigned) is None
+    finally:
+        monkeypatch.delenv("VAMP_AUTH_MODE")
+        settings.cache_clear()
