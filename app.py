@@ -7,6 +7,7 @@ gc.disable()  # no collection passes while the cold start builds long-lived obje
 
 from chalice import AuthResponse, Chalice, IAMAuthorizer, Rate, Response
 
+from chalicelib import maintenance
 from chalicelib.api import deployments as d
 from chalicelib.api import handlers as h
 from chalicelib.api import releases as rel
@@ -230,8 +231,8 @@ def deployment_sla(name, cluster, namespace=None):
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
-def synchronise_deployments(event):
-    return d.synchronise(event)
+def scheduled_pass(event):
+    return maintenance.every_minute(event)
 
 
 @route("/{kind}", ["GET"])

@@ -14,7 +14,6 @@ from chalicelib.store.artifact_store import StoredArtifact, Write
 log = logging.getLogger(__name__)
 
 KIND = "deployments"
-REGISTRY_PK = "#deployment-namespaces"  # one item per namespace that ever had a deployment
 Publish = Callable[[str, list[dict]], None]
 
 
@@ -69,25 +68,16 @@ def _blueprint(store, namespace: str, data: Any, resolve):
 
 
 def _register(namespace: str) -> None:
-    from chalicelib.store import table
+    from chalicelib.store import namespaces
 
-    table.client().put_item(TableName=table.table_name(), Item={"pk": {"S": REGISTRY_PK}, "sk": {"S": namespace}})
+    namespaces.register(KIND, namespace)
 
 
 def namespaces() -> list[str]:
-    from chalicelib.store import table
+    """Every namespace that ever had a deployment (the scheduled synchronisation visits them)."""
+    from chalicelib.store import namespaces as registry
 
-    ddb, out, start = table.client(), [], None
-    while True:
-        kwargs = {"TableName": table.table_name(), "KeyConditionExpression": "pk = :pk",
-                  "ExpressionAttributeValues": {":pk": {"S": REGISTRY_PK}}}
-        if start:
-            kwargs["ExclusiveStartKey"] = start
-        page = ddb.query(**kwargs)
-        out += [i["sk"]["S"] for i in page["Items"]]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return out
+    return registry.registered(KIND)
 
 
 def write(store, namespace: str, name: str, before, after, expected: int | None, publish: Publish,

@@ -170,6 +170,9 @@ def after(store, namespace: str, outcomes: list, publish_events: Callable[[str, 
         return None
     try:
         from chalicelib.gateways import publisher
+        from chalicelib.store import namespaces
+
+        namespaces.register("gateways", namespace)  # the scheduled republish visits it
 
         snap, result = publisher.publish_namespace(store, namespace)
     except Exception:
