@@ -194,28 +194,28 @@ def gate(event: dict, d: Deps | None = None) -> dict:
 
 # -- promote and roll back (the state machine's, and the API's "promote now" and "abort") -------
 
-def finish_promote(d: Deps, namespace: str, name: str, release_id: str, reason: str) -> dict:
-    def begin(s: dict) -> dict | None:
-        if s["id"] != release_id or s["phase"] not in ACTIVE:
+def _advance(d: Deps, namespace: str, name: str, release_id: str, from_phases: tuple, phase: str,
+             **fields: Any) -> tuple[dict, bool]:
+    """Move this release (and only this one) from one of `from_phases` to `phase`, conditionally;
+    (state now, whether this call moved it)."""
+    def change(s: dict) -> dict | None:
+        if s["id"] != release_id or s["phase"] not in from_phases:
             return None
-        s.update(phase="promoting", reason=reason, token=None)
+        s.update(phase=phase, **fields)
         return s
 
-    state, changed = d.store.transition(namespace, name, begin)
+    return d.store.transition(namespace, name, change)
+
+
+def finish_promote(d: Deps, namespace: str, name: str, release_id: str, reason: str) -> dict:
+    state, changed = _advance(d, namespace, name, release_id, ACTIVE, "promoting", reason=reason, token=None)
     if state["id"] != release_id or state["phase"] not in ("promoting",):
         return state
     if changed:
         publish(d, state, "promoting", {"reason": reason})
     d.router.set_weight(namespace, state, 100, _fence(d, namespace, name, release_id, ("promoting",)), promote=True)
     removed = retire_stable_service(d.router.store, namespace, state["stable"])
-
-    def end(s: dict) -> dict | None:
-        if s["id"] != release_id or s["phase"] != "promoting":
-            return None
-        s.update(phase="promoted", weight=100, finished=d.clock())
-        return s
-
-    state, changed = d.store.transition(namespace, name, end)
+    state, changed = _advance(d, namespace, name, release_id, ("promoting",), "promoted", weight=100, finished=d.clock())
     if changed:
         publish(d, state, "promoted", {"reason": reason, "removed": removed})
     return state
@@ -235,26 +235,23 @@ def retire_stable_service(store, namespace: str, stable_route: str) -> str | Non
     from chalicelib.store.events import event_store
 
     stored = store.get(namespace, deployments.KIND, deployment)
-    services = ((stored.document.get("clusters") or {}).get(cluster) or {}).get("services") or [] if stored else []
+    clusters = stored.document.get("clusters") or {} if stored else {}
+    services = (clusters.get(cluster) or {}).get("services") or []
     if not any((s.get("breed") or {}).get("name") == breed for s in services):
         return None
+    events = event_store().publish
     body = {"name": deployment, "clusters": {cluster: {"services": [{"breed": breed}]}}}
-    deployments.change(store, namespace, deployment, body, "slice", event_store().publish)
+    deployments.change(store, namespace, deployment, body, "slice", events)
     try:
-        sync_namespace(namespace, only=deployment, publish=event_store().publish)
+        sync_namespace(namespace, only=deployment, publish=events)
     except Exception:  # the slice is stored; the scheduled pass undeploys it if this one could not
         log.exception("synchronisation after retiring %s failed", stable_route)
     return f"{deployment}/{cluster}/{breed}"
 
 
 def finish_rollback(d: Deps, namespace: str, name: str, release_id: str, reason: str) -> dict:
-    def begin(s: dict) -> dict | None:
-        if s["id"] != release_id or s["phase"] not in ACTIVE + ("promoting",):
-            return None
-        s.update(phase="rolling_back", reason=reason, token=None)
-        return s
-
-    state, changed = d.store.transition(namespace, name, begin)
+    state, changed = _advance(d, namespace, name, release_id, ACTIVE + ("promoting",), "rolling_back",
+                              reason=reason, token=None)
     if state["id"] != release_id or state["phase"] != "rolling_back":
         return state
     if changed:
@@ -262,14 +259,8 @@ def finish_rollback(d: Deps, namespace: str, name: str, release_id: str, reason:
     d.router.set_weight(namespace, state, 0, _fence(d, namespace, name, release_id, ("rolling_back",)), rollback=True)
     plan = Plan.from_dict(state["plan"])
     hooks = [r.as_dict() for r in webhooks.run(plan.hooks("on_rollback"), state, d.call_hook)]
-
-    def end(s: dict) -> dict | None:
-        if s["id"] != release_id or s["phase"] != "rolling_back":
-            return None
-        s.update(phase="rolled_back", weight=0, finished=d.clock())
-        return s
-
-    state, changed = d.store.transition(namespace, name, end)
+    state, changed = _advance(d, namespace, name, release_id, ("rolling_back",), "rolled_back", weight=0,
+                              finished=d.clock())
     if changed:
         publish(d, state, "rolled_back", {"reason": reason, "webhooks": hooks})
     return state
