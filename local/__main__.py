@@ -128,7 +128,7 @@ class _Tokens:
             except requests.RequestException:
                 pass
         if self.api is None:
-            stack._start_api = lambda: None  # type: ignore[method-assign]
+            stack.serve = False
             self.stack = stack.start()
             from chalicelib.api.auth import TokenStore
 

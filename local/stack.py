@@ -29,7 +29,8 @@ class LocalStack:
     token: str | None = None
     endpoint: str | None = None
     quiet: bool = False  # no access log lines on stderr (the demo prints its own)
-    gateways: bool = True  # etcd and the gateway agent (with HAProxy) too
+    serve: bool = True  # the API (off for tools that only want the table, e.g. token commands)
+    gateways: bool = True  # etcd and the gateway agent (with HAProxy) too, when serving
     etcd_endpoint: str | None = None
     virtual_hosts_port: int | None = None
     agent: object = None
@@ -56,7 +57,7 @@ class LocalStack:
 
         table.reset_clients()
         table.ensure_table()
-        if getattr(self, "_embedded_moto", False) and not os.environ.get("VAMP_RELEASE_STATE_MACHINE"):
+        if self.serve and getattr(self, "_embedded_moto", False) and not os.environ.get("VAMP_RELEASE_STATE_MACHINE"):
             self._start_releases()
         if self.persist:
             from local import state
@@ -64,10 +65,11 @@ class LocalStack:
             restored = state.restore(self.state_dir / "state" / "dynamodb.json")
             log.info("restored %d items from %s", restored, self.state_dir / "state")
         self._bootstrap_token()
-        self._warm_dsl()
-        self._start_api()
-        if self.gateways and "_start_api" not in vars(self):  # not when a tool only wants the table
-            self._start_gateways()
+        if self.serve:
+            self._warm_dsl()
+            self._start_api()
+            if self.gateways:
+                self._start_gateways()
         return self
 
     @staticmethod
