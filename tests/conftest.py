@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 
 import pytest
+
+from local.stack import free_port  # noqa: F401  (the fixtures' port picker)
 
 # Never reach real AWS from tests, whatever the developer's shell holds.
 os.environ.update(
@@ -23,10 +24,6 @@ _worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or
 os.environ["VAMP_GATEWAY_PORTS"] = f"{20000 + 1000 * _worker}-{20000 + 1000 * _worker + 999}"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

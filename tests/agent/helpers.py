@@ -4,7 +4,6 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -16,12 +15,9 @@ import requests
 
 from chalicelib.gateways.log_format import GLOBAL_LOG_LINE, LOG_FORMAT_LINE, backend_name, frontend_name
 from local.backends import Backend  # noqa: F401  (re-exported: the tests' backends)
+from local.stack import free_port  # noqa: F401  (re-exported)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> Any:
