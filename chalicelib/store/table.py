@@ -1,15 +1,19 @@
 """The single DynamoDB table: its key schema, and the boto3 handles every backend shares.
 
+Every key shape lives here; only modules of `store/` build keys or talk to DynamoDB.
 Items, by partition key (`pk`) and sort key (`sk`):
   <ns>#artifact#<kind>  <name>                 an artifact: version, doc (JSON text), updated
   <ns>#counts           <kind>                 how many artifacts of a kind (for X-Total-Count)
   <ns>#event-tag#<tag>  <timestamp>#<id>       one copy of an event per (expanded) tag
   <ns>#events           <timestamp>#<id>       every event, for queries without tags
+  <ns>#release          <release name>         a release's state: version, doc (JSON text)
   #tokens               <sha256 of token>      an API token (hashed), its name and creation time
+  #namespaces#<what>    <ns>                   a namespace a scheduled pass visits (what: deployments, gateways)
 Items that expire carry `expires_at` (epoch seconds, the table's TTL attribute).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 
 import boto3
@@ -34,6 +38,46 @@ _BOTO_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_t
 def client(service: str = "dynamodb"):
     s = settings()
     return boto3.client(service, region_name=s.region, endpoint_url=s.aws_endpoint, config=_BOTO_CONFIG)
+
+
+def artifact_pk(namespace: str, kind: str) -> str:
+    return f"{namespace}#artifact#{kind}"
+
+
+def counts_pk(namespace: str) -> str:
+    return f"{namespace}#counts"
+
+
+def event_tag_pk(namespace: str, tag: str) -> str:
+    return f"{namespace}#event-tag#{tag}"
+
+
+def events_pk(namespace: str) -> str:
+    return f"{namespace}#events"
+
+
+def release_pk(namespace: str) -> str:
+    return f"{namespace}#release"
+
+
+TOKENS_PK = "#tokens"
+
+
+def namespaces_pk(what: str) -> str:
+    return f"#namespaces#{what}"
+
+
+def query_pages(**query) -> Iterator[dict]:
+    """Every page of one Query (botocore's paginator follows LastEvaluatedKey); `Limit` is the
+    page size. The one way a store module reads past a page."""
+    pages = client().get_paginator("query").paginate(**{"TableName": table_name(), **query})
+    yield from pages
+
+
+def query_items(**query) -> Iterator[dict]:
+    """Every item of one Query, page after page."""
+    for page in query_pages(**query):
+        yield from page["Items"]
 
 
 def table_name() -> str:
