@@ -1,0 +1,55 @@
+"""The control plane's one retry policy: capped exponential backoff with full jitter.
+
+Lambda-side loops that retry (a conditional write that lost a race, a throttled batch) take
+their attempt count and delays from here, so a reader finds every retry constant in one place.
+Standard library only: this module is on the cold-start path.
+"""
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    attempts: int
+    base: float  # seconds before the second attempt (at most; full jitter draws from [0, delay])
+    cap: float
+    jitter: bool = True
+
+    def delay(self, attempt: int) -> float:
+        """The pause after failed attempt number `attempt` (0-based)."""
+        ceiling = min(self.cap, self.base * 2 ** attempt)
+        return random.uniform(0, ceiling) if self.jitter else ceiling
+
+    def attempts_iter(self, sleep: Callable[[float], None] = time.sleep) -> Iterator[int]:
+        """Yields attempt numbers 0..attempts-1, sleeping between them (never after the last)."""
+        for attempt in range(self.attempts):
+            if attempt:
+                sleep(self.delay(attempt - 1))
+            yield attempt
+
+
+# A conditional write that lost a race re-reads and tries again, almost at once.
+WRITE_RACE = Backoff(attempts=8, base=0.01, cap=0.2)
+# A DynamoDB batch with unprocessed (throttled) items: back off before sending the leftovers.
+THROTTLED = Backoff(attempts=8, base=0.05, cap=1.0, jitter=False)
+# A deployment whose synchronisation failed: the next scheduled pass due after this delay.
+SYNC_FAILURE = Backoff(attempts=0, base=5.0, cap=300.0, jitter=False)
+
+
+def retry_on(errors: type[BaseException] | tuple[type[BaseException], ...], call: Callable[[], T],
+             policy: Backoff = WRITE_RACE) -> T:
+    """Call `call` until it returns without raising one of `errors`; the last error propagates."""
+    for attempt in policy.attempts_iter():
+        try:
+            return call()
+        except errors:
+            if attempt == policy.attempts - 1:
+                raise
+    raise AssertionError("unreachable")  # attempts >= 1
