@@ -77,7 +77,7 @@ def eks_configuration(cluster_name: str, region: str, endpoint_url: str | None =
     # STS regional endpoint, as `aws eks get-token` uses; its own client (event handlers are per client).
     sts = boto3.client("sts", region_name=region, endpoint_url=endpoint_url or f"https://sts.{region}.amazonaws.com")
     lock = threading.Lock()
-    issued = [0.0]
+    issued: list[float | None] = [None]  # monotonic time of the last token; None: none yet
 
     config = client.Configuration()
     config.host = cluster["endpoint"]
@@ -91,7 +91,8 @@ def eks_configuration(cluster_name: str, region: str, endpoint_url: str | None =
 
     def refresh(cfg: Any) -> None:
         with lock:
-            if time.monotonic() - issued[0] > TOKEN_TTL:
+            # Never `monotonic() - 0.0`: on a host up less than TOKEN_TTL that is never "expired".
+            if issued[0] is None or time.monotonic() - issued[0] > TOKEN_TTL:
                 cfg.api_key = {"authorization": eks_token(cluster_name, sts)}
                 issued[0] = time.monotonic()
 

@@ -186,6 +186,27 @@ def test_eks_configuration_from_describe_cluster(aws):
     assert cfg.get_api_key_with_prefix("authorization").startswith("Bearer k8s-aws-v1.")
 
 
+def test_eks_token_is_set_on_a_freshly_booted_host(aws, monkeypatch):
+    # time.monotonic() counts from boot: a Lambda environment or CI host up for seconds must still
+    # get a token on the first request, and a new one once it expires.
+    import boto3
+
+    from chalicelib.drivers import kubernetes as k8s
+
+    clock = [5.0]
+    monkeypatch.setattr(k8s.time, "monotonic", lambda: clock[0])
+    eks = boto3.client("eks", region_name="us-east-1", endpoint_url=aws)
+    name = f"c{uuid.uuid4().hex[:8]}"
+    eks.create_cluster(name=name, roleArn="arn:aws:iam::123456789012:role/eks", resourcesVpcConfig={"subnetIds": []})
+    cfg = eks_configuration(name, "us-east-1", aws)
+    first = cfg.get_api_key_with_prefix("authorization")
+    assert first.startswith("Bearer k8s-aws-v1.")
+    clock[0] += k8s.TOKEN_TTL + 1
+    issued = []
+    monkeypatch.setattr(k8s, "eks_token", lambda *a: issued.append(1) or "k8s-aws-v1.renewed")
+    assert cfg.get_api_key_with_prefix("authorization") == "Bearer k8s-aws-v1.renewed" and issued == [1]
+
+
 # -- a real cluster --------------------------------------------------------------------------
 
 @pytest.mark.skipif(not os.environ.get("KUBECONFIG"), reason="KUBECONFIG is not set: no real cluster to test against")
