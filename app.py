@@ -7,10 +7,8 @@ gc.disable()  # no collection passes while the cold start builds long-lived obje
 
 from chalice import AuthResponse, Chalice, IAMAuthorizer, Rate, Response
 
-from chalicelib import maintenance
-from chalicelib.api import deployments as d
-from chalicelib.api import handlers as h
-from chalicelib.api import releases as rel
+from chalicelib import jobs
+from chalicelib.api.routes import about, artifacts, deployments, events, gateways, releases, tokens
 from chalicelib.api.http import authenticate, authorize_token, dispatch, unauthorized_body
 
 app = Chalice(app_name="vamp")
@@ -55,112 +53,112 @@ def respond(namespace, handler, *args):
 
 @route("/info", ["GET"])
 def info(namespace=None):
-    return respond(namespace, h.info)
+    return respond(namespace, about.info)
 
 
 @route("/config", ["GET"])
 def config(namespace=None):
-    return respond(namespace, h.config)
+    return respond(namespace, about.config)
 
 
 @route("/openapi.json", ["GET"])
 def openapi(namespace=None):
-    return respond(namespace, h.openapi)
+    return respond(namespace, about.openapi)
 
 
 @route("", ["POST"])
 def root_create(namespace=None):
-    return respond(namespace, h.root_change, "create")
+    return respond(namespace, artifacts.root_change, "create")
 
 
 @route("", ["PUT"])
 def root_update(namespace=None):
-    return respond(namespace, h.root_change, "upsert")
+    return respond(namespace, artifacts.root_change, "upsert")
 
 
 @route("", ["DELETE"])
 def root_delete(namespace=None):
-    return respond(namespace, h.root_change, "delete")
+    return respond(namespace, artifacts.root_change, "delete")
 
 
 @route("/events", ["GET"])
 def events_query(namespace=None):
-    return respond(namespace, h.query_events_body)
+    return respond(namespace, events.query_events_body)
 
 
 @route("/events", ["POST"])
 def events_publish(namespace=None):
-    return respond(namespace, h.publish_events)
+    return respond(namespace, events.publish_events)
 
 
 @route("/events/get", ["POST"])
 def events_query_by_body(namespace=None):
-    return respond(namespace, h.query_events_body)
+    return respond(namespace, events.query_events_body)
 
 
 @route("/tokens", ["GET"])
 def tokens_list(namespace=None):
-    return respond(namespace, h.list_tokens)
+    return respond(namespace, tokens.list_tokens)
 
 
 @route("/tokens", ["POST"])
 def tokens_create(namespace=None):
-    return respond(namespace, h.create_token)
+    return respond(namespace, tokens.create_token)
 
 
 @route("/tokens/{name}", ["DELETE"])
 def tokens_revoke(name, namespace=None):
-    return respond(namespace, h.revoke_token, name)
+    return respond(namespace, tokens.revoke_token, name)
 
 
 @route("/health/gateways/{gateway}", ["GET"])
 def gateway_health(gateway, namespace=None):
-    return respond(namespace, h.gateway_health, gateway)
+    return respond(namespace, gateways.gateway_health, gateway)
 
 
 @route("/health/gateways/{gateway}/routes/{route}", ["GET"])
 def route_health(gateway, route, namespace=None):
-    return respond(namespace, h.gateway_health, gateway, route)
+    return respond(namespace, gateways.gateway_health, gateway, route)
 
 
 @route("/metrics/gateways/{gateway}/{metric}", ["GET"])
 def gateway_metric(gateway, metric, namespace=None):
-    return respond(namespace, h.gateway_metric, gateway, metric)
+    return respond(namespace, gateways.gateway_metric, gateway, metric)
 
 
 @route("/metrics/gateways/{gateway}/routes/{route}/{metric}", ["GET"])
 def route_metric(gateway, route, metric, namespace=None):
-    return respond(namespace, h.gateway_metric, gateway, metric, route)
+    return respond(namespace, gateways.gateway_metric, gateway, metric, route)
 
 
 @route("/vga/haproxy/{version}/configuration", ["GET"])
 def gateway_configuration(version, namespace=None):
-    return respond(namespace, h.gateway_configuration, version)
+    return respond(namespace, gateways.gateway_configuration, version)
 
 
 @route("/releases", ["POST"])
 def releases_start(namespace=None):
-    return respond(namespace, rel.start)
+    return respond(namespace, releases.start)
 
 
 @route("/releases", ["GET"])
 def releases_list(namespace=None):
-    return respond(namespace, rel.list_releases)
+    return respond(namespace, releases.list_releases)
 
 
 @route("/releases/{name}", ["GET"])
 def release_status(name, namespace=None):
-    return respond(namespace, rel.status, name)
+    return respond(namespace, releases.status, name)
 
 
 @route("/releases/{name}", ["DELETE"])
 def release_delete(name, namespace=None):
-    return respond(namespace, rel.delete, name)
+    return respond(namespace, releases.delete, name)
 
 
 @route("/releases/{name}/{action}", ["POST"])
 def release_act(name, action, namespace=None):
-    return respond(namespace, rel.act, name, action)
+    return respond(namespace, releases.act, name, action)
 
 
 # Tasks of the release state machine (infra/release.asl.json): one line each into chalicelib.
@@ -197,67 +195,67 @@ def _release_task(name, event):
 
 @route("/deployments", ["GET"])
 def deployments_list(namespace=None):
-    return respond(namespace, d.list_deployments)
+    return respond(namespace, deployments.list_deployments)
 
 
 @route("/deployments", ["POST"])
 def deployments_create(namespace=None):
-    return respond(namespace, d.create_deployment)
+    return respond(namespace, deployments.create_deployment)
 
 
 @route("/deployments/{name}", ["GET"])
 def deployment_get(name, namespace=None):
-    return respond(namespace, d.get_deployment, name)
+    return respond(namespace, deployments.get_deployment, name)
 
 
 @route("/deployments/{name}", ["PUT"])
 def deployment_put(name, namespace=None):
-    return respond(namespace, d.update_deployment, name)
+    return respond(namespace, deployments.update_deployment, name)
 
 
 @route("/deployments/{name}", ["DELETE"])
 def deployment_delete(name, namespace=None):
-    return respond(namespace, d.delete_deployment, name)
+    return respond(namespace, deployments.delete_deployment, name)
 
 
 @route("/deployments/{name}/clusters/{cluster}/services/{service}/scale", ["GET", "PUT"])
 def deployment_scale(name, cluster, service, namespace=None):
-    return respond(namespace, d.deployment_scale, name, cluster, service)
+    return respond(namespace, deployments.deployment_scale, name, cluster, service)
 
 
 @route("/deployments/{name}/clusters/{cluster}/sla", ["GET", "POST", "PUT", "DELETE"])
 def deployment_sla(name, cluster, namespace=None):
-    return respond(namespace, d.deployment_sla, name, cluster, app.current_request.method)
+    return respond(namespace, deployments.deployment_sla, name, cluster, app.current_request.method)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def scheduled_pass(event):
-    return maintenance.every_minute(event)
+    return jobs.every_minute(event)
 
 
 @route("/{kind}", ["GET"])
 def artifacts_list(kind, namespace=None):
-    return respond(namespace, h.list_artifacts, kind)
+    return respond(namespace, artifacts.list_artifacts, kind)
 
 
 @route("/{kind}", ["POST"])
 def artifacts_create(kind, namespace=None):
-    return respond(namespace, h.create_artifacts, kind)
+    return respond(namespace, artifacts.create_artifacts, kind)
 
 
 @route("/{kind}/{name}", ["GET"])
 def artifact_get(kind, name, namespace=None):
-    return respond(namespace, h.get_artifact, kind, name)
+    return respond(namespace, artifacts.get_artifact, kind, name)
 
 
 @route("/{kind}/{name}", ["PUT"])
 def artifact_put(kind, name, namespace=None):
-    return respond(namespace, h.update_artifact, kind, name)
+    return respond(namespace, artifacts.update_artifact, kind, name)
 
 
 @route("/{kind}/{name}", ["DELETE"])
 def artifact_delete(kind, name, namespace=None):
-    return respond(namespace, h.delete_artifact, kind, name)
+    return respond(namespace, artifacts.delete_artifact, kind, name)
 
 
 # What the cold start built lives as long as the process: keep it out of every later collection.

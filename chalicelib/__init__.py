@@ -1,1 +1,3 @@
 """The vamp-serverless core: everything the Lambda functions run."""
+
+VERSION = "0.1.0"

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 from chalicelib.errors import FieldError, NotFound, ValidationFailed, VampError
+from chalicelib.gateways import writes as gateway_writes
+from chalicelib.gateways.internal import guard
+from chalicelib.gateways.publisher import RouteTargets
 from chalicelib.kinds import normalize_kind
 from chalicelib.store.artifact_store import ArtifactPage, ArtifactStore, StoredArtifact, Write
 
@@ -75,8 +78,10 @@ def change(
     validate_only: bool = False,
     url_name: str | None = None,
     expected_version: int | None = None,
+    targets: RouteTargets,
 ) -> list[Outcome]:
-    """Validate every document, then write them all in one transaction (or none), then archive."""
+    """Validate every document, then write them all in one transaction (or none), then archive.
+    `targets`: who serves deployment routes, for rendering when the batch touches gateways."""
     from chalicelib import dsl  # the models are built on the first write, not at cold start
 
     if not documents:
@@ -115,33 +120,24 @@ def change(
         writes.append(Write(kind, name, dumped, expected))
     if errors:
         raise ValidationFailed("Invalid input", errors)
-    gateways = _gateway_effects(writes)
+    # Batches that touch gateways or what they refer to take the gateway write path.
+    gateways = gateway_writes.involved(writes)
     if gateways:
-        from chalicelib.gateways.internal import guard
-
         writes = guard(store, namespace, writes)  # a deployment's gateways keep its routes
         canonical = [w.document if w.document is not None else d for w, d in zip(writes, canonical)]
     if gateways and mode != "delete":  # what HAProxy would refuse is a 400 too
-        gateways.check(writes, [doc.path for doc, _, _ in named], resolve)
+        gateway_writes.check(writes, [doc.path for doc, _, _ in named], resolve)
     if validate_only:
         return [Outcome(w.kind, w.name, None, d) for w, d in zip(writes, canonical)]
 
     # Gateways: port claims and the namespace's generation go in the same transaction.
-    results = gateways.apply(store, namespace, writes) if gateways else store.apply(namespace, writes)
+    results = gateway_writes.apply(store, namespace, writes) if gateways else store.apply(namespace, writes)
     outcomes = [Outcome(w.kind, w.name, r, r.document if r is not None else d)
                 for w, r, d in zip(writes, results, canonical)]
     _archive(publish, namespace, mode, outcomes)
     if gateways:  # re-render and publish the namespace's HAProxy configuration
-        gateways.after(store, namespace, outcomes, publish)
+        gateway_writes.after(store, namespace, outcomes, publish, targets)
     return outcomes
-
-
-def _gateway_effects(writes: list[Write]):
-    """The gateway write path (claims, generation, publishing), for batches that touch gateways
-    or what gateways refer to; None for the others."""
-    from chalicelib.gateways import writes as gateway_writes
-
-    return gateway_writes if gateway_writes.involved(writes) else None
 
 
 def _archive(publish: Callable[[str, list[dict]], None], namespace: str, mode: Mode, outcomes: list[Outcome]) -> None:

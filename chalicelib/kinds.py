@@ -8,6 +8,8 @@ KINDS = (
     "breeds", "blueprints", "scales", "slas", "escalations", "routes",
     "conditions", "rewrites", "workflows", "gateways", "templates", "release-policies",
 )
+# Vamp answers 202 for kinds whose change sets something in motion.
+ACCEPTED_KINDS = frozenset({"gateways", "workflows"})
 _SINGULAR = {k[:-1]: k for k in KINDS} | {"release-policy": "release-policies"}
 
 

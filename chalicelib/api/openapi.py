@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from chalicelib.api.handlers import ACCEPTED_KINDS, VERSION
+from chalicelib import VERSION
+from chalicelib.kinds import ACCEPTED_KINDS
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 MEDIA = ("application/json", "application/x-yaml")

@@ -23,7 +23,7 @@ from chalicelib.deployments.model import (
     DeploymentService,
     new_status,
 )
-from chalicelib.deployments.weights import normalise
+from chalicelib.deployments.cluster_weights import normalise
 from chalicelib.errors import FieldError, ValidationFailed
 
 Resolve = Callable[[str, str], "dict | None"]

@@ -43,6 +43,9 @@ class Pass:
     skipped: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def summary(self) -> dict:
+        return {"deployments": self.deployments, "changed": self.changed, "errors": self.errors}
+
 
 def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -115,7 +118,7 @@ def _quiet_raw(doc: dict, running: dict | None) -> bool:
 
 def run_all(publish: Publish | None = None) -> dict[str, Pass]:
     """The scheduled pass: every namespace that has deployments."""
-    from chalicelib.deployments.service import namespaces
+    from chalicelib.deployments.operations import namespaces
 
     return {ns: sync_namespace(ns, publish=publish) for ns in namespaces()}
 
@@ -128,7 +131,7 @@ def _default_publish(namespace: str, events: list[dict]) -> None:
 
 def sync_namespace(namespace: str, *, store=None, driver=None, publish: Publish | None = None,
                    only: str | None = None) -> Pass:
-    from chalicelib.deployments.service import KIND
+    from chalicelib.deployments.operations import KIND
     from chalicelib.drivers import driver_for
     from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
 
@@ -156,7 +159,7 @@ def sync_namespace(namespace: str, *, store=None, driver=None, publish: Publish 
 
 
 def _all(store, namespace: str):
-    from chalicelib.deployments.service import KIND
+    from chalicelib.deployments.operations import KIND
     from chalicelib.store.dynamodb_artifacts import _from_item, _pk
 
     query = {"TableName": store._table, "KeyConditionExpression": "pk = :pk",
@@ -174,10 +177,10 @@ def _all(store, namespace: str):
 def sync_deployment(store, namespace: str, stored, driver, running: dict | None, publish: Publish,
                     clock: datetime | None = None) -> bool:
     """One deployment; True when something was written."""
-    from chalicelib.deployments import gateways as G
+    from chalicelib.deployments import implied_gateways as G
     from chalicelib.deployments.environment import EnvironmentError_, order
     from chalicelib.deployments.model import load, set_phase
-    from chalicelib.deployments.service import stored_gateways, write
+    from chalicelib.deployments.operations import stored_gateways, write
     from chalicelib.deployments.slice import prune
     from chalicelib.drivers.base import DriverError, service_key
     from chalicelib.store.event_store import new_event

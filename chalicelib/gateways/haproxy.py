@@ -58,9 +58,8 @@ class Instance:
     weight: int = 100
 
 
-# The extension point for deployments: (gateway, route) -> the instances serving a
-# `deployment/.../port` route. Until deployments exist there are none (a backend without
-# servers, which HAProxy accepts and answers with 503).
+# (gateway, route) -> the instances serving a `deployment/.../port` route. A route nothing
+# serves renders as a backend without servers, which HAProxy accepts and answers with 503.
 InstanceSource = Callable[[GatewaySpec, RouteSpec], list[Instance]]
 
 

@@ -18,10 +18,29 @@ import json
 import logging
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Protocol
+
+from chalicelib.gateways import haproxy, snapshot, spec
+from chalicelib.gateways.haproxy import InstanceSource
+from chalicelib.settings import Settings
+from chalicelib.settings import settings as current_settings
+from chalicelib.store import namespaces
 
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 10
+
+
+class RouteTargets(Protocol):
+    """Who serves the routes the gateway layer does not know the servers of (a deployment's
+    services). The layer above passes its own (deployments.route_targets.source): gateways never
+    import deployments."""
+
+    def __call__(self, store, namespace: str, gateway_docs: list[dict], loopback: str) -> InstanceSource: ...
+
+
+def no_targets(store, namespace: str, gateway_docs: list[dict], loopback: str) -> InstanceSource:
+    return haproxy.no_instances
 
 
 @dataclass(frozen=True)
@@ -117,41 +136,31 @@ def current(etcd, namespace: str, version: str) -> tuple[str, int] | None:
     return found[ckey][0].decode(), gen
 
 
-def render_namespace(store, namespace: str, settings=None):
+def render_namespace(store, namespace: str, targets: RouteTargets, settings: Settings | None = None):
     """(snapshot, rendered) for the namespace as the store holds it now."""
-    from chalicelib.gateways import haproxy, snapshot, spec
-    from chalicelib.settings import settings as current_settings
-
     s = settings or current_settings()
     snap = snapshot.read(store, namespace)
     specs = spec.from_documents(snap.gateways, snap.lookup)
     options = haproxy.Options(bind=s.gateway_bind, virtual_hosts_port=s.virtual_hosts_port)
-    from chalicelib.deployments import routing  # deployment routes -> their instances
-
-    options = replace(options, instances=routing.source(store, namespace, snap.gateways, options.loopback))
+    options = replace(options, instances=targets(store, namespace, snap.gateways, options.loopback))
     rendered = haproxy.render(namespace, specs, options)
     return snap, rendered
 
 
-def publish_namespace(store, namespace: str, settings=None):
+def publish_namespace(store, namespace: str, targets: RouteTargets, settings: Settings | None = None):
     """Render the namespace from a consistent read and publish it; (snapshot, Publication)."""
-    from chalicelib.settings import settings as current_settings
-
     s = settings or current_settings()
-    snap, rendered = render_namespace(store, namespace, s)
+    snap, rendered = render_namespace(store, namespace, targets, s)
     result = publish(client(s.etcd_endpoint), namespace, s.haproxy_version, snap.generation,
                      rendered.text, rendered.checksum)
     log.info("namespace %s generation %d: %s (%s)", namespace, snap.generation, result.status, rendered.checksum)
     return snap, result
 
 
-def republish_if_behind(store, namespace: str, settings=None) -> str:
+def republish_if_behind(store, namespace: str, targets: RouteTargets, settings: Settings | None = None) -> str:
     """Publish the namespace again when etcd holds an older generation than the store: a write
     made while etcd was away is published by the next scheduled pass, not only by the next
     write. Cheap when up to date: one read of the generation each side, no rendering."""
-    from chalicelib.gateways import snapshot
-    from chalicelib.settings import settings as current_settings
-
     s = settings or current_settings()
     wanted = snapshot.generation(store, namespace)
     gkey = generation_key(namespace, s.haproxy_version)
@@ -161,25 +170,18 @@ def republish_if_behind(store, namespace: str, settings=None) -> str:
             return "current"
     except ValueError:
         pass  # garbage in the generation key: publish a real one
-    return publish_namespace(store, namespace, s)[1].status
+    return publish_namespace(store, namespace, targets, s)[1].status
 
 
-def republish_all(store=None) -> dict[str, str]:
+def republish_all(store, targets: RouteTargets) -> dict[str, str]:
     """The scheduled pass: every namespace that has had gateways; an etcd error is reported per
     namespace, never raised (the next pass tries again)."""
-    from chalicelib.settings import settings as current_settings
-    from chalicelib.store import namespaces
-
     if not current_settings().etcd_endpoint:
         return {}
-    if store is None:
-        from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
-
-        store = DynamoDBArtifactStore()
     out = {}
     for namespace in namespaces.registered("gateways"):
         try:
-            out[namespace] = republish_if_behind(store, namespace)
+            out[namespace] = republish_if_behind(store, namespace, targets)
         except Exception as e:  # noqa: BLE001 - etcd away: the next pass
             log.warning("namespace %s: not republished: %s", namespace, e)
             out[namespace] = f"error: {e}"

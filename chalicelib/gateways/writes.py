@@ -14,6 +14,9 @@ from dataclasses import replace
 from typing import Callable
 
 from chalicelib.errors import Conflict, FieldError, ValidationFailed
+from chalicelib.gateways import publisher
+from chalicelib.gateways.publisher import RouteTargets
+from chalicelib.store import namespaces
 from chalicelib.store.artifact_store import Write
 
 log = logging.getLogger(__name__)
@@ -161,7 +164,8 @@ def _port(doc: dict | None) -> tuple[int, str] | None:
 
 # -- after: render, publish, tell --------------------------------------------------------------
 
-def after(store, namespace: str, outcomes: list, publish_events: Callable[[str, list[dict]], None]):
+def after(store, namespace: str, outcomes: list, publish_events: Callable[[str, list[dict]], None],
+          targets: RouteTargets):
     """Re-render and publish the namespace (when an etcd endpoint is set); events per gateway.
     Never raises: the write is done, and the next one publishes whatever this one could not."""
     from chalicelib.settings import settings
@@ -169,12 +173,9 @@ def after(store, namespace: str, outcomes: list, publish_events: Callable[[str, 
     if not settings().etcd_endpoint:
         return None
     try:
-        from chalicelib.gateways import publisher
-        from chalicelib.store import namespaces
-
         namespaces.register("gateways", namespace)  # the scheduled republish visits it
 
-        snap, result = publisher.publish_namespace(store, namespace)
+        snap, result = publisher.publish_namespace(store, namespace, targets)
     except Exception:
         log.exception("namespace %s: configuration not published", namespace)
         return None

@@ -142,7 +142,10 @@ class GatewayRouter:
                 from chalicelib.store.events import event_store
 
                 events = event_store()
-            path.after(self.store, namespace, [Outcome("gateways", gateway, stored, doc)], events.publish)
+            from chalicelib.deployments import route_targets
+
+            path.after(self.store, namespace, [Outcome("gateways", gateway, stored, doc)], events.publish,
+                       route_targets.source)
         if self.publish:
             self.publish(namespace, gateway)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib import dsl
-from chalicelib.deployments import gateways as G
+from chalicelib.deployments import implied_gateways as G
 from chalicelib.deployments.blueprint import as_blueprint
 from chalicelib.deployments.environment import EnvironmentError_, environment, order
 from chalicelib.deployments.slice import slice_

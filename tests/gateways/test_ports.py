@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from chalicelib import artifacts
+from chalicelib.gateways.publisher import no_targets
 from chalicelib.artifacts import Document
 from chalicelib.errors import Conflict
 
@@ -43,7 +44,7 @@ def test_concurrent_creates_without_port_get_distinct_ports(small_range):
         barrier.wait()
         try:
             (o,) = artifacts.change(DynamoDBArtifactStore(), lambda ns, ev: None, "default",
-                                    [Document("gateways", _gateway(f"g{i}"))], "create")
+                                    [Document("gateways", _gateway(f"g{i}"))], "create", targets=no_targets)
             results[i] = o.document["port"]
         except Exception as e:  # noqa: BLE001
             errors.append(e)
@@ -92,9 +93,9 @@ def test_the_range_runs_out_cleanly(aws, monkeypatch):
     try:
         store = DynamoDBArtifactStore()
         for name in ("x", "y"):
-            artifacts.change(store, lambda ns, ev: None, "default", [Document("gateways", _gateway(name))], "create")
+            artifacts.change(store, lambda ns, ev: None, "default", [Document("gateways", _gateway(name))], "create", targets=no_targets)
         with pytest.raises(Conflict, match="no free gateway port"):
-            artifacts.change(store, lambda ns, ev: None, "default", [Document("gateways", _gateway("z"))], "create")
+            artifacts.change(store, lambda ns, ev: None, "default", [Document("gateways", _gateway("z"))], "create", targets=no_targets)
     finally:
         settings.cache_clear()
 

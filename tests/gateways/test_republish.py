@@ -19,10 +19,10 @@ def test_scheduled_pass_republishes_what_etcd_missed(publishing, api, namespace,
     etcd = publisher.client(publishing["VAMP_ETCD_ENDPOINT"])
     assert publisher.current(etcd, namespace, "2.6") is None
     store = DynamoDBArtifactStore()
-    assert publisher.republish_all(store) == {namespace: "published"}
+    assert publisher.republish_all(store, publisher.no_targets) == {namespace: "published"}
     text, generation = publisher.current(etcd, namespace, "2.6")
     assert "gw.missed" in text and generation >= 1
 
     rendered = []
     monkeypatch.setattr(publisher, "publish_namespace", lambda *a, **k: rendered.append(a))
-    assert publisher.republish_all(store) == {namespace: "current"} and rendered == []
+    assert publisher.republish_all(store, publisher.no_targets) == {namespace: "current"} and rendered == []

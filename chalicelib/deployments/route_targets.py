@@ -12,7 +12,7 @@ from typing import Any
 
 
 def source(store, namespace: str, gateway_docs: list[dict], loopback: str):
-    from chalicelib.deployments.gateways import service_route
+    from chalicelib.deployments.implied_gateways import service_route
     from chalicelib.deployments.model import load
     from chalicelib.gateways.haproxy import Instance
     from chalicelib.gateways.ports import parse_port

@@ -35,7 +35,7 @@ def stored_gateways(store, namespace: str, names: list[str]) -> dict[str, dict]:
 
 def current(store, namespace: str, stored: StoredArtifact):
     """The stored deployment with its cluster gateways as HAProxy routes them now."""
-    from chalicelib.deployments import gateways as G
+    from chalicelib.deployments import implied_gateways as G
     from chalicelib.deployments.model import load
 
     dep = load(stored.document)
@@ -86,7 +86,8 @@ def write(store, namespace: str, name: str, before, after, expected: int | None,
     with the gateway layer's port claims and generation; then publish the namespace."""
     from chalicelib import dsl
     from chalicelib.artifacts import Outcome
-    from chalicelib.deployments import gateways as G
+    from chalicelib.deployments import implied_gateways as G
+    from chalicelib.deployments import route_targets
     from chalicelib.deployments.model import dump
     from chalicelib.gateways import writes as gateway_writes
 
@@ -108,7 +109,7 @@ def write(store, namespace: str, name: str, before, after, expected: int | None,
     results = gateway_writes.apply(store, namespace, writes)
     outcomes = [Outcome(w.kind, w.name, r, w.document or {}) for w, r in zip(writes, results)
                 if w.kind == "gateways"]
-    gateway_writes.after(store, namespace, outcomes, publish)
+    gateway_writes.after(store, namespace, outcomes, publish, route_targets.source)
     return results[0]
 
 

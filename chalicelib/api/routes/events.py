@@ -1,0 +1,91 @@
+"""Events: `GET|POST /api/v1/events[/get]` (queries, aggregates) and `POST /api/v1/events` (publish)."""
+from __future__ import annotations
+
+from chalicelib.api import pagination
+from chalicelib.api.http import Call, Reply
+from chalicelib.errors import FieldError, ValidationFailed
+from chalicelib.settings import settings
+
+
+def _event_query(call: Call, body: dict | None):
+    # pydantic (the query models, the DSL) is imported by the operations that need it: not at
+    # `import app` time, which every request's cold start pays.
+    from chalicelib.store.event_store import Aggregator, EventQuery
+
+    page, per_page = pagination.page_params(call.query, settings().per_page_max)
+    spec: dict = {"page": page, "per_page": per_page, "tags": call.multi_query.get("tag", [])}
+    if call.query.get("type"):
+        spec["type"] = call.query["type"]
+    for op in ("gt", "gte", "lt", "lte"):
+        if call.query.get(op):
+            spec[op] = call.query[op]
+    aggregator = None
+    if call.query.get("aggregator"):
+        aggregator = {"type": call.query["aggregator"], "field": call.query.get("field")}
+    if body:
+        if not isinstance(body, dict):
+            raise ValidationFailed.at("body", "an event query is a map: {tags, type, timestamp, aggregator}")
+        unknown = set(body) - {"tags", "type", "timestamp", "aggregator"}
+        if unknown:
+            raise ValidationFailed("Invalid query", [FieldError(k, "unknown field") for k in sorted(unknown)])
+        spec["tags"] = spec["tags"] + list(body.get("tags") or [])
+        if body.get("type"):
+            spec["type"] = body["type"]
+        spec.update(body.get("timestamp") or {})
+        aggregator = body.get("aggregator") or aggregator
+    try:
+        query = EventQuery(**spec)
+        agg = Aggregator(**aggregator) if aggregator else None
+    except (TypeError, ValueError) as e:
+        raise _pydantic_error(e) from None
+    return query, agg
+
+
+def _pydantic_error(e: Exception) -> ValidationFailed:
+    errors = getattr(e, "errors", None)
+    if callable(errors):
+        return ValidationFailed("Invalid query", [
+            FieldError(".".join(str(p) for p in err["loc"]) or "query", err["msg"]) for err in errors()
+        ])
+    return ValidationFailed.at("query", str(e))
+
+
+def query_events(call: Call, body: dict | None = None) -> Reply:
+    from chalicelib.store.events import event_store
+
+    query, agg = _event_query(call, body)
+    store = event_store()
+    if agg:
+        return Reply(200, {"value": store.aggregate(call.namespace, query, agg)})
+    page = store.query(call.namespace, query)
+    return Reply(200, page.items, pagination.page_headers(call.path, call.query, query.page, query.per_page, page.total))
+
+
+def query_events_body(call: Call) -> Reply:
+    docs = call.documents()
+    return query_events(call, docs[0] if docs else None)
+
+
+def publish_events(call: Call) -> Reply:
+    from chalicelib import dsl
+    from chalicelib.store.event_store import new_event
+    from chalicelib.store.events import event_store
+
+    docs = call.documents()
+    many = len(docs) != 1
+    events, errors = [], []
+    for i, d in enumerate(docs):
+        try:
+            e = dsl.parse_event(d)
+        except ValidationFailed as err:
+            prefix = f"[{i}]." if many else ""
+            errors += [FieldError(prefix + x.path, x.reason) for x in err.errors]
+            continue
+        events.append(new_event(tags=list(e.tags), value=e.value, type=e.type, timestamp=e.timestamp))
+    if not docs:
+        errors.append(FieldError("body", "no event given"))
+    if errors:
+        raise ValidationFailed("Invalid event", errors)
+    if not call.flag("validate_only"):
+        event_store().publish(call.namespace, events)
+    return Reply(201, events if many else events[0])

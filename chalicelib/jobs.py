@@ -1,0 +1,32 @@
+"""The control plane's scheduled pass (EventBridge, every minute): synchronise deployments with
+their drivers, then republish any namespace whose gateways etcd holds at an older generation
+(a write made while etcd was away). Each part runs whatever the other did. Calls the domain,
+never the HTTP layer."""
+from __future__ import annotations
+
+import logging
+
+from chalicelib.deployments import route_targets, sync
+from chalicelib.gateways import publisher
+from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
+
+log = logging.getLogger(__name__)
+
+
+def synchronise_deployments() -> dict:
+    return {ns: p.summary() for ns, p in sync.run_all().items()}
+
+
+def republish_gateways() -> dict:
+    return publisher.republish_all(DynamoDBArtifactStore(), route_targets.source)
+
+
+def every_minute(_event=None) -> dict:
+    out: dict = {}
+    for part, run in (("deployments", synchronise_deployments), ("gateways", republish_gateways)):
+        try:
+            out[part] = run()
+        except Exception as e:  # noqa: BLE001 - the next pass tries again
+            log.exception("scheduled %s pass failed", part)
+            out[part] = {"error": str(e)}
+    return out
