@@ -35,20 +35,8 @@ class ValidationFailed(VampError):
         return cls(message, [FieldError(path, reason)])
 
 
-class Unauthorized(VampError):
-    status = 401
-
-
-class Forbidden(VampError):
-    status = 403
-
-
 class NotFound(VampError):
     status = 404
-
-
-class MethodNotAllowed(VampError):
-    status = 405
 
 
 @dataclass

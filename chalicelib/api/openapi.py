@@ -73,10 +73,7 @@ def document() -> dict:
     from chalicelib.store.event_store import EventQuery
 
     models = [(m, "validation") for m in dsl.KINDS.values()]
-    event_model = dsl.event_model() if hasattr(dsl, "event_model") else None
-    if event_model is not None:
-        models.append((event_model, "validation"))
-    models.append((EventQuery, "validation"))
+    models += [(dsl.Event, "validation"), (EventQuery, "validation")]
     refs, schemas = models_json_schema(models, ref_template="#/components/schemas/{model}")
     defs = schemas.get("$defs", {})
     defs["Error"] = {
@@ -94,7 +91,7 @@ def document() -> dict:
                "responses": _responses(code, None if verb == "delete" else any_doc, 400, 409, 413, 415)}
         for verb, code in (("post", 201), ("put", 200), ("delete", 204))
     }
-    event_ref = refs[(event_model, "validation")] if event_model is not None else {"type": "object"}
+    event_ref = refs[(dsl.Event, "validation")]
     paths["/api/v1/events"] = {
         "get": {"tags": ["events"], "summary": "events, newest first; tags are ANDed",
                 "parameters": [_param("tag", "query", {"type": "array", "items": {"type": "string"}}),

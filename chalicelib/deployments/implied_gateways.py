@@ -28,10 +28,6 @@ def external_name(deployment: str, port: str) -> str:
     return f"{deployment}/{port.split('/')[0]}"
 
 
-def owned_by(name: str, deployment: str) -> bool:
-    return name.startswith(deployment + "/")
-
-
 def _route_doc(route: Any) -> dict:
     from chalicelib.dsl import Route
 

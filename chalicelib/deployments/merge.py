@@ -1,4 +1,4 @@
-"""POST and PUT of a blueprint into a deployment (REFERENCE.md section 3).
+"""POST and PUT of a blueprint into a deployment, as Vamp merges them.
 
 - Breeds and scales given by reference are looked up (`resolve`); inline named breeds are
   returned so the caller stores them as breeds too.

@@ -127,11 +127,6 @@ def service_key(deployment: str, cluster: str, service: str) -> str:
     return f"{deployment}/{cluster}/{service}"
 
 
-def split_key(key: str) -> tuple[str, str, str]:
-    deployment, cluster, service = key.split("/", 2)
-    return deployment, cluster, service
-
-
 _UNSAFE = re.compile(r"[^a-z0-9-]+")
 
 

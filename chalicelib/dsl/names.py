@@ -41,9 +41,3 @@ def check_gateway_name(value: object) -> str:
     return value
 
 
-def is_name(value: object, *, dotless: bool = False) -> bool:
-    try:
-        check_name(value, dotless=dotless)
-    except ValueError:
-        return False
-    return True

@@ -138,7 +138,7 @@ def check_new_path(new_path: str) -> str:
 
 
 def predicate_criterion(p: Predicate) -> tuple[str, bool]:
-    """(ACL criterion, negate) of one predicate (REFERENCE.md section 1's table)."""
+    """(ACL criterion, negate) of one predicate (the condition grammar's predicates, dsl/condition_grammar.py)."""
     if p.subject == "user-agent":
         return f"req.fhdr(User-Agent) -m sub {AGENTS.get(p.value.lower(), p.value)}", p.negated
     if p.subject == "host":

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 GENERATION_KIND = "gateway-generation"
 GENERATION_NAME = "generation"
-REFERENCE_KINDS = ("routes", "conditions", "rewrites")
 
 
 @dataclass

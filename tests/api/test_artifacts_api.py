@@ -188,3 +188,11 @@ def test_info_config_and_openapi(api):
     schemas = doc["components"]["schemas"]
     breed_ref = doc["paths"]["/api/v1/breeds"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert breed_ref.rsplit("/", 1)[-1] in schemas
+
+
+def test_openapi_documents_the_event_body(api):
+    # An event is tags + value (+ type, timestamp): the document must say so, not "an object".
+    doc = api.get("/api/v1/openapi.json").json
+    ref = doc["paths"]["/api/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    event = doc["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    assert {"tags", "value"} <= set(event["properties"])

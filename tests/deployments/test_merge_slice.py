@@ -1,4 +1,4 @@
-"""Merge (POST/PUT) and slice (DELETE) of blueprints into deployments: REFERENCE.md section 3."""
+"""Merge (POST/PUT) and slice (DELETE) of blueprints into deployments, as Vamp does them."""
 from __future__ import annotations
 
 import pytest
