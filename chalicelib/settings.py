@@ -6,6 +6,7 @@ A frozen dataclass rather than pydantic-settings: importing pydantic-settings al
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Literal, get_args
@@ -82,6 +83,20 @@ class Settings:
         if "region" not in values and env.get("AWS_DEFAULT_REGION"):
             values["region"] = env["AWS_DEFAULT_REGION"]
         return cls(**values)
+
+
+_PORT_RANGE = re.compile(r"^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$")
+
+
+def parse_port_range(text: str) -> range:
+    """"40000-45000" -> range(40000, 45001) (both ends included)."""
+    m = _PORT_RANGE.fullmatch(text or "")
+    if not m:
+        raise ValueError(f"invalid port range {text!r}: first-last, e.g. 40000-45000")
+    first, last = int(m.group(1)), int(m.group(2))
+    if not 1 <= first <= last <= 65535:
+        raise ValueError(f"invalid port range {text!r}: 1 <= first <= last <= 65535")
+    return range(first, last + 1)
 
 
 _HINTS = {"event_store": EventStoreKind, "auth_mode": AuthMode, "driver": DriverKind}

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chalicelib.settings import parse_port_range, settings
 from chalicelib.drivers.base import (
     DriverError,
     Instance,
@@ -47,10 +48,7 @@ _PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_
 
 def _gateway_ports() -> range:
     try:
-        from chalicelib.gateways.ports import parse_range
-        from chalicelib.settings import settings
-
-        return parse_range(settings().gateway_ports)
+        return parse_port_range(settings().gateway_ports)
     except Exception:  # noqa: BLE001
         return range(0)
 

@@ -16,7 +16,7 @@ from .base import (
     SafeText,
     ref_or,
 )
-from ..gateways.weights import effective_weights as fill_weights  # Vamp's weight defaults, one place
+from .weights import effective_weights as fill_weights  # Vamp's weight defaults, one place (the renderer uses them too)
 from .condition import ConditionOrRef
 from .names import check_gateway_name
 from .rewrite import RewriteOrRef

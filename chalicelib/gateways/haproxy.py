@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from chalicelib.gateways import weights as W
+from chalicelib.dsl import weights as W
 from chalicelib.gateways.acl import Compiled, RenderError, check_new_path
 from chalicelib.gateways.log_format import (
     GLOBAL_LOG_LINE,

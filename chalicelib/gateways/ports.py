@@ -13,10 +13,8 @@ import re
 from typing import Iterable
 
 CLAIM_KIND = "gateway-ports"
-DEFAULT_RANGE = "40000-45000"
 
 _PORT_RE = re.compile(r"^ *(\d{1,5}) *(?:/ *(http|tcp) *)?$", re.IGNORECASE)
-_RANGE_RE = re.compile(r"^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$")
 
 
 def parse_port(value: object) -> tuple[int, str]:
@@ -31,17 +29,6 @@ def parse_port(value: object) -> tuple[int, str]:
 
 def format_port(number: int, mode: str = "http") -> str:
     return f"{number}/{mode}"
-
-
-def parse_range(text: str) -> range:
-    """"40000-45000" -> range(40000, 45001) (both ends included)."""
-    m = _RANGE_RE.fullmatch(text or "")
-    if not m:
-        raise ValueError(f"invalid port range {text!r}: first-last, e.g. {DEFAULT_RANGE}")
-    first, last = int(m.group(1)), int(m.group(2))
-    if not 1 <= first <= last <= 65535:
-        raise ValueError(f"invalid port range {text!r}: 1 <= first <= last <= 65535")
-    return range(first, last + 1)
 
 
 def choose_free(ports: range, used: Iterable[int], rng: random.Random | None = None) -> int | None:

@@ -14,17 +14,18 @@ Lambdas racing can never leave an older configuration over a newer one
 from __future__ import annotations
 
 import base64
-import json
 import logging
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from chalicelib.gateways import haproxy, snapshot, spec
-from chalicelib.gateways.haproxy import InstanceSource
+from chalicelib.gateways import snapshot
 from chalicelib.settings import Settings
 from chalicelib.settings import settings as current_settings
 from chalicelib.store import namespaces
+
+if TYPE_CHECKING:
+    from chalicelib.gateways.haproxy import InstanceSource
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class RouteTargets(Protocol):
 
 
 def no_targets(store, namespace: str, gateway_docs: list[dict], loopback: str) -> InstanceSource:
-    return haproxy.no_instances
+    return lambda gateway, route: []
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,10 @@ def current(etcd, namespace: str, version: str) -> tuple[str, int] | None:
 
 def render_namespace(store, namespace: str, targets: RouteTargets, settings: Settings | None = None):
     """(snapshot, rendered) for the namespace as the store holds it now."""
+    # The renderer compiles conditions with the DSL (pydantic, jinja2): only when rendering, not
+    # on the cold-start path of every module that publishes.
+    from chalicelib.gateways import haproxy, spec
+
     s = settings or current_settings()
     snap = snapshot.read(store, namespace)
     specs = spec.from_documents(snap.gateways, snap.lookup)

@@ -16,6 +16,7 @@ from typing import Callable
 from chalicelib.errors import Conflict, FieldError, ValidationFailed
 from chalicelib.gateways import publisher
 from chalicelib.gateways.publisher import RouteTargets
+from chalicelib.settings import parse_port_range
 from chalicelib.store import namespaces
 from chalicelib.store.artifact_store import Write
 
@@ -110,7 +111,7 @@ def _plan(store, namespace: str, writes: list[Write]) -> tuple[list[Write], list
     if gateway_writes:
         claims = {int(d["port"]): d for d in all_of(store, namespace, P.CLAIM_KIND)}
         taken = set(claims) | ({s.virtual_hosts_port} if s.virtual_hosts_port else set())
-        span = P.parse_range(s.gateway_ports)
+        span = parse_port_range(s.gateway_ports)
         for i, w in enumerate(planned):
             if w.kind != "gateways":
                 continue

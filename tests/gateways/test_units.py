@@ -7,7 +7,9 @@ import random
 import pytest
 
 from chalicelib.dsl.condition_grammar import parse_tree
-from chalicelib.gateways import ports, weights
+from chalicelib.dsl import weights
+from chalicelib.gateways import ports
+from chalicelib.settings import parse_port_range
 from chalicelib.gateways.acl import Compiled, RenderError, check_new_path, check_raw
 
 
@@ -61,11 +63,11 @@ def test_parse_port_refuses(raw):
 
 
 def test_port_range_and_choice():
-    span = ports.parse_range("40000-40009")
+    span = parse_port_range("40000-40009")
     assert list(span) == list(range(40000, 40010))
     for bad in ("", "5-1", "0-10", "1-70000", "a-b"):
         with pytest.raises(ValueError):
-            ports.parse_range(bad)
+            parse_port_range(bad)
     rng = random.Random(1)
     used = set()
     for _ in range(10):
