@@ -32,7 +32,8 @@ test: setup               ## the whole test suite against real local parts
 bench: setup              ## speed and scale figures
 	$(PYTHON) -m bench
 
-lint: setup
+lint: setup               ## imports (ruff: unused, undefined, order) and the CloudFormation
+	ruff check chalicelib agent local bench tests app.py
 	cfn-lint infra/*.yaml
 
 # The CloudFormation package for AWS in out/, for the python3.12 Lambda runtime (3.11 is retired).

@@ -7,9 +7,8 @@ gc.disable()  # no collection passes while the cold start builds long-lived obje
 
 from chalice import AuthResponse, Chalice, IAMAuthorizer, Rate, Response
 
-from chalicelib import jobs
-from chalicelib.api.routes import about, artifacts, deployments, events, gateways, releases, tokens
 from chalicelib.api.http import authenticate, authorize_token, dispatch, unauthorized_body
+from chalicelib.api.routes import about, artifacts, deployments, events, gateways, releases, tokens
 
 app = Chalice(app_name="vamp")
 # Bodies of any type reach the handlers, which answer 415 in Vamp's error shape.
@@ -230,6 +229,8 @@ def deployment_sla(name, cluster, namespace=None):
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def scheduled_pass(event):
+    from chalicelib import jobs  # the domain's models (pydantic): not on every request's cold start
+
     return jobs.every_minute(event)
 
 

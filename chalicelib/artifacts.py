@@ -13,7 +13,12 @@ from chalicelib.gateways import writes as gateway_writes
 from chalicelib.gateways.internal import guard
 from chalicelib.gateways.publisher import RouteTargets
 from chalicelib.kinds import normalize_kind
-from chalicelib.store.artifact_store import ArtifactPage, ArtifactStore, StoredArtifact, Write
+from chalicelib.store.artifact_store import (
+    ArtifactPage,
+    ArtifactStore,
+    StoredArtifact,
+    Write,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +87,9 @@ def change(
 ) -> list[Outcome]:
     """Validate every document, then write them all in one transaction (or none), then archive.
     `targets`: who serves deployment routes, for rendering when the batch touches gateways."""
-    from chalicelib import dsl  # the models are built on the first write, not at cold start
+    from chalicelib import (
+        dsl,  # the models are built on the first write, not at cold start
+    )
 
     if not documents:
         raise ValidationFailed.at("body", "no document given")

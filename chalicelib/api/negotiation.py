@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalicelib.errors import FieldError, NotAcceptable, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from chalicelib.errors import (
+    FieldError,
+    NotAcceptable,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 
 JSON_TYPES = {"application/json"}
 YAML_TYPES = {"application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml"}

@@ -2,12 +2,11 @@
 (services being deployed only; breeds by reference, as they are stored as breeds)."""
 from __future__ import annotations
 
+from chalicelib import dsl
 from chalicelib.deployments.model import Deployment
 
 
 def as_blueprint(dep: Deployment) -> dict:
-    from chalicelib import dsl
-
     clusters = {}
     for cname, cluster in dep.clusters.items():
         services = []

@@ -3,16 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.dsl import Route, fill_weights
+
 
 def weight_of(route: Any) -> int | None:
-    from chalicelib.dsl import Route
-
     return route.weight if isinstance(route, Route) else None
 
 
 def with_weight(route: Any, weight: int) -> Any:
-    from chalicelib.dsl import Route
-
     if isinstance(route, Route):
         return route.model_copy(update={"weight": weight})
     return route  # a reference to a stored route keeps its own weight
@@ -21,8 +19,6 @@ def with_weight(route: Any, weight: int) -> Any:
 def rebalance(weights: list[int]) -> list[int]:
     """Scale weights to sum to exactly 100, proportionally (largest remainders get the extra
     points); all zero -> an even split, the last taking the remainder."""
-    from chalicelib.dsl import fill_weights
-
     if not weights:
         return []
     total = sum(weights)
@@ -41,8 +37,6 @@ def normalise(routes: dict[str, Any], services: list[str], *, rescale: bool) -> 
     are dropped, missing ones added without weight; unassigned weights share what is left
     (so a new route next to routes holding 100% gets 0%). With `rescale`, the result is
     scaled to 100% (after a slice removed some)."""
-    from chalicelib.dsl import Route, fill_weights
-
     kept = {name: routes[name] for name in routes if name in services}
     for name in services:
         kept.setdefault(name, Route())

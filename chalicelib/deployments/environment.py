@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import re
 
-from chalicelib.deployments.model import Deployment, DeploymentCluster, DeploymentService
+from chalicelib.deployments.model import (
+    Deployment,
+    DeploymentCluster,
+    DeploymentService,
+)
+from chalicelib.dsl.breed import matches
 
 _VALUE_REF_RE = re.compile(r"\$(\$|\{([^}]*)\}|([A-Za-z0-9_\-.]*[A-Za-z0-9_\-]))")
 
@@ -21,8 +26,6 @@ class EnvironmentError_(ValueError):
 
 
 def _matches(pattern: str, name: str) -> bool:
-    from chalicelib.dsl.breed import matches
-
     return matches(pattern, name)
 
 

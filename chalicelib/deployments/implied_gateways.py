@@ -14,6 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.deployments.model import Deployment
+from chalicelib.dsl import ClusterGateway, Route
+from chalicelib.gateways.ports import parse_port
 
 
 def internal_name(deployment: str, cluster: str, port: str) -> str:
@@ -29,8 +31,6 @@ def external_name(deployment: str, port: str) -> str:
 
 
 def _route_doc(route: Any) -> dict:
-    from chalicelib.dsl import Route
-
     if isinstance(route, Route):
         body = route.model_dump(mode="json", exclude_none=True)
         body.pop("name", None)
@@ -76,8 +76,6 @@ def _gateway_doc(dep: Deployment, name: str, gateway: Any, routes: dict, port: s
 def absorb(dep: Deployment, stored: dict[str, dict]) -> Deployment:
     """The deployment with its cluster gateways' routes, sticky and virtual hosts as the stored
     internal gateways have them now (routes of services it does not know are ignored)."""
-    from chalicelib.dsl import ClusterGateway
-
     dep = dep.model_copy(deep=True)
     for cname, cluster in dep.clusters.items():
         for port, gateway in list(cluster.gateways.items()):
@@ -103,8 +101,6 @@ def absorb(dep: Deployment, stored: dict[str, dict]) -> Deployment:
 
 def ports_of(stored: dict[str, dict]) -> dict[str, int]:
     """gateway name -> port number, of stored gateway documents that have one."""
-    from chalicelib.gateways.ports import parse_port
-
     out = {}
     for name, doc in stored.items():
         if doc and doc.get("port"):

@@ -17,13 +17,22 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from chalicelib.deployments.cluster_weights import normalise
 from chalicelib.deployments.model import (
     Deployment,
     DeploymentCluster,
     DeploymentService,
     new_status,
 )
-from chalicelib.deployments.cluster_weights import normalise
+from chalicelib.dsl import (
+    Breed,
+    BreedRef,
+    ClusterGateway,
+    Scale,
+    ScaleRef,
+    default_scale,
+    dump,
+)
 from chalicelib.errors import FieldError, ValidationFailed
 
 Resolve = Callable[[str, str], "dict | None"]
@@ -34,8 +43,6 @@ _SPEC_FIELDS = ("breed", "scale", "environment_variables", "arguments", "health_
 def expand(blueprint: Any, resolve: Resolve | None) -> tuple[dict[str, list[tuple[Any, Any]]], list[dict]]:
     """cluster -> [(service, breed model, scale model)] with references looked up, and the inline
     named breeds (dumped) to store. ValidationFailed lists every unknown reference."""
-    from chalicelib.dsl import Breed, BreedRef, Scale, ScaleRef, default_scale, dump
-
     errors: list[FieldError] = []
     inline: dict[str, dict] = {}
     out: dict[str, list] = {}
@@ -100,8 +107,6 @@ def _cluster_gateways(cluster: Any, ports: dict[str, str], path: str) -> dict:
 
 def route_gateways(cluster: DeploymentCluster, *, rescale: bool = False) -> None:
     """Every port of the cluster gets a gateway with one route per service being deployed."""
-    from chalicelib.dsl import ClusterGateway
-
     ports = cluster.ports()
     if not ports:
         cluster.gateways = {}

@@ -11,7 +11,17 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from chalicelib.dsl.base import Arguments, Artifact, Dialects, EnvironmentVariables, MapOf, Model, Name, SafeText
+from chalicelib.dsl import dump as dsl_dump
+from chalicelib.dsl.base import (
+    Arguments,
+    Artifact,
+    Dialects,
+    EnvironmentVariables,
+    MapOf,
+    Model,
+    Name,
+    SafeText,
+)
 from chalicelib.dsl.blueprint import BlueprintGateways, ClusterGateway
 from chalicelib.dsl.breed import Breed, OptionalHealthChecks
 from chalicelib.dsl.scale import Scale
@@ -107,8 +117,6 @@ def load(doc: dict) -> Deployment:
 
 
 def dump(deployment: Deployment) -> dict:
-    from chalicelib.dsl import dump as dsl_dump
-
     return dsl_dump(deployment)
 
 

@@ -8,7 +8,21 @@ import logging
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from pydantic import ValidationError
+
+from chalicelib import dsl
+from chalicelib.artifacts import Outcome, Resolver
+from chalicelib.deployments import implied_gateways as G
+from chalicelib.deployments import route_targets
+from chalicelib.deployments.blueprint import as_blueprint as to_blueprint
+from chalicelib.deployments.merge import merge
+from chalicelib.deployments.model import DeploymentCluster, dump, load, new_status
+from chalicelib.deployments.slice import prune, selection_of, slice_
+from chalicelib.dsl import Scale
+from chalicelib.dsl.document import field_errors
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
+from chalicelib.gateways import writes as gateway_writes
+from chalicelib.store import namespaces as registry
 from chalicelib.store.artifact_store import StoredArtifact, Write
 
 log = logging.getLogger(__name__)
@@ -35,25 +49,17 @@ def stored_gateways(store, namespace: str, names: list[str]) -> dict[str, dict]:
 
 def current(store, namespace: str, stored: StoredArtifact):
     """The stored deployment with its cluster gateways as HAProxy routes them now."""
-    from chalicelib.deployments import implied_gateways as G
-    from chalicelib.deployments.model import load
-
     dep = load(stored.document)
     return G.absorb(dep, stored_gateways(store, namespace, list(G.documents(dep))))
 
 
 def show(store, namespace: str, stored: StoredArtifact, as_blueprint: bool) -> dict:
-    from chalicelib.deployments.blueprint import as_blueprint as to_blueprint
-    from chalicelib.deployments.model import dump
-
     dep = current(store, namespace, stored)
     return to_blueprint(dep) if as_blueprint else dump(dep)
 
 
 def _blueprint(store, namespace: str, data: Any, resolve):
     """A blueprint body, or a reference to a stored blueprint (`name`, `{reference: name}`)."""
-    from chalicelib import dsl
-
     ref = data if isinstance(data, str) else None
     if isinstance(data, dict) and len(data) == 1 and ("reference" in data or "ref" in data):
         ref = data.get("reference", data.get("ref"))
@@ -68,15 +74,11 @@ def _blueprint(store, namespace: str, data: Any, resolve):
 
 
 def _register(namespace: str) -> None:
-    from chalicelib.store import namespaces
-
-    namespaces.register(KIND, namespace)
+    registry.register(KIND, namespace)
 
 
 def namespaces() -> list[str]:
     """Every namespace that ever had a deployment (the scheduled synchronisation visits them)."""
-    from chalicelib.store import namespaces as registry
-
     return registry.registered(KIND)
 
 
@@ -84,13 +86,6 @@ def write(store, namespace: str, name: str, before, after, expected: int | None,
           extra: list[Write] = ()) -> StoredArtifact | None:
     """Store the deployment (None deletes it) and the gateways it implies, in one transaction
     with the gateway layer's port claims and generation; then publish the namespace."""
-    from chalicelib import dsl
-    from chalicelib.artifacts import Outcome
-    from chalicelib.deployments import implied_gateways as G
-    from chalicelib.deployments import route_targets
-    from chalicelib.deployments.model import dump
-    from chalicelib.gateways import writes as gateway_writes
-
     old = G.documents(before) if before is not None else {}
     new = G.documents(after) if after is not None else {}
     existing = stored_gateways(store, namespace, list(old | new))
@@ -117,11 +112,6 @@ def change(store, namespace: str, name: str | None, data: Any, mode: str, publis
            validate_only: bool = False, force: bool = False) -> tuple[int, dict | None]:
     """POST/PUT (mode `merge`) or DELETE (mode `slice`; `data` None: everything).
     Returns (version, the deployment as stored) or (0, None) when it is gone."""
-    from chalicelib.artifacts import Resolver
-    from chalicelib.deployments.merge import merge
-    from chalicelib.deployments.model import dump
-    from chalicelib.deployments.slice import prune, selection_of, slice_
-
     resolve = Resolver(store, namespace, {})
     blueprint = _blueprint(store, namespace, data, resolve) if data is not None else None
     name = name or blueprint.name
@@ -154,9 +144,6 @@ def change(store, namespace: str, name: str | None, data: Any, mode: str, publis
 
 def scale(store, namespace: str, name: str, cluster: str, service: str, data: Any | None, publish: Publish):
     """GET (data None) or PUT a service's scale; a change sends it back to initiated."""
-    from chalicelib.deployments.model import new_status
-    from chalicelib.dsl import Scale
-
     stored = get(store, namespace, name)
     dep = current(store, namespace, stored)
     found = dep.clusters.get(cluster).service(service) if cluster in dep.clusters else None
@@ -165,9 +152,6 @@ def scale(store, namespace: str, name: str, cluster: str, service: str, data: An
                        [FieldError("service", "not found")])
     if data is None:
         return _scale_doc(found.scale)
-    from pydantic import ValidationError
-
-    from chalicelib.dsl.document import field_errors
 
     try:
         new = Scale.model_validate({k: v for k, v in (data or {}).items() if k not in ("kind", "name", "metadata")}
@@ -190,8 +174,6 @@ def _scale_doc(scale) -> dict:
 
 def sla(store, namespace: str, name: str, cluster: str, data: Any | None, method: str, publish: Publish):
     """GET, POST/PUT (set) or DELETE a cluster's SLA."""
-    from chalicelib.deployments.model import DeploymentCluster
-
     stored = get(store, namespace, name)
     dep = current(store, namespace, stored)
     if cluster not in dep.clusters:
@@ -205,10 +187,6 @@ def sla(store, namespace: str, name: str, cluster: str, data: Any | None, method
     if method == "DELETE":
         dep.clusters[cluster].sla = None
     else:
-        from pydantic import ValidationError
-
-        from chalicelib.dsl.document import field_errors
-
         try:
             dep.clusters[cluster] = DeploymentCluster.model_validate(
                 {**dep.clusters[cluster].model_dump(mode="json", exclude_none=True), "sla": data})

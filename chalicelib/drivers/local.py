@@ -26,7 +26,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chalicelib.settings import parse_port_range, settings
 from chalicelib.drivers.base import (
     DriverError,
     Instance,
@@ -35,6 +34,7 @@ from chalicelib.drivers.base import (
     object_name,
     service_key,
 )
+from chalicelib.settings import parse_port_range, settings
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from pydantic import BeforeValidator, ValidationInfo, model_serializer, model_va
 from .base import (
     Arguments,
     Artifact,
-    as_dict,
     Dialects,
     EnvironmentVariables,
     MapOf,
@@ -22,6 +21,7 @@ from .base import (
     Name,
     Problems,
     SafeText,
+    as_dict,
     rename,
     resolver,
 )

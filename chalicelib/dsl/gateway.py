@@ -9,18 +9,18 @@ from pydantic import AfterValidator, BeforeValidator, model_validator
 from .base import (
     Artifact,
     ListOf,
-    as_dict,
     Model,
     Problems,
     Ref,
     SafeText,
+    as_dict,
     ref_or,
 )
-from .weights import effective_weights as fill_weights  # Vamp's weight defaults, one place (the renderer uses them too)
 from .condition import ConditionOrRef
 from .names import check_gateway_name
 from .rewrite import RewriteOrRef
 from .units import Percent, Port, port_type
+from .weights import effective_weights as fill_weights  # Vamp's weight defaults, one place (the renderer uses them too)
 
 _HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.\-_]*[A-Za-z0-9])?$")
 _VIRTUAL_HOST_RE = re.compile(r"^[A-Za-z0-9*]([A-Za-z0-9.\-_*]*[A-Za-z0-9])?(:\d{1,5})?$")

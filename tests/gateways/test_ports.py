@@ -7,9 +7,9 @@ import threading
 import pytest
 
 from chalicelib import artifacts
-from chalicelib.gateways.publisher import no_targets
 from chalicelib.artifacts import Document
 from chalicelib.errors import Conflict
+from chalicelib.gateways.publisher import no_targets
 
 
 def _gateway(name, **extra):

@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from chalicelib.dsl.condition_grammar import parse_tree
 from chalicelib.dsl import weights
+from chalicelib.dsl.condition_grammar import parse_tree
 from chalicelib.gateways import ports
-from chalicelib.settings import parse_port_range
 from chalicelib.gateways.acl import Compiled, RenderError, check_new_path, check_raw
+from chalicelib.settings import parse_port_range
 
 
 @pytest.mark.parametrize("given, expected", [

@@ -37,6 +37,8 @@ def config(call: Call) -> Reply:
 
 
 def openapi(call: Call) -> Reply:
-    from chalicelib.api.openapi import document  # builds the DSL models (pydantic): on first use
+    from chalicelib.api.openapi import (
+        document,  # builds the DSL models (pydantic): on first use
+    )
 
     return Reply(200, document())

@@ -12,7 +12,6 @@ import logging
 from chalicelib.api import pagination
 from chalicelib.api.backends import artifact_store, publish_events
 from chalicelib.api.http import Call, Reply, decoded_name
-from chalicelib.deployments import operations, sync
 from chalicelib.errors import ValidationFailed
 from chalicelib.settings import settings
 
@@ -29,6 +28,8 @@ def _one(call: Call) -> object | None:
 
 
 def _sync(namespace: str, name: str) -> None:
+    from chalicelib.deployments import sync  # pydantic models: not at cold start
+
     try:
         sync.sync_namespace(namespace, only=name, publish=publish_events)
     except Exception:  # noqa: BLE001 - the change is stored; the schedule retries
@@ -36,6 +37,8 @@ def _sync(namespace: str, name: str) -> None:
 
 
 def _shown(call: Call, store, name: str, version: int) -> Reply:
+    from chalicelib.deployments import operations  # pydantic models: not at cold start
+
     stored = store.get(call.namespace, operations.KIND, name)
     if stored is None:
         return Reply(202, None)
@@ -44,6 +47,8 @@ def _shown(call: Call, store, name: str, version: int) -> Reply:
 
 
 def list_deployments(call: Call) -> Reply:
+    from chalicelib.deployments import operations  # pydantic models: not at cold start
+
     page, per_page = pagination.page_params(call.query, settings().per_page_max)
     store = artifact_store()
     result = store.list(call.namespace, operations.KIND, page, per_page)
@@ -52,6 +57,8 @@ def list_deployments(call: Call) -> Reply:
 
 
 def get_deployment(call: Call, name: str) -> Reply:
+    from chalicelib.deployments import operations  # pydantic models: not at cold start
+
     store = artifact_store()
     stored = operations.get(store, call.namespace, decoded_name(name))
     return Reply(200, operations.show(store, call.namespace, stored, call.flag("as_blueprint")),
@@ -71,6 +78,8 @@ def delete_deployment(call: Call, name: str) -> Reply:
 
 
 def _change(call: Call, name: str | None, mode: str) -> Reply:
+    from chalicelib.deployments import operations  # pydantic models: not at cold start
+
     data = _one(call)
     if data is None and mode == "merge":
         raise ValidationFailed.at("body", "a blueprint, or a reference to a stored one")
@@ -86,6 +95,8 @@ def _change(call: Call, name: str | None, mode: str) -> Reply:
 
 
 def deployment_scale(call: Call, name: str, cluster: str, service_name: str) -> Reply:
+    from chalicelib.deployments import operations  # pydantic models: not at cold start
+
     data = _one(call) if call.raw_body else None
     store = artifact_store()
     body = operations.scale(store, call.namespace, decoded_name(name), decoded_name(cluster),
@@ -97,6 +108,8 @@ def deployment_scale(call: Call, name: str, cluster: str, service_name: str) -> 
 
 
 def deployment_sla(call: Call, name: str, cluster: str, method: str) -> Reply:
+    from chalicelib.deployments import operations  # pydantic models: not at cold start
+
     data = _one(call) if method in ("POST", "PUT") else None
     if method in ("POST", "PUT") and data is None:
         raise ValidationFailed.at("body", "an sla")
