@@ -39,8 +39,11 @@ class Backoff:
 WRITE_RACE = Backoff(attempts=8, base=0.01, cap=0.2)
 # A DynamoDB batch with unprocessed (throttled) items: back off before sending the leftovers.
 THROTTLED = Backoff(attempts=8, base=0.05, cap=1.0, jitter=False)
-# A deployment whose synchronisation failed: the next scheduled pass due after this delay.
+# Schedules, not loops (`delay` only): a deployment whose synchronisation failed is due again
+# after SYNC_FAILURE.delay(failures - 1); a local process that died is started again after
+# PROCESS_RESTART.delay(failures - 1).
 SYNC_FAILURE = Backoff(attempts=0, base=5.0, cap=300.0, jitter=False)
+PROCESS_RESTART = Backoff(attempts=0, base=0.25, cap=10.0, jitter=False)
 
 
 def retry_on(errors: type[BaseException] | tuple[type[BaseException], ...], call: Callable[[], T],

@@ -28,11 +28,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from chalicelib.errors import Conflict
+from chalicelib.retry import SYNC_FAILURE
 
 log = logging.getLogger(__name__)
 
-BACKOFF_START = 5.0
-BACKOFF_MAX = 300.0
 Publish = Callable[[str, list[dict]], None]
 
 
@@ -52,7 +51,7 @@ def _parse_time(value: str) -> datetime:
 
 
 def backoff(attempts: int) -> float:
-    return min(BACKOFF_MAX, BACKOFF_START * 2 ** max(0, attempts - 1))
+    return SYNC_FAILURE.delay(max(0, attempts - 1))
 
 
 def gateway_host() -> str:

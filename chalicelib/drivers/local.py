@@ -34,14 +34,13 @@ from chalicelib.drivers.base import (
     object_name,
     service_key,
 )
+from chalicelib.retry import PROCESS_RESTART
 from chalicelib.settings import parse_port_range, settings
 
 log = logging.getLogger(__name__)
 
 COMMAND = "command"
 HOST = "127.0.0.1"
-BACKOFF_START = 0.25
-BACKOFF_MAX = 10.0
 STABLE_AFTER = 10.0  # a process that ran this long resets its backoff
 _PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
 
@@ -183,7 +182,7 @@ def _supervise_once(now: float) -> None:
                     proc.last_exit, proc.popen = code, None
                     quick = now - proc.started < STABLE_AFTER
                     proc.failures = proc.failures + 1 if quick else 1
-                    delay = min(BACKOFF_MAX, BACKOFF_START * 2 ** (proc.failures - 1))
+                    delay = PROCESS_RESTART.delay(proc.failures - 1)
                     proc.next_start = now + delay
                     log.warning("%s instance %d exited with %s; restart in %.2fs",
                                 service.spec.key, proc.index, code, delay)
@@ -193,7 +192,7 @@ def _supervise_once(now: float) -> None:
                         _start(service, proc)
                     except OSError as e:
                         proc.failures += 1
-                        proc.next_start = now + min(BACKOFF_MAX, BACKOFF_START * 2 ** proc.failures)
+                        proc.next_start = now + PROCESS_RESTART.delay(proc.failures)
                         log.warning("cannot restart %s: %s", service.spec.key, e)
 
 

@@ -8,14 +8,13 @@ by the functions that need them.
 from __future__ import annotations
 
 import logging
-import random
-import time
 from dataclasses import replace
 from typing import Callable
 
 from chalicelib.errors import Conflict, FieldError, ValidationFailed
 from chalicelib.gateways import publisher
 from chalicelib.gateways.publisher import RouteTargets
+from chalicelib.retry import WRITE_RACE, retry_on
 from chalicelib.settings import parse_port_range
 from chalicelib.store import namespaces
 from chalicelib.store.artifact_store import Write
@@ -23,7 +22,6 @@ from chalicelib.store.artifact_store import Write
 log = logging.getLogger(__name__)
 
 INPUT_KINDS = frozenset({"gateways", "routes", "conditions", "rewrites"})
-ATTEMPTS = 8
 
 
 def involved(writes: list[Write]) -> bool:
@@ -73,15 +71,12 @@ def check(writes: list[Write], paths: list[str], resolve: Callable[[str, str], d
 def apply(store, namespace: str, writes: list[Write]):
     """store.apply with the namespace's port claims and generation bump in the same transaction,
     retried when only those lost a race. Returns what store.apply returns for `writes`."""
-    last: Exception | None = None
-    for attempt in range(ATTEMPTS):
+    def attempt():
         planned, extra = _plan(store, namespace, writes)
-        try:
-            return store.apply(namespace, planned + extra)[:len(planned)]
-        except Conflict as error:  # someone else's claim or generation got there first: plan again
-            last = error
-            time.sleep(random.uniform(0, 0.01 * 2 ** attempt))
-    raise last  # type: ignore[misc]
+        return store.apply(namespace, planned + extra)[:len(planned)]
+
+    # Someone else's claim or generation got there first: plan again.
+    return retry_on(Conflict, attempt, WRITE_RACE)
 
 
 def _plan(store, namespace: str, writes: list[Write]) -> tuple[list[Write], list[Write]]:
