@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chalicelib.gateways.log_format import LOG_SOCKET_ENV
+from chalicelib.contract.log_format import LOG_SOCKET_ENV
 
 log = logging.getLogger("agent.haproxy")
 

@@ -25,7 +25,7 @@ from agent.logs.receiver import Pipeline  # noqa: E402
 from agent.logs.shipper import Shipper  # noqa: E402
 from agent.logs.spool import Spool  # noqa: E402
 from agent.metrics import AgentMetrics  # noqa: E402
-from chalicelib.gateways.log_format import backend_name, frontend_name  # noqa: E402
+from chalicelib.contract.log_format import backend_name, frontend_name  # noqa: E402
 from tests.agent.helpers import Backend, Load, free_port, haproxy_config, wait_for  # noqa: E402
 
 GOAL_LINES_PER_S = 50_000

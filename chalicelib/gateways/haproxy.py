@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable
 
 from chalicelib.gateways import weights as W
 from chalicelib.gateways.acl import Compiled, RenderError, check_new_path
-from chalicelib.gateways.log_format import (
+from chalicelib.contract.log_format import (
     GLOBAL_LOG_LINE,
     LOG_FIELDS,
     LOG_FORMAT_LINE,

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import requests
 
-from chalicelib.gateways.log_format import GLOBAL_LOG_LINE, LOG_FORMAT_LINE, backend_name, frontend_name
+from chalicelib.contract.log_format import GLOBAL_LOG_LINE, LOG_FORMAT_LINE, backend_name, frontend_name
 from local.backends import Backend  # noqa: F401  (re-exported: the tests' backends)
 from local.stack import free_port  # noqa: F401  (re-exported)
 

@@ -1,0 +1,5 @@
+"""What the control plane and the gateway agent share: the access-log format (log_format).
+
+Standard library only, and nothing of chalicelib outside this package: the agent carries this
+package and nothing else of chalicelib.
+"""
