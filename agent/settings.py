@@ -8,6 +8,8 @@ from typing import Any, Sequence
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chalicelib.contract import kv_keys
+
 
 class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VAMP_AGENT_", extra="ignore")
@@ -31,7 +33,7 @@ class AgentSettings(BaseSettings):
 
     @property
     def config_key(self) -> str:
-        return f"/vamp/{self.namespace}/gateways/haproxy/{self.haproxy_version}/configuration"
+        return kv_keys.config_key(self.namespace, self.haproxy_version)
 
     @property
     def log_socket_path(self) -> Path:
