@@ -20,6 +20,14 @@ from local.stack import free_port  # noqa: F401  (re-exported)
 
 
 
+def sample(metrics: Any, name: str) -> float:
+    """The value an agent's metrics export for one series now, e.g. "vamp_agent_reloads_total"."""
+    value = metrics.registry.get_sample_value(name)
+    if value is None:
+        raise KeyError(name)
+    return value
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> Any:
     """Poll until predicate() is truthy; its value, or AssertionError after timeout."""
     deadline = time.monotonic() + timeout
