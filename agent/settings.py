@@ -8,6 +8,7 @@ from typing import Any, Sequence
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agent.backoff import CAP
 from chalicelib.contract import kv_keys
 
 
@@ -28,7 +29,7 @@ class AgentSettings(BaseSettings):
     ship_batch_lines: int = Field(2000, description="log lines per _bulk request")
     ship_interval: float = Field(1.0, description="seconds between _bulk flushes of a partial batch")
     aggregate_interval: float = Field(10.0, description="seconds per metric window")
-    backoff_max: float = Field(30.0, description="cap of every reconnect/retry backoff, seconds")
+    backoff_max: float = Field(CAP, description="cap of every reconnect/retry backoff, seconds")
     reload_timeout: float = Field(10.0, description="seconds to wait for a reload to complete")
 
     @property

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
+from agent.backoff import Backoff, Policy
 from agent.haproxy import parse_show_proc
 from agent.metrics import AgentMetrics
 from agent.settings import AgentSettings, parse_args
@@ -21,6 +22,16 @@ def test_show_proc():
     state = parse_show_proc(SHOW_PROC)
     assert (state.master_pid, state.reloads, state.failed) == (6488, 2, 1)
     assert state.current_workers == [6592]
+
+
+def test_backoff_doubles_up_to_the_cap_and_starts_over_after_a_success():
+    exact = Backoff(Policy(first=0.1, jitter=False), cap=0.5)
+    assert [exact.pause() for _ in range(5)] == [0.1, 0.2, 0.4, 0.5, 0.5]
+    exact.reset()
+    assert exact.pause() == 0.1
+    jittered = Backoff(Policy(first=0.1, jitter=True), cap=0.5)
+    for ceiling in (0.1, 0.2, 0.4, 0.5, 0.5):
+        assert ceiling / 2 <= jittered.pause() <= ceiling
 
 
 def test_settings_from_env_and_flags(monkeypatch):
