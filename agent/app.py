@@ -43,7 +43,7 @@ class Agent:
         self.pipeline = Pipeline(self.aggregator, m, self.shipper.add if self.shipper else None)
         self.receiver: LogReceiver | None = None
         listen_host, listen_port = s.listen_host_port
-        self.http = StatusServer(listen_host, listen_port, self.health, m.registry.render)
+        self.http = StatusServer(listen_host, listen_port, self.health, m.registry)
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="metric-windows", daemon=True)
 

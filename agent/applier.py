@@ -9,7 +9,6 @@ applies the newest, so a burst of puts costs one reload, not one each.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import platform
@@ -22,6 +21,7 @@ from pathlib import Path
 from agent.events import EventPoster
 from agent.haproxy import BOOTSTRAP, HAProxy
 from agent.metrics import AgentMetrics
+from chalicelib.contract.envelope import checksum
 
 log = logging.getLogger("agent.applier")
 
@@ -33,10 +33,6 @@ class ApplyState:
     revision: int | None = None
     last_rejected_revision: int | None = None
     last_error: str | None = None
-
-
-def checksum(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def write_atomic(path: Path, data: bytes) -> None:

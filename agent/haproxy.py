@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chalicelib.gateways.log_format import LOG_SOCKET_ENV
+from agent.backoff import CAP, HAPROXY, Backoff
+from chalicelib.contract.log_format import LOG_SOCKET_ENV
 
 log = logging.getLogger("agent.haproxy")
 
@@ -79,7 +80,7 @@ frontend vamp-agent-idle
 
 class HAProxy:
     def __init__(self, binary: str, work_dir: Path, log_socket: Path, *, on_restart=None,
-                 backoff_max: float = 30.0) -> None:
+                 backoff_max: float = CAP) -> None:
         self.binary = binary
         self.work_dir = work_dir
         self.config = work_dir / "haproxy.cfg"
@@ -152,12 +153,12 @@ class HAProxy:
             log.info("%s", raw.decode(errors="replace").rstrip())
 
     def _supervise(self) -> None:
-        backoff = 0.1
+        retry = Backoff(HAPROXY, self.backoff_max)
         while not self._stopping.is_set():
             proc = self._proc
             if proc is not None and proc.poll() is None:
                 self._stopping.wait(0.2)
-                backoff = 0.1
+                retry.reset()
                 continue
             if self._stopping.is_set():
                 return
@@ -171,9 +172,9 @@ class HAProxy:
                     if self.on_restart:
                         self.on_restart()
                 except Exception:
-                    log.exception("haproxy restart failed; retrying in %.1fs", backoff)
-                    self._stopping.wait(backoff)
-                    backoff = min(backoff * 2, self.backoff_max)
+                    pause = retry.pause()
+                    log.exception("haproxy restart failed; retrying in %.1fs", pause)
+                    self._stopping.wait(pause)
 
     def stop(self, grace: float = 5.0) -> None:
         """Soft-stop (SIGUSR1: finish in-flight requests), then SIGTERM, then SIGKILL."""

@@ -1,32 +1,38 @@
-"""GET /healthz and GET /metrics on the agent's status address (loopback by default)."""
+"""GET /healthz and GET /metrics on the agent's status address (loopback by default).
+
+/metrics is prometheus_client's own handler (its text format, or OpenMetrics for a scraper that
+asks for it); /healthz and the 404 are the agent's.
+"""
 from __future__ import annotations
 
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Callable
+
+from prometheus_client import CollectorRegistry, MetricsHandler
 
 log = logging.getLogger("agent.http")
 
 
 class StatusServer:
     def __init__(self, host: str, port: int, health: Callable[[], tuple[bool, dict[str, Any]]],
-                 metrics: Callable[[], str]) -> None:
-        class Handler(BaseHTTPRequestHandler):
+                 registry: CollectorRegistry) -> None:
+        class Handler(MetricsHandler.factory(registry)):  # type: ignore[misc]
             def do_GET(self) -> None:  # noqa: N802
                 path = self.path.split("?", 1)[0]
-                if path == "/healthz":
+                if path == "/metrics":
+                    super().do_GET()
+                elif path == "/healthz":
                     ok, body = health()
-                    self._send(200 if ok else 503, "application/json", json.dumps(body).encode())
-                elif path == "/metrics":
-                    self._send(200, "text/plain; version=0.0.4; charset=utf-8", metrics().encode())
+                    self._send(200 if ok else 503, json.dumps(body).encode())
                 else:
-                    self._send(404, "application/json", b'{"error":"not found"}')
+                    self._send(404, b'{"error":"not found"}')
 
-            def _send(self, status: int, content_type: str, body: bytes) -> None:
+            def _send(self, status: int, body: bytes) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -8,6 +8,9 @@ from typing import Any, Sequence
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agent.backoff import CAP
+from chalicelib.contract import kv_keys
+
 
 class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VAMP_AGENT_", extra="ignore")
@@ -26,12 +29,12 @@ class AgentSettings(BaseSettings):
     ship_batch_lines: int = Field(2000, description="log lines per _bulk request")
     ship_interval: float = Field(1.0, description="seconds between _bulk flushes of a partial batch")
     aggregate_interval: float = Field(10.0, description="seconds per metric window")
-    backoff_max: float = Field(30.0, description="cap of every reconnect/retry backoff, seconds")
+    backoff_max: float = Field(CAP, description="cap of every reconnect/retry backoff, seconds")
     reload_timeout: float = Field(10.0, description="seconds to wait for a reload to complete")
 
     @property
     def config_key(self) -> str:
-        return f"/vamp/{self.namespace}/gateways/haproxy/{self.haproxy_version}/configuration"
+        return kv_keys.config_key(self.namespace, self.haproxy_version)
 
     @property
     def log_socket_path(self) -> Path:

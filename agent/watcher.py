@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import random
 import socket
 import threading
 import time
@@ -26,6 +25,7 @@ import requests
 import urllib3
 from etcd3gw.client import Etcd3Client
 
+from agent.backoff import CAP, ETCD, Backoff
 from agent.metrics import AgentMetrics
 
 log = logging.getLogger("agent.watcher")
@@ -42,7 +42,7 @@ class WatchState:
 
 class EtcdWatcher:
     def __init__(self, host: str, port: int, key: str, on_change: OnChange, metrics: AgentMetrics, *,
-                 backoff_max: float = 30.0, idle_timeout: float = 60.0) -> None:
+                 backoff_max: float = CAP, idle_timeout: float = 60.0) -> None:
         self.client = Etcd3Client(host, port, api_path="/v3/", timeout=5)
         self.key = key
         self.on_change = on_change
@@ -63,7 +63,7 @@ class EtcdWatcher:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        backoff = 0.1
+        retry = Backoff(ETCD, self.backoff_max)
         failed = False
         while not self._stop.is_set():
             try:
@@ -71,7 +71,8 @@ class EtcdWatcher:
                     self.metrics.etcd_reconnects.inc()
                 revision = self._sync()
                 self._set_connected(True)
-                backoff, failed = 0.1, False
+                retry.reset()
+                failed = False
                 self._stream(revision + 1)
             except Exception as exc:  # any failure means: etcd unreachable, try again later
                 if self._stop.is_set():
@@ -83,9 +84,7 @@ class EtcdWatcher:
                     log.warning("etcd unavailable (%s); HAProxy keeps its current config", exc)
                 self._set_connected(False)
                 failed = True
-                # Full jitter: agents on every node must not reconnect in lockstep.
-                self._stop.wait(random.uniform(backoff / 2, backoff))
-                backoff = min(backoff * 2, self.backoff_max)
+                self._stop.wait(retry.pause())
         self._set_connected(False)
 
     def _set_connected(self, value: bool) -> None:

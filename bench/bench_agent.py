@@ -25,8 +25,8 @@ from agent.logs.receiver import Pipeline  # noqa: E402
 from agent.logs.shipper import Shipper  # noqa: E402
 from agent.logs.spool import Spool  # noqa: E402
 from agent.metrics import AgentMetrics  # noqa: E402
-from chalicelib.gateways.log_format import backend_name, frontend_name  # noqa: E402
-from tests.agent.helpers import Backend, Load, free_port, haproxy_config, wait_for  # noqa: E402
+from chalicelib.contract.log_format import backend_name, frontend_name  # noqa: E402
+from tests.agent.helpers import Backend, Load, free_port, haproxy_config, sample, wait_for  # noqa: E402
 
 GOAL_LINES_PER_S = 50_000
 
@@ -58,7 +58,8 @@ def bench_reloads(reloads: int = 50, threads: int = 4) -> dict:
             haproxy.stop()
     a.stop()
     b.stop()
-    return {"reloads": int(metrics.reloads.value) - 1, "requests": load.ok, "failed": len(load.failures),
+    return {"reloads": int(sample(metrics, "vamp_agent_reloads_total")) - 1, "requests": load.ok,
+            "failed": len(load.failures),
             "apply_p50_ms": statistics.median(latencies) * 1000,
             "apply_max_ms": max(latencies) * 1000, "examples": load.failures[:3]}
 
@@ -115,8 +116,8 @@ def run_pipeline(lines: list[bytes], total: int, window_lines: int = 500_000) ->
                 events += len(to_events(series, 10.0))
         events += len(to_events(*aggregator.flush()))
         elapsed = time.perf_counter() - start
-        assert metrics.lines_invalid.value == 0
-        assert metrics.lines_shipped.value == total - len(shipper._batch)
+        assert sample(metrics, "vamp_agent_log_lines_invalid_total") == 0
+        assert sample(metrics, "vamp_agent_log_lines_shipped_total") == total - len(shipper._batch)
     return elapsed, events
 
 
@@ -144,10 +145,10 @@ def socket_throughput(lines: list[bytes], total: int) -> tuple[float, int]:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", _SENDER, str(receiver.path), str(total)],
                        input=b"\n".join(lines[:2000]), check=True)
-        wait_for(lambda: metrics.lines_received.value >= total, 60)
+        wait_for(lambda: sample(metrics, "vamp_agent_log_lines_received_total") >= total, 60)
         elapsed = time.perf_counter() - start
         receiver.stop()
-    return total / elapsed, int(metrics.lines_received.value)
+    return total / elapsed, int(sample(metrics, "vamp_agent_log_lines_received_total"))
 
 
 def peak_memory(lines: list[bytes], total: int) -> int:

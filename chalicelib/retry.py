@@ -36,7 +36,7 @@ class Backoff:
 
 
 # A conditional write that lost a race re-reads and tries again, almost at once.
-WRITE_RACE = Backoff(attempts=8, base=0.01, cap=0.2)
+WRITE_RACE = Backoff(attempts=8, base=0.01, cap=1.0)
 # A DynamoDB batch with unprocessed (throttled) items: back off before sending the leftovers.
 THROTTLED = Backoff(attempts=8, base=0.05, cap=1.0, jitter=False)
 # Schedules, not loops (`delay` only): a deployment whose synchronisation failed is due again

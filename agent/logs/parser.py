@@ -1,4 +1,4 @@
-"""Parse one HAProxy JSON access-log line (see chalicelib.gateways.log_format) into a record.
+"""Parse one HAProxy JSON access-log line (see chalicelib.contract.log_format) into a record.
 
 Hot path (>= 50k lines/s on one core): the C JSON scanner, one memoised name lookup per distinct
 (frontend, backend) pair, an ISO timestamp cached per second, and the OpenSearch document built
@@ -10,7 +10,7 @@ import json
 import time
 from typing import NamedTuple
 
-from chalicelib.gateways.log_format import gateway_route
+from chalicelib.contract.log_format import gateway_route
 
 
 class Record(NamedTuple):

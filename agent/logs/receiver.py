@@ -46,10 +46,10 @@ class Pipeline:
         self.ship = ship
 
     def feed(self, raw: bytes) -> None:
-        self.metrics.lines_received.value += 1
+        self.metrics.lines_received.inc()
         record = parse(raw)
         if record is None:
-            self.metrics.lines_invalid.value += 1
+            self.metrics.lines_invalid.inc()
             return
         self.aggregator.add(record.gateway, record.route, record.status, record.tt)
         if self.ship is not None:

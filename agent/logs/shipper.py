@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import queue
-import random
 import threading
 import time
 from typing import Any
 
+from agent.backoff import CAP, OPENSEARCH, Backoff
 from agent.logs.spool import Spool
 from agent.metrics import AgentMetrics
 
@@ -38,7 +38,7 @@ class BulkClient:
 
 class Shipper:
     def __init__(self, client: BulkClient | Any, spool: Spool, metrics: AgentMetrics, namespace: str, *,
-                 batch_lines: int = 2000, interval: float = 1.0, backoff_max: float = 30.0,
+                 batch_lines: int = 2000, interval: float = 1.0, backoff_max: float = CAP,
                  queue_batches: int = 8) -> None:
         self.client = client
         self.spool = spool
@@ -80,7 +80,7 @@ class Shipper:
         self._thread.start()
 
     def _run(self) -> None:
-        backoff = 0.2
+        retry = Backoff(OPENSEARCH, self.backoff_max)
         next_flush = time.monotonic() + self.interval
         next_try = 0.0
         while not self._stop.is_set():
@@ -98,14 +98,14 @@ class Shipper:
                     self._to_spool(batch)  # keep order: older lines are waiting on disk
                 elif not self._ship(batch):
                     self._to_spool(batch)
-                    self.online, next_try = False, now + backoff
+                    self.online, next_try = False, now + retry.pause()
             if self.spool and time.monotonic() >= next_try:
                 if self._drain():
-                    self.online, backoff, next_try = True, 0.2, 0.0
+                    self.online, next_try = True, 0.0
+                    retry.reset()
                 else:
                     self.online = False
-                    backoff = min(backoff * 2, self.backoff_max)
-                    next_try = time.monotonic() + random.uniform(backoff / 2, backoff)
+                    next_try = time.monotonic() + retry.pause()
 
     def _drain(self, max_seconds: float = 2.0) -> bool:
         """Ship spooled lines, oldest first, for a while; False at the first failure."""

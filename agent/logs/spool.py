@@ -11,7 +11,6 @@ Thread-safe: the shipper drains while the log thread may spill into it.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import deque
 from dataclasses import dataclass

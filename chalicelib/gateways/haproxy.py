@@ -28,9 +28,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from chalicelib.dsl import weights as W
-from chalicelib.gateways.acl import Compiled, RenderError, check_new_path
-from chalicelib.gateways.log_format import (
+from chalicelib.contract.envelope import checksum
+from chalicelib.contract.log_format import (
     GLOBAL_LOG_LINE,
     LOG_FIELDS,
     LOG_FORMAT_LINE,
@@ -39,6 +38,8 @@ from chalicelib.gateways.log_format import (
     encode_name,
     frontend_name,
 )
+from chalicelib.dsl import weights as W
+from chalicelib.gateways.acl import Compiled, RenderError, check_new_path
 from chalicelib.gateways.spec import GatewaySpec, RouteSpec
 
 log = logging.getLogger(__name__)
@@ -83,12 +84,8 @@ class Options:
 @dataclass(frozen=True)
 class Rendered:
     text: str
-    checksum: str  # "sha256:<hex>", what the agent reports for the config it serves
+    checksum: str  # "sha256:<hex>" (contract/envelope.py), what the agent reports for the config it serves
     problems: tuple[str, ...] = ()  # what was left out, and why
-
-
-def checksum(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 # -- the filters ----------------------------------------------------------------------------

@@ -1,8 +1,7 @@
 """Publishing a namespace's HAProxy configuration to etcd, newest generation wins.
 
-Keys, per namespace and HAProxy version:
-    /vamp/<ns>/gateways/haproxy/<version>/configuration   the text the agents apply
-    /vamp/<ns>/gateways/haproxy/<version>/generation      its generation, 20 digits zero-padded
+Two keys per namespace and HAProxy version, the configuration and its generation (their layout
+and values are the contract with the agents: chalicelib/contract/kv_keys.py, envelope.py).
 
 A publisher reads both keys, gives up if the stored generation is already >= its own (what is
 there is at least as new), and otherwise writes in ONE etcd transaction guarded by the
@@ -19,6 +18,8 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
 
+from chalicelib.contract.envelope import format_generation, parse_generation
+from chalicelib.contract.kv_keys import config_key, generation_key
 from chalicelib.gateways import snapshot
 from chalicelib.settings import Settings
 from chalicelib.settings import settings as current_settings
@@ -49,22 +50,6 @@ class Publication:
     status: str  # "published" (text written), "unchanged" (same text, generation moved on), "superseded"
     generation: int
     checksum: str
-
-
-def prefix(namespace: str, version: str) -> str:
-    return f"/vamp/{namespace}/gateways/haproxy/{version}/"
-
-
-def config_key(namespace: str, version: str) -> str:
-    return prefix(namespace, version) + "configuration"
-
-
-def generation_key(namespace: str, version: str) -> str:
-    return prefix(namespace, version) + "generation"
-
-
-def format_generation(generation: int) -> str:
-    return f"{generation:020d}"
 
 
 def _b64(value: str | bytes) -> str:
@@ -101,11 +86,8 @@ def publish(etcd, namespace: str, version: str, generation: int, text: str, chec
         found = _read(etcd, [ckey, gkey])
         stored_text, text_rev = found.get(ckey, (None, 0))
         stored_gen, gen_rev = found.get(gkey, (b"", 0))
-        try:
-            newer = generation > int(stored_gen or b"-1")
-        except ValueError:
-            newer = True  # garbage in the generation key: ours is a real one
-        if not newer:
+        stored = parse_generation(stored_gen)  # None (nothing, or garbage): ours is a real one
+        if stored is not None and generation <= stored:
             return Publication("superseded", generation, checksum)
         ops = [{"request_put": {"key": _b64(gkey), "value": _b64(format_generation(generation))}}]
         changed = stored_text != data
@@ -130,11 +112,7 @@ def current(etcd, namespace: str, version: str) -> tuple[str, int] | None:
     found = _read(etcd, [ckey, gkey])
     if ckey not in found:
         return None
-    try:
-        gen = int(found.get(gkey, (b"0", 0))[0] or 0)
-    except ValueError:
-        gen = 0
-    return found[ckey][0].decode(), gen
+    return found[ckey][0].decode(), parse_generation(found.get(gkey, (b"", 0))[0]) or 0
 
 
 def render_namespace(store, namespace: str, targets: RouteTargets, settings: Settings | None = None):
@@ -169,12 +147,9 @@ def republish_if_behind(store, namespace: str, targets: RouteTargets, settings: 
     s = settings or current_settings()
     wanted = snapshot.generation(store, namespace)
     gkey = generation_key(namespace, s.haproxy_version)
-    held = _read(client(s.etcd_endpoint), [gkey]).get(gkey, (b"", 0))[0]
-    try:
-        if int(held or b"-1") >= wanted:
-            return "current"
-    except ValueError:
-        pass  # garbage in the generation key: publish a real one
+    held = parse_generation(_read(client(s.etcd_endpoint), [gkey]).get(gkey, (b"", 0))[0])
+    if held is not None and held >= wanted:  # None (nothing, or garbage): publish a real one
+        return "current"
     return publish_namespace(store, namespace, targets, s)[1].status
 
 

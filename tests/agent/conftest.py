@@ -9,7 +9,7 @@ import requests
 
 from agent.app import Agent
 from agent.settings import AgentSettings
-from tests.agent.helpers import Backend, EtcdServer, FakeApi, free_port, wait_for
+from tests.agent.helpers import Backend, EtcdServer, FakeApi, free_port, sample, wait_for
 from tests.fakes import fake_opensearch  # noqa: F401  (fixture)
 
 
@@ -65,7 +65,8 @@ class RunningAgent:
         raise KeyError(name)
 
     def wait_reloads(self, count: int, timeout: float = 15.0) -> None:
-        wait_for(lambda: self.agent.metrics.reloads.value >= count, timeout, what=f"{count} reloads")
+        wait_for(lambda: sample(self.agent.metrics, "vamp_agent_reloads_total") >= count, timeout,
+                 what=f"{count} reloads")
 
 
 @pytest.fixture()

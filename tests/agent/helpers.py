@@ -13,11 +13,19 @@ from typing import Any, Callable
 
 import requests
 
-from chalicelib.gateways.log_format import GLOBAL_LOG_LINE, LOG_FORMAT_LINE, backend_name, frontend_name
+from chalicelib.contract.log_format import GLOBAL_LOG_LINE, LOG_FORMAT_LINE, backend_name, frontend_name
 from local.backends import Backend  # noqa: F401  (re-exported: the tests' backends)
 from local.stack import free_port  # noqa: F401  (re-exported)
 
 
+
+
+def sample(metrics: Any, name: str) -> float:
+    """The value an agent's metrics export for one series now, e.g. "vamp_agent_reloads_total"."""
+    value = metrics.registry.get_sample_value(name)
+    if value is None:
+        raise KeyError(name)
+    return value
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> Any:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.agent.helpers import GATEWAY, ROUTE, Load, free_port, get, haproxy_config, wait_for
+from tests.agent.helpers import GATEWAY, ROUTE, Load, free_port, get, haproxy_config, sample, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +77,8 @@ def test_invalid_config_is_rejected_counted_and_traffic_continues(start_agent, b
 
     with Load(port, threads=2) as load:
         agent.put(good.replace("balance roundrobin", "balance no-such-algorithm"))
-        wait_for(lambda: agent.agent.metrics.rejected.value >= 1, 15, what="rejection")
+        wait_for(lambda: sample(agent.agent.metrics, "vamp_agent_rejected_configs_total") >= 1, 15,
+                 what="rejection")
         served = load.ok
         wait_for(lambda: load.ok >= served + 50, 10, what="traffic after rejection")
     assert load.failures == [] and set(load.bodies) == {"A"}
@@ -110,7 +111,7 @@ def test_reloads_under_concurrent_load_drop_nothing(start_agent, backends):
             agent.wait_reloads(i)
     assert load.failures == [], load.failures[:5]
     assert load.ok > 200
-    assert agent.agent.metrics.reload_failures.value == 0
+    assert sample(agent.agent.metrics, "vamp_agent_reload_failures_total") == 0
 
 
 def test_master_death_restarts_haproxy_on_the_last_good_config(start_agent, backends):
@@ -124,7 +125,7 @@ def test_master_death_restarts_haproxy_on_the_last_good_config(start_agent, back
     agent.wait_reloads(1)
     old = agent.agent.haproxy.pid
     os.kill(old, signal.SIGKILL)
-    wait_for(lambda: agent.agent.metrics.haproxy_restarts.value >= 1, 15, what="restart")
+    wait_for(lambda: sample(agent.agent.metrics, "vamp_agent_haproxy_restarts_total") >= 1, 15, what="restart")
     wait_for(lambda: agent.agent.haproxy.running(), 10)
     assert agent.agent.haproxy.pid != old
     wait_for(lambda: _ok(port), 10, what="traffic on the restarted master")
@@ -145,8 +146,9 @@ def test_access_logs_reach_the_aggregator_with_gateway_and_route(start_agent, ba
     agent.put(haproxy_config(port, [("a", a.port, 80), ("b", b.port, 20)]))
     agent.wait_reloads(1)
     split(port, 100)
-    wait_for(lambda: agent.agent.metrics.lines_received.value >= 100, 10, what="100 log lines")
-    assert agent.agent.metrics.lines_invalid.value == 0
+    wait_for(lambda: sample(agent.agent.metrics, "vamp_agent_log_lines_received_total") >= 100, 10,
+             what="100 log lines")
+    assert sample(agent.agent.metrics, "vamp_agent_log_lines_invalid_total") == 0
     events = agent.agent.flush_window()
     by_tags = {tuple(e["tags"]): e["value"] for e in events}
     assert by_tags[(f"gateways:{GATEWAY}", "metrics:requests")] == 100

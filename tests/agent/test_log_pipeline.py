@@ -9,6 +9,7 @@ from agent.logs.aggregator import Aggregator, bucket_of, bucket_value, to_events
 from agent.logs.parser import parse
 from agent.logs.receiver import Pipeline
 from agent.metrics import AgentMetrics
+from tests.agent.helpers import sample
 
 
 def line(tt: int = 10, status: int = 200, frontend: str = "gw.sava__9050", backend: str = "rt.sava__9050.v1",
@@ -105,5 +106,6 @@ def test_pipeline_counts_and_batches():
     for _ in range(10):
         p.feed(line())
     p.feed(b"garbage")
-    assert metrics.lines_received.value == 11 and metrics.lines_invalid.value == 1
+    assert sample(metrics, "vamp_agent_log_lines_received_total") == 11
+    assert sample(metrics, "vamp_agent_log_lines_invalid_total") == 1
     assert len(shipped) == 10 and shipped[0][0] == "2023.11.14"

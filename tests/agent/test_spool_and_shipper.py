@@ -9,7 +9,7 @@ from agent.logs.parser import parse
 from agent.logs.shipper import BulkClient, Shipper
 from agent.logs.spool import Spool
 from agent.metrics import AgentMetrics
-from tests.agent.helpers import wait_for
+from tests.agent.helpers import sample, wait_for
 from tests.agent.test_log_pipeline import line
 
 
@@ -79,10 +79,10 @@ def test_logs_ship_to_daily_indices(fake_opensearch, tmp_path):
     shipper, metrics = make_shipper(fake_opensearch.url, tmp_path)
     for day, doc in docs(250):
         shipper.add(day, doc)
-    wait_for(lambda: metrics.lines_shipped.value == 250, 10, what="250 shipped")
+    wait_for(lambda: sample(metrics, "vamp_agent_log_lines_shipped_total") == 250, 10, what="250 shipped")
     found = fake_opensearch.documents("vamp-logs-ns-2023.11.14")
     assert len(found) == 250 and found[0]["gateway"] == "sava/9050" and found[0]["route"] == "v1"
-    assert metrics.lines_spooled.value == 0
+    assert sample(metrics, "vamp_agent_log_lines_spooled_total") == 0
     shipper.stop()
 
 
@@ -92,13 +92,15 @@ def test_opensearch_unreachable_lines_spool_then_ship_when_it_returns(fake_opens
     shipper, metrics = make_shipper(fake_opensearch.url, tmp_path)
     for day, doc in docs(1000):
         shipper.add(day, doc)
-    wait_for(lambda: metrics.lines_spooled.value == 1000, 10, what="1000 spooled")
-    assert metrics.lines_shipped.value == 0 and metrics.spool_bytes.value > 0 and shipper.online is False
+    wait_for(lambda: sample(metrics, "vamp_agent_log_lines_spooled_total") == 1000, 10, what="1000 spooled")
+    assert sample(metrics, "vamp_agent_log_lines_shipped_total") == 0 and shipper.online is False
+    assert sample(metrics, "vamp_agent_spool_bytes") > 0
     fake_opensearch.start()
-    wait_for(lambda: metrics.lines_shipped.value == 1000, 15, what="spool drained")
+    wait_for(lambda: sample(metrics, "vamp_agent_log_lines_shipped_total") == 1000, 15, what="spool drained")
     requests_ = {json.loads(d)["request"] for d in [doc for _, doc in docs(1000)]}
     assert {d["request"] for d in fake_opensearch.documents("vamp-logs-ns-*")} == requests_
-    assert metrics.lines_dropped.value == 0 and not shipper.spool and metrics.spool_bytes.value == 0
+    assert sample(metrics, "vamp_agent_log_lines_dropped_total") == 0 and not shipper.spool
+    assert sample(metrics, "vamp_agent_spool_bytes") == 0
     shipper.stop()
 
 
@@ -108,11 +110,13 @@ def test_spool_full_drops_are_counted_and_the_rest_ships(fake_opensearch, tmp_pa
     shipper, metrics = make_shipper(fake_opensearch.url, tmp_path, max_bytes=64 * 1024)
     for day, doc in docs(2000):  # ~1 MB of documents into a 64 KiB spool
         shipper.add(day, doc)
-    wait_for(lambda: metrics.lines_spooled.value == 2000, 10, what="all offered to the spool")
-    dropped = metrics.lines_dropped.value
+    wait_for(lambda: sample(metrics, "vamp_agent_log_lines_spooled_total") == 2000, 10,
+             what="all offered to the spool")
+    dropped = sample(metrics, "vamp_agent_log_lines_dropped_total")
     assert dropped > 1000 and shipper.spool.bytes <= 64 * 1024
     fake_opensearch.start()
-    wait_for(lambda: metrics.lines_shipped.value + metrics.lines_dropped.value == 2000, 15, what="drained")
+    wait_for(lambda: sample(metrics, "vamp_agent_log_lines_shipped_total")
+             + sample(metrics, "vamp_agent_log_lines_dropped_total") == 2000, 15, what="drained")
     assert len(fake_opensearch.documents("vamp-logs-ns-*")) == 2000 - dropped
     shipper.stop()
 
@@ -124,9 +128,11 @@ def test_rejected_bulk_items_and_errors_are_retried(fake_opensearch, tmp_path):
     shipper, metrics = make_shipper(fake_opensearch.url, tmp_path)
     for day, doc in docs(300):
         shipper.add(day, doc)
-    wait_for(lambda: metrics.lines_shipped.value == 300, 15, what="all shipped after retries")
+    wait_for(lambda: sample(metrics, "vamp_agent_log_lines_shipped_total") == 300, 15,
+             what="all shipped after retries")
     assert len(fake_opensearch.documents("vamp-logs-ns-*")) == 300
-    assert metrics.ship_failures.value >= 3 and metrics.lines_dropped.value == 0
+    assert sample(metrics, "vamp_agent_ship_failures_total") >= 3
+    assert sample(metrics, "vamp_agent_log_lines_dropped_total") == 0
     shipper.stop()
 
 

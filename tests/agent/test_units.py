@@ -1,6 +1,9 @@
 """Settings, `show proc` parsing, the metrics text format: no servers."""
 from __future__ import annotations
 
+from prometheus_client import generate_latest
+
+from agent.backoff import Backoff, Policy
 from agent.haproxy import parse_show_proc
 from agent.metrics import AgentMetrics
 from agent.settings import AgentSettings, parse_args
@@ -21,6 +24,16 @@ def test_show_proc():
     assert state.current_workers == [6592]
 
 
+def test_backoff_doubles_up_to_the_cap_and_starts_over_after_a_success():
+    exact = Backoff(Policy(first=0.1, jitter=False), cap=0.5)
+    assert [exact.pause() for _ in range(5)] == [0.1, 0.2, 0.4, 0.5, 0.5]
+    exact.reset()
+    assert exact.pause() == 0.1
+    jittered = Backoff(Policy(first=0.1, jitter=True), cap=0.5)
+    for ceiling in (0.1, 0.2, 0.4, 0.5, 0.5):
+        assert ceiling / 2 <= jittered.pause() <= ceiling
+
+
 def test_settings_from_env_and_flags(monkeypatch):
     monkeypatch.setenv("VAMP_AGENT_NAMESPACE", "team-a")
     monkeypatch.setenv("VAMP_AGENT_API_URL", "http://api:8080/")
@@ -38,18 +51,41 @@ def test_defaults():
     assert s.log_socket_path == s.work_dir / "log.sock"
 
 
+# What dashboards read: these names, exactly, and no others (prometheus_client's `_created` is off).
+EXPORTED = {
+    "vamp_agent_reloads_total": "counter", "vamp_agent_reload_failures_total": "counter",
+    "vamp_agent_rejected_configs_total": "counter", "vamp_agent_apply_latency_seconds": "histogram",
+    "vamp_agent_haproxy_restarts_total": "counter", "vamp_agent_etcd_reconnects_total": "counter",
+    "vamp_agent_etcd_connected": "gauge", "vamp_agent_log_lines_received_total": "counter",
+    "vamp_agent_log_lines_invalid_total": "counter", "vamp_agent_log_lines_shipped_total": "counter",
+    "vamp_agent_log_lines_dropped_total": "counter", "vamp_agent_log_lines_spooled_total": "counter",
+    "vamp_agent_log_socket_queue_length": "gauge", "vamp_agent_spool_bytes": "gauge",
+    "vamp_agent_ship_failures_total": "counter", "vamp_agent_metric_events_posted_total": "counter",
+    "vamp_agent_metric_events_dropped_total": "counter",
+}
+
+
 def test_metrics_text_format():
     m = AgentMetrics()
     m.reloads.inc()
     m.apply_seconds.observe(0.2)
-    text = m.registry.render()
-    assert "# TYPE vamp_agent_reloads_total counter\nvamp_agent_reloads_total 1\n" in text
-    assert 'vamp_agent_apply_latency_seconds_bucket{le="0.25"} 1' in text
-    assert 'vamp_agent_apply_latency_seconds_bucket{le="0.1"} 0' in text
-    assert "vamp_agent_apply_latency_seconds_count 1" in text
-    for name in ("rejected_configs_total", "log_lines_received_total", "log_lines_shipped_total",
-                 "log_lines_dropped_total", "log_lines_spooled_total", "spool_bytes", "etcd_reconnects_total"):
-        assert f"vamp_agent_{name} " in text
+    text = generate_latest(m.registry).decode()
+    types = dict(line.split()[2:4] for line in text.splitlines() if line.startswith("# TYPE "))
+    assert types == EXPORTED
+    samples = {line.split("{")[0].split()[0] for line in text.splitlines() if not line.startswith("#")}
+    histogram = {f"vamp_agent_apply_latency_seconds_{s}" for s in ("bucket", "sum", "count")}
+    assert samples == set(EXPORTED) - {"vamp_agent_apply_latency_seconds"} | histogram
+    assert "# TYPE vamp_agent_reloads_total counter\nvamp_agent_reloads_total 1.0\n" in text
+    assert 'vamp_agent_apply_latency_seconds_bucket{le="0.25"} 1.0' in text
+    assert 'vamp_agent_apply_latency_seconds_bucket{le="0.1"} 0.0' in text
+    assert "vamp_agent_apply_latency_seconds_count 1.0" in text
+
+
+def test_two_agents_in_one_process_count_apart():
+    one, two = AgentMetrics(), AgentMetrics()
+    one.reloads.inc()
+    assert one.registry.get_sample_value("vamp_agent_reloads_total") == 1
+    assert two.registry.get_sample_value("vamp_agent_reloads_total") == 0
 
 
 def test_deployment_files_only_name_real_settings():
@@ -69,3 +105,25 @@ def test_deployment_files_only_name_real_settings():
     assert named and named <= fields, named - fields
     assert daemonset["spec"]["template"]["spec"]["hostNetwork"] is True
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_status_server_answers_healthz_metrics_and_404():
+    import requests
+
+    from agent.http import StatusServer
+
+    m, state = AgentMetrics(), {"ok": False}
+    server = StatusServer("127.0.0.1", 0, lambda: (state["ok"], {"status": "x"}), m.registry)
+    server.start()
+    try:
+        r = requests.get(server.url + "/healthz", timeout=5)
+        assert (r.status_code, r.headers["Content-Type"], r.json()) == (503, "application/json", {"status": "x"})
+        state["ok"] = True
+        assert requests.get(server.url + "/healthz?verbose", timeout=5).status_code == 200
+        r = requests.get(server.url + "/metrics", timeout=5)
+        assert r.status_code == 200 and r.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        assert "vamp_agent_reloads_total 0.0" in r.text
+        r = requests.get(server.url + "/other", timeout=5)
+        assert (r.status_code, r.json()) == (404, {"error": "not found"})
+    finally:
+        server.stop()

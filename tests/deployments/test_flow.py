@@ -6,9 +6,9 @@ import os
 import signal
 import urllib.parse
 
+from chalicelib.contract.envelope import checksum
 from chalicelib.deployments.sync import sync_namespace
 from chalicelib.drivers.local import LocalDriver
-from chalicelib.gateways.haproxy import checksum
 from tests.agent.helpers import free_port, wait_for
 from tests.drivers.helpers import SERVER
 from tests.gateways.helpers import request, tally

@@ -1,7 +1,7 @@
 """API (chalice test client) -> etcd -> agent -> HAProxy, with real traffic to local backends."""
 from __future__ import annotations
 
-from chalicelib.gateways.haproxy import checksum
+from chalicelib.contract.envelope import checksum
 from tests.agent.helpers import free_port, wait_for
 from tests.gateways.helpers import request, split_gateway, tally
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 import random
 import threading
 
+from chalicelib.contract import kv_keys
+from chalicelib.contract.envelope import checksum
 from chalicelib.gateways import publisher
-from chalicelib.gateways.haproxy import checksum
 
 
 def _publish(etcd, ns, generation, text):
@@ -22,14 +23,14 @@ def test_a_stale_generation_never_overwrites_a_newer_one(live_etcd, namespace):
     assert _publish(etcd, namespace, 1, "one\n").status == "superseded"
     assert _publish(etcd, namespace, 2, "two again\n").status == "superseded"
     assert publisher.current(etcd, namespace, "2.6") == ("two\n", 2)
-    assert etcd.get(publisher.generation_key(namespace, "2.6"))[0] == b"00000000000000000002"
+    assert etcd.get(kv_keys.generation_key(namespace, "2.6"))[0] == b"00000000000000000002"
     assert _publish(etcd, namespace, 10, "ten\n").status == "published"  # 10 > 2 also as text
     assert publisher.current(etcd, namespace, "2.6") == ("ten\n", 10)
 
 
 def test_unchanged_text_is_not_rewritten_but_its_generation_moves_on(live_etcd, namespace):
     etcd = live_etcd.client()
-    key = publisher.config_key(namespace, "2.6")
+    key = kv_keys.config_key(namespace, "2.6")
     assert _publish(etcd, namespace, 1, "same\n").status == "published"
     before = _mod_revision(etcd, key)
     assert _publish(etcd, namespace, 2, "same\n").status == "unchanged"

@@ -5,7 +5,7 @@ import pytest
 
 from chalicelib.gateways import haproxy, spec
 from chalicelib.gateways.haproxy import Instance, Options, render
-from chalicelib.gateways.log_format import GLOBAL_LOG_LINE, LOG_FORMAT_LINE
+from chalicelib.contract.log_format import GLOBAL_LOG_LINE, LOG_FORMAT_LINE
 from tests.gateways.helpers import haproxy_check
 
 CANONICAL = {

@@ -32,7 +32,7 @@ def test_the_logs_template_maps_every_field_of_the_haproxy_log_format():
         "actconn feconn beconn srv_conn retries srv_queue backend_queue request namespace gateway route".split()
     )
     assert required <= fields
-    log_format = pytest.importorskip("chalicelib.gateways.log_format")
+    log_format = pytest.importorskip("chalicelib.contract.log_format")
     assert {name for name, _ in log_format.LOG_FIELDS} <= fields
 
 

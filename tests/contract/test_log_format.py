@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from hypothesis import given, strategies as st
 
-from chalicelib.gateways.log_format import (
+from chalicelib.contract.log_format import (
     GLOBAL_LOG_LINE, LOG_FIELDS, LOG_FORMAT, LOG_FORMAT_LINE, LOG_SOCKET_ENV, backend_name, decode_name,
     encode_name, frontend_name, gateway_route,
 )

@@ -1,0 +1,21 @@
+"""Where a namespace's HAProxy configuration lives in etcd, per HAProxy version:
+
+    /vamp/<ns>/gateways/haproxy/<version>/configuration   the text the agents apply
+    /vamp/<ns>/gateways/haproxy/<version>/generation      its generation
+
+The control plane writes both (docs/decisions/0009-gateway-generations.md); an agent watches
+the configuration key of its namespace and version. What the values hold: envelope.py.
+"""
+from __future__ import annotations
+
+
+def prefix(namespace: str, version: str) -> str:
+    return f"/vamp/{namespace}/gateways/haproxy/{version}/"
+
+
+def config_key(namespace: str, version: str) -> str:
+    return prefix(namespace, version) + "configuration"
+
+
+def generation_key(namespace: str, version: str) -> str:
+    return prefix(namespace, version) + "generation"
