@@ -1,7 +1,7 @@
 """The traffic router: sets the stable and canary routes' weights on a gateway artifact.
 
 Every write is conditional on the gateway version just read, and is preceded by a `fence` check
-of the release state: a step handler that lost a race with an abort (which changes the release
+of the release state: a task that lost a race with an abort (which changes the release
 state *before* the gateway) either sees the abort, or finds the gateway changed under it and
 reads again, so a late weight can never land after a rollback. A change is published through
 the gateways' publish hook when chalicelib.gateways offers one (etcd, then every HAProxy).

@@ -141,7 +141,7 @@ def test_split_and_plan_weights():
 def test_only_a_deployment_service_route_is_retired(aws):
     """Promotion slices the stable service off its deployment; a plain gateway route, or a
     deployment already without it (a retried task), is left alone."""
-    from chalicelib.releases.handlers import retire_stable_service
+    from chalicelib.releases.tasks import retire_stable_service
     from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
 
     store = DynamoDBArtifactStore()

@@ -1,7 +1,7 @@
-"""The state machine's task handlers (app.py's lambda functions call these) and the release
-transitions the API shares with them.
+"""The state machine's tasks (app.py's lambda functions call these) and the release
+transitions the API's operations share with them.
 
-Each handler takes the execution's document `{namespace, name, id, interval, step, check, next}`
+Each task takes the execution's document `{namespace, name, id, interval, step, check, next}`
 and returns it updated; the state machine routes on `next`. Idempotent: a check is keyed by
 (release id, check number) and a weight by (release id, step number), both carried in the
 document; a retried invocation finds its key already recorded in the release state and returns
@@ -286,5 +286,5 @@ def rollback(doc: dict, d: Deps | None = None) -> dict:
     return {k: v for k, v in doc.items() if k != "error"} | {"next": DONE if state["phase"] == "rolled_back" else STOP}
 
 
-HANDLERS = {"analyse": analyse, "set_weight": set_weight, "gate": gate, "promote": promote, "rollback": rollback}
+TASKS = {"analyse": analyse, "set_weight": set_weight, "gate": gate, "promote": promote, "rollback": rollback}
 _ = ROLLBACK

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
-from chalicelib.releases import handlers
-from chalicelib.releases.handlers import Deps, finish_promote, finish_rollback, publish
+from chalicelib.releases import tasks
+from chalicelib.releases.tasks import Deps, finish_promote, finish_rollback, publish
 from chalicelib.releases.state import ACTIVE, TERMINAL, now
 
 ACTIONS = ("pause", "resume", "approve", "promote", "abort")
@@ -175,4 +175,4 @@ def delete(d: Deps, namespace: str, name: str) -> None:
 
 
 def deps() -> Deps:
-    return handlers.deps_factory()
+    return tasks.deps_factory()
