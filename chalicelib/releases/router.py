@@ -13,6 +13,7 @@ from typing import Callable
 
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
 from chalicelib.releases.decisions import split
+from chalicelib.releases.model import ReleaseState
 from chalicelib.store.artifact_store import Write
 
 log = logging.getLogger(__name__)
@@ -75,14 +76,13 @@ class GatewayRouter:
         return {"stable": routes[stable], "canary": routes[canary], "pool": pool, "version": found.version,
                 "weights": weights}
 
-    def set_weight(self, namespace: str, release: dict, canary_percent: int, fence: Callable[[], None],
+    def set_weight(self, namespace: str, release: ReleaseState, canary_percent: int, fence: Callable[[], None],
                    *, promote: bool = False, rollback: bool = False) -> bool:
         """Give the canary `canary_percent` of the pool. `promote`: canary takes the pool and the
         stable route goes; `rollback`: the stable route is restored as it was, at the whole pool.
         Returns True when the gateway was written (False: it already was so)."""
-        gateway, stable, canary = release["gateway"], release["stable"], release["canary"]
-        snap = release["snapshot"]
-        pool = snap["pool"]
+        gateway, stable, canary, snap = release.gateway, release.stable, release.canary, release.snapshot
+        pool = snap.pool
         for _ in range(8):
             found = self.store.get(namespace, "gateways", gateway)
             if found is None:
@@ -91,9 +91,9 @@ class GatewayRouter:
             routes = dict(doc.get("routes") or {})
             weights = effective(routes)
             if rollback:
-                routes[stable] = dict(snap["stable"])
+                routes[stable] = dict(snap.stable)
             if canary not in routes:
-                routes[canary] = dict(snap["canary"])
+                routes[canary] = dict(snap.canary)
             s, c = split(pool, canary_percent)
             internal = gateway.count("/") == 2  # an internal gateway's set of routes is fixed
             new_routes = {}
@@ -146,7 +146,7 @@ class GatewayRouter:
         if self.publish:
             self.publish(namespace, gateway)
 
-    def _archive(self, namespace: str, gateway: str, doc: dict, release: dict) -> None:
+    def _archive(self, namespace: str, gateway: str, doc: dict, release: ReleaseState) -> None:
         try:
             import yaml
 
@@ -154,7 +154,7 @@ class GatewayRouter:
             from chalicelib.store.events import event_store
 
             (self._events or event_store()).publish(namespace, [new_event(
-                tags=["archive:update", f"gateways:{gateway}", f"releases:{release['name']}"],
+                tags=["archive:update", f"gateways:{gateway}", f"releases:{release.name}"],
                 value=yaml.safe_dump(doc, sort_keys=False), type="archive")])
         except Exception:
             log.exception("archive event for gateway %s not published", gateway)

@@ -6,18 +6,10 @@ step handler racing on one release serialise: the loser re-reads and decides aga
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from typing import Callable
 
 from chalicelib.errors import Conflict, FieldError, NotFound
-
-ACTIVE = ("progressing", "paused", "awaiting_approval")
-TERMINAL = ("promoted", "rolled_back", "failed")
-HISTORY = 50  # checks kept in the state (every check is also an event)
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from chalicelib.releases.model import ReleaseState, now
 
 
 class ReleaseStore:
@@ -32,28 +24,27 @@ class ReleaseStore:
     def _key(namespace: str, name: str) -> dict:
         return {"pk": {"S": f"{namespace}#release"}, "sk": {"S": name}}
 
-    def get(self, namespace: str, name: str) -> dict | None:
+    @staticmethod
+    def _state(item: dict) -> ReleaseState:
+        return ReleaseState.model_validate({**json.loads(item["doc"]["S"]), "version": int(item["version"]["N"])})
+
+    def get(self, namespace: str, name: str) -> ReleaseState | None:
         self.calls += 1
         item = self._ddb.get_item(TableName=self._table, Key=self._key(namespace, name), ConsistentRead=True).get("Item")
-        if not item:
-            return None
-        state = json.loads(item["doc"]["S"])
-        state["version"] = int(item["version"]["N"])
-        return state
+        return self._state(item) if item else None
 
-    def require(self, namespace: str, name: str) -> dict:
+    def require(self, namespace: str, name: str) -> ReleaseState:
         state = self.get(namespace, name)
         if state is None:
             raise NotFound(f"release {name} does not exist", [FieldError("name", "not found")])
         return state
 
-    def put(self, namespace: str, state: dict, expected_version: int | None) -> dict:
+    def put(self, namespace: str, state: ReleaseState, expected_version: int | None) -> ReleaseState:
         """Write `state` if the stored version is still `expected_version` (None: must not exist)."""
         version = (expected_version or 0) + 1
-        body = {k: v for k, v in state.items() if k != "version"}
-        body["updated"] = now()
-        item = {**self._key(namespace, state["name"]), "version": {"N": str(version)},
-                "doc": {"S": json.dumps(body, separators=(",", ":"))}}
+        stored = state.model_copy(update={"updated": now(), "version": version})
+        item = {**self._key(namespace, state.name), "version": {"N": str(version)},
+                "doc": {"S": json.dumps(stored.model_dump(mode="json"), separators=(",", ":"))}}
         if expected_version is None:
             cond = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:
@@ -62,24 +53,25 @@ class ReleaseStore:
         try:
             self._ddb.put_item(TableName=self._table, Item=item, **cond)
         except self._ddb.exceptions.ConditionalCheckFailedException:
-            raise Conflict(f"release {state['name']} was changed concurrently", [FieldError("version", "stale write")]) from None
-        return {**body, "version": version}
+            raise Conflict(f"release {state.name} was changed concurrently", [FieldError("version", "stale write")]) from None
+        return stored
 
-    def transition(self, namespace: str, name: str, change: Callable[[dict], dict | None], attempts: int = 8) -> tuple[dict, bool]:
+    def transition(self, namespace: str, name: str, change: Callable[[ReleaseState], ReleaseState | None],
+                   attempts: int = 8) -> tuple[ReleaseState, bool]:
         """Apply `change` (state -> new state, or None for no change) atomically; returns the
         state now stored and whether this call changed it."""
         for _ in range(attempts):
             state = self.require(namespace, name)
-            new = change(json.loads(json.dumps(state)))
+            new = change(state.model_copy(deep=True))
             if new is None:
                 return state, False
             try:
-                return self.put(namespace, new, state["version"]), True
+                return self.put(namespace, new, state.version), True
             except Conflict:
                 continue
         raise Conflict(f"release {name} is changing too often; retry", [])
 
-    def list(self, namespace: str, limit: int = 1000) -> list[dict]:
+    def list(self, namespace: str, limit: int = 1000) -> list[ReleaseState]:
         out, start = [], None
         while True:
             kwargs = {"TableName": self._table, "KeyConditionExpression": "pk = :pk",
@@ -88,10 +80,7 @@ class ReleaseStore:
                 kwargs["ExclusiveStartKey"] = start
             self.calls += 1
             page = self._ddb.query(**kwargs)
-            for item in page["Items"]:
-                state = json.loads(item["doc"]["S"])
-                state["version"] = int(item["version"]["N"])
-                out.append(state)
+            out += [self._state(item) for item in page["Items"]]
             start = page.get("LastEvaluatedKey")
             if not start:
                 return out
@@ -104,7 +93,3 @@ class ReleaseStore:
                                   ExpressionAttributeValues={":v": {"N": str(expected_version)}})
         except self._ddb.exceptions.ConditionalCheckFailedException:
             raise Conflict(f"release {name} was changed concurrently", []) from None
-
-
-def record_check(state: dict, check: dict) -> None:
-    state["history"] = (state.get("history") or [])[-(HISTORY - 1):] + [check]
