@@ -30,7 +30,7 @@ STOP, WAIT, DONE, PAUSE = "stop", "wait", "done", "pause"
 class Deps:
     """The outside world of a release, each behind a small interface (tests swap them)."""
 
-    store: Any = None  # ReleaseStore
+    store: Any = None  # chalicelib.store.releases.ReleaseStore
     router: Any = None  # GatewayRouter
     metrics: Any = None  # MetricSource
     events: Any = None  # EventStore
@@ -43,11 +43,11 @@ def default_deps() -> Deps:
     from chalicelib.releases.machine import StepFunctionsMachine
     from chalicelib.releases.metrics import EventMetricSource
     from chalicelib.releases.router import GatewayRouter
-    from chalicelib.releases.state import ReleaseStore
+    from chalicelib.store.dynamodb_releases import DynamoDBReleaseStore
     from chalicelib.store.events import event_store
 
     events = event_store()
-    return Deps(ReleaseStore(), GatewayRouter(events=events), EventMetricSource(events), events, StepFunctionsMachine())
+    return Deps(DynamoDBReleaseStore(), GatewayRouter(events=events), EventMetricSource(events), events, StepFunctionsMachine())
 
 
 # Tests and the bench replace this to observe or break the outside world.
