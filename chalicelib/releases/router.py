@@ -14,7 +14,8 @@ from typing import Callable
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
 from chalicelib.releases.decisions import split
 from chalicelib.releases.model import ReleaseState
-from chalicelib.store.artifact_store import Write
+from chalicelib.retry import WRITE_RACE, retry_on
+from chalicelib.store.artifact_store import StoredArtifact, Write
 
 log = logging.getLogger(__name__)
 
@@ -81,50 +82,58 @@ class GatewayRouter:
         """Give the canary `canary_percent` of the pool. `promote`: canary takes the pool and the
         stable route goes; `rollback`: the stable route is restored as it was, at the whole pool.
         Returns True when the gateway was written (False: it already was so)."""
+        gateway = release.gateway
+        try:
+            stored, doc, written = retry_on(
+                Conflict, lambda: self._write_weights(namespace, release, canary_percent, fence, promote, rollback),
+                WRITE_RACE)
+        except Conflict:
+            raise Conflict(f"gateway {gateway} is changing too often; retry", []) from None
+        if written:
+            self.writes += 1
+            self._archive(namespace, gateway, doc, release)
+        self._publish(namespace, gateway, stored, doc)  # not written (a retried step): publishing again is harmless
+        return written
+
+    def _write_weights(self, namespace: str, release: ReleaseState, canary_percent: int, fence: Callable[[], None],
+                       promote: bool, rollback: bool) -> tuple[StoredArtifact, dict, bool]:
+        """One attempt: read the gateway, write its new weights conditionally on the version read
+        (Conflict: it changed meanwhile). (what is stored, its document, whether this wrote it)."""
         gateway, stable, canary, snap = release.gateway, release.stable, release.canary, release.snapshot
         pool = snap.pool
-        for _ in range(8):
-            found = self.store.get(namespace, "gateways", gateway)
-            if found is None:
-                raise NotFound(f"gateway {gateway} does not exist", [FieldError("gateway", "not found")])
-            doc = found.document
-            routes = dict(doc.get("routes") or {})
-            weights = effective(routes)
-            if rollback:
-                routes[stable] = dict(snap.stable)
-            if canary not in routes:
-                routes[canary] = dict(snap.canary)
-            s, c = split(pool, canary_percent)
-            internal = gateway.count("/") == 2  # an internal gateway's set of routes is fixed
-            new_routes = {}
-            for key, route in {**routes}.items():
-                w = weights.get(key, 0)
-                if key == stable:
-                    w = 0 if promote else s
-                elif key == canary:
-                    w = pool if promote else c
-                new_routes[key] = {**route, "weight": f"{w}%"}
-            if promote and not internal:
-                new_routes.pop(stable, None)
-            if rollback and not internal:
-                new_routes[canary] = {**new_routes[canary], "weight": "0%"}
-            new_doc = {**doc, "routes": new_routes}
-            if new_doc == doc:  # already so (a retried step): publishing again is harmless
-                self._publish(namespace, gateway, found, doc)
-                return False
-            fence()
-            new_doc = self._validated(new_doc)
-            write = Write("gateways", gateway, new_doc, found.version)
-            path = gateway_write_path()
-            try:
-                stored = (path.apply if path else lambda st, ns, ws: st.apply(ns, ws))(self.store, namespace, [write])[0]
-            except Conflict:
-                continue
-            self.writes += 1
-            self._archive(namespace, gateway, new_doc, release)
-            self._publish(namespace, gateway, stored, new_doc)
-            return True
-        raise Conflict(f"gateway {gateway} is changing too often; retry", [])
+        found = self.store.get(namespace, "gateways", gateway)
+        if found is None:
+            raise NotFound(f"gateway {gateway} does not exist", [FieldError("gateway", "not found")])
+        doc = found.document
+        routes = dict(doc.get("routes") or {})
+        weights = effective(routes)
+        if rollback:
+            routes[stable] = dict(snap.stable)
+        if canary not in routes:
+            routes[canary] = dict(snap.canary)
+        s, c = split(pool, canary_percent)
+        internal = gateway.count("/") == 2  # an internal gateway's set of routes is fixed
+        new_routes = {}
+        for key, route in {**routes}.items():
+            w = weights.get(key, 0)
+            if key == stable:
+                w = 0 if promote else s
+            elif key == canary:
+                w = pool if promote else c
+            new_routes[key] = {**route, "weight": f"{w}%"}
+        if promote and not internal:
+            new_routes.pop(stable, None)
+        if rollback and not internal:
+            new_routes[canary] = {**new_routes[canary], "weight": "0%"}
+        new_doc = {**doc, "routes": new_routes}
+        if new_doc == doc:  # already so
+            return found, doc, False
+        fence()
+        new_doc = self._validated(new_doc)
+        write = Write("gateways", gateway, new_doc, found.version)
+        path = gateway_write_path()
+        stored = (path.apply if path else lambda st, ns, ws: st.apply(ns, ws))(self.store, namespace, [write])[0]
+        return stored, new_doc, True
 
     @staticmethod
     def _validated(doc: dict) -> dict:
