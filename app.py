@@ -187,9 +187,9 @@ def release_rollback(event, context):
 
 
 def _release_task(name, event):
-    from chalicelib.releases import handlers
+    from chalicelib.releases import tasks
 
-    return handlers.HANDLERS[name](event)
+    return tasks.TASKS[name](event)
 
 
 @route("/deployments", ["GET"])

@@ -1,8 +1,8 @@
-"""A release's plan: the policy reduced to plain numbers, kept in the release state so the step
-handlers never parse the DSL (no pydantic in the loop)."""
+"""A release's plan: the policy reduced to plain numbers, kept in the release state so the
+tasks never parse the DSL."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -40,15 +40,6 @@ class Plan:
 
     def hooks(self, kind: str) -> list[Webhook]:
         return [w for w in self.webhooks if w.type == kind]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Plan":
-        data = dict(data)
-        data["webhooks"] = [Webhook(**w) for w in data.get("webhooks", [])]
-        return cls(**data)
 
 
 def plan_of(policy) -> Plan:

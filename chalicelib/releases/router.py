@@ -1,7 +1,7 @@
 """The traffic router: sets the stable and canary routes' weights on a gateway artifact.
 
 Every write is conditional on the gateway version just read, and is preceded by a `fence` check
-of the release state: a step handler that lost a race with an abort (which changes the release
+of the release state: a task that lost a race with an abort (which changes the release
 state *before* the gateway) either sees the abort, or finds the gateway changed under it and
 reads again, so a late weight can never land after a rollback. A change is published through
 the gateways' publish hook when chalicelib.gateways offers one (etcd, then every HAProxy).
@@ -13,7 +13,9 @@ from typing import Callable
 
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
 from chalicelib.releases.decisions import split
-from chalicelib.store.artifact_store import Write
+from chalicelib.releases.model import ReleaseState
+from chalicelib.retry import WRITE_RACE, retry_on
+from chalicelib.store.artifact_store import StoredArtifact, Write
 
 log = logging.getLogger(__name__)
 
@@ -75,56 +77,63 @@ class GatewayRouter:
         return {"stable": routes[stable], "canary": routes[canary], "pool": pool, "version": found.version,
                 "weights": weights}
 
-    def set_weight(self, namespace: str, release: dict, canary_percent: int, fence: Callable[[], None],
+    def set_weight(self, namespace: str, release: ReleaseState, canary_percent: int, fence: Callable[[], None],
                    *, promote: bool = False, rollback: bool = False) -> bool:
         """Give the canary `canary_percent` of the pool. `promote`: canary takes the pool and the
         stable route goes; `rollback`: the stable route is restored as it was, at the whole pool.
         Returns True when the gateway was written (False: it already was so)."""
-        gateway, stable, canary = release["gateway"], release["stable"], release["canary"]
-        snap = release["snapshot"]
-        pool = snap["pool"]
-        for _ in range(8):
-            found = self.store.get(namespace, "gateways", gateway)
-            if found is None:
-                raise NotFound(f"gateway {gateway} does not exist", [FieldError("gateway", "not found")])
-            doc = found.document
-            routes = dict(doc.get("routes") or {})
-            weights = effective(routes)
-            if rollback:
-                routes[stable] = dict(snap["stable"])
-            if canary not in routes:
-                routes[canary] = dict(snap["canary"])
-            s, c = split(pool, canary_percent)
-            internal = gateway.count("/") == 2  # an internal gateway's set of routes is fixed
-            new_routes = {}
-            for key, route in {**routes}.items():
-                w = weights.get(key, 0)
-                if key == stable:
-                    w = 0 if promote else s
-                elif key == canary:
-                    w = pool if promote else c
-                new_routes[key] = {**route, "weight": f"{w}%"}
-            if promote and not internal:
-                new_routes.pop(stable, None)
-            if rollback and not internal:
-                new_routes[canary] = {**new_routes[canary], "weight": "0%"}
-            new_doc = {**doc, "routes": new_routes}
-            if new_doc == doc:  # already so (a retried step): publishing again is harmless
-                self._publish(namespace, gateway, found, doc)
-                return False
-            fence()
-            new_doc = self._validated(new_doc)
-            write = Write("gateways", gateway, new_doc, found.version)
-            path = gateway_write_path()
-            try:
-                stored = (path.apply if path else lambda st, ns, ws: st.apply(ns, ws))(self.store, namespace, [write])[0]
-            except Conflict:
-                continue
+        gateway = release.gateway
+        try:
+            stored, doc, written = retry_on(
+                Conflict, lambda: self._write_weights(namespace, release, canary_percent, fence, promote, rollback),
+                WRITE_RACE)
+        except Conflict:
+            raise Conflict(f"gateway {gateway} is changing too often; retry", []) from None
+        if written:
             self.writes += 1
-            self._archive(namespace, gateway, new_doc, release)
-            self._publish(namespace, gateway, stored, new_doc)
-            return True
-        raise Conflict(f"gateway {gateway} is changing too often; retry", [])
+            self._archive(namespace, gateway, doc, release)
+        self._publish(namespace, gateway, stored, doc)  # not written (a retried step): publishing again is harmless
+        return written
+
+    def _write_weights(self, namespace: str, release: ReleaseState, canary_percent: int, fence: Callable[[], None],
+                       promote: bool, rollback: bool) -> tuple[StoredArtifact, dict, bool]:
+        """One attempt: read the gateway, write its new weights conditionally on the version read
+        (Conflict: it changed meanwhile). (what is stored, its document, whether this wrote it)."""
+        gateway, stable, canary, snap = release.gateway, release.stable, release.canary, release.snapshot
+        pool = snap.pool
+        found = self.store.get(namespace, "gateways", gateway)
+        if found is None:
+            raise NotFound(f"gateway {gateway} does not exist", [FieldError("gateway", "not found")])
+        doc = found.document
+        routes = dict(doc.get("routes") or {})
+        weights = effective(routes)
+        if rollback:
+            routes[stable] = dict(snap.stable)
+        if canary not in routes:
+            routes[canary] = dict(snap.canary)
+        s, c = split(pool, canary_percent)
+        internal = gateway.count("/") == 2  # an internal gateway's set of routes is fixed
+        new_routes = {}
+        for key, route in {**routes}.items():
+            w = weights.get(key, 0)
+            if key == stable:
+                w = 0 if promote else s
+            elif key == canary:
+                w = pool if promote else c
+            new_routes[key] = {**route, "weight": f"{w}%"}
+        if promote and not internal:
+            new_routes.pop(stable, None)
+        if rollback and not internal:
+            new_routes[canary] = {**new_routes[canary], "weight": "0%"}
+        new_doc = {**doc, "routes": new_routes}
+        if new_doc == doc:  # already so
+            return found, doc, False
+        fence()
+        new_doc = self._validated(new_doc)
+        write = Write("gateways", gateway, new_doc, found.version)
+        path = gateway_write_path()
+        stored = (path.apply if path else lambda st, ns, ws: st.apply(ns, ws))(self.store, namespace, [write])[0]
+        return stored, new_doc, True
 
     @staticmethod
     def _validated(doc: dict) -> dict:
@@ -149,7 +158,7 @@ class GatewayRouter:
         if self.publish:
             self.publish(namespace, gateway)
 
-    def _archive(self, namespace: str, gateway: str, doc: dict, release: dict) -> None:
+    def _archive(self, namespace: str, gateway: str, doc: dict, release: ReleaseState) -> None:
         try:
             import yaml
 
@@ -157,7 +166,7 @@ class GatewayRouter:
             from chalicelib.store.events import event_store
 
             (self._events or event_store()).publish(namespace, [new_event(
-                tags=["archive:update", f"gateways:{gateway}", f"releases:{release['name']}"],
+                tags=["archive:update", f"gateways:{gateway}", f"releases:{release.name}"],
                 value=yaml.safe_dump(doc, sort_keys=False), type="archive")])
         except Exception:
             log.exception("archive event for gateway %s not published", gateway)

@@ -11,6 +11,7 @@ import urllib.request
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from chalicelib.releases.model import ReleaseState
 from chalicelib.releases.plan import Webhook
 
 PHASES = {"before_rollout": "pre-rollout", "before_increase": "confirm-traffic-increase",
@@ -37,17 +38,16 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect, urllib.request.ProxyHandler({}))
 
 
-def body(hook: Webhook, release: dict) -> dict:
-    checksum = hashlib.sha256(json.dumps(release.get("spec", {}), sort_keys=True).encode()).hexdigest()[:16]
+def body(hook: Webhook, release: ReleaseState) -> dict:
+    checksum = hashlib.sha256(json.dumps(release.spec, sort_keys=True).encode()).hexdigest()[:16]
     return {
-        "name": release["name"],
-        "namespace": release["namespace"],
+        "name": release.name,
+        "namespace": release.namespace,
         "phase": PHASES[hook.type],
         "checksum": checksum,
         "metadata": {**{str(k): str(v) for k, v in hook.metadata.items()},
-                     "gateway": release["gateway"], "stable": release["stable"], "canary": release["canary"],
-                     "step": str(release.get("step", 0)), "weight": str(release.get("weight", 0)),
-                     "release_id": release["id"]},
+                     "gateway": release.gateway, "stable": release.stable, "canary": release.canary,
+                     "step": str(release.step), "weight": str(release.weight), "release_id": release.id},
     }
 
 
@@ -69,6 +69,6 @@ def call(hook: Webhook, payload: dict) -> HookResult:
     return HookResult(hook.name, ok, status, f"HTTP {status}")
 
 
-def run(hooks: list[Webhook], release: dict, caller=call) -> list[HookResult]:
+def run(hooks: list[Webhook], release: ReleaseState, caller=call) -> list[HookResult]:
     """Every hook of one kind, in order; each is called (even after one fails) so all are reported."""
     return [caller(h, body(h, release)) for h in hooks]

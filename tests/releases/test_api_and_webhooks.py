@@ -8,7 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from chalicelib.releases import webhooks
-from chalicelib.releases.plan import Webhook
+from chalicelib.releases.model import Phase, ReleaseState, Snapshot
+from chalicelib.releases.plan import Plan, Webhook
 
 from .conftest import CANARY, STABLE, finished, make_gateway, policy, release, run_until, weights
 
@@ -59,12 +60,14 @@ def test_webhooks_gate_steps(api, sfn, traffic, hook_server):
 
 def test_webhook_client_refuses_other_schemes_and_times_out(hook_server):
     url, _ = hook_server
-    release_doc = {"name": "r", "namespace": "n", "gateway": "g", "stable": "a", "canary": "b", "id": "x", "spec": {}}
+    plan = Plan(weights=[50], interval=1, failures=1, minimum_requests=1, inconclusive_limit=1)
+    state = ReleaseState(id="x", name="r", namespace="n", spec={}, plan=plan, gateway="g", stable="a", canary="b",
+                         snapshot=Snapshot(stable={}, canary={}, pool=100), phase=Phase.PROGRESSING, since="t", started="t")
     assert not webhooks.call(Webhook("f", "before_rollout", "file:///etc/passwd", 1), {}).ok
     assert not webhooks.call(Webhook("g", "before_rollout", "gopher://127.0.0.1:1/", 1), {}).ok
     dead = webhooks.call(Webhook("d", "before_rollout", "http://127.0.0.1:9/", 1), {})
     assert not dead.ok and dead.status is None
-    [ok] = webhooks.run([Webhook("o", "before_rollout", f"{url}/ok", 2)], release_doc)
+    [ok] = webhooks.run([Webhook("o", "before_rollout", f"{url}/ok", 2)], state)
     assert ok.ok and ok.status == 200
 
 

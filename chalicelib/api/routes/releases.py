@@ -10,9 +10,9 @@ from chalicelib.errors import ValidationFailed
 
 
 def _deps():
-    from chalicelib.releases import service
+    from chalicelib.releases import operations
 
-    return service, service.deps()
+    return operations, operations.deps()
 
 
 def start(call: Call) -> Reply:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
-from chalicelib.releases import handlers
-from chalicelib.releases.handlers import Deps, finish_promote, finish_rollback, publish
-from chalicelib.releases.state import ACTIVE, TERMINAL, now
+from chalicelib.releases import tasks
+from chalicelib.releases.model import ACTIVE, FINISHING, TERMINAL, Phase, ReleaseState, Snapshot, now
+from chalicelib.releases.tasks import Deps, finish_promote, finish_rollback, publish
 
 ACTIONS = ("pause", "resume", "approve", "promote", "abort")
 
@@ -58,48 +58,50 @@ def start(d: Deps, namespace: str, data: Any, resolve, *, validate_only: bool = 
     name = spec["name"]
     snapshot = d.router.snapshot(namespace, spec["gateway"], spec["stable"], spec["canary"])
     existing = d.store.get(namespace, name)
-    if existing is not None and existing["phase"] not in TERMINAL:
-        raise Conflict(f"release {name} is {existing['phase']}", [FieldError("name", "a release of this name is running")])
+    if existing is not None and existing.phase not in TERMINAL:
+        raise Conflict(f"release {name} is {existing.phase}", [FieldError("name", "a release of this name is running")])
     for other in d.store.list(namespace):
-        if other["name"] != name and other["gateway"] == spec["gateway"] and other["phase"] not in TERMINAL:
-            raise Conflict(f"release {other['name']} is already running on gateway {spec['gateway']}",
+        if other.name != name and other.gateway == spec["gateway"] and other.phase not in TERMINAL:
+            raise Conflict(f"release {other.name} is already running on gateway {spec['gateway']}",
                            [FieldError("gateway", "one release per gateway at a time")])
     release_id = new_id()
-    state = {
-        "id": release_id, "name": name, "namespace": namespace, "spec": spec, "plan": plan.to_dict(),
-        "gateway": spec["gateway"], "stable": spec["stable"], "canary": spec["canary"],
-        "snapshot": {"stable": snapshot["stable"], "canary": snapshot["canary"], "pool": snapshot["pool"]},
-        "phase": "progressing", "step": 0, "weight": 0, "checks": 0, "failures": 0, "inconclusive": 0,
-        "approved": False, "token": None, "since": now(), "started": now(), "history": [], "reason": "started",
-    }
+    state = ReleaseState(
+        id=release_id, name=name, namespace=namespace, spec=spec, plan=plan,
+        gateway=spec["gateway"], stable=spec["stable"], canary=spec["canary"],
+        snapshot=Snapshot(stable=snapshot["stable"], canary=snapshot["canary"], pool=snapshot["pool"]),
+        phase=Phase.PROGRESSING, step=0, weight=0, checks=0, failures=0, inconclusive=0,
+        approved=False, token=None, since=now(), started=now(), history=[], reason="started",
+    )
     if validate_only:
-        return view({**state, "version": 0})
-    state = d.store.put(namespace, state, existing["version"] if existing else None)
+        return view(state)
+    state = d.store.put(namespace, state, existing.version if existing else None)
     payload = {"namespace": namespace, "name": name, "id": release_id, "interval": plan.interval,
                "step": 0, "check": 1, "next": "analyse"}
     try:
         arn = d.machine.start(execution_name(namespace, name, release_id), payload)
     except Exception as e:
-        d.store.transition(namespace, name, lambda s: {**s, "phase": "failed", "reason": f"not started: {e}"}
-                           if s["id"] == release_id else None)
+        failed = {"phase": Phase.FAILED, "reason": f"not started: {e}"}
+        d.store.transition(namespace, name, lambda s: s.model_copy(update=failed) if s.id == release_id else None)
         raise
-    state, _ = d.store.transition(namespace, name, lambda s: {**s, "execution": arn} if s["id"] == release_id else None)
-    publish(d, state, "progressing", {"reason": "started", "policy": spec["policy"]})
+    state, _ = d.store.transition(namespace, name,
+                                  lambda s: s.model_copy(update={"execution": arn}) if s.id == release_id else None)
+    publish(d, state, Phase.PROGRESSING, {"reason": "started", "policy": spec["policy"]})
     return view(state)
 
 
-def view(state: dict) -> dict:
-    plan = state["plan"]
+def view(state: ReleaseState) -> dict:
+    """The release as the API shows it (plain JSON values: the API also answers in YAML)."""
+    plan = state.plan
     return {
-        "name": state["name"], "kind": "releases", "id": state["id"], "spec": state["spec"],
-        "phase": state["phase"], "step": state["step"], "steps": len(plan["weights"]), "weight": state["weight"],
-        "weights": plan["weights"], "interval": f"{plan['interval']}s",
-        "failures": state["failures"], "failure_threshold": plan["failures"],
-        "inconclusive": state["inconclusive"], "approved": state.get("approved", False),
-        "awaiting": state.get("token_kind") if state.get("token") else None,
-        "reason": state.get("reason"), "started": state.get("started"), "updated": state.get("updated"),
-        "finished": state.get("finished"), "execution": state.get("execution"),
-        "checks": state.get("history", []),
+        "name": state.name, "kind": "releases", "id": state.id, "spec": state.spec,
+        "phase": state.phase.value, "step": state.step, "steps": plan.steps, "weight": state.weight,
+        "weights": plan.weights, "interval": f"{plan.interval}s",
+        "failures": state.failures, "failure_threshold": plan.failures,
+        "inconclusive": state.inconclusive, "approved": state.approved,
+        "awaiting": state.token_kind if state.token else None,
+        "reason": state.reason, "started": state.started, "updated": state.updated,
+        "finished": state.finished, "execution": state.execution,
+        "checks": [c.model_dump(mode="json") for c in state.history],
     }
 
 
@@ -108,71 +110,76 @@ def status(d: Deps, namespace: str, name: str) -> dict:
 
 
 def listing(d: Deps, namespace: str) -> list[dict]:
-    return [view(s) for s in sorted(d.store.list(namespace), key=lambda s: s["name"])]
+    return [view(s) for s in sorted(d.store.list(namespace), key=lambda s: s.name)]
 
 
-def _not_in(state: dict, action: str) -> Conflict:
-    return Conflict(f"release {state['name']} is {state['phase']}: cannot {action}", [FieldError("phase", state["phase"])])
+def _not_in(state: ReleaseState, action: str) -> Conflict:
+    return Conflict(f"release {state.name} is {state.phase}: cannot {action}", [FieldError("phase", state.phase.value)])
 
 
 def act(d: Deps, namespace: str, name: str, action: str) -> dict:
     if action not in ACTIONS:
         raise NotFound(f"unknown release action {action}", [FieldError("action", f"one of {', '.join(ACTIONS)}")])
     state = d.store.require(namespace, name)
-    rid = state["id"]
+    rid = state.id
+    pausable = {Phase.PROGRESSING, Phase.PAUSED}
     if action == "pause":
-        def change(s):
-            if s["id"] != rid or s["phase"] not in ("progressing", "paused"):
+        def change(s: ReleaseState) -> ReleaseState | None:
+            if s.id != rid or s.phase not in pausable:
                 raise _not_in(s, action)
-            return None if s["phase"] == "paused" else {**s, "phase": "paused", "reason": "paused through the API"}
+            if s.phase == Phase.PAUSED:
+                return None
+            return s.model_copy(update={"phase": Phase.PAUSED, "reason": "paused through the API"})
         state, changed = d.store.transition(namespace, name, change)
         if changed:
-            publish(d, state, "paused", {"reason": state["reason"]})
+            publish(d, state, Phase.PAUSED, {"reason": state.reason})
     elif action == "resume":
         held = {}
 
-        def change(s):
-            if s["id"] != rid or s["phase"] not in ("progressing", "paused"):
+        def change(s: ReleaseState) -> ReleaseState | None:
+            if s.id != rid or s.phase not in pausable:
                 raise _not_in(s, action)
-            if s["phase"] == "progressing":
+            if s.phase == Phase.PROGRESSING:
                 return None
-            held["token"] = s.get("token") if s.get("token_kind") == "pause" else None
-            return {**s, "phase": "progressing", "token": None, "reason": "resumed through the API"}
+            held["token"] = s.token if s.token_kind == "pause" else None
+            return s.model_copy(update={"phase": Phase.PROGRESSING, "token": None, "reason": "resumed through the API"})
         state, changed = d.store.transition(namespace, name, change)
         if changed:
             d.machine.signal(held.get("token"), {"next": "resume"})
-            publish(d, state, "progressing", {"reason": state["reason"]})
+            publish(d, state, Phase.PROGRESSING, {"reason": state.reason})
     elif action == "approve":
         held = {}
 
-        def change(s):
-            if s["id"] != rid or s["phase"] not in ACTIVE:
+        def change(s: ReleaseState) -> ReleaseState | None:
+            if s.id != rid or s.phase not in ACTIVE:
                 raise _not_in(s, action)
-            held["token"] = s.get("token") if s.get("token_kind") == "approval" else None
-            return None if s.get("approved") else {**s, "approved": True, "token": None, "reason": "approved through the API"}
+            held["token"] = s.token if s.token_kind == "approval" else None
+            if s.approved:
+                return None
+            return s.model_copy(update={"approved": True, "token": None, "reason": "approved through the API"})
         state, changed = d.store.transition(namespace, name, change)
         if changed:
             d.machine.signal(held.get("token"), {"next": "promote"})
-            publish(d, state, "approved", {"reason": state["reason"]})
+            publish(d, state, "approved", {"reason": state.reason})
     elif action == "promote":
-        if state["phase"] not in ACTIVE:
+        if state.phase not in ACTIVE:
             raise _not_in(state, action)
         state = finish_promote(d, namespace, name, rid, "promoted through the API")
-        d.machine.stop(state.get("execution"), "promoted through the API")
+        d.machine.stop(state.execution, "promoted through the API")
     elif action == "abort":
-        if state["phase"] not in ACTIVE + ("promoting", "rolling_back"):
+        if state.phase not in ACTIVE | FINISHING:
             raise _not_in(state, action)
         state = finish_rollback(d, namespace, name, rid, "aborted through the API")
-        d.machine.stop(state.get("execution"), "aborted through the API")
+        d.machine.stop(state.execution, "aborted through the API")
     return view(state)
 
 
 def delete(d: Deps, namespace: str, name: str) -> None:
     state = d.store.require(namespace, name)
-    if state["phase"] not in TERMINAL:
+    if state.phase not in TERMINAL:
         raise _not_in(state, "delete (abort it first)")
-    d.store.delete(namespace, name, state["version"])
+    d.store.delete(namespace, name, state.version)
 
 
 def deps() -> Deps:
-    return handlers.deps_factory()
+    return tasks.deps_factory()
