@@ -3,9 +3,12 @@ execution, stop one, answer a waiting task token."""
 from __future__ import annotations
 
 import json
+import os
 import re
 
 from chalicelib.errors import VampError
+from chalicelib.settings import settings
+from chalicelib.store import table
 
 
 class MachineUnavailable(VampError):
@@ -20,8 +23,6 @@ def execution_name(namespace: str, name: str, release_id: str) -> str:
 
 class StepFunctionsMachine:
     def __init__(self, arn: str | None = None, client=None):
-        from chalicelib.settings import settings
-
         self._arn = arn or settings().release_state_machine
         self._client = client
 
@@ -35,14 +36,11 @@ class StepFunctionsMachine:
     def _deployed_arn() -> str | None:
         """On AWS, infra/resources.yaml names the machine vamp-<stage>-release, next to the
         function vamp-<stage>-<name> running this code (ARN from the function's own)."""
-        import os
-
         function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
         region = os.environ.get("AWS_REGION")
         parts = function.split("-")
         if len(parts) < 3 or not region:
             return None
-        from chalicelib.store import table
 
         account = table.client("sts").get_caller_identity()["Account"]
         return f"arn:aws:states:{region}:{account}:stateMachine:{parts[0]}-{parts[1]}-release"
@@ -50,8 +48,6 @@ class StepFunctionsMachine:
     @property
     def client(self):
         if self._client is None:
-            from chalicelib.store import table
-
             self._client = table.client("stepfunctions")
         return self._client
 

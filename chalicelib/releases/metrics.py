@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from chalicelib.releases.analysis import RouteFigures, figures
+from chalicelib.store.event_store import EventQuery
+from chalicelib.store.events import event_store
 
 PAGE = 1000
 
@@ -23,14 +25,10 @@ class EventMetricSource:
     @property
     def store(self):
         if self._store is None:
-            from chalicelib.store.events import event_store
-
             self._store = event_store()
         return self._store
 
     def route(self, namespace: str, gateway: str, route: str, since: str, until: str, percentile: int) -> RouteFigures:
-        from chalicelib.store.event_store import EventQuery
-
         events: list[dict] = []
         page = 1
         while True:

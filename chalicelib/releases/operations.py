@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
+from chalicelib import dsl
+from chalicelib.dsl.document import field_errors
+from chalicelib.dsl.release import Release, ReleasePolicyRef
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
 from chalicelib.releases import tasks
+from chalicelib.releases.machine import execution_name
 from chalicelib.releases.model import ACTIVE, FINISHING, TERMINAL, Phase, ReleaseState, Snapshot, now
+from chalicelib.releases.plan import plan_of
 from chalicelib.releases.tasks import Deps, finish_promote, finish_rollback, publish
+from chalicelib.store.event_store import new_id
 
 ACTIONS = ("pause", "resume", "approve", "promote", "abort")
 
 
 def _policy(resolve, policy) -> Any:
     """The release's policy model: inline, or the stored `release-policies` artifact it names."""
-    from chalicelib import dsl
-    from chalicelib.dsl.release import ReleasePolicyRef
-
     if not isinstance(policy, ReleasePolicyRef):
         return policy
     stored = resolve("release-policies", policy.reference)
@@ -27,11 +32,6 @@ def _policy(resolve, policy) -> Any:
 
 def parse(data: Any, resolve) -> tuple[dict, Any]:
     """Validate a release body: (its canonical form, the policy model)."""
-    from pydantic import ValidationError
-
-    from chalicelib.dsl.document import field_errors
-    from chalicelib.dsl.release import Release
-
     if not isinstance(data, dict):
         raise ValidationFailed.at("", "a release is a map")
     data = dict(data)
@@ -49,10 +49,6 @@ def parse(data: Any, resolve) -> tuple[dict, Any]:
 
 
 def start(d: Deps, namespace: str, data: Any, resolve, *, validate_only: bool = False) -> dict:
-    from chalicelib.releases.machine import execution_name
-    from chalicelib.releases.plan import plan_of
-    from chalicelib.store.event_store import new_id
-
     spec, policy = parse(data, resolve)
     plan = plan_of(policy)
     name = spec["name"]

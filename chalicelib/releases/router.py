@@ -4,18 +4,28 @@ Every write is conditional on the gateway version just read, and is preceded by 
 of the release state: a task that lost a race with an abort (which changes the release
 state *before* the gateway) either sees the abort, or finds the gateway changed under it and
 reads again, so a late weight can never land after a rollback. A change is published through
-the gateways' publish hook when chalicelib.gateways offers one (etcd, then every HAProxy).
+the gateway write path (etcd, then every HAProxy).
 """
 from __future__ import annotations
 
 import logging
 from typing import Callable
 
+import yaml
+
+from chalicelib import dsl
+from chalicelib.artifacts import Outcome
+from chalicelib.deployments import route_targets
+from chalicelib.dsl import fill_weights
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
+from chalicelib.gateways import writes as gateway_writes
 from chalicelib.releases.decisions import split
 from chalicelib.releases.model import ReleaseState
 from chalicelib.retry import WRITE_RACE, retry_on
-from chalicelib.store.artifact_store import StoredArtifact, Write
+from chalicelib.store.artifact_store import ArtifactStore, StoredArtifact, Write
+from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
+from chalicelib.store.event_store import EventStore, new_event
+from chalicelib.store.events import event_store
 
 log = logging.getLogger(__name__)
 
@@ -31,26 +41,13 @@ def _weight(route) -> int | None:
 
 
 def effective(routes: dict) -> dict[str, int]:
-    from chalicelib.dsl import fill_weights
-
     keys = list(routes)
     return dict(zip(keys, fill_weights([_weight(routes[k]) for k in keys])))
 
 
-def gateway_write_path():
-    """chalicelib.gateways.writes (port claims and the namespace generation in the write's
-    transaction; render + publish to etcd after it), when the gateway layer offers it."""
-    try:
-        from chalicelib.gateways import writes
-    except ImportError:
-        return None
-    return writes if hasattr(writes, "apply") and hasattr(writes, "after") else None
-
-
 class GatewayRouter:
-    def __init__(self, store=None, publish: Callable[[str, str], None] | None = None, events=None):
-        from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
-
+    def __init__(self, store: ArtifactStore | None = None, publish: Callable[[str, str], None] | None = None,
+                 events: EventStore | None = None):
         self.store = store or DynamoDBArtifactStore()
         self.publish = publish  # an extra hook (tests); the gateway write path publishes itself
         self._events = events
@@ -131,40 +128,23 @@ class GatewayRouter:
         fence()
         new_doc = self._validated(new_doc)
         write = Write("gateways", gateway, new_doc, found.version)
-        path = gateway_write_path()
-        stored = (path.apply if path else lambda st, ns, ws: st.apply(ns, ws))(self.store, namespace, [write])[0]
+        # The gateway write path: port claims and the namespace generation in the same transaction.
+        stored = gateway_writes.apply(self.store, namespace, [write])[0]
         return stored, new_doc, True
 
     @staticmethod
     def _validated(doc: dict) -> dict:
-        from chalicelib import dsl
-
         return dsl.dump(dsl.parse("gateways", doc))
 
     def _publish(self, namespace: str, gateway: str, stored, doc: dict) -> None:
-        path = gateway_write_path()
-        if path:
-            from chalicelib.artifacts import Outcome
-
-            events = self._events
-            if events is None:
-                from chalicelib.store.events import event_store
-
-                events = event_store()
-            from chalicelib.deployments import route_targets
-
-            path.after(self.store, namespace, [Outcome("gateways", gateway, stored, doc)], events.publish,
-                       route_targets.source)
+        events = self._events or event_store()
+        gateway_writes.after(self.store, namespace, [Outcome("gateways", gateway, stored, doc)], events.publish,
+                             route_targets.source)
         if self.publish:
             self.publish(namespace, gateway)
 
     def _archive(self, namespace: str, gateway: str, doc: dict, release: ReleaseState) -> None:
         try:
-            import yaml
-
-            from chalicelib.store.event_store import new_event
-            from chalicelib.store.events import event_store
-
             (self._events or event_store()).publish(namespace, [new_event(
                 tags=["archive:update", f"gateways:{gateway}", f"releases:{release.name}"],
                 value=yaml.safe_dump(doc, sort_keys=False), type="archive")])

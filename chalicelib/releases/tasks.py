@@ -14,13 +14,30 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from chalicelib.deployments import operations as deployments
+from chalicelib.deployments.sync import sync_namespace
 from chalicelib.releases import webhooks
-from chalicelib.releases.analysis import FAIL, PASS, analyse as judge
+from chalicelib.releases.analysis import FAIL, PASS
+from chalicelib.releases.analysis import analyse as judge
 from chalicelib.releases.decisions import APPROVAL, decide
+from chalicelib.releases.machine import StepFunctionsMachine
+from chalicelib.releases.metrics import EventMetricSource, MetricSource
 from chalicelib.releases.model import (
-    ACTIVE, FINISHING, TERMINAL, Check, CheckOutcome, LastCheck, Phase, ReleaseState, now,
+    ACTIVE,
+    FINISHING,
+    TERMINAL,
+    Check,
+    CheckOutcome,
+    LastCheck,
+    Phase,
+    ReleaseState,
+    now,
 )
-from chalicelib.releases.router import Fenced
+from chalicelib.releases.router import Fenced, GatewayRouter
+from chalicelib.store.dynamodb_releases import DynamoDBReleaseStore
+from chalicelib.store.event_store import EventStore, new_event
+from chalicelib.store.events import event_store
+from chalicelib.store.releases import ReleaseStore
 
 log = logging.getLogger(__name__)
 STOP, WAIT, DONE, PAUSE = "stop", "wait", "done", "pause"
@@ -30,24 +47,19 @@ STOP, WAIT, DONE, PAUSE = "stop", "wait", "done", "pause"
 class Deps:
     """The outside world of a release, each behind a small interface (tests swap them)."""
 
-    store: Any = None  # chalicelib.store.releases.ReleaseStore
-    router: Any = None  # GatewayRouter
-    metrics: Any = None  # MetricSource
-    events: Any = None  # EventStore
-    machine: Any = None  # StepFunctionsMachine
-    call_hook: Callable = field(default=webhooks.call)
+    store: ReleaseStore[ReleaseState]
+    router: GatewayRouter
+    metrics: MetricSource
+    events: EventStore
+    machine: StepFunctionsMachine
+    call_hook: Callable[..., webhooks.HookResult] = field(default=webhooks.call)
     clock: Callable[[], str] = field(default=now)
 
 
 def default_deps() -> Deps:
-    from chalicelib.releases.machine import StepFunctionsMachine
-    from chalicelib.releases.metrics import EventMetricSource
-    from chalicelib.releases.router import GatewayRouter
-    from chalicelib.store.dynamodb_releases import DynamoDBReleaseStore
-    from chalicelib.store.events import event_store
-
     events = event_store()
-    return Deps(DynamoDBReleaseStore(), GatewayRouter(events=events), EventMetricSource(events), events, StepFunctionsMachine())
+    return Deps(store=DynamoDBReleaseStore(ReleaseState), router=GatewayRouter(events=events),
+                metrics=EventMetricSource(events), events=events, machine=StepFunctionsMachine())
 
 
 # Tests and the bench replace this to observe or break the outside world.
@@ -55,8 +67,6 @@ deps_factory: Callable[[], Deps] = default_deps
 
 
 def publish(d: Deps, state: ReleaseState, tag: str, value: dict) -> None:
-    from chalicelib.store.event_store import new_event
-
     try:
         d.events.publish(state.namespace, [new_event(
             tags=[f"releases:{state.name}", f"gateways:{state.gateway}", f"release:{tag}"],
@@ -230,9 +240,6 @@ def retire_stable_service(store, namespace: str, stable_route: str) -> str | Non
     if len(parts) != 4:
         return None
     deployment, cluster, breed, _ = parts
-    from chalicelib.deployments import service as deployments
-    from chalicelib.deployments.sync import sync_namespace
-    from chalicelib.store.events import event_store
 
     stored = store.get(namespace, deployments.KIND, deployment)
     clusters = stored.document.get("clusters") or {} if stored else {}

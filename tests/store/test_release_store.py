@@ -22,7 +22,7 @@ def state(name="r1", gateway="shop") -> ReleaseState:
 
 @pytest.fixture()
 def store(aws):
-    return DynamoDBReleaseStore()
+    return DynamoDBReleaseStore(ReleaseState)
 
 
 def test_put_get_and_the_conditional_writes(store):
