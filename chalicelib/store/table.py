@@ -69,7 +69,7 @@ def namespaces_pk(what: str) -> str:
 
 def query_pages(**query) -> Iterator[dict]:
     """Every page of one Query (botocore's paginator follows LastEvaluatedKey); `Limit` is the
-    page size. The one way a store module reads past a page."""
+    page size. How a store module reads past a page (query_after only where pages differ in Limit)."""
     pages = client().get_paginator("query").paginate(**{"TableName": table_name(), **query})
     yield from pages
 
@@ -78,6 +78,15 @@ def query_items(**query) -> Iterator[dict]:
     """Every item of one Query, page after page."""
     for page in query_pages(**query):
         yield from page["Items"]
+
+
+def query_after(start: dict | None, **query) -> dict:
+    """One page of a Query, after key `start` (None: from the first item). Only for a reader that
+    picks each page's Limit itself (an artifact list skipping to its page); others page with
+    query_pages."""
+    if start:
+        query["ExclusiveStartKey"] = start
+    return client().query(**{"TableName": table_name(), **query})
 
 
 def table_name() -> str:

@@ -126,3 +126,11 @@ def test_get_many(store):
     store.apply("default", [Write("breeds", f"b{i}", {"i": i}, None) for i in range(5)])
     found = store.get_many("default", [("breeds", "b1"), ("breeds", "b4"), ("breeds", "nope")])
     assert sorted(found) == [("breeds", "b1"), ("breeds", "b4")]
+
+
+def test_a_list_page_costs_the_counter_and_one_query_plus_one_keys_only_query_to_skip(store, calls):
+    store.apply("default", [Write("breeds", f"b{i:03d}", {}, None) for i in range(23)])
+    for page, expected in ((1, ["GetItem", "Query"]), (3, ["GetItem", "Query", "Query"]), (4, ["GetItem"])):
+        calls.clear()
+        store.list("default", "breeds", page, 10)
+        assert calls == expected, page
