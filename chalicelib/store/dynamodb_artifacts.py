@@ -92,6 +92,15 @@ class DynamoDBArtifactStore:
                 return None
         return start
 
+    def all_of_kind(self, namespace: str, kind: str) -> list[StoredArtifact]:
+        items = table.query_items(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": table.artifact_pk(namespace, kind)}},
+            ConsistentRead=True,
+        )
+        return [_from_item(i) for i in items]
+
     def _count(self, namespace: str, kind: str) -> int:
         item = self._ddb.get_item(
             TableName=self._table,
