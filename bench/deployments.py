@@ -58,9 +58,9 @@ def bench_post_to_traffic(rounds: int = 3) -> dict:
                                     listen=f"127.0.0.1:{free_port()}", aggregate_interval=3600.0))
         agent.start()
         import app
-        from chalicelib.api.auth import TokenStore
+        from chalicelib.store.tokens import DynamoDBTokenStore
 
-        token, _ = TokenStore().create(f"bench-{ns}")
+        token, _ = DynamoDBTokenStore().create(f"bench-{ns}")
         times, syncs = [], []
         try:
             with Client(app.app) as client:

@@ -241,13 +241,13 @@ def _token_view(p) -> dict:
 
 
 def list_tokens(call: Call) -> Reply:
-    from chalicelib.api.auth import TokenStore
+    from chalicelib.store.tokens import DynamoDBTokenStore
 
-    return Reply(200, [_token_view(p) for p in TokenStore().list()])
+    return Reply(200, [_token_view(p) for p in DynamoDBTokenStore().list()])
 
 
 def create_token(call: Call) -> Reply:
-    from chalicelib.api.auth import TokenStore
+    from chalicelib.store.tokens import DynamoDBTokenStore
 
     docs = call.documents()
     if len(docs) != 1 or not isinstance(docs[0], dict):
@@ -255,15 +255,15 @@ def create_token(call: Call) -> Reply:
     unknown = set(docs[0]) - {"name"}
     if unknown:
         raise ValidationFailed("Invalid input", [FieldError(k, "unknown field") for k in sorted(unknown)])
-    token, principal = TokenStore().create(docs[0].get("name"))
+    token, principal = DynamoDBTokenStore().create(docs[0].get("name"))
     # The only time the token is ever shown: only its hash is stored.
     return Reply(201, {**_token_view(principal), "token": token})
 
 
 def revoke_token(call: Call, name: str) -> Reply:
-    from chalicelib.api.auth import TokenStore
+    from chalicelib.store.tokens import DynamoDBTokenStore
 
-    TokenStore().revoke(decoded_name(name))
+    DynamoDBTokenStore().revoke(decoded_name(name))
     return Reply(204, None)
 
 

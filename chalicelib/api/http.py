@@ -130,9 +130,10 @@ def authenticate(request) -> str | None:
     if settings().auth_mode == "iam":
         identity = context.get("identity") or {}
         return identity.get("userArn") or identity.get("caller")
-    from chalicelib.api.auth import TokenStore, bearer_token
+    from chalicelib.api.auth import bearer_token
+    from chalicelib.store.tokens import DynamoDBTokenStore
 
-    found = TokenStore().authenticate(bearer_token((request.headers or {}).get("authorization")))
+    found = DynamoDBTokenStore().authenticate(bearer_token((request.headers or {}).get("authorization")))
     if found is None:
         return None
     context.setdefault("authorizer", {})["principalId"] = found.name
@@ -141,7 +142,8 @@ def authenticate(request) -> str | None:
 
 def authorize_token(authorization: str | None) -> str | None:
     """The API Gateway token authorizer's check (same store, same rules)."""
-    from chalicelib.api.auth import TokenStore, bearer_token
+    from chalicelib.api.auth import bearer_token
+    from chalicelib.store.tokens import DynamoDBTokenStore
 
-    found = TokenStore().authenticate(bearer_token(authorization))
+    found = DynamoDBTokenStore().authenticate(bearer_token(authorization))
     return found.name if found else None

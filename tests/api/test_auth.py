@@ -51,9 +51,9 @@ def test_token_names_are_checked(api):
 def test_authorizer_function_refuses_without_a_valid_token(aws):
     """The API Gateway authorizer (used on AWS) runs the same check."""
     import app
-    from chalicelib.api.auth import TokenStore
+    from chalicelib.store.tokens import DynamoDBTokenStore
 
-    token, _ = TokenStore().create("gw")
+    token, _ = DynamoDBTokenStore().create("gw")
 
     class Req:
         def __init__(self, t):
