@@ -1,4 +1,5 @@
-"""The single DynamoDB table: its key schema, and the boto3 handles every backend shares.
+"""The single DynamoDB table: its key schema, the boto3 handles and paged queries every backend
+shares, and the whole-table dump and load of the local tooling.
 
 Every key shape lives here; only modules of `store/` build keys or talk to DynamoDB.
 Items, by partition key (`pk`) and sort key (`sk`):
@@ -112,6 +113,22 @@ def ensure_table(name: str | None = None) -> None:
     ddb.update_time_to_live(
         TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
     )
+
+
+def dump_items() -> list[dict]:
+    """Every item of the table, as DynamoDB returns them (the local stack saves them on stop).
+    A Scan, which is fine here: tooling, never a request path."""
+    pages = client().get_paginator("scan").paginate(TableName=table_name())
+    return [item for page in pages for item in page["Items"]]
+
+
+def load_items(items: list[dict]) -> None:
+    """Put items as dump_items returned them (the local stack restores them on start)."""
+    ddb, name = client(), table_name()
+    for i in range(0, len(items), 25):  # BatchWriteItem's limit
+        request = {name: [{"PutRequest": {"Item": item}} for item in items[i:i + 25]]}
+        while request:
+            request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or None
 
 
 def reset_clients() -> None:
