@@ -99,8 +99,8 @@ def _setup():
 
     stepfunctions.setup(__import__("os").environ["VAMP_AWS_ENDPOINT"])
     meter = DynamoMeter()
-    table.client().meta.events.register("provide-client-params.dynamodb", DynamoMeter.keep_params)
-    table.client().meta.events.register("after-call.dynamodb", meter)
+    table.watch("provide-client-params.dynamodb", DynamoMeter.keep_params)
+    table.watch("after-call.dynamodb", meter)
     durations: list[float] = []
 
     def timing(name, event, proceed):

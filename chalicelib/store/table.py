@@ -14,7 +14,7 @@ Items that expire carry `expires_at` (epoch seconds, the table's TTL attribute).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 
 import boto3
@@ -129,6 +129,14 @@ def load_items(items: list[dict]) -> None:
         request = {name: [{"PutRequest": {"Item": item}} for item in items[i:i + 25]]}
         while request:
             request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or None
+
+
+def watch(event: str, handler: Callable) -> Callable[[], None]:
+    """Call `handler` on a botocore event of the table's client (e.g. "before-call.dynamodb.*"):
+    how benchmarks count and price the requests the stores make. Returns the undo."""
+    events = client().meta.events
+    events.register(event, handler)
+    return lambda: events.unregister(event, handler)
 
 
 def reset_clients() -> None:

@@ -144,10 +144,9 @@ def test_all_of_kind_reads_every_page_consistently_and_only_its_kind(store):
         store.apply("default", [Write("gateways", n, {"name": n, "pad": pad}, None) for n in names[i:i + 5]])
     store.apply("default", [Write("routes", "r", {}, None)])
     store.apply("other", [Write("gateways", "elsewhere", {}, None)])
-    handler = lambda params, **_: seen.append(params)  # noqa: E731
-    table.client().meta.events.register("provide-client-params.dynamodb.Query", handler)
+    unwatch = table.watch("provide-client-params.dynamodb.Query", lambda params, **_: seen.append(params))
     found = store.all_of_kind("default", "gateways")
-    table.client().meta.events.unregister("provide-client-params.dynamodb.Query", handler)
+    unwatch()
     assert [a.name for a in found] == names and all(a.kind == "gateways" and a.version == 1 for a in found)
     assert found[0].document == {"name": "g00", "pad": pad}
     assert len(seen) >= 3 and all(p["ConsistentRead"] for p in seen)
