@@ -117,7 +117,7 @@ def _setup():
 def _agents(stop: threading.Event, bad: dict, period: float = 0.25):
     """Metric windows for both routes, straight into the event store (the agents' cost, not the release's)."""
     from chalicelib.store.event_store import new_event
-    from chalicelib.store.events import event_store
+    from chalicelib.store.event_backend import event_store
 
     store = event_store()
     while not stop.is_set():

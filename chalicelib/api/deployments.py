@@ -24,7 +24,7 @@ def _store():
 
 
 def _publish(namespace: str, events: list[dict]) -> None:
-    from chalicelib.store.events import event_store
+    from chalicelib.store.event_backend import event_store
 
     event_store().publish(namespace, events)
 

@@ -25,7 +25,7 @@ def _artifact_store():
 
 
 def _publish(namespace: str, events: list[dict]) -> None:
-    from chalicelib.store.events import event_store
+    from chalicelib.store.event_backend import event_store
 
     event_store().publish(namespace, events)
 
@@ -194,7 +194,7 @@ def _pydantic_error(e: Exception) -> ValidationFailed:
 
 
 def query_events(call: Call, body: dict | None = None) -> Reply:
-    from chalicelib.store.events import event_store
+    from chalicelib.store.event_backend import event_store
 
     query, agg = _event_query(call, body)
     store = event_store()
@@ -212,7 +212,7 @@ def query_events_body(call: Call) -> Reply:
 def publish_events(call: Call) -> Reply:
     from chalicelib import dsl
     from chalicelib.store.event_store import new_event
-    from chalicelib.store.events import event_store
+    from chalicelib.store.event_backend import event_store
 
     docs = call.documents()
     many = len(docs) != 1
@@ -307,7 +307,7 @@ def _metric_events(call: Call, gateway: str, route: str | None, metric: str, win
 
     from chalicelib.gateways import telemetry
     from chalicelib.store.event_store import EventQuery
-    from chalicelib.store.events import event_store
+    from chalicelib.store.event_backend import event_store
 
     since = datetime.now(timezone.utc) - timedelta(seconds=window)
     query = EventQuery(tags=telemetry.tags_for(gateway, route, metric), type="metrics", gte=since,

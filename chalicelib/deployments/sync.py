@@ -121,7 +121,7 @@ def run_all(publish: Publish | None = None) -> dict[str, Pass]:
 
 
 def _default_publish(namespace: str, events: list[dict]) -> None:
-    from chalicelib.store.events import event_store
+    from chalicelib.store.event_backend import event_store
 
     event_store().publish(namespace, events)
 

@@ -1,0 +1,22 @@
+"""Which event store backend serves: the one VAMP_EVENT_STORE names, DynamoDB (default) or
+OpenSearch. Apart from the interface (event_store.py) because that module imports pydantic
+(~80 ms), and importing this one must not (tests/store/test_events_helpers.py)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chalicelib.settings import settings
+
+if TYPE_CHECKING:
+    from chalicelib.store.event_store import EventStore
+
+
+def event_store() -> EventStore:
+    # Cheap to build: both backends create their clients on first use (and cache them there).
+    if settings().event_store == "opensearch":
+        from chalicelib.store.opensearch_events import OpenSearchEventStore
+
+        return OpenSearchEventStore()
+    from chalicelib.store.dynamodb_events import DynamoDBEventStore
+
+    return DynamoDBEventStore()
