@@ -1,7 +1,8 @@
 """The single DynamoDB table: its key schema, the boto3 handles and paged queries every backend
 shares, and the whole-table dump and load of the local tooling.
 
-Every key shape lives here; only modules of `store/` build keys or talk to DynamoDB.
+Every key shape lives here; only modules of `store/` build keys or talk to DynamoDB
+(tests/store/test_table_ownership.py checks the rest of the code).
 Items, by partition key (`pk`) and sort key (`sk`):
   <ns>#artifact#<kind>  <name>                 an artifact: version, doc (JSON text), updated
   <ns>#counts           <kind>                 how many artifacts of a kind (for X-Total-Count)
