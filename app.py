@@ -7,7 +7,8 @@ gc.disable()  # no collection passes while the cold start builds long-lived obje
 
 from chalice import AuthResponse, Chalice, IAMAuthorizer, Rate, Response
 
-from chalicelib.api.http import authenticate, authorize_token, dispatch, unauthorized_body
+from chalicelib.api.auth import authenticate, authorize_token, unauthorized_body
+from chalicelib.api.http import dispatch
 from chalicelib.api.routes import about, artifacts, deployments, events, gateways, releases, tokens
 
 app = Chalice(app_name="vamp")

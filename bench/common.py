@@ -30,12 +30,12 @@ def local_aws(table_name: str = "vamp-bench"):
     os.environ["VAMP_AWS_ENDPOINT"] = f"http://127.0.0.1:{port}"
     os.environ["MOTO_PORT"] = str(port)
     os.environ["VAMP_TABLE_NAME"] = table_name
-    from chalicelib.api.auth import TokenStore
     from chalicelib.store import table
+    from chalicelib.store.tokens import DynamoDBTokenStore
 
     table.reset_clients()
     table.ensure_table()
-    token, _ = TokenStore().create("bench")
+    token, _ = DynamoDBTokenStore().create("bench")
     try:
         yield os.environ["VAMP_AWS_ENDPOINT"], token
     finally:

@@ -58,9 +58,9 @@ def bench_post_to_traffic(rounds: int = 3) -> dict:
                                     listen=f"127.0.0.1:{free_port()}", aggregate_interval=3600.0))
         agent.start()
         import app
-        from chalicelib.api.auth import TokenStore
+        from chalicelib.store.tokens import DynamoDBTokenStore
 
-        token, _ = TokenStore().create(f"bench-{ns}")
+        token, _ = DynamoDBTokenStore().create(f"bench-{ns}")
         times, syncs = [], []
         try:
             with Client(app.app) as client:
@@ -115,11 +115,11 @@ def _seed(store, ns: str, n: int) -> dict[str, str]:
     from chalicelib.deployments.model import dump
     from chalicelib.drivers.base import service_key
     from chalicelib.dsl import parse
-    from chalicelib.store import table
+    from chalicelib.store.artifact_store import Write
+    from chalicelib.store.dynamodb_artifacts import MAX_WRITES
 
     digests = {}
-    ddb = table.client()
-    items = []
+    writes = []
     for i in range(n):
         name = f"d{i:05d}"
         bp = parse("blueprints", {"name": name, "clusters": {c: {"services": [
@@ -130,12 +130,9 @@ def _seed(store, ns: str, n: int) -> dict[str, str]:
             s.status.phase.name = "done"
             s.digest = f"{i}-{c}-{s.name}"
             digests[service_key(name, c, s.name)] = s.digest
-        items.append({"PutRequest": {"Item": {
-            "pk": {"S": f"{ns}#artifact#deployments"}, "sk": {"S": name}, "kind": {"S": "deployments"},
-            "version": {"N": "1"}, "doc": {"S": json.dumps(dump(dep), separators=(",", ":"), sort_keys=True)},
-            "updated": {"S": "2026-01-01T00:00:00.000Z"}}}})
-    for j in range(0, len(items), 25):
-        ddb.batch_write_item(RequestItems={table.table_name(): items[j:j + 25]})
+        writes.append(Write("deployments", name, dump(dep), expected_version=None))
+    for j in range(0, len(writes), MAX_WRITES):
+        store.apply(ns, writes[j:j + MAX_WRITES])
     return digests
 
 
@@ -149,9 +146,7 @@ def bench_sync_pass(sizes=(100, 1000)) -> dict:
         ns = f"s{n}"
         digests = _seed(DynamoDBArtifactStore(), ns, n)
         calls = []
-        client = table.client()
-        handler = lambda model, **kw: calls.append(model.name)  # noqa: E731
-        client.meta.events.register("before-call.dynamodb", handler)
+        unwatch = table.watch("before-call.dynamodb", lambda model, **kw: calls.append(model.name))
         driver = _Running(digests)
         walls = []
         try:
@@ -162,7 +157,7 @@ def bench_sync_pass(sizes=(100, 1000)) -> dict:
                 walls.append(time.monotonic() - t)
                 assert result.deployments == n and result.changed == 0 and not result.errors, result
         finally:
-            client.meta.events.unregister("before-call.dynamodb", handler)
+            unwatch()
         out[n] = {"wall_ms": min(walls) * 1000, "dynamodb_calls": len(calls), "calls": sorted(set(calls))}
     return out
 

@@ -99,8 +99,8 @@ def _setup():
 
     stepfunctions.setup(__import__("os").environ["VAMP_AWS_ENDPOINT"])
     meter = DynamoMeter()
-    table.client().meta.events.register("provide-client-params.dynamodb", DynamoMeter.keep_params)
-    table.client().meta.events.register("after-call.dynamodb", meter)
+    table.watch("provide-client-params.dynamodb", DynamoMeter.keep_params)
+    table.watch("after-call.dynamodb", meter)
     durations: list[float] = []
 
     def timing(name, event, proceed):
@@ -117,7 +117,7 @@ def _setup():
 def _agents(stop: threading.Event, bad: dict, period: float = 0.25):
     """Metric windows for both routes, straight into the event store (the agents' cost, not the release's)."""
     from chalicelib.store.event_store import new_event
-    from chalicelib.store.events import event_store
+    from chalicelib.store.event_backend import event_store
 
     store = event_store()
     while not stop.is_set():

@@ -112,9 +112,9 @@ class _Tokens:
         stack = LocalStack()
         self.api, self.stack = None, None
         if self.on_aws:
-            from chalicelib.api.auth import TokenStore
+            from chalicelib.store.tokens import DynamoDBTokenStore
 
-            self.store = TokenStore()
+            self.store = DynamoDBTokenStore()
             return self
         token_file = stack.state_dir / "token"
         if token_file.exists():
@@ -130,9 +130,9 @@ class _Tokens:
         if self.api is None:
             stack.serve = False
             self.stack = stack.start()
-            from chalicelib.api.auth import TokenStore
+            from chalicelib.store.tokens import DynamoDBTokenStore
 
-            self.store = TokenStore()
+            self.store = DynamoDBTokenStore()
         return self
 
     def __exit__(self, *exc):

@@ -127,13 +127,13 @@ class LocalStack:
         log.info("release state machine %s", arn)
 
     def _bootstrap_token(self) -> None:
-        from chalicelib.api.auth import TokenStore
+        from chalicelib.store.tokens import DynamoDBTokenStore
 
         token = os.environ.get("VAMP_API_TOKEN")
         token_file = self.state_dir / "token"
         if not token and token_file.exists():
             token = token_file.read_text().strip()
-        store = TokenStore()
+        store = DynamoDBTokenStore()
         if token:
             store.ensure("local", token)
         else:

@@ -2,20 +2,19 @@
 cached by the store modules). One place, so routes never construct a store themselves."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from chalicelib.store.artifact_store import ArtifactStore
 from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
-
-if TYPE_CHECKING:
-    from chalicelib.store.artifact_store import ArtifactStore
+from chalicelib.store.event_backend import event_store
+from chalicelib.store.tokens import DynamoDBTokenStore, TokenStore
 
 
 def artifact_store() -> ArtifactStore:
     return DynamoDBArtifactStore()
 
 
-def publish_events(namespace: str, events: list[dict]) -> None:
-    # The event store's interface module imports pydantic (~80 ms): not at `import app` time.
-    from chalicelib.store.events import event_store
+def token_store() -> TokenStore:
+    return DynamoDBTokenStore()
 
+
+def publish_events(namespace: str, events: list[dict]) -> None:
     event_store().publish(namespace, events)

@@ -9,7 +9,7 @@ from typing import Any, Callable
 from urllib.parse import unquote
 
 from chalicelib.api import negotiation
-from chalicelib.errors import FieldError, ValidationFailed, VampError
+from chalicelib.errors import ValidationFailed, VampError
 from chalicelib.settings import settings
 
 log = logging.getLogger(__name__)
@@ -110,38 +110,6 @@ def dispatch(request, namespace: str | None, handler: Callable[[Call], Reply]) -
     return reply.status, text, headers
 
 
-def unauthorized_body() -> dict:
-    return VampError("authentication required", [FieldError("Authorization", "a valid Bearer token is required")]).body()
-
-
 def decoded_name(raw: str) -> str:
     """Path names arrive URL-encoded (gateway names carry '/' as %2F)."""
     return unquote(raw)
-
-
-def authenticate(request) -> str | None:
-    """The caller's principal, or None. Trusts API Gateway's verdict when an authorizer already
-    ran (token authorizer or IAM/SigV4); otherwise checks the Bearer token itself, so the
-    local stack and tests enforce exactly what the authorizer enforces on AWS."""
-    context = request.context or {}
-    principal = (context.get("authorizer") or {}).get("principalId")
-    if principal:
-        return principal
-    if settings().auth_mode == "iam":
-        identity = context.get("identity") or {}
-        return identity.get("userArn") or identity.get("caller")
-    from chalicelib.api.auth import TokenStore, bearer_token
-
-    found = TokenStore().authenticate(bearer_token((request.headers or {}).get("authorization")))
-    if found is None:
-        return None
-    context.setdefault("authorizer", {})["principalId"] = found.name
-    return found.name
-
-
-def authorize_token(authorization: str | None) -> str | None:
-    """The API Gateway token authorizer's check (same store, same rules)."""
-    from chalicelib.api.auth import TokenStore, bearer_token
-
-    found = TokenStore().authenticate(bearer_token(authorization))
-    return found.name if found else None

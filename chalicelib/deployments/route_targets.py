@@ -16,12 +16,11 @@ def source(store, namespace: str, gateway_docs: list[dict], loopback: str):
     from chalicelib.deployments.model import load
     from chalicelib.gateways.haproxy import Instance
     from chalicelib.gateways.ports import parse_port
-    from chalicelib.gateways.snapshot import all_of
 
     table: dict[str, list[Any]] = {}
-    for doc in all_of(store, namespace, "deployments"):
+    for stored in store.all_of_kind(namespace, "deployments"):
         try:
-            dep = load(doc)
+            dep = load(stored.document)
         except ValueError:
             continue
         for cname, _, s in dep.services():

@@ -123,7 +123,7 @@ def run_all(publish: Publish | None = None) -> dict[str, Pass]:
 
 
 def _default_publish(namespace: str, events: list[dict]) -> None:
-    from chalicelib.store.events import event_store
+    from chalicelib.store.event_backend import event_store
 
     event_store().publish(namespace, events)
 
@@ -139,7 +139,7 @@ def sync_namespace(namespace: str, *, store=None, driver=None, publish: Publish 
     publish = publish or _default_publish
     result = Pass()
     running = driver.running(namespace)
-    items = [store.get(namespace, KIND, only)] if only else _all(store, namespace)
+    items = [store.get(namespace, KIND, only)] if only else store.all_of_kind(namespace, KIND)
     for stored in items:
         if stored is None:
             continue
@@ -155,22 +155,6 @@ def sync_namespace(namespace: str, *, store=None, driver=None, publish: Publish 
             log.exception("sync of %s/%s failed", namespace, stored.name)
             result.errors.append(f"{stored.name}: {e}")
     return result
-
-
-def _all(store, namespace: str):
-    from chalicelib.deployments.operations import KIND
-    from chalicelib.store.dynamodb_artifacts import _from_item, _pk
-
-    query = {"TableName": store._table, "KeyConditionExpression": "pk = :pk",
-             "ExpressionAttributeValues": {":pk": {"S": _pk(namespace, KIND)}}}
-    start = None
-    while True:
-        page = store._ddb.query(**query, **({"ExclusiveStartKey": start} if start else {}))
-        for item in page["Items"]:
-            yield _from_item(item)
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return
 
 
 def sync_deployment(store, namespace: str, stored, driver, running: dict | None, publish: Publish,

@@ -29,27 +29,11 @@ def generation(store, namespace: str) -> int:
     return found.version if found else 0
 
 
-def all_of(store, namespace: str, kind: str) -> list[dict]:
-    """Every document of a kind, consistently read (one Query per 1 MB page)."""
-    from chalicelib.store.dynamodb_artifacts import _from_item, _pk
-
-    ddb, table = store._ddb, store._table
-    query = {"TableName": table, "KeyConditionExpression": "pk = :pk", "ConsistentRead": True,
-             "ExpressionAttributeValues": {":pk": {"S": _pk(namespace, kind)}}}
-    docs, start = [], None
-    while True:
-        page = ddb.query(**query, **({"ExclusiveStartKey": start} if start else {}))
-        docs += [_from_item(i).document for i in page["Items"]]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return docs
-
-
 def read(store, namespace: str) -> Snapshot:
     from chalicelib.gateways.spec import references
 
     gen = generation(store, namespace)
-    gateways = all_of(store, namespace, "gateways")
+    gateways = [a.document for a in store.all_of_kind(namespace, "gateways")]
     referenced: dict[tuple[str, str], dict] = {}
     wanted = references(gateways)
     for _ in range(2):  # gateways -> stored routes -> their conditions and rewrites

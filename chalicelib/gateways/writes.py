@@ -81,7 +81,7 @@ def apply(store, namespace: str, writes: list[Write]):
 
 def _plan(store, namespace: str, writes: list[Write]) -> tuple[list[Write], list[Write]]:
     from chalicelib.gateways import ports as P
-    from chalicelib.gateways.snapshot import GENERATION_KIND, GENERATION_NAME, all_of
+    from chalicelib.gateways.snapshot import GENERATION_KIND, GENERATION_NAME
     from chalicelib.settings import settings
 
     s = settings()
@@ -104,7 +104,7 @@ def _plan(store, namespace: str, writes: list[Write]) -> tuple[list[Write], list
     gateway_writes = [w for w in planned if w.kind == "gateways"]
     extra: list[Write] = []
     if gateway_writes:
-        claims = {int(d["port"]): d for d in all_of(store, namespace, P.CLAIM_KIND)}
+        claims = {int(a.document["port"]): a.document for a in store.all_of_kind(namespace, P.CLAIM_KIND)}
         taken = set(claims) | ({s.virtual_hosts_port} if s.virtual_hosts_port else set())
         span = parse_port_range(s.gateway_ports)
         for i, w in enumerate(planned):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from chalicelib.releases.analysis import RouteFigures, figures
+from chalicelib.store.event_backend import event_store
 from chalicelib.store.event_store import EventQuery
-from chalicelib.store.events import event_store
 
 PAGE = 1000
 

@@ -24,8 +24,8 @@ from chalicelib.releases.model import ReleaseState
 from chalicelib.retry import WRITE_RACE, retry_on
 from chalicelib.store.artifact_store import ArtifactStore, StoredArtifact, Write
 from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
+from chalicelib.store.event_backend import event_store
 from chalicelib.store.event_store import EventStore, new_event
-from chalicelib.store.events import event_store
 
 log = logging.getLogger(__name__)
 

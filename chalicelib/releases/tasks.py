@@ -35,9 +35,9 @@ from chalicelib.releases.model import (
 )
 from chalicelib.releases.router import Fenced, GatewayRouter
 from chalicelib.store.dynamodb_releases import DynamoDBReleaseStore
+from chalicelib.store.event_backend import event_store
 from chalicelib.store.event_store import EventStore, new_event
-from chalicelib.store.events import event_store
-from chalicelib.store.releases import ReleaseStore
+from chalicelib.store.release_store import ReleaseStore
 
 log = logging.getLogger(__name__)
 STOP, WAIT, DONE, PAUSE = "stop", "wait", "done", "pause"

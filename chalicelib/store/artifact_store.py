@@ -42,6 +42,11 @@ class ArtifactStore(Protocol):
 
     def list(self, namespace: str, kind: str, page: int, per_page: int) -> ArtifactPage: ...
 
+    def all_of_kind(self, namespace: str, kind: str) -> list[StoredArtifact]:
+        """Every artifact of a kind, by name, strongly consistent (a render or a pass sees every
+        write acknowledged before it started)."""
+        ...
+
     def apply(self, namespace: str, writes: list[Write]) -> list[StoredArtifact | None]:
         """Apply all writes atomically (all or none); returns what each write left stored."""
         ...

@@ -19,8 +19,8 @@ from chalicelib.store.artifact_store import ArtifactPage, StoredArtifact, Write
 MAX_WRITES = 90
 
 
-def _pk(namespace: str, kind: str) -> str:
-    return f"{namespace}#artifact#{kind}"
+def _key(namespace: str, kind: str, name: str) -> dict:
+    return {"pk": {"S": table.artifact_pk(namespace, kind)}, "sk": {"S": name}}
 
 
 def _now() -> str:
@@ -43,14 +43,13 @@ class DynamoDBArtifactStore:
         self._ddb = table.client()
 
     def get(self, namespace: str, kind: str, name: str) -> StoredArtifact | None:
-        item = self._ddb.get_item(
-            TableName=self._table, Key={"pk": {"S": _pk(namespace, kind)}, "sk": {"S": name}}, ConsistentRead=True
-        ).get("Item")
+        key = _key(namespace, kind, name)
+        item = self._ddb.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
         return _from_item(item) if item else None
 
     def get_many(self, namespace: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredArtifact]:
         found: dict[tuple[str, str], StoredArtifact] = {}
-        pending = [{"pk": {"S": _pk(namespace, k)}, "sk": {"S": n}} for k, n in dict.fromkeys(keys)]
+        pending = [_key(namespace, k, n) for k, n in dict.fromkeys(keys)]
         while pending:
             chunk, pending = pending[:100], pending[100:]
             request = {self._table: {"Keys": chunk, "ConsistentRead": True}}
@@ -67,39 +66,45 @@ class DynamoDBArtifactStore:
         items: list[StoredArtifact] = []
         skip = (page - 1) * per_page
         if skip < total:
-            kwargs = {
+            query = {
                 "TableName": self._table,
                 "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": {":pk": {"S": _pk(namespace, kind)}},
+                "ExpressionAttributeValues": {":pk": {"S": table.artifact_pk(namespace, kind)}},
             }
             # Pages before the wanted one are read keys-only, then the page itself in full.
             start = None
             if skip:
-                start = self._skip(kwargs, skip)
+                start = self._skip(query, skip)
             if skip == 0 or start:
-                query = {**kwargs, "Limit": per_page}
-                if start:
-                    query["ExclusiveStartKey"] = start
-                items = [_from_item(i) for i in self._ddb.query(**query)["Items"]]
+                items = [_from_item(i) for i in table.query_after(start, **query, Limit=per_page)["Items"]]
         return ArtifactPage(items=items, total=total)
 
-    def _skip(self, kwargs: dict, count: int) -> dict | None:
+    def _skip(self, query: dict, count: int) -> dict | None:
+        """The key the wanted page starts after (None: there are not `count` items). Each Query's
+        Limit is what is left to skip, so no key past the wanted page is read (the paginator's
+        fixed page size would read up to a page too many)."""
         start, left = None, count
         while left > 0:
-            query = {**kwargs, "Limit": left, "ProjectionExpression": "pk, sk"}
-            if start:
-                query["ExclusiveStartKey"] = start
-            out = self._ddb.query(**query)
+            out = table.query_after(start, **query, Limit=left, ProjectionExpression="pk, sk")
             left -= out["Count"]
             start = out.get("LastEvaluatedKey")
             if not start:
                 return None
         return start
 
+    def all_of_kind(self, namespace: str, kind: str) -> list[StoredArtifact]:
+        items = table.query_items(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": table.artifact_pk(namespace, kind)}},
+            ConsistentRead=True,
+        )
+        return [_from_item(i) for i in items]
+
     def _count(self, namespace: str, kind: str) -> int:
         item = self._ddb.get_item(
             TableName=self._table,
-            Key={"pk": {"S": f"{namespace}#counts"}, "sk": {"S": kind}},
+            Key={"pk": {"S": table.counts_pk(namespace)}, "sk": {"S": kind}},
             ConsistentRead=True,
         ).get("Item")
         return int(item["count"]["N"]) if item else 0
@@ -128,7 +133,7 @@ class DynamoDBArtifactStore:
                 raise Conflict(f"{w.kind}/{w.name} was changed by someone else",
                                [FieldError("version", f"expected {expected}")],
                                current_version=stored.version if stored else None)
-            key = {"pk": {"S": _pk(namespace, w.kind)}, "sk": {"S": w.name}}
+            key = _key(namespace, w.kind, w.name)
             if stored:
                 cond = {"ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": {"N": str(stored.version)}}}
             else:
@@ -156,7 +161,7 @@ class DynamoDBArtifactStore:
             if delta:
                 items.append({"Update": {
                     "TableName": self._table,
-                    "Key": {"pk": {"S": f"{namespace}#counts"}, "sk": {"S": kind}},
+                    "Key": {"pk": {"S": table.counts_pk(namespace)}, "sk": {"S": kind}},
                     "UpdateExpression": "ADD #c :d",
                     "ExpressionAttributeNames": {"#c": "count"},
                     "ExpressionAttributeValues": {":d": {"N": str(delta)}},

@@ -38,17 +38,12 @@ _MAX_DOC = 380_000  # bytes of JSON per event: a DynamoDB item holds 400 KB with
 
 
 def _pk(namespace: str, tag: str | None) -> str:
-    return f"{namespace}#events" if tag is None else f"{namespace}#event-tag#{tag}"
+    return table.events_pk(namespace) if tag is None else table.event_tag_pk(namespace, tag)
 
 
 class DynamoDBEventStore:
-    def __init__(self, client: Any = None, table_name: str | None = None):
-        self._client = client
+    def __init__(self, table_name: str | None = None):
         self._table = table_name
-
-    @property
-    def client(self):
-        return self._client or table.client()
 
     @property
     def table(self) -> str:
@@ -85,7 +80,7 @@ class DynamoDBEventStore:
     def _write(self, requests: list[dict]) -> None:
         pending = {self.table: requests}
         for attempt in range(_ATTEMPTS):
-            pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            pending = table.client().batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
             if not pending:
                 return
             time.sleep(min(0.05 * 2**attempt, 1.0))  # throttled: back off before the leftovers
@@ -147,10 +142,5 @@ class DynamoDBEventStore:
         }
         if filters:
             request["FilterExpression"] = " AND ".join(filters)
-        while True:
-            response = self.client.query(**request)
-            for item in response.get("Items", []):
-                yield json.loads(item["doc"]["S"])
-            if "LastEvaluatedKey" not in response:
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for item in table.query_items(**request):
+            yield json.loads(item["doc"]["S"])

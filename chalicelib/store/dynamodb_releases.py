@@ -8,7 +8,7 @@ from typing import Generic
 
 from chalicelib.errors import FieldError
 from chalicelib.store import table
-from chalicelib.store.releases import ReleaseStore, StaleWrite, State
+from chalicelib.store.release_store import ReleaseStore, StaleWrite, State
 
 PAGE = 1000  # releases per Query page
 

@@ -6,24 +6,13 @@ from __future__ import annotations
 from chalicelib.store import table
 
 
-def _pk(what: str) -> str:
-    return f"#namespaces#{what}"
-
-
 def register(what: str, namespace: str) -> None:
     """Idempotent: a put of the same item."""
-    table.client().put_item(TableName=table.table_name(), Item={"pk": {"S": _pk(what)}, "sk": {"S": namespace}})
+    item = {"pk": {"S": table.namespaces_pk(what)}, "sk": {"S": namespace}}
+    table.client().put_item(TableName=table.table_name(), Item=item)
 
 
 def registered(what: str) -> list[str]:
-    ddb, out, start = table.client(), [], None
-    while True:
-        kwargs = {"TableName": table.table_name(), "KeyConditionExpression": "pk = :pk",
-                  "ExpressionAttributeValues": {":pk": {"S": _pk(what)}}}
-        if start:
-            kwargs["ExclusiveStartKey"] = start
-        page = ddb.query(**kwargs)
-        out += [i["sk"]["S"] for i in page["Items"]]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return out
+    items = table.query_items(KeyConditionExpression="pk = :pk",
+                              ExpressionAttributeValues={":pk": {"S": table.namespaces_pk(what)}})
+    return [i["sk"]["S"] for i in items]

@@ -1,6 +1,8 @@
-"""The single DynamoDB table: its key schema, and the boto3 handles every backend shares.
+"""The single DynamoDB table: its key schema, the boto3 handles and paged queries every backend
+shares, and the whole-table dump and load of the local tooling.
 
-Every key shape lives here; only modules of `store/` build keys or talk to DynamoDB.
+Every key shape lives here; only modules of `store/` build keys or talk to DynamoDB
+(tests/store/test_table_ownership.py checks the rest of the code).
 Items, by partition key (`pk`) and sort key (`sk`):
   <ns>#artifact#<kind>  <name>                 an artifact: version, doc (JSON text), updated
   <ns>#counts           <kind>                 how many artifacts of a kind (for X-Total-Count)
@@ -13,7 +15,7 @@ Items that expire carry `expires_at` (epoch seconds, the table's TTL attribute).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 
 import boto3
@@ -69,7 +71,7 @@ def namespaces_pk(what: str) -> str:
 
 def query_pages(**query) -> Iterator[dict]:
     """Every page of one Query (botocore's paginator follows LastEvaluatedKey); `Limit` is the
-    page size. The one way a store module reads past a page."""
+    page size. How a store module reads past a page (query_after only where pages differ in Limit)."""
     pages = client().get_paginator("query").paginate(**{"TableName": table_name(), **query})
     yield from pages
 
@@ -78,6 +80,15 @@ def query_items(**query) -> Iterator[dict]:
     """Every item of one Query, page after page."""
     for page in query_pages(**query):
         yield from page["Items"]
+
+
+def query_after(start: dict | None, **query) -> dict:
+    """One page of a Query, after key `start` (None: from the first item). Only for a reader that
+    picks each page's Limit itself (an artifact list skipping to its page); others page with
+    query_pages."""
+    if start:
+        query["ExclusiveStartKey"] = start
+    return client().query(**{"TableName": table_name(), **query})
 
 
 def table_name() -> str:
@@ -103,6 +114,30 @@ def ensure_table(name: str | None = None) -> None:
     ddb.update_time_to_live(
         TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
     )
+
+
+def dump_items() -> list[dict]:
+    """Every item of the table, as DynamoDB returns them (the local stack saves them on stop).
+    A Scan, which is fine here: tooling, never a request path."""
+    pages = client().get_paginator("scan").paginate(TableName=table_name())
+    return [item for page in pages for item in page["Items"]]
+
+
+def load_items(items: list[dict]) -> None:
+    """Put items as dump_items returned them (the local stack restores them on start)."""
+    ddb, name = client(), table_name()
+    for i in range(0, len(items), 25):  # BatchWriteItem's limit
+        request = {name: [{"PutRequest": {"Item": item}} for item in items[i:i + 25]]}
+        while request:
+            request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or None
+
+
+def watch(event: str, handler: Callable) -> Callable[[], None]:
+    """Call `handler` on a botocore event of the table's client (e.g. "before-call.dynamodb.*"):
+    how benchmarks count and price the requests the stores make. Returns the undo."""
+    events = client().meta.events
+    events.register(event, handler)
+    return lambda: events.unregister(event, handler)
 
 
 def reset_clients() -> None:

@@ -50,8 +50,8 @@ def api(aws):
     from chalice.test import Client
 
     import app
-    from chalicelib.api.auth import TokenStore
+    from chalicelib.store.tokens import DynamoDBTokenStore
 
-    token, _ = TokenStore().create("tests")
+    token, _ = DynamoDBTokenStore().create("tests")
     with Client(app.app) as client:
         yield Api(client, token)

@@ -51,9 +51,9 @@ def test_token_names_are_checked(api):
 def test_authorizer_function_refuses_without_a_valid_token(aws):
     """The API Gateway authorizer (used on AWS) runs the same check."""
     import app
-    from chalicelib.api.auth import TokenStore
+    from chalicelib.store.tokens import DynamoDBTokenStore
 
-    token, _ = TokenStore().create("gw")
+    token, _ = DynamoDBTokenStore().create("gw")
 
     class Req:
         def __init__(self, t):
@@ -70,7 +70,7 @@ def test_iam_mode_trusts_only_api_gateways_sigv4_identity(monkeypatch):
     signature and put the caller in the request context; a Bearer token means nothing then."""
     from types import SimpleNamespace
 
-    from chalicelib.api.http import authenticate
+    from chalicelib.api.auth import authenticate
     from chalicelib.settings import settings
 
     monkeypatch.setenv("VAMP_AUTH_MODE", "iam")

@@ -126,3 +126,28 @@ def test_get_many(store):
     store.apply("default", [Write("breeds", f"b{i}", {"i": i}, None) for i in range(5)])
     found = store.get_many("default", [("breeds", "b1"), ("breeds", "b4"), ("breeds", "nope")])
     assert sorted(found) == [("breeds", "b1"), ("breeds", "b4")]
+
+
+def test_a_list_page_costs_the_counter_and_one_query_plus_one_keys_only_query_to_skip(store, calls):
+    store.apply("default", [Write("breeds", f"b{i:03d}", {}, None) for i in range(23)])
+    for page, expected in ((1, ["GetItem", "Query"]), (3, ["GetItem", "Query", "Query"]), (4, ["GetItem"])):
+        calls.clear()
+        store.list("default", "breeds", page, 10)
+        assert calls == expected, page
+
+
+def test_all_of_kind_reads_every_page_consistently_and_only_its_kind(store):
+    seen: list[dict] = []
+    pad = "x" * 120_000  # DynamoDB pages a Query at 1 MB: 20 of these take three pages
+    names = [f"g{i:02d}" for i in range(20)]
+    for i in range(0, 20, 5):
+        store.apply("default", [Write("gateways", n, {"name": n, "pad": pad}, None) for n in names[i:i + 5]])
+    store.apply("default", [Write("routes", "r", {}, None)])
+    store.apply("other", [Write("gateways", "elsewhere", {}, None)])
+    unwatch = table.watch("provide-client-params.dynamodb.Query", lambda params, **_: seen.append(params))
+    found = store.all_of_kind("default", "gateways")
+    unwatch()
+    assert [a.name for a in found] == names and all(a.kind == "gateways" and a.version == 1 for a in found)
+    assert found[0].document == {"name": "g00", "pad": pad}
+    assert len(seen) >= 3 and all(p["ConsistentRead"] for p in seen)
+    assert store.all_of_kind("default", "breeds") == []

@@ -48,37 +48,41 @@ def test_writes_go_in_batches_of_25(aws, no_scan):  # noqa: F811
 
 
 class Throttling:
-    """Wraps the real client; BatchWriteItem writes only the first request and hands the rest back."""
+    """Stands in for the client's BatchWriteItem: writes only the first request, hands the rest back."""
 
     def __init__(self, real, rounds: int):
         self.real, self.rounds, self.calls = real, rounds, 0
 
-    def batch_write_item(self, RequestItems):
+    def __call__(self, RequestItems):
         self.calls += 1
         if self.calls > self.rounds:
-            return self.real.batch_write_item(RequestItems=RequestItems)
+            return self.real(RequestItems=RequestItems)
         (name, requests), = RequestItems.items()
-        self.real.batch_write_item(RequestItems={name: requests[:1]})
+        self.real(RequestItems={name: requests[:1]})
         return {"UnprocessedItems": {name: requests[1:]} if requests[1:] else {}}
 
-    def __getattr__(self, name):
-        return getattr(self.real, name)
+
+def throttled(monkeypatch, rounds: int) -> Throttling:
+    ddb = table.client()
+    throttling = Throttling(ddb.batch_write_item, rounds)
+    monkeypatch.setattr(ddb, "batch_write_item", throttling)
+    return throttling
 
 
 def test_unprocessed_items_are_retried(aws, monkeypatch):
     monkeypatch.setattr(dynamodb_events.time, "sleep", lambda s: None)
-    client = Throttling(table.client(), rounds=3)
+    throttling = throttled(monkeypatch, rounds=3)
     events = [new_event(["a"], i, timestamp=NOW + timedelta(seconds=i)) for i in range(5)]
-    DynamoDBEventStore(client=client).publish("ns", events)
-    assert client.calls == 4
+    DynamoDBEventStore().publish("ns", events)
+    assert throttling.calls == 4
     assert DynamoDBEventStore().query("ns", EventQuery(tags=["a"])).total == 5
 
 
 def test_gives_up_when_throttled_for_good(aws, monkeypatch):
     monkeypatch.setattr(dynamodb_events.time, "sleep", lambda s: None)
-    client = Throttling(table.client(), rounds=1000)
+    throttled(monkeypatch, rounds=1000)
     with pytest.raises(EventStoreUnavailable) as e:
-        DynamoDBEventStore(client=client).publish("ns", [new_event(["a"], i) for i in range(20)])
+        DynamoDBEventStore().publish("ns", [new_event(["a"], i) for i in range(20)])
     assert e.value.status == 503
 
 

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from chalicelib.settings import settings
 from chalicelib.store.dynamodb_events import DynamoDBEventStore
+from chalicelib.store.event_backend import event_store
 from chalicelib.store.event_store import (
     Accumulator,
     Aggregator,
@@ -23,7 +24,6 @@ from chalicelib.store.event_store import (
     sk_bounds,
     sort_key,
 )
-from chalicelib.store.events import event_store
 from chalicelib.store.opensearch_events import OpenSearchEventStore
 
 T = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -121,7 +121,7 @@ def test_importing_the_factory_or_a_backend_stays_light():
     import subprocess
     import sys
 
-    code = "import sys; import chalicelib.store.events; print('pydantic' in sys.modules); import chalicelib.store.opensearch_events; print('opensearchpy' in sys.modules)"
+    code = "import sys; import chalicelib.store.event_backend; print('pydantic' in sys.modules); import chalicelib.store.opensearch_events; print('opensearchpy' in sys.modules)"
     started = time.monotonic()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"], "pydantic and opensearch-py: imported only where used (cold starts)"

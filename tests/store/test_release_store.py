@@ -9,7 +9,7 @@ from chalicelib.releases.plan import Plan
 from chalicelib.retry import WRITE_RACE
 from chalicelib.store import dynamodb_releases
 from chalicelib.store.dynamodb_releases import DynamoDBReleaseStore
-from chalicelib.store.releases import StaleWrite
+from chalicelib.store.release_store import StaleWrite
 
 PLAN = Plan(weights=[50], interval=1, failures=1, minimum_requests=1, inconclusive_limit=1)
 

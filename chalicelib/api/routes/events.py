@@ -5,6 +5,7 @@ from chalicelib.api import pagination
 from chalicelib.api.http import Call, Reply
 from chalicelib.errors import FieldError, ValidationFailed
 from chalicelib.settings import settings
+from chalicelib.store.event_backend import event_store
 
 
 def _event_query(call: Call, body: dict | None):
@@ -51,7 +52,6 @@ def _pydantic_error(e: Exception) -> ValidationFailed:
 
 
 def query_events(call: Call, body: dict | None = None) -> Reply:
-    from chalicelib.store.events import event_store
 
     query, agg = _event_query(call, body)
     store = event_store()
@@ -69,7 +69,6 @@ def query_events_body(call: Call) -> Reply:
 def publish_events(call: Call) -> Reply:
     from chalicelib import dsl
     from chalicelib.store.event_store import new_event
-    from chalicelib.store.events import event_store
 
     docs = call.documents()
     many = len(docs) != 1

@@ -8,12 +8,12 @@ from chalicelib.api.http import Call, Reply, Text, decoded_name
 from chalicelib.errors import FieldError, NotFound
 from chalicelib.gateways import publisher, telemetry
 from chalicelib.settings import settings
+from chalicelib.store.event_backend import event_store
 
 
 def _metric_events(call: Call, gateway: str, route: str | None, metric: str, window: int) -> list[dict]:
     # The event store's interface imports pydantic (~80 ms): off the cold-start path.
     from chalicelib.store.event_store import EventQuery
-    from chalicelib.store.events import event_store
 
     since = datetime.now(timezone.utc) - timedelta(seconds=window)
     query = EventQuery(tags=telemetry.tags_for(gateway, route, metric), type="metrics", gte=since,

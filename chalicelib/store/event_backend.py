@@ -1,11 +1,13 @@
-"""The event store the settings choose: DynamoDB (default) or OpenSearch."""
+"""Which event store backend serves: the one VAMP_EVENT_STORE names, DynamoDB (default) or
+OpenSearch. Apart from the interface (event_store.py) because that module imports pydantic
+(~80 ms), and importing this one must not (tests/store/test_events_helpers.py)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from chalicelib.settings import settings
 
-if TYPE_CHECKING:  # the interface module imports pydantic (~80 ms): not at `import app` time
+if TYPE_CHECKING:
     from chalicelib.store.event_store import EventStore
 
 

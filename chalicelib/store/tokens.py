@@ -1,0 +1,120 @@
+"""API tokens: created once (shown once), stored only as a SHA-256 hash, revoked by name.
+
+The interface (`TokenStore`) and its one backend, the single table: one item per token under
+`#tokens`, the hash as sort key (layout in table.py). Bearer parsing and the check per request are the API's (api/auth.py).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Protocol
+
+from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
+from chalicelib.store import table
+
+TOKEN_PREFIX = "vamp_"
+TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    """What is kept about a token besides its hash: the name callers are known by."""
+
+    name: str
+    created: str  # ISO-8601 UTC, seconds
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class TokenStore(Protocol):
+    def authenticate(self, token: str | None) -> StoredToken | None:
+        """The token's entry, or None (unknown, revoked, malformed): the caller answers 401."""
+        ...
+
+    def create(self, name: str, token: str | None = None) -> tuple[str, StoredToken]:
+        """Store a token under `name` (Conflict if the name is taken); a new random one unless
+        `token` is given (bootstrap). Returns the token itself: the only time it is seen."""
+        ...
+
+    def ensure(self, name: str, token: str) -> StoredToken:
+        """Register `token` unless it already is (local bootstrap from VAMP_API_TOKEN)."""
+        ...
+
+    def list(self) -> list[StoredToken]:
+        """Every token's entry, by name."""
+        ...
+
+    def revoke(self, name: str) -> None:
+        """Delete every token named `name` (NotFound if none)."""
+        ...
+
+
+def _key(digest: str) -> dict:
+    return {"pk": {"S": table.TOKENS_PK}, "sk": {"S": digest}}
+
+
+class DynamoDBTokenStore:
+    def __init__(self) -> None:
+        self._ddb = table.client()
+        self._table = table.table_name()
+
+    def authenticate(self, token: str | None) -> StoredToken | None:
+        if not token or len(token) > 200:
+            return None
+        digest = hash_token(token)
+        item = self._ddb.get_item(TableName=self._table, Key=_key(digest), ConsistentRead=True).get("Item")
+        # Compare again in constant time: the key lookup alone would leak nothing useful,
+        # but the check keeps a corrupted item from matching.
+        if not item or not hmac.compare_digest(item["sk"]["S"], digest):
+            return None
+        return StoredToken(item["name"]["S"], item["created"]["S"])
+
+    def create(self, name: str, token: str | None = None) -> tuple[str, StoredToken]:
+        if not isinstance(name, str) or not TOKEN_NAME.match(name):
+            raise ValidationFailed.at("name", "1-64 characters: letters, digits, _ . @ -, starting with a letter or digit")
+        if token is not None and len(token) < 16:
+            raise ValidationFailed.at("token", "at least 16 characters")
+        if any(p.name == name for p in self.list()):
+            raise Conflict(f"a token named {name} exists", [FieldError("name", "already exists")])
+        token = token or TOKEN_PREFIX + secrets.token_urlsafe(32)
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item={**_key(hash_token(token)), "name": {"S": name}, "created": {"S": created}},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            raise Conflict("this token is already registered", [FieldError("token", "already exists")]) from None
+        return token, StoredToken(name, created)
+
+    def ensure(self, name: str, token: str) -> StoredToken:
+        found = self.authenticate(token)
+        if found:
+            return found
+        return self.create(name, token)[1]
+
+    def list(self) -> list[StoredToken]:
+        items = table.query_items(TableName=self._table, KeyConditionExpression="pk = :pk",
+                                  ExpressionAttributeValues={":pk": {"S": table.TOKENS_PK}})
+        return sorted((StoredToken(i["name"]["S"], i["created"]["S"]) for i in items), key=lambda t: t.name)
+
+    def revoke(self, name: str) -> None:
+        items = table.query_items(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            FilterExpression="#n = :name",
+            ExpressionAttributeNames={"#n": "name"},
+            ExpressionAttributeValues={":pk": {"S": table.TOKENS_PK}, ":name": {"S": name}},
+        )
+        digests = [i["sk"]["S"] for i in items]
+        if not digests:
+            raise NotFound(f"no token named {name}", [FieldError("name", "not found")])
+        for digest in digests:
+            self._ddb.delete_item(TableName=self._table, Key=_key(digest))

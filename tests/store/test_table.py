@@ -1,0 +1,40 @@
+"""The table module's own helpers: the whole-table dump and load of the local stack, the
+namespace registry on its Query."""
+from __future__ import annotations
+
+from chalicelib.store import namespaces, table
+from chalicelib.store.artifact_store import Write
+from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
+from chalicelib.store.dynamodb_events import DynamoDBEventStore
+from chalicelib.store.event_store import EventQuery, new_event
+from chalicelib.store.tokens import DynamoDBTokenStore
+
+
+def test_dump_then_load_into_an_empty_table_keeps_everything(aws):
+    store = DynamoDBArtifactStore()
+    store.apply("default", [Write("breeds", f"b{i:02d}", {"i": i}, None) for i in range(30)])  # > one batch
+    DynamoDBEventStore().publish("default", [new_event(["a:b"], 1)])
+    token, _ = DynamoDBTokenStore().create("ci")
+    namespaces.register("deployments", "default")
+    items = table.dump_items()
+    assert len(items) == 30 + 1 + 3 + 1 + 1  # artifacts, counter, event x (all, a:b, a), token, namespace
+
+    table.client().delete_table(TableName=table.table_name())  # as a restarted moto starts: empty
+    table.ensure_table()
+    assert table.dump_items() == []
+    table.load_items(items)
+    assert sorted(map(str, table.dump_items())) == sorted(map(str, items))
+    page = DynamoDBArtifactStore().list("default", "breeds", 1, 50)
+    assert page.total == 30 and [a.document["i"] for a in page.items] == list(range(30))
+    assert DynamoDBEventStore().query("default", EventQuery(tags=["a"])).total == 1
+    assert DynamoDBTokenStore().authenticate(token).name == "ci"
+    assert namespaces.registered("deployments") == ["default"]
+
+
+def test_the_namespace_registry_is_idempotent_and_per_purpose(aws):
+    for ns in ("b", "a", "b"):
+        namespaces.register("gateways", ns)
+    namespaces.register("deployments", "c")
+    assert namespaces.registered("gateways") == ["a", "b"]
+    assert namespaces.registered("deployments") == ["c"]
+    assert namespaces.registered("nothing") == []
