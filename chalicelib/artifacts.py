@@ -87,9 +87,7 @@ def change(
 ) -> list[Outcome]:
     """Validate every document, then write them all in one transaction (or none), then archive.
     `targets`: who serves deployment routes, for rendering when the batch touches gateways."""
-    from chalicelib import (
-        dsl,  # the models are built on the first write, not at cold start
-    )
+    from chalicelib import dsl  # the models are built on the first write, not at cold start
 
     if not documents:
         raise ValidationFailed.at("body", "no document given")
@@ -148,6 +146,7 @@ def change(
 
 
 def _archive(publish: Callable[[str, list[dict]], None], namespace: str, mode: Mode, outcomes: list[Outcome]) -> None:
+    # PyYAML and the event model (pydantic): writes only, never on a read's cold start.
     import yaml
 
     from chalicelib.store.event_store import new_event
@@ -183,7 +182,7 @@ def shape(store: ArtifactStore, namespace: str, kind: str, document: dict, *, ex
     """Apply `expand_references` / `only_references` to a stored document."""
     if not (only or expand):
         return document
-    from chalicelib import dsl
+    from chalicelib import dsl  # pydantic: plain reads never load it
 
     if only:
         return dsl.only_references(kind, document)

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.gateways.ports import parse_port
+
 
 def source(store, namespace: str, gateway_docs: list[dict], loopback: str):
+    """The `publisher.RouteTargets` the layers above pass to the gateway layer."""
+    # The deployment model and the renderer are pydantic: the API passes `source` on every
+    # gateway write and imports this module at cold start; they are loaded only when rendering.
     from chalicelib.deployments.implied_gateways import service_route
     from chalicelib.deployments.model import load
     from chalicelib.gateways.haproxy import Instance
-    from chalicelib.gateways.ports import parse_port
 
     table: dict[str, list[Any]] = {}
     for stored in store.all_of_kind(namespace, "deployments"):

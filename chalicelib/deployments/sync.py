@@ -27,8 +27,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
+from chalicelib.deployments import implied_gateways as G
+from chalicelib.deployments.environment import EnvironmentError_, dependencies, environment, order
+from chalicelib.deployments.model import DeployedInstance, load, set_phase
+from chalicelib.deployments.operations import KIND, namespaces, stored_gateways, write
+from chalicelib.deployments.slice import prune
+from chalicelib.drivers import driver_for
+from chalicelib.drivers.base import DriverError, HealthCheckSpec, PortSpec, ServiceSpec, service_key
+from chalicelib.dsl.units import port_number, port_type
 from chalicelib.errors import Conflict
 from chalicelib.retry import SYNC_FAILURE
+from chalicelib.settings import settings
+from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
+from chalicelib.store.event_backend import event_store
+from chalicelib.store.event_store import new_event
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +67,12 @@ def backoff(attempts: int) -> float:
 
 
 def gateway_host() -> str:
-    from chalicelib.settings import settings
-
     bind = settings().gateway_bind
     return "127.0.0.1" if bind in ("0.0.0.0", "*", "") else bind
 
 
 def service_spec(dep, cname: str, service, ports: dict[tuple[str, str], int], host: str):
     """The driver spec of a service (ValueError with the reason when it cannot be built)."""
-    from chalicelib.deployments.environment import environment
-    from chalicelib.drivers.base import HealthCheckSpec, PortSpec, ServiceSpec
-    from chalicelib.dsl.units import port_number, port_type
-
     breed = service.breed
     cluster = dep.clusters[cname]
     checks = service.health_checks if service.health_checks is not None else (
@@ -88,8 +94,6 @@ def service_spec(dep, cname: str, service, ports: dict[tuple[str, str], int], ho
 
 def _quiet(dep, running: dict | None, now: datetime) -> bool:
     """Nothing to do: every service done, deployed with the digest the driver runs, no retry due."""
-    from chalicelib.drivers.base import service_key
-
     if running is None:
         return False
     for cname, _, s in dep.services():
@@ -117,23 +121,15 @@ def _quiet_raw(doc: dict, running: dict | None) -> bool:
 
 def run_all(publish: Publish | None = None) -> dict[str, Pass]:
     """The scheduled pass: every namespace that has deployments."""
-    from chalicelib.deployments.operations import namespaces
-
     return {ns: sync_namespace(ns, publish=publish) for ns in namespaces()}
 
 
 def _default_publish(namespace: str, events: list[dict]) -> None:
-    from chalicelib.store.event_backend import event_store
-
     event_store().publish(namespace, events)
 
 
 def sync_namespace(namespace: str, *, store=None, driver=None, publish: Publish | None = None,
                    only: str | None = None) -> Pass:
-    from chalicelib.deployments.operations import KIND
-    from chalicelib.drivers import driver_for
-    from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
-
     store = store or DynamoDBArtifactStore()
     driver = driver or driver_for(namespace)
     publish = publish or _default_publish
@@ -160,14 +156,6 @@ def sync_namespace(namespace: str, *, store=None, driver=None, publish: Publish 
 def sync_deployment(store, namespace: str, stored, driver, running: dict | None, publish: Publish,
                     clock: datetime | None = None) -> bool:
     """One deployment; True when something was written."""
-    from chalicelib.deployments import implied_gateways as G
-    from chalicelib.deployments.environment import EnvironmentError_, order
-    from chalicelib.deployments.model import load, set_phase
-    from chalicelib.deployments.operations import stored_gateways, write
-    from chalicelib.deployments.slice import prune
-    from chalicelib.drivers.base import DriverError, service_key
-    from chalicelib.store.event_store import new_event
-
     if _quiet_raw(stored.document, running):
         return False
     now = clock or datetime.now(timezone.utc)
@@ -236,8 +224,6 @@ def sync_deployment(store, namespace: str, stored, driver, running: dict | None,
         if s.status.phase.name == "failed" and not due(s):
             continue
         if ranked and (cname, s.name) in ranked:
-            from chalicelib.deployments.environment import dependencies
-
             waiting = [f"{c}/{n}" for c, n in dependencies(dep, cname, s)
                        if dep.clusters[c].service(n).status.phase.name != "done"]
             if waiting:
@@ -262,7 +248,6 @@ def sync_deployment(store, namespace: str, stored, driver, running: dict | None,
             fail(s, str(e))
             continue
         s.digest = digest
-        from chalicelib.deployments.model import DeployedInstance
 
         instances = [DeployedInstance(name=i.name, host=i.host, ports=i.ports, healthy=i.healthy)
                      for i in st.instances if i.healthy]

@@ -11,6 +11,7 @@ import logging
 import threading
 
 from chalicelib.drivers.base import Driver, DriverError, ServiceSpec, ServiceStatus, failed
+from chalicelib.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +20,8 @@ _LOCK = threading.Lock()
 
 
 def _build(kind: str) -> Driver:
+    # Only the chosen driver's module is imported: each loads its own client library
+    # (kubernetes, boto3's ECS) at import, which no other driver's Lambda should pay for.
     if kind == "local":
         from chalicelib.drivers.local import LocalDriver
 
@@ -35,8 +38,6 @@ def _build(kind: str) -> Driver:
 
 
 def driver_for(namespace: str) -> "Guarded":
-    from chalicelib.settings import settings
-
     try:
         kind = settings().driver_for(namespace)
     except ValueError as e:

@@ -10,11 +10,12 @@ is the breed name (`sava:1.0.0`); drivers derive their own object names from it 
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 State = Literal["running", "deploying", "failed", "absent"]
 
@@ -147,3 +148,24 @@ def label_value(value: str) -> str:
 
 def failed(key: str, reason: str) -> ServiceStatus:
     return ServiceStatus(key=key, state="failed", reason=reason)
+
+
+def merge_dialect(base: Any, extra: Any) -> Any:
+    """Maps merge recursively; lists of maps with `name` merge item by item by name (containers,
+    env, ports); any other value in `extra` replaces the base's."""
+    if isinstance(base, dict) and isinstance(extra, dict):
+        out = dict(base)
+        for key, value in extra.items():
+            out[key] = merge_dialect(base[key], value) if key in base else copy.deepcopy(value)
+        return out
+    if (isinstance(base, list) and isinstance(extra, list)
+            and all(isinstance(i, dict) and "name" in i for i in base + extra)):
+        out = [dict(i) for i in base]
+        index = {i["name"]: n for n, i in enumerate(out)}
+        for item in extra:
+            if item["name"] in index:
+                out[index[item["name"]]] = merge_dialect(out[index[item["name"]]], item)
+            else:
+                out.append(copy.deepcopy(item))
+        return out
+    return copy.deepcopy(extra)

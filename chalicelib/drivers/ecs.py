@@ -17,13 +17,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
 from chalicelib.drivers.base import (
     DriverError,
     Instance,
     ServiceSpec,
     ServiceStatus,
+    merge_dialect,
     object_name,
 )
+from chalicelib.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +92,6 @@ def container_definition(spec: ServiceSpec) -> dict:
         }
     dialect = spec.dialects.get("ecs")
     if isinstance(dialect, dict):
-        from chalicelib.drivers.kubernetes import merge_dialect
-
         container = merge_dialect(container, dialect)
     return container
 
@@ -104,8 +107,6 @@ class EcsDriver:
 
     @classmethod
     def from_settings(cls) -> "EcsDriver":
-        from chalicelib.settings import settings
-
         s = settings()
         split = lambda v: [x.strip() for x in (v or "").split(",") if x.strip()]  # noqa: E731
         return cls(s.ecs_cluster, split(s.ecs_subnets), split(s.ecs_security_groups), s.ecs_launch_type,
@@ -114,8 +115,6 @@ class EcsDriver:
     @property
     def ecs(self) -> Any:
         if self._client is None:
-            import boto3
-
             self._client = boto3.client("ecs", region_name=self._region, endpoint_url=self._endpoint)
         return self._client
 
@@ -129,8 +128,6 @@ class EcsDriver:
         return object_name(namespace, deployment, cluster, service, limit=255)
 
     def deploy(self, namespace: str, spec: ServiceSpec) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         name = self._name(namespace, spec.deployment, spec.cluster, spec.service)
         digest = spec.digest()
         tags = [{"key": KEY_TAG, "value": spec.key}, {"key": NAMESPACE_TAG, "value": namespace},
@@ -163,8 +160,6 @@ class EcsDriver:
             raise DriverError(self._reason(e)) from e
 
     def undeploy(self, namespace: str, deployment: str, cluster: str, service: str) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         name = self._name(namespace, deployment, cluster, service)
         try:
             self.ecs.delete_service(cluster=self.cluster, service=name, force=True)
@@ -184,8 +179,6 @@ class EcsDriver:
 
     def _services(self, namespace: str) -> dict[str, dict]:
         """key -> described service, for every active vamp service of the namespace."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
             arns: list[str] = []
             for page in self.ecs.get_paginator("list_services").paginate(cluster=self.cluster):

@@ -25,15 +25,21 @@ import threading
 import time
 from typing import Any, Callable
 
+import boto3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
 from chalicelib.drivers.base import (
     DriverError,
     Instance,
     ServiceSpec,
     ServiceStatus,
     label_value,
+    merge_dialect,
     object_name,
     service_key,
 )
+from chalicelib.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +75,6 @@ def eks_token(cluster_name: str, sts_client: Any) -> str:
 
 def eks_configuration(cluster_name: str, region: str, endpoint_url: str | None = None) -> Any:
     """A kubernetes client Configuration for an EKS cluster (its endpoint, CA and a fresh token)."""
-    import boto3
-    from kubernetes import client
-
     eks = boto3.client("eks", region_name=region, endpoint_url=endpoint_url)
     cluster = eks.describe_cluster(name=cluster_name)["cluster"]
     # STS regional endpoint, as `aws eks get-token` uses; its own client (event handlers are per client).
@@ -102,10 +105,6 @@ def eks_configuration(cluster_name: str, region: str, endpoint_url: str | None =
 
 
 def api_client_from_settings() -> Any:
-    from kubernetes import client, config
-
-    from chalicelib.settings import settings
-
     s = settings()
     if s.eks_cluster:
         return client.ApiClient(eks_configuration(s.eks_cluster, s.region, s.aws_endpoint))
@@ -149,27 +148,6 @@ def _probe(spec: ServiceSpec, check: Any) -> dict:
     else:
         probe["httpGet"] = {"path": check.path, "port": port, "scheme": check.protocol}
     return probe
-
-
-def merge_dialect(base: Any, extra: Any) -> Any:
-    """Maps merge recursively; lists of maps with `name` merge item by item by name (containers,
-    env, ports); any other value in `extra` replaces the base's."""
-    if isinstance(base, dict) and isinstance(extra, dict):
-        out = dict(base)
-        for key, value in extra.items():
-            out[key] = merge_dialect(base[key], value) if key in base else copy.deepcopy(value)
-        return out
-    if (isinstance(base, list) and isinstance(extra, list)
-            and all(isinstance(i, dict) and "name" in i for i in base + extra)):
-        out = [dict(i) for i in base]
-        index = {i["name"]: n for n, i in enumerate(out)}
-        for item in extra:
-            if item["name"] in index:
-                out[index[item["name"]]] = merge_dialect(out[index[item["name"]]], item)
-            else:
-                out.append(copy.deepcopy(item))
-        return out
-    return copy.deepcopy(extra)
 
 
 def deployment_manifest(namespace: str, spec: ServiceSpec) -> dict:
@@ -241,8 +219,6 @@ class KubernetesDriver:
         return cls(api_client_from_settings)
 
     def _apis(self) -> tuple[Any, Any]:
-        from kubernetes import client
-
         with self._lock:
             if self._client is None:
                 self._client = self._factory()
@@ -264,7 +240,6 @@ class KubernetesDriver:
     def _ensure_namespace(self, core: Any, namespace: str) -> None:
         if namespace in self._namespaces:
             return
-        from kubernetes.client.exceptions import ApiException
 
         try:
             core.read_namespace(namespace)
@@ -281,8 +256,6 @@ class KubernetesDriver:
 
     def _upsert(self, read: Callable, create: Callable, replace: Callable, namespace: str, body: dict,
                 keep: Callable[[Any, dict], None] | None = None) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         name = body["metadata"]["name"]
         for _ in range(3):
             try:
@@ -310,8 +283,6 @@ class KubernetesDriver:
         raise DriverError(f"kubernetes: {name} kept changing under us; retrying later")
 
     def deploy(self, namespace: str, spec: ServiceSpec) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         deployment = deployment_manifest(namespace, spec)
         service = service_manifest(namespace, spec)
 
@@ -331,8 +302,6 @@ class KubernetesDriver:
             raise DriverError(self._reason(e)) from e
 
     def undeploy(self, namespace: str, deployment: str, cluster: str, service: str) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         name = object_name(deployment, cluster, service)
         core, apps = self._apis()
         for delete in (apps.delete_namespaced_deployment, core.delete_namespaced_service):
@@ -343,8 +312,6 @@ class KubernetesDriver:
                     raise DriverError(self._reason(e)) from e
 
     def _list(self, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        from kubernetes.client.exceptions import ApiException
-
         core, apps = self._apis()
         try:
             deployments = apps.list_namespaced_deployment(namespace, label_selector=SELECTOR).items

@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from chalicelib.drivers.base import (
@@ -354,6 +354,4 @@ class LocalDriver:
 
 
 def _same_but_instances(a: ServiceSpec, b: ServiceSpec) -> bool:
-    from dataclasses import replace
-
     return replace(a, instances=b.instances) == b

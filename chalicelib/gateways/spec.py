@@ -9,6 +9,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from chalicelib.errors import ValidationFailed
+from chalicelib.gateways.ports import parse_port
+
 log = logging.getLogger(__name__)
 
 Lookup = Callable[[str, str], "dict | None"]  # (kind, name) -> stored document or None
@@ -84,7 +87,9 @@ def references(docs: Iterable[dict]) -> set[tuple[str, str]]:
 
 
 def _route(key: str, model: Any, lookup: Lookup) -> RouteSpec:
+    # pydantic: `references` above is on the cold-start path, this is not.
     from chalicelib import dsl
+    from chalicelib.dsl.condition_grammar import Bool
 
     missing: list[str] = []
     if isinstance(model, dsl.RouteRef):
@@ -100,8 +105,6 @@ def _route(key: str, model: Any, lookup: Lookup) -> RouteSpec:
             stored = lookup("conditions", cond.reference)
             if stored is None or not isinstance(stored.get("condition"), str):
                 missing.append(f"conditions/{cond.reference}")
-                from chalicelib.dsl.condition_grammar import Bool
-
                 condition = Bool(False)  # a condition that is not there matches nothing
             else:
                 condition = dsl.parse_condition(stored["condition"])
@@ -121,8 +124,6 @@ def _route(key: str, model: Any, lookup: Lookup) -> RouteSpec:
 
 
 def from_model(gateway: Any, lookup: Lookup) -> GatewaySpec:
-    from chalicelib.gateways.ports import parse_port
-
     port, mode = parse_port(gateway.port) if gateway.port else (None, "http")
     routes = tuple(_route(key, route, lookup) for key, route in gateway.routes.items())
     return GatewaySpec(gateway.name, port, mode, gateway.sticky, tuple(gateway.virtual_hosts), routes)
@@ -130,8 +131,7 @@ def from_model(gateway: Any, lookup: Lookup) -> GatewaySpec:
 
 def from_documents(docs: Iterable[dict], lookup: Lookup) -> list[GatewaySpec]:
     """Specs of stored gateway documents; one that no longer parses is left out (and logged)."""
-    from chalicelib import dsl
-    from chalicelib.errors import ValidationFailed
+    from chalicelib import dsl  # pydantic: only when rendering
 
     specs = []
     for doc in docs:

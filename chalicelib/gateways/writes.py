@@ -12,10 +12,14 @@ from dataclasses import replace
 from typing import Callable
 
 from chalicelib.errors import Conflict, FieldError, ValidationFailed
-from chalicelib.gateways import publisher
+from chalicelib.gateways import ports as P
+from chalicelib.gateways import publisher, spec
+from chalicelib.gateways.ports import parse_port
 from chalicelib.gateways.publisher import RouteTargets
+from chalicelib.gateways.snapshot import GENERATION_KIND, GENERATION_NAME
+from chalicelib.gateways.spec import references
 from chalicelib.retry import WRITE_RACE, retry_on
-from chalicelib.settings import parse_port_range
+from chalicelib.settings import parse_port_range, settings
 from chalicelib.store import namespaces
 from chalicelib.store.artifact_store import Write
 
@@ -32,10 +36,10 @@ def involved(writes: list[Write]) -> bool:
 
 def check(writes: list[Write], paths: list[str], resolve: Callable[[str, str], dict | None]) -> None:
     """ValidationFailed (400) for anything that could not become a valid HAProxy configuration."""
+    # The DSL and the renderer build pydantic models: only for writes, not at cold start.
     from chalicelib import dsl
-    from chalicelib.gateways import haproxy, spec
+    from chalicelib.gateways import haproxy
     from chalicelib.gateways.acl import RenderError, check_condition, check_new_path
-    from chalicelib.settings import settings
 
     errors: list[FieldError] = []
     vhost_port = settings().virtual_hosts_port
@@ -80,10 +84,6 @@ def apply(store, namespace: str, writes: list[Write]):
 
 
 def _plan(store, namespace: str, writes: list[Write]) -> tuple[list[Write], list[Write]]:
-    from chalicelib.gateways import ports as P
-    from chalicelib.gateways.snapshot import GENERATION_KIND, GENERATION_NAME
-    from chalicelib.settings import settings
-
     s = settings()
     keys = [(w.kind, w.name) for w in writes] + [(GENERATION_KIND, GENERATION_NAME)]
     current = store.get_many(namespace, keys)
@@ -152,8 +152,6 @@ def _claim(port: int, gateway: str) -> dict:
 
 
 def _port(doc: dict | None) -> tuple[int, str] | None:
-    from chalicelib.gateways.ports import parse_port
-
     raw = (doc or {}).get("port")
     return parse_port(raw) if raw else None
 
@@ -164,8 +162,6 @@ def after(store, namespace: str, outcomes: list, publish_events: Callable[[str, 
           targets: RouteTargets):
     """Re-render and publish the namespace (when an etcd endpoint is set); events per gateway.
     Never raises: the write is done, and the next one publishes whatever this one could not."""
-    from chalicelib.settings import settings
-
     if not settings().etcd_endpoint:
         return None
     try:
@@ -183,8 +179,7 @@ def after(store, namespace: str, outcomes: list, publish_events: Callable[[str, 
 
 
 def _events(snap, outcomes: list, result) -> list[dict]:
-    from chalicelib.gateways.spec import references
-    from chalicelib.store.event_store import new_event
+    from chalicelib.store.event_store import new_event  # pydantic: only once something was written
 
     value = {"generation": result.generation, "checksum": result.checksum}
     tags: dict[str, str] = {}

@@ -12,13 +12,12 @@ import pytest
 import requests
 
 from chalicelib.drivers import Guarded
-from chalicelib.drivers.base import PortSpec
+from chalicelib.drivers.base import PortSpec, merge_dialect
 from chalicelib.drivers.kubernetes import (
     KubernetesDriver,
     deployment_manifest,
     eks_configuration,
     eks_token,
-    merge_dialect,
 )
 from tests.drivers.helpers import image_spec
 from tests.fakes import fake_kubernetes  # noqa: F401
