@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from chalicelib import VERSION
+from pydantic.json_schema import models_json_schema
+
+from chalicelib import VERSION, dsl
 from chalicelib.kinds import ACCEPTED_KINDS
+from chalicelib.store.event_store import EventQuery
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 MEDIA = ("application/json", "application/x-yaml")
@@ -67,11 +70,6 @@ def _kind_paths(kind: str, model_ref: dict) -> dict:
 
 @lru_cache(maxsize=1)
 def document() -> dict:
-    from pydantic.json_schema import models_json_schema
-
-    from chalicelib import dsl
-    from chalicelib.store.event_store import EventQuery
-
     models = [(m, "validation") for m in dsl.KINDS.values()]
     models += [(dsl.Event, "validation"), (EventQuery, "validation")]
     refs, schemas = models_json_schema(models, ref_template="#/components/schemas/{model}")

@@ -14,6 +14,7 @@ configuration of the namespace (`haproxy -c`), which no user input may cause.
 """
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -195,6 +196,4 @@ class Compiled:
 
 def check_condition(node: Any) -> None:
     """Raise RenderError if the condition cannot compile (only raw ACLs can fail)."""
-    import itertools
-
     Compiled(itertools.count()).term(node)

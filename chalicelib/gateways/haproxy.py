@@ -28,6 +28,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import jinja2
+
 from chalicelib.contract.envelope import checksum
 from chalicelib.contract.log_format import (
     GLOBAL_LOG_LINE,
@@ -145,8 +147,6 @@ def _finalize(value: Any) -> Any:
 
 @lru_cache(maxsize=1)
 def environment():
-    import jinja2
-
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=False,  # HAProxy text, not HTML: the filters are the escaping

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from chalicelib.gateways.spec import references
+
 GENERATION_KIND = "gateway-generation"
 GENERATION_NAME = "generation"
 
@@ -30,8 +32,6 @@ def generation(store, namespace: str) -> int:
 
 
 def read(store, namespace: str) -> Snapshot:
-    from chalicelib.gateways.spec import references
-
     gen = generation(store, namespace)
     gateways = [a.document for a in store.all_of_kind(namespace, "gateways")]
     referenced: dict[tuple[str, str], dict] = {}

@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 
 
 def event_store() -> EventStore:
-    # Cheap to build: both backends create their clients on first use (and cache them there).
+    # Only the chosen backend's module is imported (both import the interface's pydantic models,
+    # OpenSearch also its client); both create their clients on first use and cache them.
     if settings().event_store == "opensearch":
         from chalicelib.store.opensearch_events import OpenSearchEventStore
 

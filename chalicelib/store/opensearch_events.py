@@ -16,6 +16,10 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlparse
 
+import boto3
+from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth
+from opensearchpy.exceptions import TransportError
+
 from chalicelib.errors import ValidationFailed
 from chalicelib.settings import settings
 from chalicelib.store.event_store import (
@@ -99,14 +103,9 @@ def search_filter(namespace: str, q: EventQuery) -> dict:
 
 @lru_cache(maxsize=4)  # one client (and connection pool) per URL for the life of the process
 def _client_for(url: str):
-    from opensearchpy import OpenSearch  # heavy: imported when used
-
     host = urlparse(url).hostname or ""
     kwargs: dict[str, Any] = {}
     if host.endswith((".es.amazonaws.com", ".aoss.amazonaws.com")):  # Amazon OpenSearch: SigV4
-        import boto3
-        from opensearchpy import Urllib3AWSV4SignerAuth
-
         service = "aoss" if host.endswith(".aoss.amazonaws.com") else "es"
         kwargs = {"http_auth": Urllib3AWSV4SignerAuth(boto3.Session().get_credentials(), settings().region, service)}
     return OpenSearch(hosts=[url], timeout=10, max_retries=2, retry_on_timeout=True, **kwargs)
@@ -144,7 +143,6 @@ class OpenSearchEventStore:
     def publish(self, namespace: str, events: list[dict]) -> None:
         if not events:
             return
-        from opensearchpy.exceptions import TransportError
 
         self.ensure_template()
         lines: list[dict] = []

@@ -25,11 +25,10 @@ def test_failing_release_is_rolled_back_within_interval_times_threshold(api, sfn
     traffic.set(CANARY, errors=25)  # half the canary's requests fail
     assert api.post("/api/v1/releases", release(failures=2)).status_code == 202
     at_step = run_until(api, "r1", traffic, lambda s: s["step"] >= 1 or finished(s))
-    started = time.monotonic()
     status = run_until(api, "r1", traffic, finished)
-    elapsed = time.monotonic() - started
     assert status["phase"] == "rolled_back", status
-    assert elapsed <= 1 * 2 + 3.0, elapsed  # interval x failures + margin
+    # Rolled back at the second failed check, not later (how fast in seconds: `make bench`).
+    assert len(status["checks"]) - len(at_step["checks"]) <= 2, status["checks"]
     assert weights(api) == {STABLE: 100, CANARY: 0}
     assert at_step["weight"] == 20
     failed = [c for c in status["checks"] if c["verdict"] == "fail"]
@@ -122,13 +121,13 @@ def test_a_retried_task_does_not_apply_twice(api, sfn, traffic):
 
     stepfunctions.interceptors.append(flaky)
     make_gateway(api)
-    before = int(api.get(f"/api/v1/gateways/shop").headers["ETag"].strip('"'))
+    before = int(api.get("/api/v1/gateways/shop").headers["ETag"].strip('"'))
     assert api.post("/api/v1/releases", release()).status_code == 202
     # Not a timing test: every task is delivered twice, each retry after Step Functions' backoff,
     # which a loaded CI machine stretches.
     status = run_until(api, "r1", traffic, finished, timeout=150)
     assert status["phase"] == "promoted", status
-    after = int(api.get(f"/api/v1/gateways/shop").headers["ETag"].strip('"'))
+    after = int(api.get("/api/v1/gateways/shop").headers["ETag"].strip('"'))
     assert after - before == 3, status  # 20%, 50%, promotion: one write each
     assert [c["number"] for c in status["checks"]] == [1, 2, 3], status
     assert status["failures"] == 0

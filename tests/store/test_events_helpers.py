@@ -1,7 +1,6 @@
 """The pure helpers of the event store and the factory: no server."""
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -117,12 +116,11 @@ def test_factory_chooses_by_settings(monkeypatch):
     settings.cache_clear()
 
 
-def test_importing_the_factory_or_a_backend_stays_light():
+def test_importing_the_factory_stays_light():
     import subprocess
     import sys
 
-    code = "import sys; import chalicelib.store.event_backend; print('pydantic' in sys.modules); import chalicelib.store.opensearch_events; print('opensearchpy' in sys.modules)"
-    started = time.monotonic()
+    # The factory is on every cold start; the backend it picks (pydantic, opensearch-py) is not.
+    code = "import sys, chalicelib.store.event_backend as b; print(sorted({'pydantic', 'opensearchpy'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False"], "pydantic and opensearch-py: imported only where used (cold starts)"
-    assert time.monotonic() - started < 10
+    assert out.strip() == "[]"
