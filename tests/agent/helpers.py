@@ -18,8 +18,6 @@ from local.backends import Backend  # noqa: F401  (re-exported: the tests' backe
 from local.stack import free_port  # noqa: F401  (re-exported)
 
 
-
-
 def sample(metrics: Any, name: str) -> float:
     """The value an agent's metrics export for one series now, e.g. "vamp_agent_reloads_total"."""
     value = metrics.registry.get_sample_value(name)
@@ -187,3 +185,11 @@ class Load:
         self._stop.set()
         for t in self._threads:
             t.join(10)
+
+
+def line(tt: int = 10, status: int = 200, frontend: str = "gw.sava__9050", backend: str = "rt.sava__9050.v1",
+         request: str = "GET / HTTP/1.1", ts: str = "1700000000.123") -> bytes:
+    return ('{"client_ip":"10.0.0.1","client_port":5000,"timestamp":%s,"frontend":"%s","backend":"%s","server":"s1",'
+            '"Tq":0,"Tw":0,"Tc":1,"Tr":%d,"Tt":%d,"status":%d,"bytes_read":100,"termination_state":"--","actconn":1,'
+            '"feconn":1,"beconn":1,"srv_conn":1,"retries":"0","srv_queue":0,"backend_queue":0,"request":"%s"}\n'
+            % (ts, frontend, backend, tt, tt, status, request)).encode()

@@ -9,15 +9,7 @@ from agent.logs.aggregator import Aggregator, bucket_of, bucket_value, to_events
 from agent.logs.parser import parse
 from agent.logs.receiver import Pipeline
 from agent.metrics import AgentMetrics
-from tests.agent.helpers import sample
-
-
-def line(tt: int = 10, status: int = 200, frontend: str = "gw.sava__9050", backend: str = "rt.sava__9050.v1",
-         request: str = "GET / HTTP/1.1", ts: str = "1700000000.123") -> bytes:
-    return ('{"client_ip":"10.0.0.1","client_port":5000,"timestamp":%s,"frontend":"%s","backend":"%s","server":"s1",'
-            '"Tq":0,"Tw":0,"Tc":1,"Tr":%d,"Tt":%d,"status":%d,"bytes_read":100,"termination_state":"--","actconn":1,'
-            '"feconn":1,"beconn":1,"srv_conn":1,"retries":"0","srv_queue":0,"backend_queue":0,"request":"%s"}\n'
-            % (ts, frontend, backend, tt, tt, status, request)).encode()
+from tests.agent.helpers import line, sample
 
 
 def test_parse_derives_gateway_route_day_and_document():

@@ -9,8 +9,7 @@ from agent.logs.parser import parse
 from agent.logs.shipper import BulkClient, Shipper
 from agent.logs.spool import Spool
 from agent.metrics import AgentMetrics
-from tests.agent.helpers import sample, wait_for
-from tests.agent.test_log_pipeline import line
+from tests.agent.helpers import line, sample, wait_for
 
 
 def entries(n: int, start: int = 0) -> list[bytes]:

@@ -7,11 +7,20 @@ import shutil
 import subprocess
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chalicelib.contract.log_format import (
-    GLOBAL_LOG_LINE, LOG_FIELDS, LOG_FORMAT, LOG_FORMAT_LINE, LOG_SOCKET_ENV, backend_name, decode_name,
-    encode_name, frontend_name, gateway_route,
+    GLOBAL_LOG_LINE,
+    LOG_FIELDS,
+    LOG_FORMAT,
+    LOG_FORMAT_LINE,
+    LOG_SOCKET_ENV,
+    backend_name,
+    decode_name,
+    encode_name,
+    frontend_name,
+    gateway_route,
 )
 
 HAPROXY_SAFE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")

@@ -20,7 +20,6 @@ from chalicelib.drivers.kubernetes import (
     eks_token,
 )
 from tests.drivers.helpers import image_spec
-from tests.fakes import fake_kubernetes  # noqa: F401
 
 
 def client_for(url: str):

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from chalicelib.dsl.base import Problems
-
 from chalicelib.dsl import Blueprint, parse
+from chalicelib.dsl.base import Problems
 from chalicelib.dsl.blueprint import UNRESOLVED_PORT
 
 from .helpers import errors_of, load, roundtrip, store

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.contract.log_format import GLOBAL_LOG_LINE, LOG_FORMAT_LINE
 from chalicelib.gateways import haproxy, spec
 from chalicelib.gateways.haproxy import Instance, Options, render
-from chalicelib.contract.log_format import GLOBAL_LOG_LINE, LOG_FORMAT_LINE
 from tests.gateways.helpers import haproxy_check
 
 CANONICAL = {

@@ -7,8 +7,6 @@ import time
 
 import pytest
 
-from tests.api.conftest import Api, api  # noqa: F401  (the API fixture)
-
 GATEWAY = "shop"
 STABLE, CANARY = "shop/v1/web", "shop/v2/web"
 

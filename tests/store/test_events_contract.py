@@ -12,7 +12,6 @@ import pytest
 from chalicelib.store.dynamodb_events import DynamoDBEventStore
 from chalicelib.store.event_store import Aggregator, EventQuery, EventStore, format_timestamp, new_event
 from chalicelib.store.opensearch_events import OpenSearchEventStore
-from tests.fakes import fake_opensearch  # noqa: F401  (fixture)
 
 # Recent, so nothing is past its TTL; whole seconds, so boundaries are easy to name.
 BASE = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
@@ -178,19 +177,6 @@ class EventStoreContract:
 # --- the backends ---------------------------------------------------------------------------
 
 
-@pytest.fixture()
-def no_scan(aws):
-    """Counts DynamoDB calls by operation; fails the test if a Scan was ever made."""
-    from chalicelib.store import table
-
-    calls: list[str] = []
-    handler = lambda model, **_: calls.append(model.name)  # noqa: E731
-    table.client().meta.events.register("before-call.dynamodb.*", handler)
-    yield calls
-    table.client().meta.events.unregister("before-call.dynamodb.*", handler)
-    assert "Scan" not in calls
-
-
 class TestDynamoDB(EventStoreContract):
     @pytest.fixture()
     def store(self, no_scan):
@@ -200,7 +186,7 @@ class TestDynamoDB(EventStoreContract):
 
 class TestOpenSearchFake(EventStoreContract):
     @pytest.fixture()
-    def store(self, fake_opensearch):  # noqa: F811
+    def store(self, fake_opensearch):
         return OpenSearchEventStore(url=fake_opensearch.url)
 
 

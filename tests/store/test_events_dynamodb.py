@@ -11,7 +11,6 @@ from chalicelib.settings import settings
 from chalicelib.store import dynamodb_events, table
 from chalicelib.store.dynamodb_events import DynamoDBEventStore
 from chalicelib.store.event_store import Aggregator, EventQuery, EventStoreUnavailable, new_event
-from tests.store.test_events_contract import no_scan  # noqa: F401  (fixture)
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -40,7 +39,7 @@ def test_no_expiry_when_retention_is_zero(aws, monkeypatch):
     assert "expires_at" not in item("ns#events", f"{event['timestamp']}#{event['id']}")
 
 
-def test_writes_go_in_batches_of_25(aws, no_scan):  # noqa: F811
+def test_writes_go_in_batches_of_25(aws, no_scan):
     events = [new_event(["a", "b"], i, timestamp=NOW + timedelta(seconds=i)) for i in range(30)]
     DynamoDBEventStore().publish("ns", events)  # 30 x 3 items
     assert no_scan.count("BatchWriteItem") == 4
@@ -104,7 +103,7 @@ def test_a_query_reads_the_partition_of_its_first_tag(aws):
     assert len(seen) == 1
 
 
-def test_queries_page_through_dynamodb_pages(aws, no_scan):  # noqa: F811
+def test_queries_page_through_dynamodb_pages(aws, no_scan):
     big = "x" * 120_000  # DynamoDB pages a Query at 1 MB: 25 of these take three pages
     events = [new_event(["a"], {"n": i, "pad": big}, timestamp=NOW + timedelta(seconds=i)) for i in range(25)]
     store = DynamoDBEventStore()
@@ -116,7 +115,7 @@ def test_queries_page_through_dynamodb_pages(aws, no_scan):  # noqa: F811
     assert store.aggregate("ns", EventQuery(tags=["a"]), Aggregator(type="sum", field="n")) == float(sum(range(25)))
 
 
-def test_an_event_too_big_for_an_item_is_refused_before_anything_is_written(aws, no_scan):  # noqa: F811
+def test_an_event_too_big_for_an_item_is_refused_before_anything_is_written(aws, no_scan):
     small, big = new_event(["a"], 1, timestamp=NOW), new_event(["a"], "x" * 400_000, timestamp=NOW)
     with pytest.raises(ValidationFailed) as e:
         DynamoDBEventStore().publish("ns", [small, big])

@@ -13,7 +13,7 @@ from chalicelib.errors import ValidationFailed
 from chalicelib.settings import settings
 from chalicelib.store.event_store import Aggregator, EventQuery, EventStoreUnavailable, new_event
 from chalicelib.store.opensearch_events import EVENTS_TEMPLATE, OpenSearchEventStore, index_name
-from tests.fakes import FakeOpenSearch, fake_opensearch  # noqa: F401  (fixture)
+from tests.fakes import FakeOpenSearch
 
 INFRA = Path(__file__).resolve().parents[2] / "infra" / "opensearch"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
