@@ -71,8 +71,9 @@ def _list_page_reads(client, headers) -> tuple[list[str], int]:
 def main() -> bool:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     with local_aws("vamp-bench-api") as (_, token):
-        import app
         from chalice.test import Client
+
+        import app
 
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         results = {}

@@ -31,6 +31,8 @@ GOAL_RATIO = 12
 
 # -- (a) propagation ---------------------------------------------------------------------------
 def bench_propagation(changes: int = CHANGES) -> list[float]:
+    import logging
+
     from chalice.test import Client
 
     from agent.app import Agent
@@ -40,8 +42,6 @@ def bench_propagation(changes: int = CHANGES) -> list[float]:
     from local.etcd import LocalEtcd
     from local.stack import free_port
     from tests.agent.helpers import Backend, get, wait_for
-
-    import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
     samples: list[float] = []

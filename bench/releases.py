@@ -116,8 +116,8 @@ def _setup():
 
 def _agents(stop: threading.Event, bad: dict, period: float = 0.25):
     """Metric windows for both routes, straight into the event store (the agents' cost, not the release's)."""
-    from chalicelib.store.event_store import new_event
     from chalicelib.store.event_backend import event_store
+    from chalicelib.store.event_store import new_event
 
     store = event_store()
     while not stop.is_set():
@@ -150,9 +150,9 @@ def _wait(client, headers, name, done, timeout=60.0):
 
 
 def _transitions(execution_arn: str) -> int:
-    from chalicelib.store import table
+    from chalicelib import aws
 
-    sfn = table.client("stepfunctions")
+    sfn = aws.client("stepfunctions")
     events, token = [], None
     while True:
         page = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000, **({"nextToken": token} if token else {}))
@@ -267,9 +267,9 @@ def main() -> None:
                 print("  (the per-window metric events the agents post are the gateways' cost, not counted here)")
 
                 # -- idle ----------------------------------------------------------------------
-                from chalicelib.store import table
+                from chalicelib import aws
 
-                sfn, events = table.client("stepfunctions"), table.client("events")
+                sfn, events = aws.client("stepfunctions"), aws.client("events")
                 stepfunctions.invocations.clear()
                 before = meter.calls
                 time.sleep(3)

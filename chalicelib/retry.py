@@ -27,11 +27,11 @@ class Backoff:
         ceiling = min(self.cap, self.base * 2 ** attempt)
         return random.uniform(0, ceiling) if self.jitter else ceiling
 
-    def attempts_iter(self, sleep: Callable[[float], None] = time.sleep) -> Iterator[int]:
+    def attempts_iter(self, sleep: Callable[[float], None] | None = None) -> Iterator[int]:
         """Yields attempt numbers 0..attempts-1, sleeping between them (never after the last)."""
         for attempt in range(self.attempts):
             if attempt:
-                sleep(self.delay(attempt - 1))
+                (sleep or time.sleep)(self.delay(attempt - 1))
             yield attempt
 
 

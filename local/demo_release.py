@@ -576,7 +576,7 @@ class Demo:
         self.slice("3")
         r2.removed = "v3 sliced"
         after = through_haproxy(port, 20)
-        self.say(f"after the rollback, 20 requests through HAProxy: " + ", ".join(f"v{k} {n}" for k, n in after.items()))
+        self.say("after the rollback, 20 requests through HAProxy: " + ", ".join(f"v{k} {n}" for k, n in after.items()))
         if after != Counter({"2": 20}):
             raise DemoFailed(f"version 2 is not serving 100% after the rollback: {dict(after)}")
         return True

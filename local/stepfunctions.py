@@ -134,9 +134,9 @@ def definition() -> str:
 def create_machine(client=None) -> str:
     """Create (or update) the release state machine; returns its ARN."""
     if client is None:
-        from chalicelib.store import table
+        from chalicelib import aws
 
-        client = table.client("stepfunctions")
+        client = aws.client("stepfunctions")
     for machine in client.list_state_machines().get("stateMachines", []):
         if machine["name"] == MACHINE_NAME:
             client.update_state_machine(stateMachineArn=machine["stateMachineArn"], definition=definition())

@@ -1,7 +1,7 @@
 """The house's rules, read from the code's own imports (docs/architecture.md):
 
 - dependencies point one way: api -> domain (artifacts, gateways, deployments, releases, jobs)
-  -> store and drivers -> dsl and the base modules (errors, settings, kinds, retry);
+  -> store and drivers -> dsl and the base modules (errors, settings, kinds, retry, aws, contract);
 - no import circle between packages, counting imports inside functions too;
 - `import app` (every request's cold start) loads no heavy library.
 The agent's side (it imports only chalicelib.contract) is held by tests/contract/test_boundaries.py.
@@ -20,12 +20,13 @@ CHALICELIB = ROOT / "chalicelib"
 
 # What each part of chalicelib may import of the others (besides itself).
 BASE = {"chalicelib", "chalicelib.errors", "chalicelib.settings", "chalicelib.kinds", "chalicelib.retry",
-        "chalicelib.contract"}
+        "chalicelib.contract", "chalicelib.aws"}
 ALLOWED: dict[str, set[str]] = {
     "chalicelib.contract": set(),
     "chalicelib.errors": set(),
     "chalicelib.settings": set(),
     "chalicelib.retry": set(),
+    "chalicelib.aws": {"chalicelib.settings"},
     "chalicelib.kinds": {"chalicelib.errors"},
     "chalicelib.dsl": BASE,
     "chalicelib.store": BASE | {"chalicelib.dsl"},

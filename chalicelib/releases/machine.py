@@ -6,9 +6,9 @@ import json
 import os
 import re
 
+from chalicelib import aws
 from chalicelib.errors import VampError
 from chalicelib.settings import settings
-from chalicelib.store import table
 
 
 class MachineUnavailable(VampError):
@@ -42,13 +42,13 @@ class StepFunctionsMachine:
         if len(parts) < 3 or not region:
             return None
 
-        account = table.client("sts").get_caller_identity()["Account"]
+        account = aws.client("sts").get_caller_identity()["Account"]
         return f"arn:aws:states:{region}:{account}:stateMachine:{parts[0]}-{parts[1]}-release"
 
     @property
     def client(self):
         if self._client is None:
-            self._client = table.client("stepfunctions")
+            self._client = aws.client("stepfunctions")
         return self._client
 
     def start(self, name: str, payload: dict) -> str:

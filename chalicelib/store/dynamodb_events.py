@@ -13,11 +13,11 @@ or put the most selective tag first. Scan is never used.
 from __future__ import annotations
 
 import json
-import time
 from datetime import timedelta
 from typing import Any, Iterator
 
 from chalicelib.errors import ValidationFailed
+from chalicelib.retry import THROTTLED
 from chalicelib.settings import settings
 from chalicelib.store import table
 from chalicelib.store.event_store import (
@@ -33,7 +33,6 @@ from chalicelib.store.event_store import (
 )
 
 _BATCH = 25  # BatchWriteItem's limit
-_ATTEMPTS = 8  # rounds of unprocessed-items retries before giving up
 _MAX_DOC = 380_000  # bytes of JSON per event: a DynamoDB item holds 400 KB with its keys
 
 
@@ -79,11 +78,10 @@ class DynamoDBEventStore:
 
     def _write(self, requests: list[dict]) -> None:
         pending = {self.table: requests}
-        for attempt in range(_ATTEMPTS):
+        for _ in THROTTLED.attempts_iter():  # throttled: back off before sending the leftovers
             pending = table.client().batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
             if not pending:
                 return
-            time.sleep(min(0.05 * 2**attempt, 1.0))  # throttled: back off before the leftovers
         raise EventStoreUnavailable("event store throttled: events not all written")
 
     # --- reads ----------------------------------------------------------------------------

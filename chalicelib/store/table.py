@@ -16,11 +16,8 @@ Items that expire carry `expires_at` (epoch seconds, the table's TTL attribute).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from functools import lru_cache
 
-import boto3
-from botocore.config import Config
-
+from chalicelib import aws
 from chalicelib.settings import settings
 
 KEY_SCHEMA = [
@@ -33,13 +30,9 @@ ATTRIBUTES = [
 ]
 TTL_ATTRIBUTE = "expires_at"
 
-_BOTO_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=2, read_timeout=10)
-
-
-@lru_cache(maxsize=None)
-def client(service: str = "dynamodb"):
-    s = settings()
-    return boto3.client(service, region_name=s.region, endpoint_url=s.aws_endpoint, config=_BOTO_CONFIG)
+def client():
+    """The table's DynamoDB client (chalicelib.aws: one per process)."""
+    return aws.client("dynamodb")
 
 
 def artifact_pk(namespace: str, kind: str) -> str:
@@ -142,5 +135,4 @@ def watch(event: str, handler: Callable) -> Callable[[], None]:
 
 def reset_clients() -> None:
     """Forget cached clients and settings (tests switch endpoints)."""
-    client.cache_clear()
-    settings.cache_clear()
+    aws.reset_clients()

@@ -6,9 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from chalicelib import retry
 from chalicelib.errors import ValidationFailed
 from chalicelib.settings import settings
-from chalicelib.store import dynamodb_events, table
+from chalicelib.store import table
 from chalicelib.store.dynamodb_events import DynamoDBEventStore
 from chalicelib.store.event_store import Aggregator, EventQuery, EventStoreUnavailable, new_event
 
@@ -69,7 +70,7 @@ def throttled(monkeypatch, rounds: int) -> Throttling:
 
 
 def test_unprocessed_items_are_retried(aws, monkeypatch):
-    monkeypatch.setattr(dynamodb_events.time, "sleep", lambda s: None)
+    monkeypatch.setattr(retry.time, "sleep", lambda s: None)
     throttling = throttled(monkeypatch, rounds=3)
     events = [new_event(["a"], i, timestamp=NOW + timedelta(seconds=i)) for i in range(5)]
     DynamoDBEventStore().publish("ns", events)
@@ -78,7 +79,7 @@ def test_unprocessed_items_are_retried(aws, monkeypatch):
 
 
 def test_gives_up_when_throttled_for_good(aws, monkeypatch):
-    monkeypatch.setattr(dynamodb_events.time, "sleep", lambda s: None)
+    monkeypatch.setattr(retry.time, "sleep", lambda s: None)
     throttled(monkeypatch, rounds=1000)
     with pytest.raises(EventStoreUnavailable) as e:
         DynamoDBEventStore().publish("ns", [new_event(["a"], i) for i in range(20)])

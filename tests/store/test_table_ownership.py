@@ -74,7 +74,7 @@ def test_the_check_sees_each_kind_of_offence(tmp_path):
         "def f(store, start):\n"
         "    store._ddb.query(TableName=store._table, ExclusiveStartKey=start)\n"
         "    return {}.get('LastEvaluatedKey')\n"
-        "sfn = table.client('stepfunctions')\n"  # not DynamoDB: allowed
+        "sfn = aws.client('stepfunctions')\n"  # not DynamoDB: allowed
     )
     found = sorted(o.split(": ", 1)[1] for o in offences(offender))
     assert found == sorted([
