@@ -5,47 +5,30 @@ callable the caller passes (kind, name) -> stored document or None.
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..errors import ValidationFailed
-from .base import KIND_NAMES
+from .base import Model
 from .blueprint import Blueprint, BlueprintGateway, Cluster, ClusterGateway, Service
 from .breed import Breed, BreedRef, Deployable, HealthCheck
 from .condition import Condition, ConditionRef
 from .condition_grammar import parse_condition, to_text
-from .document import dump, normalize_kind_or_fail, parse
+from .document import dump, field_errors, normalize_kind_or_fail, parse
 from .escalation import Escalation, EscalationRef
 from .event import Event, expand_tags
 from .gateway import Gateway, GatewayService, Route, RouteRef, fill_weights
 from .references import Reference, expand_references, only_references, references
+from .registry import KINDS, REF_TYPES
 from .release import Release, ReleasePolicy, ReleasePolicyRef
 from .rewrite import Rewrite, RewriteRef
 from .scale import Scale, ScaleRef, default_scale
 from .sla import Sla, SlaRef
 from .template import Template
 from .workflow import Schedule, Workflow
-
-KINDS: dict[str, type] = {
-    "breeds": Breed,
-    "blueprints": Blueprint,
-    "scales": Scale,
-    "slas": Sla,
-    "escalations": Escalation,
-    "routes": Route,
-    "conditions": Condition,
-    "rewrites": Rewrite,
-    "workflows": Workflow,
-    "gateways": Gateway,
-    "templates": Template,
-    "release-policies": ReleasePolicy,
-}
-assert tuple(KINDS) == KIND_NAMES
-
-# Kinds that can be referenced by name from inside another artifact.
-REF_TYPES: dict[str, type] = {
-    cls.kind: cls for cls in (BreedRef, ScaleRef, SlaRef, EscalationRef, RouteRef, ConditionRef, RewriteRef,
-                              ReleasePolicyRef)
-}
 
 
 def normalize_kind(kind: str) -> str:
@@ -55,10 +38,6 @@ def normalize_kind(kind: str) -> str:
 
 def parse_event(data: Any) -> Event:
     """Validate an event body (tags, value, timestamp, type); tags come back expanded."""
-    from pydantic import ValidationError
-
-    from .document import field_errors
-
     if not isinstance(data, dict):
         raise ValidationFailed.at("", "an event is a map")
     try:
@@ -70,7 +49,8 @@ def parse_event(data: Any) -> Event:
 __all__ = [
     "KINDS", "REF_TYPES", "Blueprint", "BlueprintGateway", "Breed", "BreedRef", "Cluster",
     "ClusterGateway", "Condition", "ConditionRef", "Deployable", "Escalation", "EscalationRef",
-    "Event", "Gateway", "GatewayService", "HealthCheck", "Reference", "Release", "ReleasePolicy", "Rewrite", "RewriteRef",
+    "Event", "Gateway", "GatewayService", "HealthCheck", "Reference", "Release", "ReleasePolicy", "ReleasePolicyRef",
+    "Rewrite", "RewriteRef",
     "Route", "RouteRef", "Scale", "ScaleRef", "Schedule", "Service", "Sla", "SlaRef", "Template",
     "Workflow", "default_scale", "dump", "expand_references", "expand_tags", "fill_weights",
     "normalize_kind", "only_references", "parse", "parse_condition", "parse_event", "references",
@@ -83,11 +63,6 @@ def build_models() -> int:
     model on its first use and not thread-safely: processes that validate on several threads
     (the local stack's API and moto's task delivery, the test suite) call this first. A Lambda
     handles one request at a time and keeps the cheaper cold start."""
-    import importlib
-    import pkgutil
-
-    from .base import Model
-
     for module in pkgutil.iter_modules(__path__):  # every kind's module, so every model exists
         importlib.import_module(f"{__name__}.{module.name}")
     for extra in ("chalicelib.deployments.model",):  # models built on the DSL's base elsewhere

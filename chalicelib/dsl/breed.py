@@ -20,6 +20,7 @@ from .base import (
     Ref,
     fail_at,
     ref_or,
+    rename,
     resolver,
 )
 from .units import Duration, Port
@@ -119,8 +120,6 @@ class Breed(Artifact):
     @model_validator(mode="before")
     @classmethod
     def _aliases(cls, data: Any) -> Any:
-        from .base import rename
-
         return rename(data, "env", "environment_variables")
 
     @model_validator(mode="after")

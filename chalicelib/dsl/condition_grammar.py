@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Union
 
+from ..errors import ValidationFailed
+
 MAX_LENGTH = 4096
 MAX_DEPTH = 32
 
@@ -294,8 +296,6 @@ def parse_condition(text: object, path: str = "condition") -> Node:
     try:
         return parse_tree(text)
     except ConditionError as error:
-        from ..errors import ValidationFailed
-
         raise ValidationFailed.at(path, str(error)) from None
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
+
 from ..errors import FieldError, ValidationFailed
 from .base import INLINE_TAG, REF_TAG, normalize_kind
+from .registry import KINDS
 from .template import deep_merge
 
 Resolve = Callable[[str, str], "dict | None"]
@@ -84,7 +88,6 @@ def memoize(resolve: Resolve | None) -> Resolve | None:
 
 def parse(kind: str, data: Any, *, resolve: Resolve | None = None) -> Any:
     """Validate a loaded YAML/JSON document as an artifact of `kind` (singular or plural)."""
-    from . import KINDS
 
     plural = normalize_kind_or_fail(kind)
     if not isinstance(data, dict):
@@ -102,7 +105,6 @@ def parse(kind: str, data: Any, *, resolve: Resolve | None = None) -> Any:
         data = {k: v for k, v in data.items() if k != "kind"}
     if data.get("name") is None:
         errors.append(FieldError("name", "required"))
-    from pydantic import ValidationError
 
     try:
         model = KINDS[plural].model_validate(data, context={"resolve": resolve})
@@ -128,7 +130,6 @@ def dump(artifact: Any) -> dict:
     """The canonical JSON-able form: `name` and plural `kind` first, None-valued fields left out."""
     body = artifact.model_dump(mode="json", exclude_none=True)
     if artifact.__pydantic_extra__:  # a template's free content keeps its nulls
-        from pydantic_core import to_jsonable_python
 
         body.update(to_jsonable_python(artifact.__pydantic_extra__))
     head = {"name": body.pop("name")} if "name" in body else {}

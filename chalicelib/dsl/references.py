@@ -12,6 +12,8 @@ from typing import Any, Callable
 from pydantic import BaseModel
 
 from .base import Artifact, Ref
+from .document import dump, parse
+from .registry import KINDS, REF_TYPES
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,6 @@ def _transform(node: Any, change: Callable[[Any], Any]) -> Any:
 
 def expand_references(kind: str, doc: dict, resolve: Callable[[str, str], dict | None]) -> dict:
     """Replace references by the stored artifacts they name, recursively; unknown ones stay."""
-    from . import KINDS, dump, parse
 
     def change(value: Any, seen: tuple = ()) -> Any:
         if not isinstance(value, Ref):
@@ -99,7 +100,6 @@ def expand_references(kind: str, doc: dict, resolve: Callable[[str, str], dict |
 
 def only_references(kind: str, doc: dict) -> dict:
     """Replace named inline artifacts by references to them (anonymous ones stay inline)."""
-    from . import REF_TYPES, dump, parse
 
     def change(value: Any) -> Any:
         if isinstance(value, Artifact) and value.name is not None and value.kind in REF_TYPES:

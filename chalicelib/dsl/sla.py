@@ -6,7 +6,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from .base import Artifact, Model, Problems, Ref, as_list, ref_or
-from .escalation import EscalationOrRef
+from .escalation import Escalation, EscalationOrRef
 from .units import Duration
 
 _MS_SUFFIX = "ms"
@@ -61,8 +61,6 @@ class Sla(Artifact):
         return self
 
     def targets(self) -> list[str]:
-        from .escalation import Escalation
-
         return [t for e in self.escalations if isinstance(e, Escalation) for t in e.targets()]
 
 
