@@ -188,7 +188,7 @@ def release_rollback(event, context):
 
 
 def _release_task(name, event):
-    from chalicelib.releases import tasks
+    from chalicelib.releases import tasks  # pydantic models: loaded by the task functions, not the API's
 
     return tasks.TASKS[name](event)
 

@@ -28,7 +28,7 @@ class BulkClient:
     """opensearch-py, imported only when logs are shipped (it is heavy)."""
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
-        from opensearchpy import OpenSearch  # noqa: PLC0415
+        from opensearchpy import OpenSearch  # only agents that ship logs load the client
 
         self.client = OpenSearch(hosts=[url], timeout=timeout, max_retries=0, retry_on_timeout=False)
 

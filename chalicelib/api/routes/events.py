@@ -67,7 +67,7 @@ def query_events_body(call: Call) -> Reply:
 
 
 def publish_events(call: Call) -> Reply:
-    from chalicelib import dsl
+    from chalicelib import dsl  # pydantic, as above
     from chalicelib.store.event_store import new_event
 
     docs = call.documents()

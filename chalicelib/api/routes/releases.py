@@ -6,18 +6,17 @@ POST /releases/<name>/<pause|resume|approve|promote|abort>, DELETE /releases/<na
 from __future__ import annotations
 
 from chalicelib.api.http import Call, Reply, decoded_name
+from chalicelib.artifacts import Resolver
 from chalicelib.errors import ValidationFailed
 
 
 def _deps():
-    from chalicelib.releases import operations
+    from chalicelib.releases import operations  # pydantic models: not at cold start
 
     return operations, operations.deps()
 
 
 def start(call: Call) -> Reply:
-    from chalicelib.artifacts import Resolver
-
     service, d = _deps()
     docs = call.documents()
     if len(docs) != 1:
