@@ -35,8 +35,12 @@ class Backoff:
             yield attempt
 
 
-# A conditional write that lost a race re-reads and tries again, almost at once.
+# A transaction that lost a race on a contended item (a namespace's gateway generation, a port
+# claim: every gateway write of the namespace takes them) plans again after a growing pause.
 WRITE_RACE = Backoff(attempts=8, base=0.01, cap=1.0)
+# A read-modify-write of one release's state or gateway that lost to its one other writer (the
+# API or a state machine task): the winner has committed, so re-read at once, barely pausing.
+STATE_RACE = Backoff(attempts=8, base=0.002, cap=0.02)
 # A DynamoDB batch with unprocessed (throttled) items: back off before sending the leftovers.
 THROTTLED = Backoff(attempts=8, base=0.05, cap=1.0, jitter=False)
 # Schedules, not loops (`delay` only): a deployment whose synchronisation failed is due again

@@ -21,7 +21,7 @@ from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
 from chalicelib.gateways import writes as gateway_writes
 from chalicelib.releases.decisions import split
 from chalicelib.releases.model import ReleaseState
-from chalicelib.retry import WRITE_RACE, retry_on
+from chalicelib.retry import STATE_RACE, retry_on
 from chalicelib.store.artifact_store import ArtifactStore, StoredArtifact, Write
 from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
 from chalicelib.store.event_backend import event_store
@@ -83,7 +83,7 @@ class GatewayRouter:
         try:
             stored, doc, written = retry_on(
                 Conflict, lambda: self._write_weights(namespace, release, canary_percent, fence, promote, rollback),
-                WRITE_RACE)
+                STATE_RACE)
         except Conflict:
             raise Conflict(f"gateway {gateway} is changing too often; retry", []) from None
         if written:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from chalicelib.errors import Conflict, FieldError, NotFound
-from chalicelib.retry import WRITE_RACE, retry_on
+from chalicelib.retry import STATE_RACE, retry_on
 
 
 class StoredState(Protocol):
@@ -67,6 +67,6 @@ class ReleaseStore(Protocol[State]):
             return self.put(namespace, new, state.version), True
 
         try:
-            return retry_on(StaleWrite, attempt, WRITE_RACE)
+            return retry_on(StaleWrite, attempt, STATE_RACE)
         except StaleWrite:
             raise Conflict(f"release {name} is changing too often; retry", []) from None

@@ -8,7 +8,7 @@ from chalicelib.releases import router as router_module
 from chalicelib.releases.model import Phase, ReleaseState, Snapshot
 from chalicelib.releases.plan import Plan
 from chalicelib.releases.router import GatewayRouter
-from chalicelib.retry import WRITE_RACE
+from chalicelib.retry import STATE_RACE
 from chalicelib.store.artifact_store import Write
 from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
 
@@ -69,4 +69,4 @@ def test_a_gateway_changing_on_every_attempt_is_given_up(release, monkeypatch):
     lost = losing(router.store, 100)
     with pytest.raises(Conflict, match="gateway shop is changing too often"):
         router.set_weight("default", release, 50, lambda: None)
-    assert len(lost) == WRITE_RACE.attempts and router.writes == 0
+    assert len(lost) == STATE_RACE.attempts and router.writes == 0

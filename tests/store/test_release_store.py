@@ -6,7 +6,7 @@ import pytest
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.releases.model import Phase, ReleaseState, Snapshot
 from chalicelib.releases.plan import Plan
-from chalicelib.retry import WRITE_RACE
+from chalicelib.retry import STATE_RACE
 from chalicelib.store import dynamodb_releases
 from chalicelib.store.dynamodb_releases import DynamoDBReleaseStore
 from chalicelib.store.release_store import StaleWrite
@@ -81,7 +81,7 @@ def test_transition_retries_a_lost_race_and_gives_up_after_its_attempts(store, m
     monkeypatch.setattr(store, "put", always_stale)
     with pytest.raises(Conflict, match="changing too often"):
         store.transition("default", "r1", lambda s: s)
-    assert len(raced) == WRITE_RACE.attempts
+    assert len(raced) == STATE_RACE.attempts
 
 
 def test_a_conflict_the_change_raises_is_not_retried(store):
