@@ -3,12 +3,16 @@
 Two keys per namespace and HAProxy version, the configuration and its generation (their layout
 and values are the contract with the agents: chalicelib/contract/kv_keys.py, envelope.py).
 
-A publisher reads both keys, gives up if the stored generation is already >= its own (what is
-there is at least as new), and otherwise writes in ONE etcd transaction guarded by the
-mod_revisions it read: the generation always, the configuration only when its text changed (so
-agents are not woken for nothing). If anything changed in between, it reads again. Hence two
-Lambdas racing can never leave an older configuration over a newer one
-(docs/decisions/0009-gateway-generations.md).
+A publisher reads both keys, stops if the stored generation is already >= its own, and otherwise
+writes in ONE etcd transaction guarded by the mod_revisions it read: the generation always, the
+configuration only when its text changed (so agents are not woken for nothing). If anything
+changed in between, it reads again. Hence two Lambdas racing can never leave an older
+configuration over a newer one (docs/decisions/0009-gateway-generations.md).
+
+The store is the source of truth, not etcd's counter: a publisher stopped by a generation the
+store has never reached (the table was restored or rebuilt) moves the store's generation past
+etcd's and publishes again, so no write is dropped as "superseded" by a stale number
+(docs/decisions/0019-no-lost-generation.md).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.contract.envelope import format_generation, parse_generation
 from chalicelib.contract.kv_keys import config_key, generation_key
+from chalicelib.errors import Conflict
 from chalicelib.gateways import snapshot
 from chalicelib.settings import Settings
 from chalicelib.settings import settings as current_settings
@@ -31,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 10
+FENCES = 3  # times one publication moves the store's generation past etcd's and renders again
 
 
 class RouteTargets(Protocol):
@@ -50,6 +56,7 @@ class Publication:
     status: str  # "published" (text written), "unchanged" (same text, generation moved on), "superseded"
     generation: int
     checksum: str
+    held: int | None = None  # superseded: the generation etcd holds
 
 
 def _b64(value: str | bytes) -> str:
@@ -88,7 +95,7 @@ def publish(etcd, namespace: str, version: str, generation: int, text: str, chec
         stored_gen, gen_rev = found.get(gkey, (b"", 0))
         stored = parse_generation(stored_gen)  # None (nothing, or garbage): ours is a real one
         if stored is not None and generation <= stored:
-            return Publication("superseded", generation, checksum)
+            return Publication("superseded", generation, checksum, held=stored)
         ops = [{"request_put": {"key": _b64(gkey), "value": _b64(format_generation(generation))}}]
         changed = stored_text != data
         if changed:
@@ -131,24 +138,54 @@ def render_namespace(store, namespace: str, targets: RouteTargets, settings: Set
 
 
 def publish_namespace(store, namespace: str, targets: RouteTargets, settings: Settings | None = None):
-    """Render the namespace from a consistent read and publish it; (snapshot, Publication)."""
+    """Render the namespace from a consistent read and publish it; (snapshot, Publication).
+    Superseded by a generation the store has not reached, it fences (see `_fence`) and renders
+    again."""
     s = settings or current_settings()
-    snap, rendered = render_namespace(store, namespace, targets, s)
-    result = publish(client(s.etcd_endpoint), namespace, s.haproxy_version, snap.generation,
-                     rendered.text, rendered.checksum)
-    log.info("namespace %s generation %d: %s (%s)", namespace, snap.generation, result.status, rendered.checksum)
+    etcd = client(s.etcd_endpoint)
+    for _ in range(FENCES + 1):
+        snap, rendered = render_namespace(store, namespace, targets, s)
+        result = publish(etcd, namespace, s.haproxy_version, snap.generation, rendered.text, rendered.checksum)
+        log.info("namespace %s generation %d: %s (%s)", namespace, snap.generation, result.status, rendered.checksum)
+        if result.status != "superseded" or not _fence(store, namespace, result.held):
+            break
     return snap, result
 
 
+def _fence(store, namespace: str, held: int | None) -> bool:
+    """After etcd answered `held` (>= our generation): True when the store is behind it, and is
+    now moved past it (by us or by someone else) so a render is due.
+
+    Generations are committed to the store before anyone publishes them and the store never goes
+    back, so a consistent read made after etcd's is >= anything etcd holds. Less means the store
+    went back (restored from an older snapshot, or rebuilt): then etcd's number is stale and the
+    store's state is the one to serve. The generation item is moved to held + 1 by a write
+    conditional on the generation read (the one the gateway write path makes), so it is ordered
+    with every other writer: one that commits after it publishes a newer generation still."""
+    if held is None:
+        return False
+    stored = snapshot.generation(store, namespace)
+    if stored >= held:  # an ordinary race: the publisher of `stored` publishes what is newest
+        return False
+    log.warning("namespace %s: etcd holds generation %d, the store %d (restored or rebuilt?): "
+                "moving the store's generation to %d and publishing from the store", namespace, held, stored, held + 1)
+    try:
+        store.apply(namespace, [snapshot.generation_write(namespace, stored, held + 1)])
+    except Conflict:
+        pass  # another writer moved it first: render again and let the generations decide
+    return True
+
+
 def republish_if_behind(store, namespace: str, targets: RouteTargets, settings: Settings | None = None) -> str:
-    """Publish the namespace again when etcd holds an older generation than the store: a write
+    """Publish the namespace again when etcd's generation is not the store's: older (a write
     made while etcd was away is published by the next scheduled pass, not only by the next
-    write. Cheap when up to date: one read of the generation each side, no rendering."""
+    write), or newer (the store went back: publish_namespace fences). Cheap when up to date:
+    one read of the generation each side, no rendering."""
     s = settings or current_settings()
     wanted = snapshot.generation(store, namespace)
     gkey = generation_key(namespace, s.haproxy_version)
     held = parse_generation(_read(client(s.etcd_endpoint), [gkey]).get(gkey, (b"", 0))[0])
-    if held is not None and held >= wanted:  # None (nothing, or garbage): publish a real one
+    if held == wanted:  # None (nothing, or garbage): publish a real one
         return "current"
     return publish_namespace(store, namespace, targets, s)[1].status
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chalicelib.gateways.spec import references
+from chalicelib.store.artifact_store import Write
 
 GENERATION_KIND = "gateway-generation"
 GENERATION_NAME = "generation"
@@ -29,6 +30,13 @@ class Snapshot:
 def generation(store, namespace: str) -> int:
     found = store.get(namespace, GENERATION_KIND, GENERATION_NAME)
     return found.version if found else 0
+
+
+def generation_write(namespace: str, read: int, version: int | None = None) -> Write:
+    """The write of the namespace's generation item, conditional on the generation `read` (0:
+    none stored), to `version` (None: the next). Every writer of it goes through here: the gateway
+    write path's transactions and the publisher's fence (docs/decisions/0019)."""
+    return Write(GENERATION_KIND, GENERATION_NAME, {"namespace": namespace}, read or None, version=version)
 
 
 def read(store, namespace: str) -> Snapshot:

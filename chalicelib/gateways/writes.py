@@ -16,7 +16,7 @@ from chalicelib.gateways import ports as P
 from chalicelib.gateways import publisher, spec
 from chalicelib.gateways.ports import parse_port
 from chalicelib.gateways.publisher import RouteTargets
-from chalicelib.gateways.snapshot import GENERATION_KIND, GENERATION_NAME
+from chalicelib.gateways.snapshot import GENERATION_KIND, GENERATION_NAME, generation_write
 from chalicelib.gateways.spec import references
 from chalicelib.retry import WRITE_RACE, retry_on
 from chalicelib.settings import parse_port_range, settings
@@ -136,8 +136,7 @@ def _plan(store, namespace: str, writes: list[Write]) -> tuple[list[Write], list
             if old_owned and old[0] != new[0]:
                 extra.append(Write(P.CLAIM_KIND, str(old[0]), None, 0))
     generation = current.get((GENERATION_KIND, GENERATION_NAME))
-    extra.append(Write(GENERATION_KIND, GENERATION_NAME, {"namespace": namespace},
-                       generation.version if generation else None))
+    extra.append(generation_write(namespace, generation.version if generation else 0))
     return planned, extra
 
 

@@ -26,13 +26,16 @@ class ArtifactPage:
 
 @dataclass(frozen=True)
 class Write:
-    """One change of a batch. `expected_version`: None = must not exist, 0 = any, n = exactly n."""
+    """One change of a batch. `expected_version`: None = must not exist, 0 = any, n = exactly n.
+    `version`: the version to store, past the stored one (None: one past it); only the gateway
+    generation jumps, past a generation etcd already holds (docs/decisions/0019)."""
 
     kind: str
     name: str
     document: dict | None  # None deletes
     expected_version: int | None = 0
     meta: dict = field(default_factory=dict)
+    version: int | None = None
 
 
 class ArtifactStore(Protocol):

@@ -146,6 +146,10 @@ class DynamoDBArtifactStore:
                 results.append(None)
                 continue
             version = stored.version + 1 if stored else 1
+            if w.version is not None:
+                if w.version < version:
+                    raise ValueError(f"{w.kind}/{w.name}: version {w.version} is not past {version - 1}")
+                version = w.version
             item = {
                 **key,
                 "kind": {"S": w.kind},

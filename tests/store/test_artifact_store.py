@@ -50,6 +50,18 @@ def test_update_bumps_the_version_and_a_stale_write_gets_409(store):
     assert store.get("default", "breeds", "a").document == {"v": 2}
 
 
+def test_a_write_may_name_a_version_past_the_stored_one_never_one_before(store):
+    # how the gateway generation jumps past one etcd holds (docs/decisions/0019)
+    store.apply("default", [Write("gateway-generation", "generation", {"n": 1}, None)])
+    (jumped,) = store.apply("default", [Write("gateway-generation", "generation", {"n": 2}, 1, version=68)])
+    assert jumped.version == 68 == store.get("default", "gateway-generation", "generation").version
+    with pytest.raises(Conflict):  # still conditional on the version read
+        store.apply("default", [Write("gateway-generation", "generation", {"n": 3}, 1, version=70)])
+    with pytest.raises(ValueError):
+        store.apply("default", [Write("gateway-generation", "generation", {"n": 3}, 68, version=68)])
+    assert store.get("default", "gateway-generation", "generation").document == {"n": 2}
+
+
 def test_concurrent_writers_never_lose_an_update_silently(store):
     store.apply("default", [Write("breeds", "a", {"n": 0}, expected_version=None)])
     results: list[str] = []
