@@ -152,5 +152,11 @@ class ReleaseState(StoredModel):
     # The stored item's version, which every write is conditional on; not part of the document.
     version: int = Field(0, exclude=True)
 
+    @property
+    def holds_gateway(self) -> bool:
+        """Until it has finished, a release keeps other releases off its gateway (the store's
+        lock: docs/decisions/0019-no-lost-generation.md)."""
+        return self.phase not in TERMINAL
+
     def record(self, check: Check) -> None:
         self.history = self.history[-(HISTORY - 1):] + [check]

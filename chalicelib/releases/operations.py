@@ -16,6 +16,7 @@ from chalicelib.releases.model import ACTIVE, FINISHING, TERMINAL, Phase, Releas
 from chalicelib.releases.plan import plan_of
 from chalicelib.releases.tasks import Deps, finish_promote, finish_rollback, publish
 from chalicelib.store.event_store import new_id
+from chalicelib.store.release_store import GatewayHeld
 
 ACTIONS = ("pause", "resume", "approve", "promote", "abort")
 
@@ -56,10 +57,10 @@ def start(d: Deps, namespace: str, data: Any, resolve, *, validate_only: bool = 
     existing = d.store.get(namespace, name)
     if existing is not None and existing.phase not in TERMINAL:
         raise Conflict(f"release {name} is {existing.phase}", [FieldError("name", "a release of this name is running")])
-    for other in d.store.list(namespace):
-        if other.name != name and other.gateway == spec["gateway"] and other.phase not in TERMINAL:
-            raise Conflict(f"release {other.name} is already running on gateway {spec['gateway']}",
-                           [FieldError("gateway", "one release per gateway at a time")])
+    # Answered early (and for validate_only); the store's put enforces it, with the gateway's lock.
+    holder = d.store.holder(namespace, spec["gateway"])
+    if holder is not None and holder != name:
+        raise GatewayHeld(spec["gateway"], holder)
     release_id = new_id()
     state = ReleaseState(
         id=release_id, name=name, namespace=namespace, spec=spec, plan=plan,

@@ -9,6 +9,7 @@ Items, by partition key (`pk`) and sort key (`sk`):
   <ns>#event-tag#<tag>  <timestamp>#<id>       one copy of an event per (expanded) tag
   <ns>#events           <timestamp>#<id>       every event, for queries without tags
   <ns>#release          <release name>         a release's state: version, doc (JSON text)
+  <ns>#release-lock     <gateway>              the release holding the gateway: release (name), release_id
   #tokens               <sha256 of token>      an API token (hashed), its name and creation time
   #namespaces#<what>    <ns>                   a namespace a scheduled pass visits (what: deployments, gateways)
 Items that expire carry `expires_at` (epoch seconds, the table's TTL attribute).
@@ -53,6 +54,10 @@ def events_pk(namespace: str) -> str:
 
 def release_pk(namespace: str) -> str:
     return f"{namespace}#release"
+
+
+def release_lock_pk(namespace: str) -> str:
+    return f"{namespace}#release-lock"
 
 
 TOKENS_PK = "#tokens"
