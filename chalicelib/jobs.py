@@ -1,7 +1,8 @@
 """The control plane's scheduled pass (EventBridge, every minute): synchronise deployments with
-their drivers, then republish any namespace whose gateways etcd holds at an older generation
-(a write made while etcd was away). Each part runs whatever the other did. Calls the domain,
-never the HTTP layer."""
+their drivers, then republish any namespace whose gateways etcd holds at another generation than
+the store: older (a write made while etcd was away) or newer (the store went back: restored or
+rebuilt, docs/decisions/0019). Each part runs whatever the other did. Calls the domain, never the
+HTTP layer."""
 from __future__ import annotations
 
 import logging
