@@ -13,7 +13,6 @@ from chalicelib.api.http import dispatch
 from chalicelib.api.routes import about, artifacts, deployments, events, gateways, releases, tokens
 
 
-
 class _Chalice(Chalice):
     """Chalice with `current_request` per thread: Chalice keeps it on the app, and the local
     stack's server (and tests) handle requests on threads, which then read each other's

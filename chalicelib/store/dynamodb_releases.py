@@ -5,8 +5,8 @@ holds, naming it (`release`, `release_id`).
 A state that holds its gateway is put in ONE transaction with the lock, conditional on the lock
 being free or already this release's; a finished one deletes the lock in the transaction that
 stores it. A lock naming a release that is gone, finished or restarted under a new id (a table
-restored from a save taken between the two, a crashed writer of an older version) is stale and
-taken over, conditional on still naming that release (docs/decisions/0019-no-lost-generation.md).
+restored from a save taken between two writes, a hand edit) is stale and taken over,
+conditional on still naming that release (docs/decisions/0019-no-lost-generation.md).
 """
 from __future__ import annotations
 
