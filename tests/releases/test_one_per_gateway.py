@@ -34,6 +34,8 @@ def test_of_twenty_concurrent_starts_on_one_gateway_exactly_one_is_accepted(api,
         assert body["message"] == f"release {winner} is already running on gateway {GATEWAY}", body
         assert body["errors"] == [{"path": "gateway", "reason": f"one release per gateway at a time: held by release {winner}"}]
     assert [r["name"] for r in api.get("/api/v1/releases").json] == [winner]
+    dry = api.post("/api/v1/releases?validate_only=true", release(name="dry", interval="1h"))
+    assert dry.status_code == 409 and dry.json["errors"][0]["path"] == "gateway"
 
     # once the winner has finished, the gateway is free for the next one (and only one)
     assert api.post(f"/api/v1/releases/{winner}/abort").json["phase"] == "rolled_back"
