@@ -2,34 +2,17 @@
 import gc
 import json
 import os
-import threading
 
 gc.disable()  # no collection passes while the cold start builds long-lived objects (re-enabled below)
 
-from chalice import AuthResponse, Chalice, IAMAuthorizer, Rate, Response
+from chalice import AuthResponse, IAMAuthorizer, Rate, Response
 
 from chalicelib.api.auth import authenticate, authorize_token, unauthorized_body
+from chalicelib.api.chalice_app import ThreadSafeChalice
 from chalicelib.api.http import dispatch
 from chalicelib.api.routes import about, artifacts, deployments, events, gateways, releases, tokens
 
-
-class _Chalice(Chalice):
-    """Chalice with `current_request` per thread: Chalice keeps it on the app, and the local
-    stack's server (and tests) handle requests on threads, which then read each other's
-    request (20 concurrent release starts all started the same one). On Lambda, one at a time."""
-
-    _requests = threading.local()
-
-    @property
-    def current_request(self):
-        return getattr(self._requests, "request", None)
-
-    @current_request.setter
-    def current_request(self, request):
-        self._requests.request = request
-
-
-app = _Chalice(app_name="vamp")
+app = ThreadSafeChalice(app_name="vamp")
 # Bodies of any type reach the handlers, which answer 415 in Vamp's error shape.
 ANY = ["*/*"]
 
