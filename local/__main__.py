@@ -28,7 +28,11 @@ def _wait_for_signal() -> None:
 @cli.command()
 def run() -> None:
     """Start the local stack and serve until Ctrl-C."""
-    with LocalStack() as stack:
+    try:
+        stack = LocalStack().start()
+    except RuntimeError as e:  # another stack on this state dir, etcd or the agent would not start
+        raise click.ClickException(str(e)) from None
+    try:
         click.echo(f"Vamp API  {stack.api_url}/api/v1")
         click.echo(f"token     {stack.token}   (also in {stack.state_dir / 'token'})")
         click.echo(f"try       curl -H 'Authorization: Bearer {stack.token}' {stack.api_url}/api/v1/info")
@@ -38,6 +42,8 @@ def run() -> None:
         click.echo("Ctrl-C stops everything.")
         _wait_for_signal()
         click.echo("stopping ...")
+    finally:
+        stack.stop()
 
 
 @cli.command()
@@ -82,7 +88,7 @@ def demo(skip_walkthrough: bool) -> None:
     finally:
         from chalicelib.drivers import local as local_driver
 
-        local_driver._kill_all()  # whatever the local driver still runs: nothing outlives the demo
+        local_driver.stop_all()  # whatever the local driver still runs: nothing outlives the demo
     click.echo(f"demo {'succeeded' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s")
     raise SystemExit(0 if ok else 1)
 
