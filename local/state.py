@@ -37,7 +37,7 @@ FSYNC_EVERY = 1.0  # seconds: the most a machine crash can lose
 _WRITES = ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items")
 
 
-def _backend():
+def moto_backend():
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.dynamodb.models import dynamodb_backends
 
@@ -106,7 +106,7 @@ class Journal:
 
     def restore(self, main_table: str) -> tuple[int, int]:
         """Load the snapshot and replay the journal into moto: (items in the tables, journal lines)."""
-        backend = _backend()
+        backend = moto_backend()
         snapshot, covered = self._read_snapshot(main_table)
         replayed = 0
         latest: dict[str, tuple[str, dict, dict | None]] = {}
@@ -250,7 +250,7 @@ class Journal:
 def dump_tables() -> dict[str, list[dict]]:
     """Every item of every table in moto's memory (DynamoDB JSON). Each dict is copied before it is
     read (one step under the GIL), so writers running meanwhile cannot break the iteration."""
-    backend = _backend()
+    backend = moto_backend()
     out: dict[str, list[dict]] = {}
     for name, table in list(backend.tables.items()):
         rows = []
