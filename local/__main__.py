@@ -135,7 +135,10 @@ class _Tokens:
                 pass
         if self.api is None:
             stack.serve = False
-            self.stack = stack.start()
+            try:
+                self.stack = stack.start()
+            except RuntimeError as e:  # a stack holds the state dir but its API did not answer
+                raise click.ClickException(str(e)) from None
             from chalicelib.store.tokens import DynamoDBTokenStore
 
             self.store = DynamoDBTokenStore()

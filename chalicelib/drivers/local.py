@@ -10,8 +10,9 @@ supervisor thread restarts processes that die (capped exponential backoff), and 
 every process group left, so nothing leaks. The processes die with this one even when it is
 killed (chalicelib.drivers.processes: a parent-death signal, and a record per process in
 `<work dir>/run` that the local stack's guard and its next start find). The work dir
-(`VAMP_LOCAL_WORK_DIR`, one per local stack; else <tmp>/vamp-local) holds their logs. Health: the breed's first health check (HTTP GET
-or TCP), else a TCP connect to the first port, else "the process runs".
+(`VAMP_LOCAL_WORK_DIR`, one per local stack; else <tmp>/vamp-local) holds their logs too.
+Health: the breed's first health check (HTTP GET or TCP), else a TCP connect to the first
+port, else "the process runs".
 """
 from __future__ import annotations
 
@@ -139,18 +140,22 @@ def _start(service: _Service, proc: _Process) -> None:
             proc.ports[name] = free_port()
     logs = work_dir() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    proc.record = f"{service.namespace}-{object_name(spec.deployment, spec.cluster, spec.service)}-{proc.index}"
-    with open(logs / f"{proc.record}.log", "ab") as out:
+    name = f"{service.namespace}-{object_name(spec.deployment, spec.cluster, spec.service)}-{proc.index}"
+    with open(logs / f"{name}.log", "ab") as out:
         # Its own process group (undeploy kills the whole group), killed with this process.
         proc.popen = processes.spawn(
             ["/bin/sh", "-c", spec.definition],
-            run_dir=run_dir(), name=proc.record,
             env=_environment(spec, proc),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             close_fds=True,
         )
+    # Named by pid too: a redeploy racing another (see deploy) must not forget the winner's record.
+    if proc.record:  # the record of the run before a restart
+        processes.forget(run_dir(), proc.record)
+    proc.record = f"{name}-{proc.popen.pid}"
+    processes.ProcessRecord.of(proc.popen.pid, proc.record).write(run_dir())
     proc.started = time.monotonic()
 
 
