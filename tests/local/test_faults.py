@@ -87,12 +87,15 @@ class Stack:
         self.log = state_dir.parent / "stack.log"
         self.runs = 0
 
-    def start(self, timeout: float = 90.0) -> "Stack":
+    def start(self, timeout: float = 90.0, schedule_seconds: float | None = 2.0) -> "Stack":
+        """schedule_seconds: the scheduled pass's period (None: `make run`'s, a minute)."""
         env = {**os.environ, "VAMP_PORT": str(self.port), "VAMP_STATE_DIR": str(self.state_dir),
-               "VAMP_API_TOKEN": TOKEN, "VAMP_LOCAL_SCHEDULE_SECONDS": "5"}
+               "VAMP_API_TOKEN": TOKEN}
         for key in ("VAMP_AWS_ENDPOINT", "AWS_ENDPOINT_URL", "VAMP_ETCD_ENDPOINT", "VAMP_RELEASE_STATE_MACHINE",
-                    "VAMP_VIRTUAL_HOSTS_PORT", "MOTO_PORT", "VAMP_LOCAL_WORK_DIR"):
+                    "VAMP_VIRTUAL_HOSTS_PORT", "MOTO_PORT", "VAMP_LOCAL_WORK_DIR", "VAMP_LOCAL_SCHEDULE_SECONDS"):
             env.pop(key, None)
+        if schedule_seconds is not None:
+            env["VAMP_LOCAL_SCHEDULE_SECONDS"] = str(schedule_seconds)
         self.runs += 1
         self.log_file = self.state_dir.parent / f"stack-{self.runs}.log"
         with open(self.log_file, "wb") as out:
@@ -188,8 +191,9 @@ def test_killed_stack_leaves_nothing_and_restarts_with_every_write(tmp_path):
         stack.proc.wait(10)
         wait_for("nothing of the killed stack left", lambda: not alive(processes), 20)
 
-        # Started again on the same state dir.
-        stack.start()
+        # Started again on the same state dir, with `make run`'s period (a minute): what routes the
+        # service again is the run at start and its follow-ups, not the period.
+        stack.start(schedule_seconds=None)
         assert "left by a crashed run" not in stack.text()  # the guard had stopped them all
         assert stack.call("GET", "/breeds/b0")["deployable"]["definition"] == "magneticio/b:changed"
         assert stack.session.get(stack.url + "/breeds/b1").status_code == 404
@@ -198,9 +202,10 @@ def test_killed_stack_leaves_nothing_and_restarts_with_every_write(tmp_path):
         ended = stack.call("GET", "/releases/r1")
         assert ended["phase"] == "rolled_back" and "local stack stopped while it ran" in ended["reason"], ended
 
-        # Routed again within a few passes: the first redeploys, the next routes the healthy instance.
+        # Routed again within a few passes: run 1 redeploys, run 2 (a second later) routes the
+        # instance once healthy; a slow start costs one more run, the test's polling at most one.
         wait_for("version 1 through the gateway after the restart", lambda: answer(gateway_port) == "ok 1", 60)
-        assert stack.passes() <= 3, stack.text()[-3000:]
+        assert 1 <= stack.passes() <= 4, stack.text()[-3000:]
 
         # A gateway PUT reaches HAProxy.
         set_weights(stack, {"web:1": "0%", "web:2": "100%"})
