@@ -91,14 +91,26 @@ def spawn(args, *, run_dir: Path | None = None, name: str | None = None, **kwarg
     return proc
 
 
-def start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (None: no such process)."""
+def _stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat from field 3 on (None: no such process)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: fields after the last ")".
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    return stat.rsplit(")", 1)[1].split()
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (None: no such process)."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields else None
+
+
+def running(pid: int, started: int | None) -> bool:
+    """The process that started at `started` still runs (not a zombie waiting to be reaped)."""
+    fields = _stat(pid)
+    return bool(fields) and started is not None and int(fields[19]) == started and fields[0] != "Z"
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -142,7 +154,7 @@ class ProcessRecord:
 
     def alive(self) -> bool:
         """The very process recorded (same pid and start time) still runs."""
-        return self.started is not None and start_time(self.pid) == self.started
+        return running(self.pid, self.started)
 
     def group_alive(self) -> bool:
         try:
@@ -186,7 +198,7 @@ def stop_recorded(run_dir: Path, grace: float = 2.0) -> list[ProcessRecord]:
             # The group of the very process recorded: its leader is alive and the same, or the
             # leader is gone but the group lives on (grandchildren of a shell).
             leader_same = record.alive()
-            leader_gone = start_time(record.pid) is None
+            leader_gone = not leader_same and start_time(record.pid) in (None, record.started)  # or a zombie
             if leader_same or (leader_gone and record.group_alive() and record.pgid == record.pid):
                 log.warning("stopping %s (pid %d, group %d) left by an earlier run", record.name, record.pid,
                             record.pgid)

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from chalicelib.drivers.processes import start_time
+from chalicelib.drivers.processes import running, start_time
 from local.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,17 +64,9 @@ def descendants(pid: int) -> dict[int, int]:
     return found
 
 
-def alive(processes: dict[int, int]) -> list[int]:
-    """The processes of `processes` still running (the same pid and start time: not recycled)."""
-    return [pid for pid, started in processes.items()
-            if start_time(pid) == started and "Z" not in _state(pid)]
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "Z"
+def alive(found: dict[int, int]) -> list[int]:
+    """The processes of `found` still running (the same pid and start time: not recycled)."""
+    return [pid for pid, started in found.items() if running(pid, started)]
 
 
 class Stack:
