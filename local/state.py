@@ -82,6 +82,13 @@ def _key_text(table_name: str, key: dict) -> str:
     return json.dumps([table_name, key], sort_keys=True)
 
 
+def _applied(rows: list[dict], key: dict, item: dict | None) -> list[dict]:
+    """Rows of a table moto does not have, with one journal line applied (its key names the key
+    attributes)."""
+    rest = [r for r in rows if any(r.get(name) != value for name, value in key.items())]
+    return rest if item is None else rest + [item]
+
+
 class Journal:
     """The snapshot and journal segments in one directory; `attach()` hooks moto's handlers."""
 
@@ -96,6 +103,7 @@ class Journal:
         self._stop = threading.Event()
         self._compacting = threading.Lock()
         self._compaction_due = False
+        self._kept: dict[str, list[dict]] = {}  # items of tables moto does not have (see restore)
         self._threads: list[threading.Thread] = []
         self.compactions = 0
 
@@ -122,28 +130,28 @@ class Journal:
                     continue
                 latest[_key_text(entry["t"], entry["k"])] = (entry["t"], entry["k"], entry["i"])
                 replayed += 1
-        items = {}
+        items, kept = {}, {}
         for table_name, rows in snapshot.items():
             try:
                 table = backend.get_table(table_name)
-            except Exception:  # noqa: BLE001 - a table this stack no longer creates
-                log.warning("snapshot: no table %s here; its items are not restored", table_name)
+            except Exception:  # noqa: BLE001 - a table this stack does not create (yet): kept on disk
+                kept[table_name] = rows
                 continue
             for row in rows:
                 items[_key_text(table_name, _key_of(table, row))] = (table_name, row)
         for text, (table_name, key, item) in latest.items():
-            if item is None:
-                items.pop(text, None)
+            if table_name in backend.tables:
+                if item is None:
+                    items.pop(text, None)
+                else:
+                    items[text] = (table_name, item)
             else:
-                items[text] = (table_name, item)
-        missing = set()
+                kept[table_name] = _applied(kept.get(table_name, []), key, item)
         for table_name, item in items.values():
-            try:
-                backend.put_item(table_name, item)
-            except Exception:  # noqa: BLE001
-                missing.add(table_name)
-        for table_name in missing:
-            log.warning("journal: no table %s here; its items are not restored", table_name)
+            backend.put_item(table_name, item)
+        for table_name, rows in kept.items():
+            log.warning("no table %s in this stack: its %d items stay on disk, not loaded", table_name, len(rows))
+        self._kept = kept  # carried into the next snapshot, so a stack without the table loses nothing
         self._segment = max([covered, *(s for s, _ in self.segments())]) + 1
         self._pending = replayed  # lines the next snapshot makes unnecessary
         return len(items), replayed
@@ -220,6 +228,8 @@ class Journal:
                 self._open(covers + 1)
                 self._pending = 0
             tables = dump_tables()
+            for table_name, rows in self._kept.items():
+                tables.setdefault(table_name, rows)
             path = self.directory / SNAPSHOT
             tmp = path.with_suffix(".tmp")
             with open(tmp, "w") as out:

@@ -198,6 +198,8 @@ def test_killed_stack_leaves_nothing_and_restarts_with_every_write(tmp_path):
         # instance once healthy; a slow start costs one more run, the test's polling at most one.
         wait_for("version 1 through the gateway after the restart", lambda: answer(gateway_port) == "ok 1", 60)
         assert 1 <= stack.passes() <= 4, stack.text()[-3000:]
+        # The rollback reached HAProxy: no request goes to the canary (it had 10%).
+        assert {answer(gateway_port) for _ in range(40)} == {"ok 1"}
 
         # A gateway PUT reaches HAProxy.
         set_weights(stack, {"web:1": "0%", "web:2": "100%"})
