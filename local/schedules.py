@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections import Counter
 
 log = logging.getLogger("vamp.local")
@@ -68,8 +69,14 @@ class Scheduler:
             log.info("scheduled %s run %d: %s", name, self.runs[name], "changed something" if busy else "nothing to do")
             wait = min(period, FOLLOW_UP if busy else max(FOLLOW_UP, wait * 2))
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 3.0) -> None:
+        """No run starts after this; one running gets `timeout` seconds to finish (its writes
+        then reach the journal before it closes)."""
         self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def changed(result) -> bool:
