@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import signal
 import threading
 
@@ -70,11 +69,14 @@ def demo(skip_walkthrough: bool) -> None:
     # is left alone, and nothing an earlier demo stored slows this one down. Logs stay in
     # .vamp/demo/ until the next run.
     state_dir = LocalStack().state_dir / "demo"
-    shutil.rmtree(state_dir, ignore_errors=True)
     api_port = int(os.environ.get("VAMP_PORT") or free_port())
+    try:
+        fresh = LocalStack(quiet=True, persist=False, state_dir=state_dir, api_port=api_port).reset()
+    except RuntimeError as e:  # another demo runs on .vamp/demo
+        raise click.ClickException(str(e)) from None
     ok = False
     try:
-        with LocalStack(quiet=True, persist=False, state_dir=state_dir, api_port=api_port) as stack:
+        with fresh as stack:
             agent = stack.agent.url if stack.agent else None
             ok = skip_walkthrough or walkthrough(stack.api_url, stack.token, agent)
             if agent is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -110,8 +111,28 @@ class LocalStack:
             self._stops.append(self.scheduler.stop)
         return self
 
+    def reset(self) -> "LocalStack":
+        """Start from an empty state dir (the demo, as from a fresh clone): taken, what a crashed
+        run left stopped, everything else in it removed. Refused while another stack runs on it."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_state_dir()
+        from chalicelib.drivers.processes import stop_recorded
+
+        for run_dir in self.run_dirs:
+            stop_recorded(run_dir)
+        for entry in self.state_dir.iterdir():
+            if entry.name == "stack.lock":
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        return self
+
     def _lock_state_dir(self) -> None:
         """One stack per state dir: its etcd data, agent work dir and journal are its own."""
+        if self._lock_file is not None:  # taken already (reset)
+            return
         path = self.state_dir / "stack.lock"
         lock = open(path, "a+")
         try:
