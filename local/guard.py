@@ -20,8 +20,7 @@ def main(run_dirs: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the stack's to handle
     while sys.stdin.buffer.read(4096):
         pass
-    for run_dir in run_dirs:
-        stop_recorded(Path(run_dir), grace=1.0)
+    stop_recorded(*map(Path, run_dirs), grace=1.0)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chalicelib.drivers import local as local_driver
+from chalicelib.drivers.processes import stop_recorded
+
 log = logging.getLogger("vamp.local")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,7 +103,7 @@ class LocalStack:
             if self.gateways:
                 self._start_gateways()
             if getattr(self, "_embedded_moto", False):
-                from local import recovery
+                from local import recovery  # the release tasks' models (pydantic): a serving stack only
 
                 for line in recovery.end_interrupted_releases():
                     log.warning("%s", line)
@@ -116,10 +119,7 @@ class LocalStack:
         run left stopped, everything else in it removed. Refused while another stack runs on it."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_state_dir()
-        from chalicelib.drivers.processes import stop_recorded
-
-        for run_dir in self.run_dirs:
-            stop_recorded(run_dir)
+        stop_recorded(*self.run_dirs)
         for entry in self.state_dir.iterdir():
             if entry.name == "stack.lock":
                 continue
@@ -151,17 +151,15 @@ class LocalStack:
 
     def _stop_leftovers(self) -> None:
         """Stop what a crashed run of this state dir left running, then watch over this run's."""
-        from chalicelib.drivers.processes import stop_recorded
-
-        for run_dir in self.run_dirs:
-            for record in stop_recorded(run_dir):
-                log.warning("stopped %s (pid %d) left by a crashed run", record.name, record.pid)
+        for record in stop_recorded(*self.run_dirs):
+            log.warning("stopped %s (pid %d) left by a crashed run", record.name, record.pid)
         # The guard: reads its stdin until this process is gone, then stops every recorded group.
         self._guard = subprocess.Popen([sys.executable, "-m", "local.guard", *map(str, self.run_dirs)],
                                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd=ROOT,
                                        start_new_session=True)
 
     def _restore(self) -> None:
+        # moto's modules (local.state wraps them): loaded only by a stack that embeds moto.
         from chalicelib.store import table
         from local import state
 
@@ -264,8 +262,6 @@ class LocalStack:
 
     @staticmethod
     def _stop_services() -> None:
-        from chalicelib.drivers import local as local_driver
-
         local_driver.stop_all()
 
     def stop(self) -> None:

@@ -38,6 +38,7 @@ _WRITES = ("put_item", "update_item", "delete_item", "batch_write_item", "transa
 
 
 def moto_backend():
+    # moto's backends: only where moto runs in this process (the stack's `import` stays light).
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.dynamodb.models import dynamodb_backends
 
@@ -290,7 +291,7 @@ def _install_hooks() -> None:
     with _install_lock:
         if _hooks.installed:
             return
-        from moto.dynamodb.responses import DynamoHandler
+        from moto.dynamodb.responses import DynamoHandler  # as in moto_backend: moto in this process only
 
         for action in _WRITES:
             original = getattr(DynamoHandler, action)

@@ -157,52 +157,62 @@ class ProcessRecord:
         return running(self.pid, self.started)
 
     def group_alive(self) -> bool:
-        try:
-            os.killpg(self.pgid, 0)
-            return True
-        except (ProcessLookupError, PermissionError):
-            return False
+        return bool(group_members(self.pgid))
 
 
 def forget(run_dir: Path, name: str) -> None:
     (run_dir / f"{name}.json").unlink(missing_ok=True)
 
 
-def stop_group(pgid: int, grace: float = 2.0) -> None:
-    """SIGTERM a process group, then SIGKILL whatever is left after `grace` seconds."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
+def group_members(pgid: int) -> list[int]:
+    """The running (not zombie) processes of a process group, read from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields and fields[0] != "Z" and int(fields[2]) == pgid:
+                members.append(int(entry.name))
+    return members
+
+
+def stop_groups(pgids: list[int], grace: float = 2.0) -> None:
+    """SIGTERM process groups, all at once; SIGKILL what still runs of them after `grace` s.
+    A group of zombies only (killed, waiting for their reaper) counts as stopped."""
+    for pgid in pgids:
         try:
-            os.killpg(pgid, 0)
+            os.killpg(pgid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
-            return
-        time.sleep(0.02)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+            pass
+    deadline = time.monotonic() + grace
+    left = list(pgids)
+    while left and time.monotonic() < deadline:
+        left = [pgid for pgid in left if group_members(pgid)]
+        if left:
+            time.sleep(0.02)
+    for pgid in left:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
-def stop_recorded(run_dir: Path, grace: float = 2.0) -> list[ProcessRecord]:
-    """Stop every recorded process of a previous run (and its group) that still runs; the
-    records are removed. A record whose pid now names another process is only removed.
-    Returns the records of what was stopped."""
-    stopped = []
-    for path in sorted(run_dir.glob("*.json")) if run_dir.is_dir() else []:
+def stop_recorded(*run_dirs: Path, grace: float = 2.0) -> list[ProcessRecord]:
+    """Stop every process recorded in `run_dirs` by a previous run (and its group) that still
+    runs, all at once; the records are removed. A record whose pid now names another process is
+    only removed. Returns the records of what was stopped."""
+    stopping = []
+    paths = [p for run_dir in run_dirs if run_dir.is_dir() for p in sorted(run_dir.glob("*.json"))]
+    for path in paths:
         record = ProcessRecord.read(path)
         if record is not None and record.pgid > 1 and record.pgid != os.getpgid(0):
             # The group of the very process recorded: its leader is alive and the same, or the
-            # leader is gone but the group lives on (grandchildren of a shell).
+            # leader is gone (or a zombie) but the group lives on (grandchildren of a shell).
             leader_same = record.alive()
-            leader_gone = not leader_same and start_time(record.pid) in (None, record.started)  # or a zombie
-            if leader_same or (leader_gone and record.group_alive() and record.pgid == record.pid):
+            leader_gone = not leader_same and start_time(record.pid) in (None, record.started)
+            if leader_same or (leader_gone and record.pgid == record.pid and record.group_alive()):
                 log.warning("stopping %s (pid %d, group %d) left by an earlier run", record.name, record.pid,
                             record.pgid)
-                stop_group(record.pgid, grace)
-                stopped.append(record)
+                stopping.append(record)
         path.unlink(missing_ok=True)
-    return stopped
+    stop_groups([r.pgid for r in stopping], grace)
+    return stopping
