@@ -33,6 +33,7 @@ log = logging.getLogger("vamp.local")
 SNAPSHOT = "dynamodb.json"
 _SEGMENT = re.compile(r"^journal-(\d{8})\.jsonl$")
 COMPACT_AFTER = 20_000  # lines in the current segment before a snapshot is taken
+MAX_SEGMENTS = 8  # segments (one per start, at least) before a start takes a snapshot
 FSYNC_EVERY = 1.0  # seconds: the most a machine crash can lose
 _WRITES = ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items")
 
@@ -174,6 +175,9 @@ class Journal:
         self._open(self._segment or 1)
         _hooks.journal = self
         _install_hooks()
+        if len(self.segments()) > MAX_SEGMENTS:  # one per start: many short runs, few lines each
+            self._compaction_due = True
+            threading.Thread(target=self.compact, name="vamp-journal-snapshot", daemon=True).start()
         for target, name in ((self._fsync_loop, "vamp-journal-fsync"),):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
