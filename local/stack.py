@@ -23,6 +23,8 @@ from pathlib import Path
 
 from chalicelib.drivers import local as local_driver
 from chalicelib.drivers.processes import stop_recorded
+from local import recovery
+from local.schedules import Scheduler
 
 log = logging.getLogger("vamp.local")
 
@@ -102,13 +104,9 @@ class LocalStack:
             chalice_app = self._start_api()
             if self.gateways:
                 self._start_gateways()
-            if getattr(self, "_embedded_moto", False):
-                from local import recovery  # the release tasks' models (pydantic): a serving stack only
-
+            if getattr(self, "_embedded_moto", False):  # LocalStack or AWS run their executions on
                 for line in recovery.end_interrupted_releases():
                     log.warning("%s", line)
-            from local.schedules import Scheduler
-
             self.scheduler = Scheduler(chalice_app)
             self.scheduler.start()
             self._stops.append(self.scheduler.stop)
