@@ -195,9 +195,10 @@ def test_killed_stack_leaves_nothing_and_restarts_with_every_write(tmp_path):
         assert ended["phase"] == "rolled_back" and "local stack stopped while it ran" in ended["reason"], ended
 
         # Routed again within a few passes: run 1 redeploys, run 2 (a second later) routes the
-        # instance once healthy; a slow start costs one more run, the test's polling at most one.
-        wait_for("version 1 through the gateway after the restart", lambda: answer(gateway_port) == "ok 1", 60)
-        assert 1 <= stack.passes() <= 4, stack.text()[-3000:]
+        # instance once healthy; a slow start (a busy machine) costs a run or two more. Before, the
+        # first run came after the period (here a minute) and routing took two: past the wait below.
+        wait_for("version 1 through the gateway after the restart", lambda: answer(gateway_port) == "ok 1", 50)
+        assert 1 <= stack.passes() <= 5, stack.text()[-3000:]
         # The rollback reached HAProxy: no request goes to the canary (it had 10%).
         assert {answer(gateway_port) for _ in range(40)} == {"ok 1"}
 
