@@ -46,6 +46,8 @@ class Settings:
     release_state_machine: str | None = None
     # Container driver (docs/decisions/0007-container-drivers.md); VAMP_DRIVER_<NAMESPACE> overrides it per namespace.
     driver: DriverKind = "local"
+    # The local driver's logs and process records (the local stack gives each stack its own).
+    local_work_dir: str | None = None
     eks_cluster: str | None = None  # kubernetes: reach this EKS cluster (else kubeconfig / in-cluster config)
     kube_context: str | None = None
     ecs_cluster: str = "vamp"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import signal
 import threading
 
@@ -28,7 +27,11 @@ def _wait_for_signal() -> None:
 @cli.command()
 def run() -> None:
     """Start the local stack and serve until Ctrl-C."""
-    with LocalStack() as stack:
+    try:
+        stack = LocalStack().start()
+    except RuntimeError as e:  # another stack on this state dir, etcd or the agent would not start
+        raise click.ClickException(str(e)) from None
+    try:
         click.echo(f"Vamp API  {stack.api_url}/api/v1")
         click.echo(f"token     {stack.token}   (also in {stack.state_dir / 'token'})")
         click.echo(f"try       curl -H 'Authorization: Bearer {stack.token}' {stack.api_url}/api/v1/info")
@@ -38,6 +41,8 @@ def run() -> None:
         click.echo("Ctrl-C stops everything.")
         _wait_for_signal()
         click.echo("stopping ...")
+    finally:
+        stack.stop()
 
 
 @cli.command()
@@ -64,11 +69,14 @@ def demo(skip_walkthrough: bool) -> None:
     # is left alone, and nothing an earlier demo stored slows this one down. Logs stay in
     # .vamp/demo/ until the next run.
     state_dir = LocalStack().state_dir / "demo"
-    shutil.rmtree(state_dir, ignore_errors=True)
     api_port = int(os.environ.get("VAMP_PORT") or free_port())
+    try:
+        fresh = LocalStack(quiet=True, persist=False, state_dir=state_dir, api_port=api_port).reset()
+    except RuntimeError as e:  # another demo runs on .vamp/demo
+        raise click.ClickException(str(e)) from None
     ok = False
     try:
-        with LocalStack(quiet=True, persist=False, state_dir=state_dir, api_port=api_port) as stack:
+        with fresh as stack:
             agent = stack.agent.url if stack.agent else None
             ok = skip_walkthrough or walkthrough(stack.api_url, stack.token, agent)
             if agent is None:
@@ -82,7 +90,7 @@ def demo(skip_walkthrough: bool) -> None:
     finally:
         from chalicelib.drivers import local as local_driver
 
-        local_driver._kill_all()  # whatever the local driver still runs: nothing outlives the demo
+        local_driver.stop_all()  # whatever the local driver still runs: nothing outlives the demo
     click.echo(f"demo {'succeeded' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s")
     raise SystemExit(0 if ok else 1)
 
@@ -129,7 +137,10 @@ class _Tokens:
                 pass
         if self.api is None:
             stack.serve = False
-            self.stack = stack.start()
+            try:
+                self.stack = stack.start()
+            except RuntimeError as e:  # a stack holds the state dir but its API did not answer
+                raise click.ClickException(str(e)) from None
             from chalicelib.store.tokens import DynamoDBTokenStore
 
             self.store = DynamoDBTokenStore()

@@ -1,4 +1,11 @@
-"""The gateway agent (`python -m agent`) with its HAProxy, as a subprocess of the local stack."""
+"""The gateway agent (`python -m agent`) with its HAProxy, as a supervised subprocess of the local stack.
+
+The agent runs in its own process group with a parent-death signal, and is recorded in the
+stack's run dir (chalicelib.drivers.processes): it dies with the stack, and a crashed stack's
+agent is stopped before the next one starts. Its work dir (HAProxy's config, master socket, log
+socket) belongs to one stack. If it exits while the stack runs, a supervisor thread restarts it
+on the same port and work dir (HAProxy's last good config is there) after a capped backoff.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,40 +13,78 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import requests
 
+from chalicelib.drivers import processes
+from chalicelib.retry import PROCESS_RESTART
+
 log = logging.getLogger("vamp.local")
+
+RECORD = "agent"
+STABLE_AFTER = 10.0  # an agent that ran this long before it exited restarts without delay
 
 
 class LocalAgent:
     def __init__(self, *, etcd_endpoint: str, api_url: str, api_token: str, work_dir: Path, listen_port: int,
-                 log_file: Path, namespace: str = "default") -> None:
-        self.work_dir, self.log_file = work_dir, log_file
+                 log_file: Path, namespace: str = "default", run_dir: Path | None = None) -> None:
+        self.work_dir, self.log_file, self.run_dir = work_dir, log_file, run_dir
         self.url = f"http://127.0.0.1:{listen_port}"
         self.args = [sys.executable, "-m", "agent", "--etcd-endpoint", etcd_endpoint, "--namespace", namespace,
                      "--work-dir", str(work_dir), "--api-url", api_url, "--api-token", api_token,
                      "--listen", f"127.0.0.1:{listen_port}"]
         self.proc: subprocess.Popen | None = None
+        self.restarts = 0
+        self._started = 0.0
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     def start(self, timeout: float = 20.0) -> "LocalAgent":
+        self._launch(timeout)
+        self._supervisor = threading.Thread(target=self._supervise, name="vamp-agent-supervisor", daemon=True)
+        self._supervisor.start()
+        log.info("gateway agent on %s (work dir %s)", self.url, self.work_dir)
+        return self
+
+    def _launch(self, timeout: float) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         root = Path(__file__).resolve().parent.parent
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
         with open(self.log_file, "ab") as out:
-            # Own session: Ctrl-C reaches the stack, which stops the agent (and so HAProxy) in order.
-            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         cwd=root, env=env, start_new_session=True)
-        deadline = time.monotonic() + timeout
+            # Own process group: Ctrl-C reaches the stack, which stops the agent (and so HAProxy) in order.
+            self.proc = processes.spawn(self.args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        cwd=root, env=env, run_dir=self.run_dir, name=RECORD)
+        self._started = time.monotonic()
+        deadline = self._started + timeout
         while not self._answers():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
+                self._kill()
                 raise RuntimeError(f"the gateway agent did not start; see {self.log_file}")
             time.sleep(0.05)
-        log.info("gateway agent on %s (work dir %s)", self.url, self.work_dir)
-        return self
+
+    def _supervise(self) -> None:
+        failures = 0
+        while not self._stopping.wait(0.2):
+            proc = self.proc
+            if proc is None or proc.poll() is None:
+                continue
+            if time.monotonic() - self._started > STABLE_AFTER:
+                failures = 0
+            failures += 1
+            delay = PROCESS_RESTART.delay(failures - 1)
+            log.warning("gateway agent exited with code %s; restart #%d in %.2f s (see %s)",
+                        proc.returncode, self.restarts + 1, delay, self.log_file)
+            if self._stopping.wait(delay):
+                return
+            try:
+                self._launch(timeout=20.0)
+                self.restarts += 1
+                log.warning("gateway agent restarted (pid %d)", self.proc.pid)
+            except Exception as e:  # noqa: BLE001 - the next round tries again, later
+                log.warning("gateway agent restart failed: %s", e)
 
     def _answers(self) -> bool:
         try:
@@ -51,7 +96,7 @@ class LocalAgent:
     def health(self) -> dict:
         return requests.get(self.url + "/healthz", timeout=2).json()
 
-    def stop(self) -> None:
+    def _kill(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)  # the agent soft-stops HAProxy itself
             try:
@@ -59,3 +104,11 @@ class LocalAgent:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=25)
+        self._kill()
+        if self.run_dir is not None:
+            processes.forget(self.run_dir, RECORD)

@@ -1,4 +1,7 @@
-"""A real etcd for the local stack: loopback ports picked free, data under .vamp/etcd."""
+"""A real etcd for the local stack: loopback ports picked free, data under <state dir>/etcd.
+
+It dies with the stack (a parent-death signal) and is recorded in the stack's run dir, so a
+crashed stack's etcd, which would hold the data dir's lock, is stopped before the next starts."""
 from __future__ import annotations
 
 import logging
@@ -9,12 +12,16 @@ from pathlib import Path
 
 import requests
 
+from chalicelib.drivers import processes
+
 log = logging.getLogger("vamp.local")
 
 
 class LocalEtcd:
-    def __init__(self, data_dir: Path, client_port: int, peer_port: int, log_file: Path) -> None:
+    def __init__(self, data_dir: Path, client_port: int, peer_port: int, log_file: Path,
+                 run_dir: Path | None = None) -> None:
         self.data_dir, self.client_port, self.peer_port, self.log_file = data_dir, client_port, peer_port, log_file
+        self.run_dir = run_dir
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -30,12 +37,12 @@ class LocalEtcd:
         with open(self.log_file, "ab") as out:
             # A restart keeps the data but gets new peer ports: --force-new-cluster lets a
             # one-member cluster forget the old peer URL.
-            self.proc = subprocess.Popen(
+            self.proc = processes.spawn(
                 [binary, "--name", "vamp-local", "--data-dir", str(self.data_dir),
                  "--listen-client-urls", url, "--advertise-client-urls", url,
                  "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                  "--initial-cluster", f"vamp-local={peer}", "--force-new-cluster", "--log-level", "warn"],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, run_dir=self.run_dir, name="etcd")
         deadline = time.monotonic() + timeout
         while not self.healthy():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -59,3 +66,5 @@ class LocalEtcd:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        if self.run_dir is not None:
+            processes.forget(self.run_dir, "etcd")

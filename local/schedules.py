@@ -1,14 +1,23 @@
 """Fires the app's `@app.schedule` functions in the local stack, as EventBridge does on AWS
-(moto stores schedules but never fires them)."""
+(moto stores schedules but never fires them).
+
+Unlike EventBridge, the first run comes at once, and a run that changed something (or failed)
+is followed by the next within a second, the wait doubling back to the period while runs find
+nothing to do. After a restart the first pass redeploys the services the stopped stack ran and
+the next routes them once healthy: seconds, not two periods (docs/decisions/0020-...).
+"""
 from __future__ import annotations
 
 import logging
 import os
 import re
 import threading
+import time
+from collections import Counter
 
 log = logging.getLogger("vamp.local")
 
+FOLLOW_UP = 1.0  # seconds before the run after one that changed something
 _UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
 
 
@@ -29,6 +38,7 @@ class Scheduler:
         self._app = chalice_app
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.runs: Counter = Counter()  # schedule name -> runs so far
 
     def start(self) -> None:
         override = os.environ.get("VAMP_LOCAL_SCHEDULE_SECONDS")
@@ -47,14 +57,40 @@ class Scheduler:
             log.info("schedule %s every %.0f s", source.name, period)
 
     def _loop(self, name: str, handler, period: float) -> None:
-        while not self._stop.wait(period):
+        wait = 0.0
+        while not self._stop.wait(wait):
+            self.runs[name] += 1
             try:
-                handler(_event(name), None)
+                result = handler(_event(name), None)
             except Exception:  # a failed run is logged; the next one comes anyway, as on AWS
                 log.exception("scheduled %s failed", name)
+                result = {"error": "raised"}
+            busy = changed(result)
+            log.info("scheduled %s run %d: %s", name, self.runs[name], "changed something" if busy else "nothing to do")
+            wait = min(period, FOLLOW_UP if busy else max(FOLLOW_UP, wait * 2))
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 3.0) -> None:
+        """No run starts after this; one running gets `timeout` seconds to finish (its writes
+        then reach the journal before it closes)."""
         self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def changed(result) -> bool:
+    """Did a run change something (or fail)? Read from what jobs.every_minute returns: a
+    deployments summary per namespace with `changed` and `errors`, a republish status per
+    namespace ("current" when nothing was due). Anything else counts as a change."""
+    if not isinstance(result, dict):
+        return result is not None
+    if "error" in result:
+        return True
+    for ns in (result.get("deployments") or {}).values():
+        if not isinstance(ns, dict) or ns.get("changed") or ns.get("errors"):
+            return True
+    return any(status != "current" for status in (result.get("gateways") or {}).values())
 
 
 def _handler(handler_string: str):

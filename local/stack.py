@@ -1,12 +1,30 @@
-"""Starts and stops the parts of the local stack in one process, on loopback only."""
+"""Starts and stops the parts of the local stack in one process, on loopback only.
+
+Faults (docs/decisions/0020-local-stack-survives-faults.md): a stack holds `<state dir>/stack.lock`
+while it runs (a second stack on the same state dir is refused; the kernel drops the lock when
+the process dies, however it dies). Before anything starts, what a crashed run left (by its
+records in `<state dir>/run`, the local driver's in `<state dir>/services/run`) is stopped. The
+children die with the stack (a parent-death signal), and a guard process stops their process
+groups when the stack is gone. The table is journaled as it is written (local/state.py), and
+releases that ran when the stack stopped are ended with the reason on restart (local/recovery.py).
+"""
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from chalicelib.drivers import local as local_driver
+from chalicelib.drivers.processes import stop_recorded
+from local import recovery
+from local.schedules import Scheduler
 
 log = logging.getLogger("vamp.local")
 
@@ -34,14 +52,33 @@ class LocalStack:
     etcd_endpoint: str | None = None
     virtual_hosts_port: int | None = None
     agent: object = None
+    scheduler: object = None
+    journal: object = None
     _stops: list = field(default_factory=list)
+    _lock_file: object = None
+    _guard: subprocess.Popen | None = None
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
+    @property
+    def run_dirs(self) -> list[Path]:
+        """Where the stack's processes have their records: its own, the local driver's."""
+        return [self.state_dir / "run", self.state_dir / "services" / "run"]
+
     def start(self) -> "LocalStack":
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # what did start stops; the lock goes
+            raise
+
+    def _start(self) -> "LocalStack":
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_state_dir()
+        self._stop_leftovers()
+        os.environ["VAMP_LOCAL_WORK_DIR"] = str(self.state_dir / "services")
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
         # Gateway ports below Linux's ephemeral range (32768-60999, where Vamp's 40000-45000 sits):
         # on one machine, a port the stack's own outgoing connections hold cannot be bound by HAProxy.
@@ -60,17 +97,76 @@ class LocalStack:
         if self.serve and getattr(self, "_embedded_moto", False) and not os.environ.get("VAMP_RELEASE_STATE_MACHINE"):
             self._start_releases()
         if self.persist:
-            from local import state
-
-            restored = state.restore(self.state_dir / "state" / "dynamodb.json")
-            log.info("restored %d items from %s", restored, self.state_dir / "state")
+            self._restore()
         self._bootstrap_token()
         if self.serve:
             self._warm_dsl()
-            self._start_api()
+            chalice_app = self._start_api()
             if self.gateways:
                 self._start_gateways()
+            if getattr(self, "_embedded_moto", False):  # LocalStack or AWS run their executions on
+                for line in recovery.end_interrupted_releases():
+                    log.warning("%s", line)
+            self.scheduler = Scheduler(chalice_app)
+            self.scheduler.start()
+            self._stops.append(self.scheduler.stop)
         return self
+
+    def reset(self) -> "LocalStack":
+        """Start from an empty state dir (the demo, as from a fresh clone): taken, what a crashed
+        run left stopped, everything else in it removed. Refused while another stack runs on it."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_state_dir()
+        stop_recorded(*self.run_dirs)
+        for entry in self.state_dir.iterdir():
+            if entry.name == "stack.lock":
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        return self
+
+    def _lock_state_dir(self) -> None:
+        """One stack per state dir: its etcd data, agent work dir and journal are its own."""
+        if self._lock_file is not None:  # taken already (reset)
+            return
+        path = self.state_dir / "stack.lock"
+        lock = open(path, "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            lock.close()
+            raise RuntimeError(f"another local stack runs on {self.state_dir} (pid {holder}); stop it first, "
+                               "or give this one its own VAMP_STATE_DIR") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        self._lock_file = lock
+
+    def _stop_leftovers(self) -> None:
+        """Stop what a crashed run of this state dir left running, then watch over this run's."""
+        for record in stop_recorded(*self.run_dirs):
+            log.warning("stopped %s (pid %d) left by a crashed run", record.name, record.pid)
+        # The guard: reads its stdin until this process is gone, then stops every recorded group.
+        self._guard = subprocess.Popen([sys.executable, "-m", "local.guard", *map(str, self.run_dirs)],
+                                       stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd=ROOT,
+                                       start_new_session=True)
+
+    def _restore(self) -> None:
+        # moto's modules (local.state wraps them): loaded only by a stack that embeds moto.
+        from chalicelib.store import table
+        from local import state
+
+        journal = state.Journal(self.state_dir / "state")
+        items, lines = journal.restore(table.table_name())
+        journal.attach()
+        self.journal = journal
+        self._stops.append(journal.close)
+        log.info("restored %d items from %s (%d journal lines replayed)", items, journal.directory, lines)
 
     @staticmethod
     def _warm_dsl() -> None:
@@ -86,7 +182,9 @@ class LocalStack:
         from local.agent import LocalAgent
         from local.etcd import LocalEtcd
 
-        etcd = LocalEtcd(self.state_dir / "etcd", free_port(), free_port(), self.state_dir / "etcd.log").start()
+        run_dir = self.state_dir / "run"
+        etcd = LocalEtcd(self.state_dir / "etcd", free_port(), free_port(), self.state_dir / "etcd.log",
+                         run_dir=run_dir).start()
         self._stops.append(etcd.stop)
         os.environ["VAMP_ETCD_ENDPOINT"] = etcd.endpoint
         os.environ.setdefault("VAMP_VIRTUAL_HOSTS_PORT", str(free_port()))
@@ -95,7 +193,7 @@ class LocalStack:
         self.virtual_hosts_port = int(os.environ["VAMP_VIRTUAL_HOSTS_PORT"])
         self.agent = LocalAgent(etcd_endpoint=etcd.endpoint, api_url=self.api_url, api_token=self.token,
                                 work_dir=self.state_dir / "agent", listen_port=free_port(),
-                                log_file=self.state_dir / "agent.log").start()
+                                log_file=self.state_dir / "agent.log", run_dir=run_dir).start()
         self._stops.append(self.agent.stop)
 
     def _start_moto(self) -> None:
@@ -142,7 +240,7 @@ class LocalStack:
         token_file.chmod(0o600)
         self.token = token
 
-    def _start_api(self) -> None:
+    def _start_api(self):
         from chalice.cli.factory import CLIFactory
 
         factory = CLIFactory(str(ROOT))
@@ -155,29 +253,33 @@ class LocalStack:
             ChaliceRequestHandler.log_message = lambda *a, **k: None
         thread = threading.Thread(target=server.serve_forever, name="vamp-api", daemon=True)
         thread.start()
+        self._stops.append(self._stop_services)  # after the API: no request deploys meanwhile
         self._stops.append(server.shutdown)
         log.info("API on %s", self.api_url)
-        from local.schedules import Scheduler
+        return config.chalice_app
 
-        scheduler = Scheduler(config.chalice_app)
-        scheduler.start()
-        self._stops.append(scheduler.stop)
+    @staticmethod
+    def _stop_services() -> None:
+        local_driver.stop_all()
 
     def stop(self) -> None:
-        if self.persist:
-            try:
-                from local import state
-
-                saved = state.save(self.state_dir / "state" / "dynamodb.json")
-                log.info("saved %d items to %s", saved, self.state_dir / "state")
-            except Exception:
-                log.exception("could not save the local state")
+        """Everything in reverse order; nothing to save (the journal is on disk already)."""
         for stop in reversed(self._stops):
             try:
                 stop()
             except Exception:
                 log.exception("while stopping")
         self._stops.clear()
+        if self._guard is not None:
+            self._guard.stdin.close()  # the guard stops whatever a failed stop left, and exits
+            try:
+                self._guard.wait(10)
+            except subprocess.TimeoutExpired:
+                self._guard.kill()
+            self._guard = None
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
 
     def __enter__(self) -> "LocalStack":
         return self.start()

@@ -7,8 +7,12 @@ is one process group started with `/bin/sh -c <definition>` and the service's en
 
 State lives in a module-level registry, so it survives across API requests in one process; a
 supervisor thread restarts processes that die (capped exponential backoff), and `atexit` kills
-every process group left, so nothing leaks. Health: the breed's first health check (HTTP GET
-or TCP), else a TCP connect to the first port, else "the process runs".
+every process group left, so nothing leaks. The processes die with this one even when it is
+killed (chalicelib.drivers.processes: a parent-death signal, and a record per process in
+`<work dir>/run` that the local stack's guard and its next start find). The work dir
+(`VAMP_LOCAL_WORK_DIR`, one per local stack; else <tmp>/vamp-local) holds their logs too.
+Health: the breed's first health check (HTTP GET or TCP), else a TCP connect to the first
+port, else "the process runs".
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from chalicelib.drivers import processes
 from chalicelib.drivers.base import (
     DriverError,
     Instance,
@@ -90,6 +95,7 @@ class _Process:
     restarts: int = 0
     next_start: float = 0.0
     last_exit: int | None = None
+    record: str | None = None  # its record's name in run_dir()
 
 
 @dataclass
@@ -104,7 +110,15 @@ _REGISTRY: dict[tuple[str, str], _Service] = {}
 _LOCK = threading.RLock()
 _SUPERVISOR: threading.Thread | None = None
 _WAKE = threading.Event()
-LOG_DIR = Path(tempfile.gettempdir()) / "vamp-local"
+
+
+def work_dir() -> Path:
+    return Path(settings().local_work_dir or Path(tempfile.gettempdir()) / "vamp-local")
+
+
+def run_dir() -> Path:
+    """Where each running process has its record (chalicelib.drivers.processes)."""
+    return work_dir() / "run"
 
 
 def _environment(spec: ServiceSpec, proc: _Process) -> dict[str, str]:
@@ -124,29 +138,40 @@ def _start(service: _Service, proc: _Process) -> None:
     for name, port in list(proc.ports.items()):
         if not _port_free(port):  # someone took it while the process was down
             proc.ports[name] = free_port()
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    log_path = LOG_DIR / f"{service.namespace}-{object_name(spec.deployment, spec.cluster, spec.service)}-{proc.index}.log"
-    with open(log_path, "ab") as out:
-        proc.popen = subprocess.Popen(
+    logs = work_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    name = f"{service.namespace}-{object_name(spec.deployment, spec.cluster, spec.service)}-{proc.index}"
+    with open(logs / f"{name}.log", "ab") as out:
+        # Its own process group (undeploy kills the whole group), killed with this process.
+        proc.popen = processes.spawn(
             ["/bin/sh", "-c", spec.definition],
             env=_environment(spec, proc),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: undeploy kills the whole group
             close_fds=True,
         )
+    # Named by pid too: a redeploy racing another (see deploy) must not forget the winner's record.
+    if proc.record:  # the record of the run before a restart
+        processes.forget(run_dir(), proc.record)
+    proc.record = f"{name}-{proc.popen.pid}"
+    processes.ProcessRecord.of(proc.popen.pid, proc.record).write(run_dir())
     proc.started = time.monotonic()
 
 
+def _terminate(proc: _Process) -> None:
+    if proc.popen is not None:
+        try:
+            os.killpg(proc.popen.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 def _kill(proc: _Process, grace: float = 3.0) -> None:
+    _terminate(proc)
     popen, proc.popen = proc.popen, None
     if popen is None:
         return
-    try:
-        os.killpg(popen.pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        pass
     try:
         popen.wait(grace)
     except subprocess.TimeoutExpired:
@@ -159,6 +184,8 @@ def _kill(proc: _Process, grace: float = 3.0) -> None:
         popen.wait(grace)
     except subprocess.TimeoutExpired:
         log.warning("process %s did not exit", popen.pid)
+    if proc.record:
+        processes.forget(run_dir(), proc.record)
 
 
 def _new_process(spec: ServiceSpec, index: int) -> _Process:
@@ -246,9 +273,16 @@ def _kill_all() -> None:
     with _LOCK:
         services = list(_REGISTRY.values())
         _REGISTRY.clear()
-    for service in services:
-        for proc in service.processes:
-            _kill(proc, grace=1.0)
+    procs = [proc for service in services for proc in service.processes]
+    for proc in procs:  # every group at once, then the waits: a stop takes one grace, not one each
+        _terminate(proc)
+    for proc in procs:
+        _kill(proc, grace=1.0)
+
+
+def stop_all() -> None:
+    """Stop every process this driver runs (the local stack's stop)."""
+    _kill_all()
 
 
 atexit.register(_kill_all)

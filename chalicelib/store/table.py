@@ -1,5 +1,5 @@
 """The single DynamoDB table: its key schema, the boto3 handles and paged queries every backend
-shares, and the whole-table dump and load of the local tooling.
+shares, and a whole-table dump and load for tooling.
 
 Every key shape lives here; only modules of `store/` build keys or talk to DynamoDB
 (tests/store/test_table_ownership.py checks the rest of the code).
@@ -115,14 +115,15 @@ def ensure_table(name: str | None = None) -> None:
 
 
 def dump_items() -> list[dict]:
-    """Every item of the table, as DynamoDB returns them (the local stack saves them on stop).
-    A Scan, which is fine here: tooling, never a request path."""
+    """Every item of the table, as DynamoDB returns them (tooling: any endpoint; the local stack
+    keeps its embedded moto's tables with local/state.py instead). A Scan, which is fine here:
+    tooling, never a request path."""
     pages = client().get_paginator("scan").paginate(TableName=table_name())
     return [item for page in pages for item in page["Items"]]
 
 
 def load_items(items: list[dict]) -> None:
-    """Put items as dump_items returned them (the local stack restores them on start)."""
+    """Put items as dump_items returned them."""
     ddb, name = client(), table_name()
     for i in range(0, len(items), 25):  # BatchWriteItem's limit
         request = {name: [{"PutRequest": {"Item": item}} for item in items[i:i + 25]]}
