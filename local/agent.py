@@ -16,12 +16,15 @@ log = logging.getLogger("vamp.local")
 
 class LocalAgent:
     def __init__(self, *, etcd_endpoint: str, api_url: str, api_token: str, work_dir: Path, listen_port: int,
-                 log_file: Path, namespace: str = "default") -> None:
+                 log_file: Path, namespace: str = "default", node_id: str = "local-agent",
+                 heartbeat_interval: float = 2.0) -> None:
         self.work_dir, self.log_file = work_dir, log_file
         self.url = f"http://127.0.0.1:{listen_port}"
         self.args = [sys.executable, "-m", "agent", "--etcd-endpoint", etcd_endpoint, "--namespace", namespace,
                      "--work-dir", str(work_dir), "--api-url", api_url, "--api-token", api_token,
-                     "--listen", f"127.0.0.1:{listen_port}"]
+                     "--listen", f"127.0.0.1:{listen_port}",
+                     # The node it acknowledges as (docs/decisions/0018); a short heartbeat: releases wait on it.
+                     "--node-id", node_id, "--heartbeat-interval", str(heartbeat_interval)]
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 20.0) -> "LocalAgent":

@@ -9,6 +9,7 @@ Items, by partition key (`pk`) and sort key (`sk`):
   <ns>#event-tag#<tag>  <timestamp>#<id>       one copy of an event per (expanded) tag
   <ns>#events           <timestamp>#<id>       every event, for queries without tags
   <ns>#release          <release name>         a release's state: version, doc (JSON text)
+  <ns>#node             <node id>              a gateway agent's latest acknowledgement: doc (JSON), sent, received; TTL
   #tokens               <sha256 of token>      an API token (hashed), its name and creation time
   #namespaces#<what>    <ns>                   a namespace a scheduled pass visits (what: deployments, gateways)
 Items that expire carry `expires_at` (epoch seconds, the table's TTL attribute).
@@ -53,6 +54,10 @@ def events_pk(namespace: str) -> str:
 
 def release_pk(namespace: str) -> str:
     return f"{namespace}#release"
+
+
+def node_pk(namespace: str) -> str:
+    return f"{namespace}#node"
 
 
 TOKENS_PK = "#tokens"
