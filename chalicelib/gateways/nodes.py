@@ -52,11 +52,17 @@ class Liveness:
         return self.reporting - self.applied
 
     def describe(self) -> str:
+        """"not applied on N of M nodes (who)": the words a release's reason uses."""
         if self.reporting == 0:
-            silent = f" ({len(self.silent)} silent)" if self.silent else ""
-            return f"no gateway node reports for the namespace{silent}: not applied on 0 of 0 known nodes"
-        waiting = ", ".join(self.waiting)
-        return f"not applied on {self.not_applied} of {self.reporting} nodes ({waiting})"
+            silent = f"; silent: {', '.join(self.silent)}" if self.silent else ""
+            return f"not applied on 0 of 0 known nodes (no gateway node reports for the namespace{silent})"
+        return f"not applied on {self.not_applied} of {self.reporting} nodes ({', '.join(self.waiting)})"
+
+    def waiting_for(self) -> str:
+        """"waiting for N nodes", for a phase that is not done until the nodes applied it."""
+        if self.reporting == 0:
+            return "waiting for a gateway node to report"
+        return f"waiting for {self.not_applied} node{'s' if self.not_applied != 1 else ''}"
 
 
 def _iso(epoch: float) -> str:
@@ -94,3 +100,8 @@ def read(node_store, artifact_store, namespace: str, now: float, silent_after: f
     """(the namespace's nodes as views, its generation): the one read the API and releases make."""
     generation = snapshot.generation(artifact_store, namespace)
     return views(node_store.nodes(namespace), generation, now, silent_after), generation
+
+
+def live(node_store, namespace: str, generation: int, now: float, silent_after: float) -> Liveness:
+    """How far `generation` got on the namespace's nodes (what a release waits on)."""
+    return liveness(views(node_store.nodes(namespace), generation, now, silent_after), generation)
