@@ -34,6 +34,7 @@ class LocalStack:
     etcd_endpoint: str | None = None
     virtual_hosts_port: int | None = None
     agent: object = None
+    etcd: object = None
     _stops: list = field(default_factory=list)
 
     @property
@@ -88,6 +89,7 @@ class LocalStack:
 
         etcd = LocalEtcd(self.state_dir / "etcd", free_port(), free_port(), self.state_dir / "etcd.log").start()
         self._stops.append(etcd.stop)
+        self.etcd = etcd  # the fault tests stop and start it
         os.environ["VAMP_ETCD_ENDPOINT"] = etcd.endpoint
         os.environ.setdefault("VAMP_VIRTUAL_HOSTS_PORT", str(free_port()))
         settings.cache_clear()
