@@ -146,11 +146,17 @@ class LocalStack:
 
     def _start_api(self) -> None:
         from chalice.cli.factory import CLIFactory
+        from chalice.local import CustomLocalChalice
 
         factory = CLIFactory(str(ROOT))
         config = factory.create_config_obj(chalice_stage_name="local")
         os.environ.update(config.environment_variables)
-        server = factory.create_local_server(config.chalice_app, config, "127.0.0.1", self.api_port)
+        app = config.chalice_app
+        if isinstance(app, CustomLocalChalice):
+            # A second stack in one process (the demo and fault tests): chalice re-parents the
+            # app's class on every server it creates, which fails unless it is put back first.
+            app.__class__ = CustomLocalChalice.__bases__[-1]
+        server = factory.create_local_server(app, config, "127.0.0.1", self.api_port)
         if self.quiet:
             from chalice.local import ChaliceRequestHandler
 
