@@ -99,3 +99,8 @@ def test_a_malformed_acknowledgement_is_a_400_naming_the_field(api, body, field)
 def test_a_bad_node_name_is_a_400(api):
     r = api.put("/api/v1/vga/nodes/-x", {"status": "applied", "sent": 1})
     assert r.status_code == 400 and r.json["errors"][0]["path"] == "node"
+
+
+def test_the_openapi_document_has_the_nodes_paths(api):
+    paths = api.get("/api/v1/openapi.json").json["paths"]
+    assert "put" in paths["/api/v1/vga/nodes/{node}"] and "get" in paths["/api/v1/vga/nodes"]
