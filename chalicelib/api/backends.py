@@ -2,9 +2,9 @@
 cached by the store modules). One place, so routes never construct a store themselves."""
 from __future__ import annotations
 
+from chalicelib.settings import settings
 from chalicelib.store.artifact_store import ArtifactStore
 from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
-from chalicelib.settings import settings
 from chalicelib.store.event_backend import event_store
 from chalicelib.store.node_store import DynamoDBNodeStore, NodeStore
 from chalicelib.store.tokens import DynamoDBTokenStore, TokenStore
