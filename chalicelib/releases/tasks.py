@@ -255,7 +255,8 @@ def set_weight(doc: dict, d: Deps | None = None) -> dict:
         publish(d, stored, "step", {"reason": f"step {step} of {plan.steps}: canary at {weight}%",
                                     "generation": written.generation})
         _note_publish(d, stored, written)
-    return {**doc, "next": WAIT}
+    # Look at the nodes after `poll` (not a whole interval): the interval starts once it is live.
+    return {**doc, "next": AWAIT_LIVE, "poll": plan.poll}
 
 
 # -- gates: manual approval, pause -------------------------------------------------------------
