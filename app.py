@@ -10,7 +10,7 @@ from chalice import AuthResponse, IAMAuthorizer, Rate, Response
 from chalicelib.api.auth import authenticate, authorize_token, unauthorized_body
 from chalicelib.api.chalice_app import ThreadSafeChalice
 from chalicelib.api.http import dispatch
-from chalicelib.api.routes import about, artifacts, deployments, events, gateways, releases, tokens
+from chalicelib.api.routes import about, artifacts, deployments, events, gateways, nodes, releases, tokens
 
 app = ThreadSafeChalice(app_name="vamp")
 # Bodies of any type reach the handlers, which answer 415 in Vamp's error shape.
@@ -135,6 +135,16 @@ def route_metric(gateway, route, metric, namespace=None):
 @route("/vga/haproxy/{version}/configuration", ["GET"])
 def gateway_configuration(version, namespace=None):
     return respond(namespace, gateways.gateway_configuration, version)
+
+
+@route("/vga/nodes", ["GET"])
+def gateway_nodes(namespace=None):
+    return respond(namespace, nodes.list_nodes)
+
+
+@route("/vga/nodes/{node}", ["PUT"])
+def gateway_node_report(node, namespace=None):
+    return respond(namespace, nodes.report_node, node)
 
 
 @route("/releases", ["POST"])

@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Any
 
+from agent.acknowledger import Acknowledger
 from agent.applier import Applier
 from agent.events import EventPoster
 from agent.haproxy import HAProxy
@@ -29,9 +30,12 @@ class Agent:
         self.events = EventPoster(s.events_url, s.api_token) if s.events_url else None
         self.haproxy = HAProxy(s.haproxy_bin, s.work_dir, s.log_socket_path, backoff_max=s.backoff_max,
                                on_restart=m.haproxy_restarts.inc)
-        self.applier = Applier(self.haproxy, m, self.events, s.reload_timeout)
+        self.acknowledger = (Acknowledger(s.api_url, s.api_token, s.node_id, s.namespace, s.heartbeat_interval,
+                                          lambda: self.applier.state) if s.api_url else None)
+        self.applier = Applier(self.haproxy, m, self.events, s.reload_timeout,
+                               on_done=self.acknowledger.report_now if self.acknowledger else None)
         host, port = s.etcd_host_port
-        self.watcher = EtcdWatcher(host, port, s.config_key, self.applier.submit, m, backoff_max=s.backoff_max)
+        self.watcher = EtcdWatcher(host, port, s.prefix, self.applier.submit, m, backoff_max=s.backoff_max)
         self.aggregator = Aggregator()
         self.shipper: Shipper | None = None
         if s.opensearch_url:
@@ -57,6 +61,8 @@ class Agent:
         if self.shipper:
             self.shipper.start()
         self.watcher.start()
+        if self.acknowledger:
+            self.acknowledger.start()
         self.http.start()
         self._flusher.start()
         log.info("agent up: key %s, status on %s", self.settings.config_key, self.http.url)
@@ -65,6 +71,8 @@ class Agent:
         """Stop taking changes, stop HAProxy (its last lines still arrive), flush, spool."""
         self._stop.set()
         self.watcher.stop()
+        if self.acknowledger:
+            self.acknowledger.stop()
         self.applier.stop()
         self.haproxy.stop()
         time.sleep(0.05)  # the last datagrams HAProxy sent while stopping
@@ -104,6 +112,8 @@ class Agent:
             "config_applied": a.applied,
             "config_checksum": a.checksum,
             "config_revision": a.revision,
+            "config_generation": a.generation,
+            "node": self.settings.node_id,
             "last_rejected_revision": a.last_rejected_revision,
             "last_error": a.last_error,
             "etcd_connected": w.connected,

@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from agent.events import EventPoster
 from agent.haproxy import BOOTSTRAP, HAProxy
@@ -31,7 +32,9 @@ class ApplyState:
     applied: bool = False  # a configuration from etcd (or kept on disk from one) is being served
     checksum: str | None = None
     revision: int | None = None
+    generation: int | None = None  # etcd's generation of the configuration served (None: unknown yet)
     last_rejected_revision: int | None = None
+    rejected_generation: int | None = None  # the newest generation HAProxy refused, until one applies
     last_error: str | None = None
 
 
@@ -46,13 +49,14 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 class Applier:
     def __init__(self, haproxy: HAProxy, metrics: AgentMetrics, events: EventPoster | None = None,
-                 reload_timeout: float = 10.0) -> None:
+                 reload_timeout: float = 10.0, on_done: Callable[[], None] | None = None) -> None:
         self.haproxy = haproxy
+        self.on_done = on_done  # after every apply, whatever happened (the acknowledgement goes out)
         self.metrics = metrics
         self.events = events
         self.reload_timeout = reload_timeout
         self.state = ApplyState()
-        self._pending: tuple[bytes, int, float] | None = None
+        self._pending: tuple[bytes, int | None, int, float] | None = None
         self._cond = threading.Condition()
         self._stop = False
         self._busy = False
@@ -76,9 +80,9 @@ class Applier:
             self._cond.notify_all()
         self._thread.join(timeout=self.reload_timeout + 5)
 
-    def submit(self, value: bytes, revision: int, received_at: float) -> None:
+    def submit(self, value: bytes, generation: int | None, revision: int, received_at: float) -> None:
         with self._cond:
-            self._pending = (value, revision, received_at)
+            self._pending = (value, generation, revision, received_at)
             self._cond.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
@@ -104,17 +108,24 @@ class Applier:
             try:
                 self.apply(*item)
             except Exception:
-                log.exception("applying revision %s failed", item[1])
+                log.exception("applying revision %s failed", item[2])
             finally:
+                if self.on_done is not None:
+                    try:
+                        self.on_done()
+                    except Exception:
+                        log.exception("acknowledging revision %s failed", item[2])
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
 
-    def apply(self, value: bytes, revision: int, received_at: float) -> str:
-        """Returns what happened: unchanged, rejected, reload-failed or applied."""
+    def apply(self, value: bytes, generation: int | None, revision: int, received_at: float) -> str:
+        """Returns what happened: unchanged, rejected, reload-failed or applied. A later generation
+        with the same text is applied by doing nothing: HAProxy already serves it."""
         digest = checksum(value)
         if digest == self.state.checksum:
-            self.state.revision = revision
+            self.state.revision, self.state.generation = revision, generation
+            self.state.rejected_generation = None
             return "unchanged"
         work = self.haproxy.work_dir
         candidate = work / "candidate.cfg"
@@ -124,6 +135,7 @@ class Applier:
             os.replace(candidate, work / "rejected.cfg")
             self.metrics.rejected.inc()
             self.state.last_rejected_revision, self.state.last_error = revision, message
+            self.state.rejected_generation = generation
             log.error("configuration revision %s rejected by haproxy -c; still serving %s:\n%s",
                       revision, self.state.checksum, message)
             self._post_rejected(revision, digest, message, "haproxy -c")
@@ -140,6 +152,7 @@ class Applier:
                 os.replace(prev, cfg)
             self.metrics.reload_failures.inc()
             self.state.last_error = "reload failed (see haproxy output); old configuration kept"
+            self.state.rejected_generation = generation
             log.error("reload of revision %s failed; still serving %s", revision, self.state.checksum)
             self._post_rejected(revision, digest, self.state.last_error, "reload")
             return "reload-failed"
@@ -148,7 +161,7 @@ class Applier:
         self.metrics.reloads.inc()
         self.metrics.apply_seconds.observe(elapsed)
         self.state.applied, self.state.checksum, self.state.revision = True, digest, revision
-        self.state.last_error = None
+        self.state.generation, self.state.rejected_generation, self.state.last_error = generation, None, None
         log.info("applied configuration revision %s (%s) in %.3fs", revision, digest[:19], elapsed)
         return "applied"
 

@@ -1,7 +1,6 @@
 """HAProxy in master-worker mode: start, supervise, check, reload through the master CLI, stop."""
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import re
@@ -18,25 +17,7 @@ from chalicelib.contract.log_format import LOG_SOCKET_ENV
 
 log = logging.getLogger("agent.haproxy")
 
-_PR_SET_PDEATHSIG = 1
-try:  # resolved before any fork: the child runs as little as possible between fork and exec
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):  # not Linux
-    _prctl = None
-
-
-def _die_with_agent(parent: int):
-    """A preexec_fn: HAProxy's master gets SIGKILL when the agent thread that started it ends
-    (the agent killed, SIGKILL included); its workers exit with their master. The kernel ties
-    the signal to the forking thread: the agent starts HAProxy on its main thread or on the
-    supervisor thread, both of which live as long as the agent."""
-    def preexec() -> None:
-        if _prctl is not None:
-            _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        if os.getppid() != parent:  # the agent died before the prctl
-            os._exit(1)
-
-    return preexec
+PIDFILE = "haproxy.pid"  # in the work dir: the master's pid (`haproxy -p`), for tools that stop it
 
 
 @dataclass
@@ -137,12 +118,13 @@ class HAProxy:
 
     def _launch(self, timeout: float) -> None:
         self.master_socket.unlink(missing_ok=True)
-        cmd = [self.binary, "-W", "-S", f"{self.master_socket},level,admin", "-f", str(self.config)]
-        # Own session: a Ctrl-C meant for the agent must not reach HAProxy; the agent stops it,
-        # and the kernel kills it if the agent dies first.
+        cmd = [self.binary, "-W", "-S", f"{self.master_socket},level,admin", "-p", str(self.work_dir / PIDFILE),
+               "-f", str(self.config)]
+        # Own session: a Ctrl-C meant for the agent must not reach HAProxy, and HAProxy outlives an
+        # agent that dies (traffic goes on; the restarted agent stops this master and starts its
+        # own, _stop_leftover). The agent stops it when it stops.
         self._proc = subprocess.Popen(cmd, env=self.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, start_new_session=True,
-                                      preexec_fn=_die_with_agent(os.getpid()))
+                                      stderr=subprocess.STDOUT, start_new_session=True)
         threading.Thread(target=self._pump_output, args=(self._proc,), name="haproxy-output", daemon=True).start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

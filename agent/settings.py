@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,6 +32,14 @@ class AgentSettings(BaseSettings):
     aggregate_interval: float = Field(10.0, description="seconds per metric window")
     backoff_max: float = Field(CAP, description="cap of every reconnect/retry backoff, seconds")
     reload_timeout: float = Field(10.0, description="seconds to wait for a reload to complete")
+    node_id: str = Field(default_factory=socket.gethostname,
+                         description="this node's name in its acknowledgements (default: the hostname)")
+    heartbeat_interval: float = Field(5.0, description="seconds between acknowledgements (also sent after each apply)")
+
+    @property
+    def prefix(self) -> str:
+        """The etcd prefix watched: the configuration and its generation."""
+        return kv_keys.prefix(self.namespace, self.haproxy_version)
 
     @property
     def config_key(self) -> str:

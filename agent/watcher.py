@@ -1,12 +1,17 @@
-"""Watch one etcd key through etcd3gw (etcd's HTTP/JSON gateway), forever, tolerating outages.
+"""Watch a namespace's etcd prefix through etcd3gw (etcd's HTTP/JSON gateway), forever, tolerating outages.
+
+The prefix holds the configuration and its generation (chalicelib/contract/kv_keys.py). The
+publisher writes both in one transaction (only the generation when the text is unchanged), so
+a watch message carries both or the generation alone; the watcher hands on the configuration
+with the generation etcd held with it, once per message.
 
 etcd3gw's own `watch()` runs the stream in a pool thread and drops its exceptions, so a dead
 stream looks like a quiet key forever. The agent therefore uses the client for reads and opens
 the watch stream itself on the client's session, where a broken stream is an exception it can
 act on (reconnect with capped exponential backoff).
 
-Resuming: on every (re)connection the key is read at the current revision and handed on only if
-its mod_revision is newer than the last one seen; the watch then starts right after that read's
+Resuming: on every (re)connection the prefix is read at the current revision and handed on only
+if a key's mod_revision is newer than the last one seen; the watch then starts right after that read's
 revision, so no change is missed and none is applied twice. While etcd is away nothing is
 handed on, so HAProxy keeps serving its current config.
 """
@@ -27,24 +32,29 @@ from etcd3gw.client import Etcd3Client
 
 from agent.backoff import CAP, ETCD, Backoff
 from agent.metrics import AgentMetrics
+from chalicelib.contract.envelope import parse_generation
 
 log = logging.getLogger("agent.watcher")
 
-OnChange = Callable[[bytes, int, float], None]  # (value, mod_revision, monotonic time received)
+# (configuration, its generation (None: no generation key), mod_revision, monotonic time received)
+OnChange = Callable[[bytes, "int | None", int, float], None]
 
 
 @dataclass
 class WatchState:
     connected: bool = False
-    last_revision: int = 0  # mod_revision of the last value handed on
+    last_revision: int = 0  # newest mod_revision handed on (either key)
     header_revision: int = 0  # newest store revision seen
+    configuration: bytes | None = None  # the newest configuration seen, and its generation
+    generation: int | None = None
 
 
 class EtcdWatcher:
-    def __init__(self, host: str, port: int, key: str, on_change: OnChange, metrics: AgentMetrics, *,
+    def __init__(self, host: str, port: int, prefix: str, on_change: OnChange, metrics: AgentMetrics, *,
                  backoff_max: float = CAP, idle_timeout: float = 60.0) -> None:
         self.client = Etcd3Client(host, port, api_path="/v3/", timeout=5)
-        self.key = key
+        self.prefix = prefix
+        self.config_key, self.generation_key = prefix + "configuration", prefix + "generation"
         self.on_change = on_change
         self.metrics = metrics
         self.backoff_max = backoff_max
@@ -92,17 +102,17 @@ class EtcdWatcher:
         self.metrics.etcd_connected.set(1 if value else 0)
 
     def _sync(self) -> int:
-        """Read the key now; hand it on if newer than what was seen. Returns the store revision."""
-        payload = {"key": _b64(self.key)}
+        """Read the prefix now; hand it on if newer than what was seen. Returns the store revision."""
+        payload = {"key": _b64(self.prefix), "range_end": _b64(_prefix_end(self.prefix))}
         result = self.client.post(self.client.get_url("/kv/range"), json=payload)
         revision = int(result["header"]["revision"])
         self.state.header_revision = revision
-        for kv in result.get("kvs", []):
-            self._offer(kv)
+        self._offer(result.get("kvs", []))
         return revision
 
     def _stream(self, start_revision: int) -> None:
-        create = {"create_request": {"key": _b64(self.key), "start_revision": start_revision}}
+        create = {"create_request": {"key": _b64(self.prefix), "range_end": _b64(_prefix_end(self.prefix)),
+                                     "start_revision": start_revision}}
         response = self.client.session.post(self.client.get_url("/watch"), json=create, stream=True,
                                             timeout=(5, self.idle_timeout))
         self._response = response
@@ -131,18 +141,33 @@ class EtcdWatcher:
         if result.get("canceled"):
             # e.g. compaction past our start revision: resync by reading the key afresh
             raise ConnectionError(f"watch canceled: {result.get('cancel_reason') or result}")
+        kvs = []
         for event in result.get("events", []):
             if event.get("type") == "DELETE":
-                log.warning("configuration key deleted; keeping the current HAProxy config")
+                log.warning("key %s deleted; keeping the current HAProxy config",
+                            base64.b64decode(event.get("kv", {}).get("key", "")).decode(errors="replace"))
                 continue
-            self._offer(event["kv"])
+            kvs.append(event["kv"])
+        self._offer(kvs)
 
-    def _offer(self, kv: dict) -> None:
-        mod_revision = int(kv.get("mod_revision", 0))
-        if mod_revision <= self.state.last_revision:
+    def _offer(self, kvs: list[dict]) -> None:
+        """Take the newer of the keys (one message or read: one transaction's puts) and hand the
+        configuration on with its generation, once."""
+        newer = False
+        for kv in kvs:
+            mod_revision = int(kv.get("mod_revision", 0))
+            if mod_revision <= self.state.last_revision:
+                continue
+            key, value = base64.b64decode(kv.get("key", "")).decode(errors="replace"), base64.b64decode(kv.get("value", ""))
+            if key == self.config_key:
+                self.state.configuration, newer = value, True
+            elif key == self.generation_key:
+                self.state.generation, newer = parse_generation(value), True
+        if not newer:
             return
-        self.state.last_revision = mod_revision
-        self.on_change(base64.b64decode(kv.get("value", "")), mod_revision, time.monotonic())
+        self.state.last_revision = max(int(kv.get("mod_revision", 0)) for kv in kvs)
+        if self.state.configuration is not None:
+            self.on_change(self.state.configuration, self.state.generation, self.state.last_revision, time.monotonic())
 
     def _abort_stream(self) -> None:
         """Unblock a thread reading the stream (closing the response alone does not)."""
@@ -163,6 +188,11 @@ def _idle_timeout(exc: BaseException) -> bool:
         return True
     return isinstance(exc, requests.exceptions.ConnectionError) and bool(exc.args) and isinstance(
         exc.args[0], urllib3.exceptions.ReadTimeoutError)
+
+
+def _prefix_end(prefix: str) -> str:
+    """etcd's range_end for "every key under prefix": the prefix with its last byte plus one."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _b64(text: str) -> str:

@@ -115,20 +115,38 @@ def _setup():
 
 
 def _agents(stop: threading.Event, bad: dict, period: float = 0.25):
-    """Metric windows for both routes, straight into the event store (the agents' cost, not the release's)."""
+    """The agents' part, straight into the stores (their cost, not the release's): an
+    acknowledgement of the generation the store holds (a node applying whatever is published),
+    and metric windows for both routes, 400 requests split by the gateway's weights."""
+    from chalicelib.contract.acknowledgement import Acknowledgement
+    from chalicelib.gateways import snapshot
+    from chalicelib.releases.router import effective
+    from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
     from chalicelib.store.event_backend import event_store
     from chalicelib.store.event_store import new_event
+    from chalicelib.store.node_store import DynamoDBNodeStore
 
-    store = event_store()
+    store, artifacts, nodes = event_store(), DynamoDBArtifactStore(), DynamoDBNodeStore(3600)
     while not stop.is_set():
+        nodes.report(Acknowledgement(node="bench-node", namespace="default", checksum=None, status="applied",
+                                     generation=snapshot.generation(artifacts, "default"), sent=time.time(),
+                                     interval=period), time.time())
         events = []
-        for gateway, route in ((g, r) for g in (GATEWAY, "shop2") for r in (STABLE, CANARY)):
-            errors = 25 if (route == CANARY and bad.get("on")) else 0
-            if route == CANARY and bad.get("on") and "first" not in bad:
-                bad["first"] = time.monotonic()
-            tags = [f"gateways:{gateway}", f"routes:{route}"]
-            for metric, value in (("requests", 50), ("errors", errors), ("p99", 25), ("histogram", [[20, 40], [25, 10]])):
-                events.append(new_event(tags + [f"metrics:{metric}"], value, type="metrics"))
+        for gateway in (GATEWAY, "shop2"):
+            found = artifacts.get("default", "gateways", gateway)
+            weights = effective(found.document.get("routes") or {}) if found else {}
+            pool = (weights.get(STABLE, 0) + weights.get(CANARY, 0)) or 1
+            for route in (STABLE, CANARY):
+                requests = round(400 * weights.get(route, 0) / pool)
+                if requests <= 0:
+                    continue
+                errors = requests // 2 if (route == CANARY and bad.get("on")) else 0
+                if route == CANARY and bad.get("on") and "first" not in bad:
+                    bad["first"] = time.monotonic()
+                tags = [f"gateways:{gateway}", f"routes:{route}"]
+                hist = [[20, requests - requests // 5], [25, requests // 5]]
+                for metric, value in (("requests", requests), ("errors", errors), ("p99", 25), ("histogram", hist)):
+                    events.append(new_event(tags + [f"metrics:{metric}"], value, type="metrics"))
         store.publish("default", events)
         stop.wait(period)
 

@@ -44,6 +44,10 @@ class Settings:
     virtual_hosts_port: int = 80
     # The release state machine's ARN (infra/release.asl.json); the local stack sets it.
     release_state_machine: str | None = None
+    # Gateway nodes (docs/decisions/0018): a node whose last acknowledgement is older than this
+    # many seconds is silent; its item expires (TTL) this many seconds after its last report.
+    node_silent_after: int = 15
+    node_ttl: int = 3600
     # Container driver (docs/decisions/0007-container-drivers.md); VAMP_DRIVER_<NAMESPACE> overrides it per namespace.
     driver: DriverKind = "local"
     # The local driver's logs and process records (the local stack gives each stack its own).

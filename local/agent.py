@@ -30,12 +30,15 @@ STABLE_AFTER = 10.0  # an agent that ran this long before it exited restarts wit
 
 class LocalAgent:
     def __init__(self, *, etcd_endpoint: str, api_url: str, api_token: str, work_dir: Path, listen_port: int,
-                 log_file: Path, namespace: str = "default", run_dir: Path | None = None) -> None:
+                 log_file: Path, namespace: str = "default", run_dir: Path | None = None,
+                 node_id: str = "local-agent", heartbeat_interval: float = 2.0) -> None:
         self.work_dir, self.log_file, self.run_dir = work_dir, log_file, run_dir
         self.url = f"http://127.0.0.1:{listen_port}"
         self.args = [sys.executable, "-m", "agent", "--etcd-endpoint", etcd_endpoint, "--namespace", namespace,
                      "--work-dir", str(work_dir), "--api-url", api_url, "--api-token", api_token,
-                     "--listen", f"127.0.0.1:{listen_port}"]
+                     "--listen", f"127.0.0.1:{listen_port}",
+                     # The node it acknowledges as (docs/decisions/0018); a short heartbeat: releases wait on it.
+                     "--node-id", node_id, "--heartbeat-interval", str(heartbeat_interval)]
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
         self._started = 0.0
@@ -43,6 +46,7 @@ class LocalAgent:
         self._supervisor: threading.Thread | None = None
 
     def start(self, timeout: float = 20.0) -> "LocalAgent":
+        self._stopping.clear()
         self._launch(timeout)
         self._supervisor = threading.Thread(target=self._supervise, name="vamp-agent-supervisor", daemon=True)
         self._supervisor.start()
@@ -105,10 +109,15 @@ class LocalAgent:
                 self.proc.kill()
                 self.proc.wait(5)
 
-    def stop(self) -> None:
+    def stop_supervising(self) -> None:
+        """The agent runs on, but nothing restarts it if it dies (until `start`): a fault test's
+        agent that stays dead."""
         self._stopping.set()
         if self._supervisor is not None:
             self._supervisor.join(timeout=25)
+
+    def stop(self) -> None:
+        self.stop_supervising()
         self._kill()
         if self.run_dir is not None:
             processes.forget(self.run_dir, RECORD)

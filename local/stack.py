@@ -21,8 +21,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.haproxy import PIDFILE
 from chalicelib.drivers import local as local_driver
-from chalicelib.drivers.processes import stop_recorded
+from chalicelib.drivers.processes import stop_haproxy, stop_recorded
 from local import recovery
 from local.schedules import Scheduler
 
@@ -54,6 +55,7 @@ class LocalStack:
     agent: object = None
     scheduler: object = None
     journal: object = None
+    etcd: object = None
     _stops: list = field(default_factory=list)
     _lock_file: object = None
     _guard: subprocess.Popen | None = None
@@ -61,6 +63,10 @@ class LocalStack:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def haproxy_pidfile(self) -> Path:
+        return self.state_dir / "agent" / PIDFILE
 
     @property
     def run_dirs(self) -> list[Path]:
@@ -105,8 +111,10 @@ class LocalStack:
             if self.gateways:
                 self._start_gateways()
             if getattr(self, "_embedded_moto", False):  # LocalStack or AWS run their executions on
-                for line in recovery.end_interrupted_releases():
+                finisher = recovery.Finisher()
+                for line in finisher.start():
                     log.warning("%s", line)
+                self._stops.append(finisher.stop)
             self.scheduler = Scheduler(chalice_app)
             self.scheduler.start()
             self._stops.append(self.scheduler.stop)
@@ -118,6 +126,7 @@ class LocalStack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_state_dir()
         stop_recorded(*self.run_dirs)
+        stop_haproxy(self.haproxy_pidfile)
         for entry in self.state_dir.iterdir():
             if entry.name == "stack.lock":
                 continue
@@ -151,8 +160,12 @@ class LocalStack:
         """Stop what a crashed run of this state dir left running, then watch over this run's."""
         for record in stop_recorded(*self.run_dirs):
             log.warning("stopped %s (pid %d) left by a crashed run", record.name, record.pid)
-        # The guard: reads its stdin until this process is gone, then stops every recorded group.
-        self._guard = subprocess.Popen([sys.executable, "-m", "local.guard", *map(str, self.run_dirs)],
+        if stop_haproxy(self.haproxy_pidfile):
+            log.warning("stopped the HAProxy a crashed run left")
+        # The guard: reads its stdin until this process is gone, then stops every recorded group
+        # and the agent's HAProxy (which outlives the agent on purpose: agent/haproxy.py).
+        self._guard = subprocess.Popen([sys.executable, "-m", "local.guard", *map(str, self.run_dirs),
+                                        "--haproxy", str(self.haproxy_pidfile)],
                                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd=ROOT,
                                        start_new_session=True)
 
@@ -186,6 +199,7 @@ class LocalStack:
         etcd = LocalEtcd(self.state_dir / "etcd", free_port(), free_port(), self.state_dir / "etcd.log",
                          run_dir=run_dir).start()
         self._stops.append(etcd.stop)
+        self.etcd = etcd  # the fault tests stop and start it
         os.environ["VAMP_ETCD_ENDPOINT"] = etcd.endpoint
         os.environ.setdefault("VAMP_VIRTUAL_HOSTS_PORT", str(free_port()))
         settings.cache_clear()
@@ -242,11 +256,17 @@ class LocalStack:
 
     def _start_api(self):
         from chalice.cli.factory import CLIFactory
+        from chalice.local import CustomLocalChalice
 
         factory = CLIFactory(str(ROOT))
         config = factory.create_config_obj(chalice_stage_name="local")
         os.environ.update(config.environment_variables)
-        server = factory.create_local_server(config.chalice_app, config, "127.0.0.1", self.api_port)
+        app = config.chalice_app
+        if isinstance(app, CustomLocalChalice):
+            # A second stack in one process (the demo and fault tests): chalice re-parents the
+            # app's class on every server it creates, which fails unless it is put back first.
+            app.__class__ = CustomLocalChalice.__bases__[-1]
+        server = factory.create_local_server(app, config, "127.0.0.1", self.api_port)
         if self.quiet:
             from chalice.local import ChaliceRequestHandler
 

@@ -116,6 +116,31 @@ def document() -> dict:
     }
     paths["/api/v1/tokens/{name}"] = {"delete": {"tags": ["auth"], "parameters": [
         _param("name", "path", {"type": "string"}, True)], "responses": _responses(204, None, 404)}}
+    ack_schema = {"type": "object", "required": ["status", "sent"], "description": (
+        "a gateway agent's acknowledgement (chalicelib/contract/acknowledgement.py): sent after every "
+        "apply and as a heartbeat"), "properties": {
+        "node": {"type": "string"}, "namespace": {"type": "string"},
+        "generation": {"type": ["integer", "null"], "minimum": 0, "description": "the generation served"},
+        "checksum": {"type": ["string", "null"], "description": "sha256:<hex> of the configuration served"},
+        "status": {"enum": ["applied", "rejected", "pending"]},
+        "message": {"type": ["string", "null"], "description": "why HAProxy rejected the newest configuration"},
+        "rejected_generation": {"type": ["integer", "null"]},
+        "sent": {"type": "number", "description": "the agent's clock, epoch seconds"},
+        "interval": {"type": "number", "description": "seconds between heartbeats"}}}
+    nodes_schema = {"type": "object", "description": "the namespace's gateway nodes (also `nodes` in GET /gateways/{name}, read-only)",
+                    "properties": {"generation": {"type": "integer"}, "reporting": {"type": "integer"},
+                                   "applied": {"type": "integer"},
+                                   "stale": {"type": "array", "items": {"type": "string"}},
+                                   "silent": {"type": "array", "items": {"type": "string"}},
+                                   "nodes": {"type": "array", "items": {"type": "object"}}}}
+    paths["/api/v1/vga/nodes"] = {"get": {
+        "tags": ["gateways"], "summary": "which generation each gateway node runs; stale and silent nodes",
+        "responses": _responses(200, nodes_schema)}}
+    paths["/api/v1/vga/nodes/{node}"] = {"put": {
+        "tags": ["gateways"], "summary": "a gateway agent reports what it applied (and a heartbeat)",
+        "parameters": [_param("node", "path", {"type": "string"}, True)],
+        "requestBody": {"required": True, "content": _content(ack_schema)},
+        "responses": _responses(200, {"type": "object"}, 400, 413, 415)}}
     for p in ("info", "config", "openapi.json"):
         paths[f"/api/v1/{p}"] = {"get": {"tags": ["about"], "responses": _responses(200, {"type": "object"})}}
     return {

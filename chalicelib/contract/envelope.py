@@ -3,8 +3,8 @@
 - The configuration key holds the HAProxy text itself, UTF-8, with nothing around it: the agent
   hands those bytes to HAProxy as they are.
 - The generation key holds the namespace generation the text was rendered at, in decimal,
-  zero-padded to 20 digits (byte order = numeric order, readable with etcdctl). Only the control
-  plane reads it; the agent needs no more than the newest text.
+  zero-padded to 20 digits (byte order = numeric order, readable with etcdctl). The publisher
+  compares it; the agent reports it back as the generation it applied (acknowledgement.py).
 - The checksum, "sha256:<hex>" of the text's bytes, is not stored: each side computes it. The
   API reports it for every publication, the agent in /healthz for the configuration it serves,
   so anyone can check what a node runs.

@@ -4,7 +4,8 @@
     /vamp/<ns>/gateways/haproxy/<version>/generation      its generation
 
 The control plane writes both (docs/decisions/0009-gateway-generations.md); an agent watches
-the configuration key of its namespace and version. What the values hold: envelope.py.
+the prefix of its namespace and version (both keys) and acknowledges the generation it applied
+(acknowledgement.py, docs/decisions/0018). What the values hold: envelope.py.
 """
 from __future__ import annotations
 

@@ -216,3 +216,25 @@ def stop_recorded(*run_dirs: Path, grace: float = 2.0) -> list[ProcessRecord]:
         path.unlink(missing_ok=True)
     stop_groups([r.pgid for r in stopping], grace)
     return stopping
+
+
+def stop_haproxy(pidfile: Path, grace: float = 2.0) -> int | None:
+    """Stop the HAProxy master whose pid `pidfile` holds (`haproxy -p`) and its workers, if that
+    pid still names an HAProxy started on a configuration beside the pid file (a recycled pid is
+    left alone). Returns the pid stopped, or None."""
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    command = _cmdline(pid)
+    if not command or "haproxy" not in Path(command[0]).name or not any(str(pidfile.parent) in a for a in command):
+        return None
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+    if pgid != pid or pgid == os.getpgid(0):  # HAProxy leads its own session (agent/haproxy.py)
+        return None
+    log.warning("stopping haproxy master %d (%s)", pid, pidfile)
+    stop_groups([pgid], grace)
+    return pid

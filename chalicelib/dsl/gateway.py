@@ -179,6 +179,15 @@ class Gateway(Artifact):
     routes: Routes = {}
     deployed: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nodes(cls, data: Any) -> Any:
+        """`nodes` is what GET shows of the agents (read-only): a gateway read and PUT back as it
+        is must be accepted, so it is dropped, never stored (docs/decisions/0018)."""
+        if isinstance(data, dict) and "nodes" in data:
+            data = {k: v for k, v in data.items() if k != "nodes"}
+        return data
+
     @model_validator(mode="after")
     def _rules(self) -> "Gateway":
         problems = Problems()

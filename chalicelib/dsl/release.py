@@ -11,6 +11,8 @@ interval: 1m
 failures: 3                    # failed checks before rollback
 minimum_requests: 100          # fewer canary requests in a check: inconclusive (never a pass)
 inconclusive_limit: 3          # that many inconclusive checks in a row count as one failure
+apply_timeout: 30s             # a step's weight must be live on the gateway nodes within this
+share_tolerance: 10%           # a check seeing the canary's share of requests further off the weight: inconclusive
 metrics:
   success_rate: { minimum: 99%, versus_stable: 1% }   # absolute, and relative to the stable route
   latency: { percentile: 99, maximum: 500ms, versus_stable: 20% }
@@ -43,6 +45,7 @@ MAX_STEPS = 100
 MIN_INTERVAL = 1  # seconds; Flagger's floor is 10 s, local tests use 1 s
 MAX_INTERVAL = 86_400
 MAX_WEBHOOK_TIMEOUT = 30
+MAX_APPLY_TIMEOUT = 3600
 _LATENCY_RE = re.compile(r"^ *(\d+(?:\.\d+)?) *(ms|s)? *$")
 _URL_RE = re.compile(r"^https?://[^\s/?#]+(?:[/?#][^\s]*)?$", re.IGNORECASE)
 
@@ -184,6 +187,12 @@ class ReleasePolicy(Artifact):
     failures: Annotated[int, Field(ge=1, le=100)] = 3
     minimum_requests: Annotated[int, Field(ge=1)] = 100
     inconclusive_limit: Annotated[int, Field(ge=1, le=100)] = 3
+    # A step is judged only once the nodes acknowledge its weight; past this the check fails
+    # ("weight not applied on N nodes"). docs/decisions/0018.
+    apply_timeout: Duration = 30
+    # Points the canary's observed share of the requests may be off its weight (a binomial
+    # allowance widens it on small samples); further off: inconclusive.
+    share_tolerance: Share = 10.0
     metrics: Metrics = Metrics()
     judge: Judge | None = None
     manual_approval: bool = False
@@ -203,6 +212,8 @@ class ReleasePolicy(Artifact):
             problems.add(("steps",), "steps must increase")
         if not MIN_INTERVAL <= self.interval <= MAX_INTERVAL:
             problems.add(("interval",), f"from {MIN_INTERVAL}s to {MAX_INTERVAL}s")
+        if not 1 <= self.apply_timeout <= MAX_APPLY_TIMEOUT:
+            problems.add(("apply_timeout",), f"from 1s to {MAX_APPLY_TIMEOUT}s")
         names = [w.name for w in self.webhooks]
         for i, name in enumerate(names):
             if name in names[:i]:

@@ -8,6 +8,7 @@ requests, errors (5xx), rate, p50, p95, p99, responseTime (mean total time, ms).
 from __future__ import annotations
 
 from chalicelib.errors import FieldError, NotFound, ValidationFailed
+from chalicelib.gateways.nodes import Liveness
 
 METRICS = ("requests", "errors", "rate", "responseTime", "p50", "p95", "p99")
 DEFAULT_WINDOW = 60
@@ -65,6 +66,13 @@ def metric_value(metric: str, values: list[float], requests: list[float], window
     return max(values)
 
 
-def health(errors: list[float]) -> int:
-    """Vamp's health: 0 if any request ended in a 5xx within the window, else 1."""
-    return 0 if sum(errors) > 0 else 1
+def health(errors: list[float], nodes: Liveness) -> tuple[int, str | None]:
+    """Vamp's health, and why it is 0: 0 if any request ended in a 5xx within the window, or no
+    gateway node reports (no agent: nobody would see the 5xx), or a node went silent; else 1."""
+    if sum(errors) > 0:
+        return 0, f"{sum(errors):.0f} requests ended in a 5xx"
+    if nodes.silent:
+        return 0, f"silent gateway nodes: {', '.join(nodes.silent)}"
+    if nodes.reporting == 0:
+        return 0, "no gateway node reports for the namespace"
+    return 1, None

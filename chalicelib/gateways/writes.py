@@ -8,7 +8,7 @@ by the functions that need them.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from chalicelib.errors import Conflict, FieldError, ValidationFailed
@@ -75,9 +75,16 @@ def check(writes: list[Write], paths: list[str], resolve: Callable[[str, str], d
 def apply(store, namespace: str, writes: list[Write]):
     """store.apply with the namespace's port claims and generation bump in the same transaction,
     retried when only those lost a race. Returns what store.apply returns for `writes`."""
+    return apply_counted(store, namespace, writes)[0]
+
+
+def apply_counted(store, namespace: str, writes: list[Write]):
+    """`apply`, and the namespace generation the transaction produced: the generation whose
+    acknowledgement by the agents says the write is live (a release waits on it)."""
     def attempt():
         planned, extra = _plan(store, namespace, writes)
-        return store.apply(namespace, planned + extra)[:len(planned)]
+        stored = store.apply(namespace, planned + extra)
+        return stored[:len(planned)], stored[-1].version  # the generation is the last write (_plan)
 
     # Someone else's claim or generation got there first: plan again.
     return retry_on(Conflict, attempt, WRITE_RACE)
@@ -157,24 +164,47 @@ def _port(doc: dict | None) -> tuple[int, str] | None:
 
 # -- after: render, publish, tell --------------------------------------------------------------
 
+@dataclass(frozen=True)
+class PublishFailed:
+    """`after` could not publish: the write is stored, etcd does not have it (yet)."""
+
+    error: str
+
+
 def after(store, namespace: str, outcomes: list, publish_events: Callable[[str, list[dict]], None],
           targets: RouteTargets):
     """Re-render and publish the namespace (when an etcd endpoint is set); events per gateway.
-    Never raises: the write is done, and the next one publishes whatever this one could not."""
+    Never raises: the write is done, and the next one (or the scheduled pass) publishes whatever
+    this one could not. A failure is an event (`gateways:<name>`, `publish-failed`) and is
+    returned (PublishFailed), so a release can show it."""
     if not settings().etcd_endpoint:
         return None
     try:
         namespaces.register("gateways", namespace)  # the scheduled republish visits it
 
         snap, result = publisher.publish_namespace(store, namespace, targets)
-    except Exception:
+    except Exception as e:
         log.exception("namespace %s: configuration not published", namespace)
-        return None
+        failed = PublishFailed(f"{type(e).__name__}: {str(e)[:300]}")
+        _tell_failure(namespace, outcomes, publish_events, failed)
+        return failed
     try:
         publish_events(namespace, _events(snap, outcomes, result))
     except Exception:
         log.exception("namespace %s: gateway events not published", namespace)
     return result
+
+
+def _tell_failure(namespace: str, outcomes: list, publish_events: Callable[[str, list[dict]], None],
+                  failed: PublishFailed) -> None:
+    from chalicelib.store.event_store import new_event  # pydantic: only once something was written
+
+    names = sorted({o.name for o in outcomes if o.kind == "gateways"}) or ["*"]
+    try:
+        publish_events(namespace, [new_event([f"gateways:{name}", "publish-failed"], {"error": failed.error})
+                                   for name in names])
+    except Exception:
+        log.exception("namespace %s: publish-failed events not published", namespace)
 
 
 def _events(snap, outcomes: list, result) -> list[dict]:

@@ -2,6 +2,7 @@
 check's verdict (pass, fail, inconclusive). Pure."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from chalicelib.releases.judges import mann_whitney, merge_histograms
@@ -59,10 +60,34 @@ def _result(metric: str, verdict: str, value, threshold, reason: str) -> dict:
     return {"metric": metric, "verdict": verdict, "value": value, "threshold": threshold, "reason": reason}
 
 
-def analyse(plan: Plan, canary: RouteFigures, stable: RouteFigures) -> dict:
+def share_allowance(weight: int, requests: int, tolerance: float) -> float:
+    """Points the observed canary share may be off `weight`: the policy's tolerance, widened to
+    three standard deviations of a binomial share on small samples (so noise is not a finding)."""
+    p = weight / 100
+    return max(tolerance, 300 * math.sqrt(p * (1 - p) / requests)) if requests > 0 else 100.0
+
+
+def share_result(plan: Plan, weight: int, canary: RouteFigures, stable: RouteFigures) -> dict:
+    """Did the canary get about the share of the requests its weight gives it? A share far off
+    means HAProxy does not route by the weight judged (not applied, another node, sticky
+    clients): inconclusive, with the figures."""
+    total = canary.requests + stable.requests
+    if total < plan.minimum_requests:
+        return _result("canary_share", INCONCLUSIVE, None, weight, f"{total} requests in all")
+    observed = 100 * canary.requests / total
+    allowed = share_allowance(weight, total, plan.share_tolerance)
+    ok = abs(observed - weight) <= allowed
+    return _result("canary_share", PASS if ok else INCONCLUSIVE, round(observed, 2), weight,
+                   f"canary got {observed:.1f}% of {total} requests, weight {weight}% (allowed ±{allowed:.1f})")
+
+
+def analyse(plan: Plan, canary: RouteFigures, stable: RouteFigures, weight: int | None = None) -> dict:
     """The check: {verdict, reason, canary, stable, results: [...]}. Below the minimum of canary
-    requests the check is inconclusive whatever the figures say: never a pass."""
+    requests the check is inconclusive whatever the figures say: never a pass. With `weight`
+    (the canary's weight set), a canary share of the requests far from it is not a pass either."""
     results: list[dict] = []
+    if weight is not None:
+        results.append(share_result(plan, weight, canary, stable))
     enough = canary.requests >= plan.minimum_requests
     baseline = stable.requests >= plan.minimum_requests
     sr, ssr = canary.success_rate, stable.success_rate

@@ -149,6 +149,13 @@ class ReleaseState(StoredModel):
     last: LastCheck | None = _until_set()
     token_kind: GateKind | None = _until_set()
     finished: str | None = _until_set()
+    # Liveness (docs/decisions/0018): the namespace generation the current weight (or the
+    # promotion, the rollback) was written at, when the nodes had all applied it (None: not
+    # yet), what is awaited meanwhile, and the last publish failure (etcd away).
+    generation: int | None = _until_set()
+    live_since: str | None = _until_set()
+    waiting: str | None = _until_set()
+    publish_error: str | None = _until_set()
     # The stored item's version, which every write is conditional on; not part of the document.
     version: int = Field(0, exclude=True)
 

@@ -2,6 +2,7 @@
 abort. Nothing here knows about HTTP."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,6 +20,7 @@ from chalicelib.store.event_store import new_id
 from chalicelib.store.release_store import GatewayHeld
 
 ACTIONS = ("pause", "resume", "approve", "promote", "abort")
+HAND_OVER_AFTER = 3.0  # seconds "promote now" and "abort" wait for the nodes themselves
 
 
 def _policy(resolve, policy) -> Any:
@@ -97,6 +99,11 @@ def view(state: ReleaseState) -> dict:
         "inconclusive": state.inconclusive, "approved": state.approved,
         "awaiting": state.token_kind if state.token else None,
         "reason": state.reason, "started": state.started, "updated": state.updated,
+        # What is live (docs/decisions/0018): the generation the weight was written at, since
+        # when every node runs it, what the phase waits for, why etcd did not get it.
+        "phase_detail": state.waiting if state.waiting else state.phase.value.replace("_", " "),
+        "generation": state.generation, "live_since": state.live_since, "waiting": state.waiting,
+        "publish_error": state.publish_error,
         "finished": state.finished, "execution": state.execution,
         "checks": [c.model_dump(mode="json") for c in state.history],
     }
@@ -161,14 +168,39 @@ def act(d: Deps, namespace: str, name: str, action: str) -> dict:
     elif action == "promote":
         if state.phase not in ACTIVE:
             raise _not_in(state, action)
-        state = finish_promote(d, namespace, name, rid, "promoted through the API")
-        d.machine.stop(state.execution, "promoted through the API")
+        token = state.token
+        state = _applied_soon(lambda: finish_promote(d, namespace, name, rid, "promoted through the API"),
+                              Phase.PROMOTING)
+        _finish_or_hand_over(d, state, token, Phase.PROMOTED, "promote", "promoted through the API")
     elif action == "abort":
         if state.phase not in ACTIVE | FINISHING:
             raise _not_in(state, action)
-        state = finish_rollback(d, namespace, name, rid, "aborted through the API")
-        d.machine.stop(state.execution, "aborted through the API")
+        token = state.token
+        state = _applied_soon(lambda: finish_rollback(d, namespace, name, rid, "aborted through the API"),
+                              Phase.ROLLING_BACK)
+        _finish_or_hand_over(d, state, token, Phase.ROLLED_BACK, "rollback", "aborted through the API")
     return view(state)
+
+
+def _applied_soon(finish, waiting: Phase) -> ReleaseState:
+    """Agents acknowledge within a fraction of a second: the API gives them a little while before
+    handing the wait over to the execution (whose next look may be an interval away)."""
+    deadline = time.monotonic() + HAND_OVER_AFTER
+    state = finish()
+    while state.phase == waiting and time.monotonic() < deadline:
+        time.sleep(0.2)
+        state = finish()
+    return state
+
+
+def _finish_or_hand_over(d: Deps, state: ReleaseState, token: str | None, done: Phase, task: str, why: str) -> None:
+    """Applied on the nodes: the execution is stopped. Not yet: the execution finishes it (its
+    next task sees the phase and goes to `task`, which waits until the nodes applied it); one
+    waiting at a gate is told to go there."""
+    if state.phase == done:
+        d.machine.stop(state.execution, why)
+    elif token:
+        d.machine.signal(token, {"next": task})
 
 
 def delete(d: Deps, namespace: str, name: str) -> None:

@@ -29,6 +29,13 @@ class Plan:
     judge_confidence: float | None = None  # percent; None: no statistical judge
     manual_approval: bool = False
     webhooks: list[Webhook] = field(default_factory=list)
+    apply_timeout: int = 30  # seconds for a weight to be live on the nodes
+    share_tolerance: float = 10.0  # points the observed canary share may be off the weight
+
+    @property
+    def poll(self) -> int:
+        """Seconds between looks at the nodes while a weight is not live yet (Wait states)."""
+        return max(1, min(self.interval, 5))
 
     @property
     def steps(self) -> int:
@@ -59,4 +66,6 @@ def plan_of(policy) -> Plan:
         judge_confidence=policy.judge.confidence if policy.judge else None,
         manual_approval=policy.manual_approval,
         webhooks=[Webhook(w.name, w.type, w.url, w.timeout, dict(w.metadata)) for w in policy.webhooks],
+        apply_timeout=policy.apply_timeout,
+        share_tolerance=policy.share_tolerance,
     )

@@ -9,6 +9,7 @@ the gateway write path (etcd, then every HAProxy).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Callable
 
 import yaml
@@ -18,10 +19,12 @@ from chalicelib.artifacts import Outcome
 from chalicelib.deployments import route_targets
 from chalicelib.dsl import fill_weights
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
+from chalicelib.gateways import publisher, snapshot
 from chalicelib.gateways import writes as gateway_writes
 from chalicelib.releases.decisions import split
 from chalicelib.releases.model import ReleaseState
 from chalicelib.retry import STATE_RACE, retry_on
+from chalicelib.settings import settings
 from chalicelib.store.artifact_store import ArtifactStore, StoredArtifact, Write
 from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
 from chalicelib.store.event_backend import event_store
@@ -32,6 +35,17 @@ log = logging.getLogger(__name__)
 
 class Fenced(Exception):
     """The release no longer allows this change (aborted, finished, superseded)."""
+
+
+@dataclass(frozen=True)
+class WeightChange:
+    """What a set_weight did: whether it wrote the gateway, the namespace generation that carries
+    the weights (the write's, or the current one when they already were so), and why etcd did
+    not get it (None: published, or publishing is off)."""
+
+    written: bool
+    generation: int
+    publish_error: str | None = None
 
 
 def _weight(route) -> int | None:
@@ -75,13 +89,12 @@ class GatewayRouter:
                 "weights": weights}
 
     def set_weight(self, namespace: str, release: ReleaseState, canary_percent: int, fence: Callable[[], None],
-                   *, promote: bool = False, rollback: bool = False) -> bool:
+                   *, promote: bool = False, rollback: bool = False) -> WeightChange:
         """Give the canary `canary_percent` of the pool. `promote`: canary takes the pool and the
-        stable route goes; `rollback`: the stable route is restored as it was, at the whole pool.
-        Returns True when the gateway was written (False: it already was so)."""
+        stable route goes; `rollback`: the stable route is restored as it was, at the whole pool."""
         gateway = release.gateway
         try:
-            stored, doc, written = retry_on(
+            stored, doc, written, generation = retry_on(
                 Conflict, lambda: self._write_weights(namespace, release, canary_percent, fence, promote, rollback),
                 STATE_RACE)
         except Conflict:
@@ -89,13 +102,16 @@ class GatewayRouter:
         if written:
             self.writes += 1
             self._archive(namespace, gateway, doc, release)
-        self._publish(namespace, gateway, stored, doc)  # not written (a retried step): publishing again is harmless
-        return written
+        # Not written (a retried step, a rollback retried until applied): publishing again is
+        # harmless, and it is what gets a write made while etcd was away out to the nodes.
+        failed = self._publish(namespace, gateway, stored, doc)
+        return WeightChange(written, generation, failed.error if failed else None)
 
     def _write_weights(self, namespace: str, release: ReleaseState, canary_percent: int, fence: Callable[[], None],
-                       promote: bool, rollback: bool) -> tuple[StoredArtifact, dict, bool]:
+                       promote: bool, rollback: bool) -> tuple[StoredArtifact, dict, bool, int]:
         """One attempt: read the gateway, write its new weights conditionally on the version read
-        (Conflict: it changed meanwhile). (what is stored, its document, whether this wrote it)."""
+        (Conflict: it changed meanwhile). (what is stored, its document, whether this wrote it,
+        the generation carrying it)."""
         gateway, stable, canary, snap = release.gateway, release.stable, release.canary, release.snapshot
         pool = snap.pool
         found = self.store.get(namespace, "gateways", gateway)
@@ -123,25 +139,37 @@ class GatewayRouter:
         if rollback and not internal:
             new_routes[canary] = {**new_routes[canary], "weight": "0%"}
         new_doc = {**doc, "routes": new_routes}
-        if new_doc == doc:  # already so
-            return found, doc, False
+        if new_doc == doc:  # already so: the current generation carries it (or a later one does)
+            return found, doc, False, snapshot.generation(self.store, namespace)
         fence()
         new_doc = self._validated(new_doc)
         write = Write("gateways", gateway, new_doc, found.version)
         # The gateway write path: port claims and the namespace generation in the same transaction.
-        stored = gateway_writes.apply(self.store, namespace, [write])[0]
-        return stored, new_doc, True
+        stored, generation = gateway_writes.apply_counted(self.store, namespace, [write])
+        return stored[0], new_doc, True, generation
 
     @staticmethod
     def _validated(doc: dict) -> dict:
         return dsl.dump(dsl.parse("gateways", doc))
 
-    def _publish(self, namespace: str, gateway: str, stored, doc: dict) -> None:
+    def republish(self, namespace: str) -> str | None:
+        """Publish the namespace again if etcd is behind the store (a write made while etcd was
+        away); None when done or nothing to do, else why not."""
+        if not settings().etcd_endpoint:
+            return None
+        try:
+            publisher.republish_if_behind(self.store, namespace, route_targets.source)
+        except Exception as e:  # noqa: BLE001 - etcd still away: the release keeps waiting
+            return f"{type(e).__name__}: {str(e)[:300]}"
+        return None
+
+    def _publish(self, namespace: str, gateway: str, stored, doc: dict) -> gateway_writes.PublishFailed | None:
         events = self._events or event_store()
-        gateway_writes.after(self.store, namespace, [Outcome("gateways", gateway, stored, doc)], events.publish,
-                             route_targets.source)
+        result = gateway_writes.after(self.store, namespace, [Outcome("gateways", gateway, stored, doc)],
+                                      events.publish, route_targets.source)
         if self.publish:
             self.publish(namespace, gateway)
+        return result if isinstance(result, gateway_writes.PublishFailed) else None
 
     def _archive(self, namespace: str, gateway: str, doc: dict, release: ReleaseState) -> None:
         try:

@@ -10,6 +10,7 @@ Items, by partition key (`pk`) and sort key (`sk`):
   <ns>#events           <timestamp>#<id>       every event, for queries without tags
   <ns>#release          <release name>         a release's state: version, doc (JSON text)
   <ns>#release-lock     <gateway>              the release holding the gateway: release (name), release_id
+  <ns>#node             <node id>              a gateway agent's latest acknowledgement: doc (JSON), sent, received; TTL
   #tokens               <sha256 of token>      an API token (hashed), its name and creation time
   #namespaces#<what>    <ns>                   a namespace a scheduled pass visits (what: deployments, gateways)
 Items that expire carry `expires_at` (epoch seconds, the table's TTL attribute).
@@ -58,6 +59,10 @@ def release_pk(namespace: str) -> str:
 
 def release_lock_pk(namespace: str) -> str:
     return f"{namespace}#release-lock"
+
+
+def node_pk(namespace: str) -> str:
+    return f"{namespace}#node"
 
 
 TOKENS_PK = "#tokens"

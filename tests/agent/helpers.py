@@ -84,13 +84,22 @@ class EtcdServer:
 
 
 class FakeApi:
-    """Stands in for the Vamp API: records every POST body, answers 201."""
+    """Stands in for the Vamp API: records every POST body (answers 201) and every PUT (200)."""
 
     def __init__(self) -> None:
         self.posts: list[dict[str, Any]] = []
+        self.puts: list[dict[str, Any]] = []
         api = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                api.puts.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 api.posts.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})

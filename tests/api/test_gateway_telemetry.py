@@ -1,6 +1,14 @@
 """Health and metrics of gateways and routes, from agent-style metric events posted through the API."""
 from __future__ import annotations
 
+import time
+
+
+def _node_reports(api):
+    """A gateway agent acknowledging (health is 0 while no node reports: test_gateway_nodes)."""
+    body = {"status": "applied", "generation": 0, "sent": time.time(), "interval": 5.0}
+    assert api.put("/api/v1/vga/nodes/n1", body).status_code == 200
+
 
 def _window(api, gateway, route, figures):
     events = []
@@ -11,6 +19,7 @@ def _window(api, gateway, route, figures):
 
 
 def test_health_and_metrics_of_a_gateway_and_its_routes(api):
+    _node_reports(api)
     _window(api, "sava/9050", None, {"requests": 100, "errors": 0, "rate": 10, "responseTime": 12.5, "p99": 40})
     _window(api, "sava/9050", "sava/sava/sava:1.0.0/webport", {"requests": 80, "errors": 0, "p99": 30})
     _window(api, "sava/9050", "sava/sava/sava:1.1.0/webport", {"requests": 20, "errors": 3, "p99": 90})
@@ -27,6 +36,7 @@ def test_health_and_metrics_of_a_gateway_and_its_routes(api):
 
 
 def test_no_data_is_healthy_and_has_no_latency(api):
+    _node_reports(api)
     assert api.get("/api/v1/health/gateways/none").json["value"] == 1
     assert api.get("/api/v1/metrics/gateways/none/p99").json["value"] is None
     assert api.get("/api/v1/metrics/gateways/none/requests").json["value"] == 0

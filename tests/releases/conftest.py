@@ -1,11 +1,17 @@
 """Releases against the real local parts: moto's server runs infra/release.asl.json, its Lambda
 tasks are delivered in-process to app.py, metric events are posted through the API as the
-gateway agents would."""
+gateway agents would, and a fake agent acknowledges what the store holds (no etcd here)."""
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
+
+from chalicelib.contract.acknowledgement import Acknowledgement
+from chalicelib.gateways import snapshot
+from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
+from chalicelib.store.node_store import DynamoDBNodeStore
 
 GATEWAY = "shop"
 STABLE, CANARY = "shop/v1/web", "shop/v2/web"
@@ -21,12 +27,48 @@ def sfn(aws):
     stepfunctions.interceptors.clear()
 
 
+class FakeAgent:
+    """A gateway node that acknowledges, every 50 ms, the namespace generation the store holds
+    (as an agent applying whatever is published would); `paused` it goes on heartbeating the
+    generation it had (a node etcd cannot reach), `stopped` it says nothing (a dead agent)."""
+
+    def __init__(self, node="node-1", namespace="default"):
+        self.node, self.namespace = node, namespace
+        self.paused = self.stopped = False
+        self.generation = None
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        nodes, store = DynamoDBNodeStore(3600), DynamoDBArtifactStore()
+        while not self._halt.wait(0.05):
+            if self.stopped:
+                continue
+            if not self.paused:
+                self.generation = snapshot.generation(store, self.namespace)
+            nodes.report(Acknowledgement(node=self.node, namespace=self.namespace, generation=self.generation,
+                                         checksum=None, status="applied", sent=time.time(), interval=0.5), time.time())
+
+    def halt(self):
+        self._halt.set()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def fake_agent(aws):
+    agent = FakeAgent()
+    yield agent
+    agent.halt()
+
+
 class Traffic:
-    """Stands in for the gateway agents: one metric window per route per `tick`."""
+    """Stands in for the gateway agents' metrics: one window per route per `tick`, 100 requests
+    split by the gateway's weights (a route's `requests` set: that many)."""
 
     def __init__(self, api, gateway=GATEWAY):
         self.api, self.gateway = api, gateway
-        self.profile = {STABLE: dict(requests=50, errors=0, latency=20), CANARY: dict(requests=50, errors=0, latency=20)}
+        self.profile = {STABLE: dict(requests=None, errors=0, latency=20), CANARY: dict(requests=None, errors=0, latency=20)}
         self.windows = 0
 
     def set(self, route, **figures):
@@ -34,7 +76,10 @@ class Traffic:
 
     def tick(self):
         events = []
+        split = weights(self.api, self.gateway)
+        pool = sum(split.get(r, 0) for r in self.profile) or 1
         for route, p in self.profile.items():
+            p = {**p, "requests": p["requests"] if p["requests"] is not None else round(100 * split.get(route, 0) / pool)}
             if p["requests"] <= 0:
                 continue
             tags = [f"gateways:{self.gateway}", f"routes:{route}"]

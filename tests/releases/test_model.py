@@ -15,7 +15,8 @@ STORED = {
              "success_minimum": 99.0, "success_versus_stable": None, "latency_percentile": 99, "latency_maximum": 100.0,
              "latency_versus_stable": None, "judge_confidence": None, "manual_approval": True,
              "webhooks": [{"name": "ship", "type": "before_promotion", "url": "http://127.0.0.1:9/ok", "timeout": 5,
-                           "metadata": {"team": "shop", "tier": 1}}]},
+                           "metadata": {"team": "shop", "tier": 1}}],
+             "apply_timeout": 30, "share_tolerance": 10.0},  # plans carry these since docs/decisions/0018
     "gateway": "shop", "stable": "shop/v1/web", "canary": "shop/v2/web",
     "snapshot": {"stable": {"weight": "100%"}, "canary": {"weight": "0%", "condition_strength": "0%"}, "pool": 100},
     "phase": "awaiting_approval", "step": 1, "weight": 50, "checks": 2, "failures": 0, "inconclusive": 0,
@@ -59,6 +60,12 @@ def test_keys_a_release_gains_on_its_way_stay_out_until_set():
     dumped = state.model_dump(mode="json")
     assert dumped["phase"] == "promoted" and type(dumped["phase"]) is str and dumped["finished"]
     assert state.phase in TERMINAL and f"{state.phase}" == "promoted"
+
+
+def test_a_plan_stored_before_liveness_gets_its_defaults():
+    older = {k: v for k, v in STORED["plan"].items() if k not in ("apply_timeout", "share_tolerance")}
+    state = ReleaseState.model_validate({**STORED, "plan": older})
+    assert state.plan.apply_timeout == 30 and state.plan.share_tolerance == 10.0
 
 
 def test_keys_this_code_does_not_know_survive():

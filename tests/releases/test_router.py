@@ -43,9 +43,11 @@ def losing(store: DynamoDBArtifactStore, races: int):
 class StraightToTheStore:
     """The gateway write path without its own retries and publishing: the router's race alone."""
 
+    PublishFailed = router_module.gateway_writes.PublishFailed
+
     @staticmethod
-    def apply(store, namespace, writes):
-        return store.apply(namespace, writes)
+    def apply_counted(store, namespace, writes):
+        return store.apply(namespace, writes), 0
 
     @staticmethod
     def after(*args):
@@ -56,11 +58,11 @@ def test_a_lost_race_reads_again_and_writes_once(release, monkeypatch):
     monkeypatch.setattr(router_module, "gateway_writes", StraightToTheStore)
     router = GatewayRouter()
     lost = losing(router.store, 2)
-    assert router.set_weight("default", release, 50, lambda: None) is True
+    assert router.set_weight("default", release, 50, lambda: None).written is True
     assert len(lost) == 2 and router.writes == 1
     routes = router.store.get("default", "gateways", GATEWAY).document["routes"]
     assert (routes[STABLE]["weight"], routes[CANARY]["weight"]) == ("50%", "50%")
-    assert router.set_weight("default", release, 50, lambda: None) is False  # already so
+    assert router.set_weight("default", release, 50, lambda: None).written is False  # already so
 
 
 def test_a_gateway_changing_on_every_attempt_is_given_up(release, monkeypatch):

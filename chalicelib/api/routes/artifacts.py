@@ -5,6 +5,7 @@ from chalicelib import artifacts
 from chalicelib.api import pagination
 from chalicelib.api.backends import artifact_store, publish_events
 from chalicelib.api.http import Call, Reply, decoded_name
+from chalicelib.api.routes import nodes
 from chalicelib.artifacts import Document
 from chalicelib.deployments import route_targets
 from chalicelib.errors import FieldError, ValidationFailed
@@ -62,6 +63,8 @@ def get_artifact(call: Call, kind: str, name: str) -> Reply:
     found = artifacts.get(store, call.namespace, kind, name)
     body = artifacts.shape(store, call.namespace, kind, found.document,
                            expand=call.flag("expand_references"), only=call.flag("only_references"))
+    if kind == "gateways":  # read-only: which nodes serve it (the DSL drops it on input)
+        body = {**body, "nodes": nodes.namespace_view(call.namespace)}
     return Reply(200, body, _etag(found.version))
 
 

@@ -2,11 +2,13 @@
 agents' metric events) and `/vga/haproxy/<version>/configuration` (what the agents apply)."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
+from chalicelib.api.backends import artifact_store, node_store
 from chalicelib.api.http import Call, Reply, Text, decoded_name
 from chalicelib.errors import FieldError, NotFound
-from chalicelib.gateways import publisher, telemetry
+from chalicelib.gateways import nodes, publisher, telemetry
 from chalicelib.settings import settings
 from chalicelib.store.event_backend import event_store
 
@@ -25,7 +27,11 @@ def gateway_health(call: Call, gateway: str, route: str | None = None) -> Reply:
     gateway, route = decoded_name(gateway), decoded_name(route) if route else None
     window = telemetry.window_seconds(call.query.get("window"))
     errors = telemetry.own_values(_metric_events(call, gateway, route, "errors", window), route)
-    return Reply(200, {"value": telemetry.health(errors), "window": window})
+    views, generation = nodes.read(node_store(), artifact_store(), call.namespace, time.time(),
+                                   settings().node_silent_after)
+    value, reason = telemetry.health(errors, nodes.liveness(views, generation))
+    body = {"value": value, "window": window}
+    return Reply(200, body if reason is None else {**body, "reason": reason})
 
 
 def gateway_metric(call: Call, gateway: str, metric: str, route: str | None = None) -> Reply:
