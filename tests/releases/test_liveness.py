@@ -3,6 +3,7 @@ generation carrying its weight, fails the check past the policy's apply_timeout,
 back (or promoted) only once the nodes applied it. The ASL on moto, a fake agent acknowledging."""
 from __future__ import annotations
 
+import re
 import time
 
 from chalicelib.releases.analysis import INCONCLUSIVE, PASS, RouteFigures, share_allowance, share_result
@@ -81,7 +82,10 @@ def test_a_canary_share_far_from_its_weight_is_not_a_pass(api, sfn, traffic):
     assert status["phase"] == "rolled_back"
     judged = [c for c in status["checks"] if c["step"] >= 1]
     assert judged and all(c["verdict"] == "inconclusive" for c in judged), judged
-    assert "canary got 50.0% of" in judged[0]["reason"] and "weight 20%" in judged[0]["reason"]
+    # The fake agents give the canary half the requests whatever the weight (windows straddling a
+    # step change blend in a little of the one before): far from 20% either way.
+    got = re.search(r"canary got ([0-9.]+)% of", judged[0]["reason"])
+    assert got and float(got.group(1)) > 35 and "weight 20%" in judged[0]["reason"], judged[0]["reason"]
 
 
 def test_the_share_allowance_is_the_policy_bound_widened_on_small_samples():
