@@ -56,7 +56,7 @@ class LocalStack:
         from chalicelib.store import table
 
         table.reset_clients()
-        table.ensure_table()
+        table.ensure_tables()  # the table and the event store's own
         if self.serve and getattr(self, "_embedded_moto", False) and not os.environ.get("VAMP_RELEASE_STATE_MACHINE"):
             self._start_releases()
         if self.persist:
