@@ -11,7 +11,7 @@ import uuid
 from collections import Counter
 from datetime import datetime, timezone
 
-from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
+from chalicelib.errors import Conflict, FieldError, NotFound, Unavailable, ValidationFailed
 from chalicelib.store import table
 from chalicelib.store.artifact_store import ArtifactPage, StoredArtifact, Write
 
@@ -184,6 +184,10 @@ class DynamoDBArtifactStore:
             for w, r in zip(writes, reasons):
                 if r.get("Code") == "ConditionalCheckFailed":
                     self._raise_conflict(namespace, w)
+            throttled = {r.get("Code") for r in reasons} & {"ThrottlingError", "ProvisionedThroughputExceeded"}
+            if throttled:  # not a lost race: the table is saturated, the client may retry
+                raise Unavailable("the table is throttling writes; retry later",
+                                  [FieldError("backend", throttled.pop())]) from e
             raise Conflict("a concurrent write got there first; retry", [], current_version=None) from e
 
     def _raise_conflict(self, namespace: str, w: Write) -> None:
