@@ -48,3 +48,14 @@ def test_the_namespace_registry_is_idempotent_and_per_purpose(aws):
     assert namespaces.registered("gateways") == ["a", "b"]
     assert namespaces.registered("deployments") == ["c"]
     assert namespaces.registered("nothing") == []
+
+
+def test_a_namespace_is_registered_once_per_process_and_table(aws):
+    puts: list[str] = []
+    undo = table.watch("before-call.dynamodb.PutItem", lambda **_: puts.append("PutItem"))
+    try:
+        for _ in range(3):
+            namespaces.register("gateways", "once")
+    finally:
+        undo()
+    assert puts == ["PutItem"] and namespaces.registered("gateways") == ["once"]
