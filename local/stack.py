@@ -11,6 +11,7 @@ from pathlib import Path
 log = logging.getLogger("vamp.local")
 
 ROOT = Path(__file__).resolve().parent.parent
+API_BACKLOG = 256  # connections the local API queues while its threads are busy
 
 
 def free_port() -> int:
@@ -144,11 +145,19 @@ class LocalStack:
 
     def _start_api(self) -> None:
         from chalice.cli.factory import CLIFactory
+        from chalice.local import LocalChalice, LocalDevServer
 
         factory = CLIFactory(str(ROOT))
         config = factory.create_config_obj(chalice_stage_name="local")
         os.environ.update(config.environment_variables)
-        server = factory.create_local_server(config.chalice_app, config, "127.0.0.1", self.api_port)
+        if isinstance(config.chalice_app, LocalChalice):  # a second stack in this process (tests):
+            # chalice's factory would make the app's class its own base (TypeError: a cycle)
+            server = LocalDevServer(config.chalice_app, config, "127.0.0.1", self.api_port)
+        else:
+            server = factory.create_local_server(config.chalice_app, config, "127.0.0.1", self.api_port)
+        # socketserver listens with a backlog of 5: 50 clients at once had connections reset
+        # while the server was busy (docs/decisions/0021); a bigger backlog queues them instead.
+        server.server.socket.listen(API_BACKLOG)
         if self.quiet:
             from chalice.local import ChaliceRequestHandler
 
