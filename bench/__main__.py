@@ -4,7 +4,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["bench.cold_start", "bench.artifact_api", "bench.bench_agent", "bench.gateways", "bench.releases", "bench.deployments"]
+BENCHES = ["bench.cold_start", "bench.artifact_api", "bench.bench_agent", "bench.gateways", "bench.releases", "bench.deployments",
+           "bench.aged_table"]
 
 
 def main() -> None:
