@@ -79,3 +79,18 @@ def test_fifty_conditional_writers_of_one_gateway_have_exactly_one_winner(local_
     (winner,) = [i for i, s in statuses.items() if s == 202]
     stored = DynamoDBArtifactStore().get(namespace, "gateways", "shared")
     assert stored.version == 2 and stored.document["routes"]["[10.0.0.1:8080]"]["weight"] == f"{winner + 1}%"
+
+
+def test_a_stale_if_match_is_a_409_at_once_not_a_race_to_plan_again(api):
+    from chalicelib.store import table
+
+    assert api.put("/api/v1/gateways/shop", gateway("shop", 10)).status_code == 202
+    assert api.put("/api/v1/gateways/shop", gateway("shop", 20)).status_code == 202
+    calls: list[str] = []
+    undo = table.watch("before-call.dynamodb.*", lambda event_name, **_: calls.append(event_name.rsplit(".", 1)[-1]))
+    try:
+        r = api.put("/api/v1/gateways/shop", gateway("shop", 30), headers={"If-Match": '"1"'})
+    finally:
+        undo()
+    assert r.status_code == 409 and r.json["current_version"] == 2
+    assert "TransactWriteItems" not in calls and calls.count("BatchGetItem") == 1  # planned once, nothing written
