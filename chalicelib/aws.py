@@ -24,7 +24,7 @@ _BOTO_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_t
 # What a service answers when it is saturated or briefly down (botocore has retried them already).
 _BUSY_CODES = frozenset({
     "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling", "RequestLimitExceeded",
-    "LimitExceededException", "InternalServerError", "ServiceUnavailable", "TransactionInProgressException",
+    "InternalServerError", "ServiceUnavailable", "TransactionInProgressException",
 })
 _BUSY_ERRORS = (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError, ConnectionClosedError)
 

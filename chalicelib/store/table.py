@@ -147,7 +147,9 @@ def load_items(items: list[dict]) -> int:
 
 
 def _is_event_key(pk: str) -> bool:
-    return "#event-tag#" in pk or pk.endswith("#events")
+    """`<ns>#events` or `<ns>#event-tag#<tag>` (namespaces hold no '#')."""
+    _, _, rest = pk.partition("#")
+    return rest == "events" or rest.startswith("event-tag#")
 
 
 def watch(event: str, handler: Callable) -> Callable[[], None]:
