@@ -145,7 +145,7 @@ class LocalStack:
 
     def _start_api(self) -> None:
         from chalice.cli.factory import CLIFactory
-        from chalice.local import LocalChalice, LocalDevServer
+        from chalice.local import ChaliceRequestHandler, LocalChalice, LocalDevServer
 
         factory = CLIFactory(str(ROOT))
         config = factory.create_config_obj(chalice_stage_name="local")
@@ -158,9 +158,10 @@ class LocalStack:
         # socketserver listens with a backlog of 5: 50 clients at once had connections reset
         # while the server was busy (docs/decisions/0021); a bigger backlog queues them instead.
         server.server.socket.listen(API_BACKLOG)
+        # The handler sends headers and body in two writes: with Nagle's algorithm the body waited
+        # for the client's delayed ACK, ~40 ms on every response (GET /info 48 ms, 3.6 ms without).
+        ChaliceRequestHandler.disable_nagle_algorithm = True
         if self.quiet:
-            from chalice.local import ChaliceRequestHandler
-
             ChaliceRequestHandler.log_message = lambda *a, **k: None
         thread = threading.Thread(target=server.serve_forever, name="vamp-api", daemon=True)
         thread.start()
