@@ -7,7 +7,7 @@ gc.disable()  # no collection passes while the cold start builds long-lived obje
 
 from chalice import AuthResponse, IAMAuthorizer, Rate, Response
 
-from chalicelib.api.auth import authenticate, authorize_token, unauthorized_body
+from chalicelib.api.auth import authorize_token, refusal
 from chalicelib.api.chalice_app import ThreadSafeChalice
 from chalicelib.api.http import dispatch
 from chalicelib.api.routes import about, artifacts, deployments, events, gateways, nodes, releases, tokens
@@ -32,9 +32,10 @@ AUTHORIZER = {"token": vamp_token, "iam": IAMAuthorizer()}.get(os.environ.get("V
 
 @app.middleware("http")
 def require_credentials(event, get_response):
-    if authenticate(event) is None:
-        return Response(json.dumps(unauthorized_body()), status_code=401,
-                        headers={"WWW-Authenticate": 'Bearer realm="vamp"', "Content-Type": "application/json"})
+    refused = refusal(event)  # 401 without valid credentials, 503 while the token store is busy
+    if refused is not None:
+        status, body, headers = refused
+        return Response(json.dumps(body), status_code=status, headers={**headers, "Content-Type": "application/json"})
     return get_response(event)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["bench.cold_start", "bench.artifact_api", "bench.bench_agent", "bench.gateways", "bench.releases", "bench.deployments", "bench.local_state", "bench.local_restart"]
+BENCHES = ["bench.cold_start", "bench.artifact_api", "bench.bench_agent", "bench.gateways", "bench.releases", "bench.deployments",
+           "bench.aged_table", "bench.local_state", "bench.local_restart"]
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 
 @contextmanager
 def local_aws(table_name: str = "vamp-bench"):
-    """moto's server on a free loopback port, the table created, a token registered."""
+    """moto's server on a free loopback port, the tables created, a token registered."""
     from moto.server import ThreadedMotoServer
 
     from local import moto_speedups
@@ -34,7 +34,7 @@ def local_aws(table_name: str = "vamp-bench"):
     from chalicelib.store.tokens import DynamoDBTokenStore
 
     table.reset_clients()
-    table.ensure_table()
+    table.ensure_tables()
     token, _ = DynamoDBTokenStore().create("bench")
     try:
         yield os.environ["VAMP_AWS_ENDPOINT"], token

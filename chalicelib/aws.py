@@ -7,10 +7,26 @@ from functools import lru_cache
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from chalicelib.settings import settings
 
-_BOTO_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=2, read_timeout=10)
+# max_pool_connections: the local API serves requests on threads sharing one client; with
+# botocore's 10, the connections of 50 concurrent requests beyond 10 were opened and dropped per call.
+_BOTO_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=2, read_timeout=10,
+                      max_pool_connections=64)
+# What a service answers when it is saturated or briefly down (botocore has retried them already).
+_BUSY_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling", "RequestLimitExceeded",
+    "InternalServerError", "ServiceUnavailable", "TransactionInProgressException",
+})
+_BUSY_ERRORS = (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError, ConnectionClosedError)
 
 
 @lru_cache(maxsize=None)
@@ -23,3 +39,13 @@ def reset_clients() -> None:
     """Forget cached clients and settings (tests and tools switch endpoints)."""
     client.cache_clear()
     settings.cache_clear()
+
+
+def busy(error: BaseException) -> str | None:
+    """What made a call fail if the service was busy (a throttle, a timeout, an unreachable
+    endpoint that botocore's retries did not get past), else None: the request itself is fine,
+    and the API answers 503 with Retry-After rather than 500."""
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code")
+        return code if code in _BUSY_CODES else None
+    return type(error).__name__ if isinstance(error, _BUSY_ERRORS) else None

@@ -60,3 +60,12 @@ class UnsupportedMediaType(VampError):
 
 class NotAcceptable(VampError):
     status = 406
+
+
+@dataclass
+class Unavailable(VampError):
+    """A backend throttled or timed out: nothing is wrong with the request, try it again after
+    `retry_after` seconds (the reply's Retry-After)."""
+
+    retry_after: int = 1
+    status = 503

@@ -18,8 +18,11 @@ DriverKind = Literal["local", "kubernetes", "ecs"]
 
 @dataclass(frozen=True)
 class Settings:
-    # DynamoDB single table holding artifacts, deployments, counters, tokens and (by default) events.
+    # DynamoDB single table holding artifacts, deployments, counters, tokens and releases.
     table_name: str = "vamp"
+    # The event store's DynamoDB table (None: "<table_name>-events"): telemetry apart from the
+    # artifacts, so its volume never slows an artifact request (docs/decisions/0021).
+    events_table_name: str | None = None
     default_namespace: str = "default"
     # Endpoint of an AWS emulation (moto server, LocalStack); boto3 also honours AWS_ENDPOINT_URL.
     aws_endpoint: str | None = None

@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+from chalicelib.store.table import is_event_key
+
 log = logging.getLogger("vamp.local")
 
 SNAPSHOT = "dynamodb.json"
@@ -94,8 +96,11 @@ def _applied(rows: list[dict], key: dict, item: dict | None) -> list[dict]:
 class Journal:
     """The snapshot and journal segments in one directory; `attach()` hooks moto's handlers."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, unjournaled: frozenset[str] = frozenset()) -> None:
         self.directory = directory
+        # Tables whose writes are neither journaled nor snapshotted: the events table, telemetry
+        # with a TTL and no state (docs/decisions/0021; its volume would make the journal the cost).
+        self.unjournaled = unjournaled
         self._lock = threading.Lock()
         self._file = None
         self._segment = 0
@@ -163,8 +168,8 @@ class Journal:
         if not path.exists():
             return {}, 0
         data = json.loads(path.read_text())
-        if isinstance(data, list):  # the format saved on stop before the journal
-            return {main_table: data}, 0
+        if isinstance(data, list):  # the format saved on stop before the journal (events included then)
+            return {main_table: [row for row in data if not is_event_key(row["pk"]["S"])]}, 0
         return data["tables"], int(data.get("covers", 0))
 
     # -- writing -------------------------------------------------------------------------------
@@ -198,8 +203,12 @@ class Journal:
                 return
             lines = []
             for table_name, key in touched:
+                if table_name in self.unjournaled:
+                    continue
                 item = backend.get_item(table_name, key)
                 lines.append(json.dumps({"t": table_name, "k": key, "i": item.to_json()["Attributes"] if item else None}))
+            if not lines:
+                return
             self._file.write(("\n".join(lines) + "\n").encode())
             self._file.flush()  # in the OS before moto answers: a killed stack loses nothing
             self._lines += len(lines)
@@ -232,7 +241,7 @@ class Journal:
                 self._file.close()
                 self._open(covers + 1)
                 self._pending = 0
-            tables = dump_tables()
+            tables = {name: rows for name, rows in dump_tables().items() if name not in self.unjournaled}
             for table_name, rows in self._kept.items():
                 tables.setdefault(table_name, rows)
             path = self.directory / SNAPSHOT

@@ -6,6 +6,7 @@ middleware everywhere (`authenticate`), so a request without a valid token gets 
 """
 from __future__ import annotations
 
+from chalicelib.api.http import busy_reply
 from chalicelib.errors import FieldError, VampError
 from chalicelib.settings import settings
 from chalicelib.store.tokens import DynamoDBTokenStore
@@ -36,6 +37,22 @@ def authenticate(request) -> str | None:
         return None
     context.setdefault("authorizer", {})["principalId"] = found.name
     return found.name
+
+
+def refusal(request) -> tuple[int, dict, dict[str, str]] | None:
+    """Why the middleware stops a request before its handler, as (status, body, headers): 401
+    without valid credentials, 503 while the token store is throttled or timing out; None lets
+    the request through."""
+    try:
+        principal = authenticate(request)
+    except Exception as error:
+        reply = busy_reply(error)
+        if reply is None:
+            raise
+        return reply.status, reply.body, reply.headers
+    if principal is None:
+        return 401, unauthorized_body(), {"WWW-Authenticate": 'Bearer realm="vamp"'}
+    return None
 
 
 def authorize_token(authorization: str | None) -> str | None:

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import unquote
 
+from chalicelib import aws
 from chalicelib.api import negotiation
-from chalicelib.errors import ValidationFailed, VampError
+from chalicelib.errors import FieldError, Unavailable, ValidationFailed, VampError
 from chalicelib.settings import settings
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,28 @@ def build_call(request, namespace: str | None) -> Call:
 
 
 def error_reply(error: VampError) -> Reply:
-    return Reply(status=error.status, body=error.body())
+    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, Unavailable) else {}
+    return Reply(status=error.status, body=error.body(), headers=headers)
+
+
+def busy_reply(error: BaseException) -> Reply | None:
+    """503 with Retry-After for a backend still throttled or timing out after its client's
+    retries (the client may send the same request again), else None."""
+    reason = aws.busy(error)
+    if reason is None:
+        return None
+    log.warning("backend busy: %r", error)
+    return error_reply(Unavailable("the service is busy; retry later", [FieldError("backend", reason)]))
+
+
+def _unexpected(error: Exception) -> Reply:
+    """Busy backends as busy_reply says; anything else a 500 in the same shape, details in the
+    log (called while handling `error`)."""
+    reply = busy_reply(error)
+    if reply is None:
+        log.exception("unhandled error")
+        reply = Reply(500, {"message": "internal error", "errors": []})
+    return reply
 
 
 def dispatch(request, namespace: str | None, handler: Callable[[Call], Reply]) -> tuple[int, str | None, dict[str, str]]:
@@ -92,9 +114,8 @@ def dispatch(request, namespace: str | None, handler: Callable[[Call], Reply]) -
         reply = handler(build_call(request, namespace))
     except VampError as e:
         reply = error_reply(e)
-    except Exception:  # anything unexpected: a 500 in the same shape, details in the log
-        log.exception("unhandled error")
-        reply = Reply(500, {"message": "internal error", "errors": []})
+    except Exception as e:
+        reply = _unexpected(e)
     headers = dict(reply.headers)
     if reply.body is None:
         return reply.status, None, headers

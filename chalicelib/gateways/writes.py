@@ -8,6 +8,7 @@ by the functions that need them.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -18,7 +19,7 @@ from chalicelib.gateways.ports import parse_port
 from chalicelib.gateways.publisher import RouteTargets
 from chalicelib.gateways.snapshot import GENERATION_KIND, GENERATION_NAME, generation_write
 from chalicelib.gateways.spec import references
-from chalicelib.retry import WRITE_RACE, retry_on
+from chalicelib.retry import WRITE_RACE
 from chalicelib.settings import parse_port_range, settings
 from chalicelib.store import namespaces
 from chalicelib.store.artifact_store import Write
@@ -81,13 +82,32 @@ def apply(store, namespace: str, writes: list[Write]):
 def apply_counted(store, namespace: str, writes: list[Write]):
     """`apply`, and the namespace generation the transaction produced: the generation whose
     acknowledgement by the agents says the write is live (a release waits on it)."""
-    def attempt():
-        planned, extra = _plan(store, namespace, writes)
-        stored = store.apply(namespace, planned + extra)
-        return stored[:len(planned)], stored[-1].version  # the generation is the last write (_plan)
+    with _writing(namespace):
+        for attempt in WRITE_RACE.attempts_iter():
+            # The plan's own conflicts are final (a stale If-Match, a port another gateway holds).
+            planned, extra = _plan(store, namespace, writes)
+            try:
+                stored = store.apply(namespace, planned + extra)
+            except Conflict:  # someone else's claim or generation got there first: plan again
+                if attempt == WRITE_RACE.attempts - 1:
+                    raise
+                continue
+            return stored[:len(planned)], stored[-1].version  # the generation is the last write (_plan)
+    raise AssertionError("unreachable")  # WRITE_RACE.attempts >= 1
 
-    # Someone else's claim or generation got there first: plan again.
-    return retry_on(Conflict, attempt, WRITE_RACE)
+
+_locks: dict[str, threading.RLock] = {}
+_locks_guard = threading.Lock()
+
+
+def _writing(namespace: str) -> threading.RLock:
+    """One gateway write of a namespace at a time in this process. Every write of a namespace
+    bumps its generation, so concurrent writers of one process only made each other plan again
+    (50 threads of the local API: 8 attempts each, most then a 409); queued, each plans once.
+    Across processes (Lambdas) the transaction's conditions still decide. A Lambda serves one
+    request at a time: the lock is always free there."""
+    with _locks_guard:
+        return _locks.setdefault(namespace, threading.RLock())
 
 
 def _plan(store, namespace: str, writes: list[Write]) -> tuple[list[Write], list[Write]]:

@@ -11,7 +11,7 @@ import uuid
 from collections import Counter
 from datetime import datetime, timezone
 
-from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
+from chalicelib.errors import Conflict, FieldError, NotFound, Unavailable, ValidationFailed
 from chalicelib.store import table
 from chalicelib.store.artifact_store import ArtifactPage, StoredArtifact, Write
 
@@ -118,34 +118,29 @@ class DynamoDBArtifactStore:
         if len(set(keys)) != len(keys):
             dup = next(k for k in keys if keys.count(k) > 1)
             raise ValidationFailed.at("documents", f"{dup[0]}/{dup[1]} appears more than once")
-        # Versions are needed for the result and for "any version" writes: read them first,
-        # then write conditionally on exactly what was read.
-        current = self.get_many(namespace, keys) if any(w.expected_version is not None for w in writes) else {}
+        # Only "any version" (0) writes need the stored version read first; the others name it
+        # (None: must not exist), and the transaction's conditions check it.
+        current = self.get_many(namespace, [k for w, k in zip(writes, keys) if w.expected_version == 0])
         now = _now()
         items, results, deltas = [], [], Counter()
         for w in writes:
-            stored = current.get((w.kind, w.name))
             expected = w.expected_version
-            if expected is None and stored:
-                raise Conflict(f"{w.kind}/{w.name} already exists", [FieldError("name", "already exists")],
-                               current_version=stored.version)
-            if expected not in (None, 0) and (stored is None or stored.version != expected):
-                raise Conflict(f"{w.kind}/{w.name} was changed by someone else",
-                               [FieldError("version", f"expected {expected}")],
-                               current_version=stored.version if stored else None)
+            if expected == 0:
+                stored = current.get((w.kind, w.name))
+                expected = stored.version if stored else None
             key = _key(namespace, w.kind, w.name)
-            if stored:
-                cond = {"ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": {"N": str(stored.version)}}}
+            if expected:
+                cond = {"ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": {"N": str(expected)}}}
             else:
                 cond = {"ConditionExpression": "attribute_not_exists(pk)"}
             if w.document is None:
-                if stored is None:
+                if not expected:
                     raise NotFound(f"{w.kind}/{w.name} does not exist", [FieldError("name", "not found")])
                 items.append({"Delete": {"TableName": self._table, "Key": key, **cond}})
                 deltas[w.kind] -= 1
                 results.append(None)
                 continue
-            version = stored.version + 1 if stored else 1
+            version = expected + 1 if expected else 1
             if w.version is not None:
                 if w.version < version:
                     raise ValueError(f"{w.kind}/{w.name}: version {w.version} is not past {version - 1}")
@@ -158,7 +153,7 @@ class DynamoDBArtifactStore:
                 "updated": {"S": now},
             }
             items.append({"Put": {"TableName": self._table, "Item": item, **cond}})
-            if stored is None:
+            if not expected:
                 deltas[w.kind] += 1
             results.append(StoredArtifact(w.kind, w.name, version, w.document, now))
         for kind, delta in deltas.items():
@@ -188,10 +183,17 @@ class DynamoDBArtifactStore:
             for w, r in zip(writes, reasons):
                 if r.get("Code") == "ConditionalCheckFailed":
                     self._raise_conflict(namespace, w)
+            throttled = {r.get("Code") for r in reasons} & {"ThrottlingError", "ProvisionedThroughputExceeded"}
+            if throttled:  # not a lost race: the table is saturated, the client may retry
+                raise Unavailable("the table is throttling writes; retry later",
+                                  [FieldError("backend", throttled.pop())]) from e
             raise Conflict("a concurrent write got there first; retry", [], current_version=None) from e
 
     def _raise_conflict(self, namespace: str, w: Write) -> None:
         now = self.get(namespace, w.kind, w.name)
+        if w.expected_version is None and now is not None:
+            raise Conflict(f"{w.kind}/{w.name} already exists", [FieldError("name", "already exists")],
+                           current_version=now.version)
         raise Conflict(f"{w.kind}/{w.name} was changed concurrently",
                        [FieldError("version", "stale write rejected")],
                        current_version=now.version if now else None)

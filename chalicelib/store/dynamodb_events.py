@@ -1,4 +1,4 @@
-"""Events in the single DynamoDB table (the default backend; layout in table.py's docstring).
+"""Events in their own DynamoDB table (the default backend; layout in table.py's docstring).
 
 Each event is written once per expanded tag (`<ns>#event-tag#<tag>`) and once under
 `<ns>#events`, sort key `<timestamp>#<id>`, so a query reads ONE partition, newest first, with
@@ -46,7 +46,7 @@ class DynamoDBEventStore:
 
     @property
     def table(self) -> str:
-        return self._table or table.table_name()
+        return self._table or table.events_table_name()
 
     # --- writes ---------------------------------------------------------------------------
 

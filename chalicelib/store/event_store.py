@@ -14,7 +14,7 @@ from typing import Any, Iterable, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from chalicelib.errors import VampError
+from chalicelib.errors import Unavailable
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -41,10 +41,8 @@ class EventPage:
     total: int = 0
 
 
-class EventStoreUnavailable(VampError):
-    """The backend refused or could not take the request (throttled, down)."""
-
-    status = 503
+class EventStoreUnavailable(Unavailable):
+    """The backend refused or could not take the request (throttled, down): 503, Retry-After."""
 
 
 class EventStore(Protocol):

@@ -14,6 +14,8 @@ Items, by partition key (`pk`) and sort key (`sk`):
   #tokens               <sha256 of token>      an API token (hashed), its name and creation time
   #namespaces#<what>    <ns>                   a namespace a scheduled pass visits (what: deployments, gateways)
 Items that expire carry `expires_at` (epoch seconds, the table's TTL attribute).
+The two event rows (`<ns>#event-tag#<tag>`, `<ns>#events`) live in the events table
+(events_table_name(): same key schema and TTL attribute), not in this one (docs/decisions/0021).
 """
 from __future__ import annotations
 
@@ -98,8 +100,16 @@ def table_name() -> str:
     return settings().table_name
 
 
+def events_table_name() -> str:
+    """The event store's table: metric events arrive every window from every node, and apart
+    from the artifacts their volume costs no artifact request anything (docs/decisions/0021)."""
+    s = settings()
+    return s.events_table_name or f"{s.table_name}-events"
+
+
 def ensure_table(name: str | None = None) -> None:
-    """Create the table if missing (local tooling and tests; on AWS infra/ declares it)."""
+    """Create the table (or the one named, e.g. events_table_name()) if missing: local tooling
+    and tests; on AWS infra/resources.yaml declares both."""
     ddb = client()
     name = name or table_name()
     try:
@@ -119,21 +129,38 @@ def ensure_table(name: str | None = None) -> None:
     )
 
 
+def ensure_tables() -> None:
+    """The table and the events table, if missing."""
+    ensure_table()
+    ensure_table(events_table_name())
+
+
 def dump_items() -> list[dict]:
     """Every item of the table, as DynamoDB returns them (tooling: any endpoint; the local stack
     keeps its embedded moto's tables with local/state.py instead). A Scan, which is fine here:
-    tooling, never a request path."""
+    tooling, never a request path. Not the events table's: telemetry with a TTL is not state
+    (docs/decisions/0021)."""
     pages = client().get_paginator("scan").paginate(TableName=table_name())
     return [item for page in pages for item in page["Items"]]
 
 
-def load_items(items: list[dict]) -> None:
-    """Put items as dump_items returned them."""
+def load_items(items: list[dict]) -> int:
+    """Put items as dump_items returned them (the local stack restores them on start); returns
+    how many. A dump from before events had their own table holds event items: left out, they
+    would age the table again."""
+    items = [item for item in items if not is_event_key(item["pk"]["S"])]
     ddb, name = client(), table_name()
     for i in range(0, len(items), 25):  # BatchWriteItem's limit
         request = {name: [{"PutRequest": {"Item": item}} for item in items[i:i + 25]]}
         while request:
             request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or None
+    return len(items)
+
+
+def is_event_key(pk: str) -> bool:
+    """`<ns>#events` or `<ns>#event-tag#<tag>` (namespaces hold no '#')."""
+    _, _, rest = pk.partition("#")
+    return rest == "events" or rest.startswith("event-tag#")
 
 
 def watch(event: str, handler: Callable) -> Callable[[], None]:

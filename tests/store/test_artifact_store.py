@@ -163,3 +163,18 @@ def test_all_of_kind_reads_every_page_consistently_and_only_its_kind(store):
     assert found[0].document == {"name": "g00", "pad": pad}
     assert len(seen) >= 3 and all(p["ConsistentRead"] for p in seen)
     assert store.all_of_kind("default", "breeds") == []
+
+
+def test_only_any_version_writes_read_before_writing(store, calls):
+    store.apply("default", [Write("breeds", "a", {"v": 1}, expected_version=None),
+                            Write("breeds", "b", {"v": 1}, expected_version=None)])
+    calls.clear()
+    store.apply("default", [Write("breeds", "a", {"v": 2}, expected_version=1), Write("breeds", "c", {"v": 1}, None)])
+    assert calls == ["TransactWriteItems"]  # the versions are given: the conditions check them
+    calls.clear()
+    [b] = store.apply("default", [Write("breeds", "b", {"v": 2}, expected_version=0)])
+    assert calls == ["BatchGetItem", "PutItem"] and b.version == 2
+    with pytest.raises(Conflict) as e:  # a stale version still loses, and says what is stored
+        store.apply("default", [Write("breeds", "a", {"v": 3}, expected_version=1)])
+    assert e.value.current_version == 2
+    assert store.list("default", "breeds", 1, 10).total == 3

@@ -1,4 +1,4 @@
-"""DynamoDB specifics: the item layout of table.py, TTL, batching and retries, Query-only reads."""
+"""DynamoDB specifics: the item layout of table.py (in the events table), TTL, batching and retries, Query-only reads."""
 from __future__ import annotations
 
 import json
@@ -17,7 +17,7 @@ NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def item(pk: str, sk: str) -> dict | None:
-    return table.client().get_item(TableName=table.table_name(), Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
+    return table.client().get_item(TableName=table.events_table_name(), Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
 
 
 def test_one_item_per_expanded_tag_and_one_for_all_events(aws):
