@@ -85,17 +85,6 @@ class Applier:
             self._pending = (value, generation, revision, received_at)
             self._cond.notify_all()
 
-    def wait_idle(self, timeout: float) -> bool:
-        """For tests and shutdown: True once nothing is pending."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._pending is not None or self._busy:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-        return True
-
     def _run(self) -> None:
         while True:
             with self._cond:
