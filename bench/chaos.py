@@ -12,65 +12,20 @@ killed and restarted (lost writes, leftovers, time to route again) is bench/loca
 """
 from __future__ import annotations
 
-import http.client
 import logging
 import tempfile
-import threading
 import time
-from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
 import requests
 
 from bench.common import verdict
-from local.backends import Backend
+from local.backends import Backend, RecordedTraffic
 from local.stack import free_port
 
 ETCD_DOWN = 30.0
 AGENT_DOWN = 10.0
-
-
-class Traffic:
-    """One request at a time through HAProxy, each kept as (wall time, backend name or error)."""
-
-    def __init__(self, port: int) -> None:
-        self.port, self.seen = port, []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/", headers={"Connection": "close"})
-                response = conn.getresponse()
-                body = response.read().decode()
-                conn.close()
-                self.seen.append((time.time(), body if response.status == 200 else f"error {response.status}"))
-            except OSError as e:
-                self.seen.append((time.time(), f"error {type(e).__name__}"))
-                time.sleep(0.05)
-            time.sleep(0.01)
-
-    def __enter__(self) -> "Traffic":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def counts(self, start: float, end: float = float("inf")) -> Counter:
-        return Counter(body for t, body in list(self.seen) if start <= t <= end)
-
-    def share(self, start: float, end: float = float("inf")) -> tuple[float, int]:
-        c = self.counts(start, end)
-        served = c["A"] + c["B"]
-        return (100 * c["B"] / served if served else 0.0), served
-
-    def failed(self) -> int:
-        return sum(1 for _, body in list(self.seen) if body.startswith("error"))
 
 
 def _epoch(iso: str) -> float:
@@ -87,17 +42,11 @@ def _wait(predicate, timeout: float = 120.0, every: float = 0.25):
     return None
 
 
-def _checks_true_to_haproxy(traffic: Traffic, status: dict) -> tuple[int, int]:
-    """(passed checks whose window saw the weight HAProxy served, passed checks): binomial, 5 sd."""
-    good = total = 0
-    for c in status["checks"]:
-        if c["step"] == 0 or c["verdict"] != "pass":
-            continue
-        total += 1
-        share, served = traffic.share(_epoch(c["since"]), _epoch(c["until"]))
-        sd = 100 * (c["weight"] / 100 * (1 - c["weight"] / 100) / max(served, 1)) ** 0.5
-        good += served > 20 and abs(share - c["weight"]) <= max(5 * sd, 3)
-    return good, total
+def _checks_true_to_haproxy(traffic: RecordedTraffic, status: dict) -> tuple[int, int]:
+    """(passed checks whose window saw the weight HAProxy served, passed checks)."""
+    passed = [c for c in status["checks"] if c["step"] and c["verdict"] == "pass"]
+    good = sum(traffic.saw_weight(c["weight"], _epoch(c["since"]), _epoch(c["until"]))[0] for c in passed)
+    return good, len(passed)
 
 
 class Api:
@@ -127,9 +76,9 @@ def _release(api: Api, name: str, port: int, a: Backend, b: Backend, steps: list
     return stable, canary
 
 
-def _report(label: str, traffic: Traffic, status: dict, fault: tuple[float, float], done_ok: bool) -> bool:
+def _report(label: str, traffic: RecordedTraffic, status: dict, fault: tuple[float, float], done_ok: bool) -> bool:
     good, total = _checks_true_to_haproxy(traffic, status)
-    peak, _ = traffic.share(*fault)
+    peak, _ = traffic.canary_share(*fault)
     weights = sorted({c["weight"] for c in status["checks"]})
     print(f"{label}: {traffic.failed()} failed of {len(traffic.seen)} requests; passed checks true to HAProxy "
           f"{good} of {total}; canary share while the fault lasted {peak:.1f}%; weights checked {weights}; "
@@ -140,7 +89,7 @@ def _report(label: str, traffic: Traffic, status: dict, fault: tuple[float, floa
 def _etcd_down(stack, api: Api) -> bool:
     a, b, port = Backend("A"), Backend("B"), free_port()
     try:
-        with Traffic(port) as traffic:
+        with RecordedTraffic(port, pause=0.01) as traffic:
             _release(api, "chaos-etcd", port, a, b, ["10%", "40%", "80%"])
             _wait(lambda: (lambda s: s["step"] == 1 and s.get("live_since"))(api.get("/api/v1/releases/chaos-etcd")))
             stack.etcd.stop()
@@ -151,10 +100,10 @@ def _etcd_down(stack, api: Api) -> bool:
             status = _wait(lambda: (lambda s: s if s["phase"] in ("promoted", "rolled_back", "failed") else None)(
                 api.get("/api/v1/releases/chaos-etcd"))) or api.get("/api/v1/releases/chaos-etcd")
             time.sleep(2)
-            after, served = traffic.share(time.time() - 1.5)
+            after, served = traffic.canary_share(time.time() - 1.5)
             ok = _report(f"(a) etcd stopped {ETCD_DOWN:.0f} s", traffic, status, (stopped, back),
                          served > 0 and after == 0)
-            return ok and traffic.share(stopped, back)[0] < 20  # never past the last live 10%
+            return ok and traffic.canary_share(stopped, back)[0] < 20  # never past the last live 10%
     finally:
         a.stop()
         b.stop()
@@ -163,7 +112,7 @@ def _etcd_down(stack, api: Api) -> bool:
 def _agent_killed(stack, api: Api) -> bool:
     a, b, port = Backend("A"), Backend("B"), free_port()
     try:
-        with Traffic(port) as traffic:
+        with RecordedTraffic(port, pause=0.01) as traffic:
             _release(api, "chaos-agent", port, a, b, ["20%", "60%"])
             _wait(lambda: (lambda s: s["step"] == 1 and s.get("live_since"))(api.get("/api/v1/releases/chaos-agent")))
             stack.agent.stop_supervising()
@@ -175,7 +124,7 @@ def _agent_killed(stack, api: Api) -> bool:
             status = _wait(lambda: (lambda s: s if s["phase"] in ("promoted", "rolled_back", "failed") else None)(
                 api.get("/api/v1/releases/chaos-agent"))) or api.get("/api/v1/releases/chaos-agent")
             time.sleep(2)
-            after, served = traffic.share(time.time() - 1.5)
+            after, served = traffic.canary_share(time.time() - 1.5)
             print(f"    health reported the killed agent silent: {bool(silent)}")
             return _report(f"(b) agent killed for {AGENT_DOWN:.0f} s", traffic, status, (killed, killed + AGENT_DOWN),
                            served > 0 and after == 0) and bool(silent)

@@ -6,11 +6,9 @@ answers through its gateway again (was 172 s: two scheduled periods) and how lon
 from __future__ import annotations
 
 import os
-import random
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,17 +21,6 @@ from bench.common import ROOT
 
 TOKEN = "bench-local-restart-token-0123456789"
 WRITES = 200
-
-
-def _free_gateway_port() -> int:
-    while True:
-        port = random.randint(20000, 24999)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
 
 
 def _tree(pid: int) -> set[int]:
@@ -73,11 +60,11 @@ def _answers(port: int) -> bool:
 
 
 def main() -> None:
-    from local.stack import free_port
+    from local.stack import free_port, free_port_in
 
     print("\n== local stack: killed (SIGKILL) and started again (make run's settings) ==")
     work = Path(tempfile.mkdtemp(prefix="vamp-bench-restart-"))
-    api_port, gateway_port = free_port(), _free_gateway_port()
+    api_port, gateway_port = free_port(), free_port_in(20000, 24999)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VAMP_", "MOTO_")) and k != "AWS_ENDPOINT_URL"}
     env.update(VAMP_PORT=str(api_port), VAMP_STATE_DIR=str(work / "state"), VAMP_API_TOKEN=TOKEN)
     api = requests.Session()

@@ -29,6 +29,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from local.stack import free_port_in
+
 SERVICE = Path(__file__).resolve().parent.parent / "examples" / "canary" / "service.py"
 DEPLOYMENT, CLUSTER, PORT_NAME = "canary", "web", "port"
 INTERNAL = f"{DEPLOYMENT}/{CLUSTER}/{PORT_NAME}"  # the cluster's gateway: one route per version
@@ -82,17 +84,10 @@ def blueprint(version: str, *, port: int | None = None, fail_rate: float = 0.0) 
 def demo_port(first: int = 25000, last: int = 25999) -> int:
     """A free loopback port for the external gateway, below the ephemeral range (a port an
     outgoing connection holds cannot be bound) and outside the gateways' assignment range."""
-    import random
-    import socket
-
-    for port in random.sample(range(first, last + 1), 50):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise DemoFailed(f"no free port in {first}-{last}")
+    try:
+        return free_port_in(first, last, tries=50)
+    except RuntimeError as e:
+        raise DemoFailed(str(e)) from None
 
 
 # -- the API -----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -37,6 +38,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_port_in(first: int, last: int, tries: int = 200) -> int:
+    """A loopback port free now in [first, last], picked at random (below the ephemeral range, a
+    port no outgoing connection holds: gateways bind there)."""
+    for _ in range(tries):
+        port = random.randint(first, last)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError(f"no free port in {first}-{last}")
 
 
 @dataclass

@@ -12,14 +12,13 @@ through HAProxy to two backends: what a release decides must be true to what HAP
 from __future__ import annotations
 
 import signal
-import threading
 import time
-from collections import Counter
 from datetime import datetime
 
 import pytest
 import requests
 
+from local.backends import RecordedTraffic
 from tests.agent.helpers import Backend, free_port
 from tests.gateways.helpers import request
 
@@ -68,41 +67,6 @@ class Client:
         return self.session.request(method, self.base + path, json=body, timeout=30)
 
 
-class Traffic:
-    """Requests through HAProxy in a thread, each remembered as (wall time, backend or error)."""
-
-    def __init__(self, port):
-        self.port, self.seen = port, []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                status, body = request(self.port, timeout=2)
-                self.seen.append((time.time(), body if status == 200 else f"error {status}"))
-            except OSError as e:
-                self.seen.append((time.time(), f"error {type(e).__name__}"))
-                time.sleep(0.05)
-            time.sleep(0.005)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(10)
-
-    def between(self, start: float, end: float = float("inf")) -> Counter:
-        return Counter(body for t, body in list(self.seen) if start <= t <= end)
-
-    def canary_share(self, start: float, end: float = float("inf")) -> tuple[float, int]:
-        counts = self.between(start, end)
-        served = counts["A"] + counts["B"]
-        return (100 * counts["B"] / served if served else float("nan")), served
-
-
 def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
@@ -148,9 +112,8 @@ def _judged_while_live(traffic, status):
     for c in status["checks"]:
         if c["step"] == 0 or c["verdict"] != "pass":
             continue
-        share, served = traffic.canary_share(_epoch(c["since"]), _epoch(c["until"]))
-        sd = 100 * (c["weight"] / 100 * (1 - c["weight"] / 100) / max(served, 1)) ** 0.5
-        assert served > 20 and abs(share - c["weight"]) <= max(5 * sd, 3), (c, share, served)
+        ok, share, served = traffic.saw_weight(c["weight"], _epoch(c["since"]), _epoch(c["until"]))
+        assert ok, (c, share, served)
 
 
 def test_etcd_stopped_mid_release_holds_the_live_weight_and_rolls_back_once_back(stack, two_backends):
@@ -158,7 +121,7 @@ def test_etcd_stopped_mid_release_holds_the_live_weight_and_rolls_back_once_back
     port = free_port()
     stable, canary = _gateway(api, "shop-etcd", port, *two_backends)
     release = "/api/v1/releases/r-etcd"
-    with Traffic(port) as traffic:
+    with RecordedTraffic(port) as traffic:
         _start(api, "r-etcd", "shop-etcd", stable, canary, steps=["10%", "40%", "80%"], failures=2, apply_timeout="3s")
         wait("10% live", lambda: (lambda s: s["step"] == 1 and s["live_since"])(api.get(release)))
         stack.etcd.stop()  # before the 10% check: the 40% that follows it cannot be published
@@ -194,7 +157,7 @@ def test_agent_killed_mid_release_is_silent_and_the_rollback_is_done_only_once_a
     port = free_port()
     stable, canary = _gateway(api, "shop-agent", port, *two_backends)
     release = "/api/v1/releases/r-agent"
-    with Traffic(port) as traffic:
+    with RecordedTraffic(port) as traffic:
         _start(api, "r-agent", "shop-agent", stable, canary, steps=["20%", "60%"], failures=1, inconclusive_limit=1,
                apply_timeout="3s")
         wait("20% live", lambda: (lambda s: s["step"] == 1 and s["live_since"])(api.get(release)))

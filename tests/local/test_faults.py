@@ -17,7 +17,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 import urllib.parse
 from pathlib import Path
 
@@ -25,7 +24,8 @@ import pytest
 import requests
 
 from chalicelib.drivers.processes import running, start_time
-from local.stack import free_port
+from local.stack import free_port, free_port_in
+from tests.agent.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE = ROOT / "examples" / "canary" / "service.py"
@@ -33,17 +33,6 @@ TOKEN = "local-faults-test-token-0123456789"
 PASS_LINE = re.compile(r"scheduled scheduled_pass run (\d+)")
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(what: str, predicate, timeout: float, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 def descendants(pid: int) -> dict[int, int]:
@@ -93,9 +82,9 @@ class Stack:
         with open(self.log_file, "wb") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "local", "-v", "run"], cwd=ROOT, env=env,
                                          stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for("the stack's API", lambda: self.ready() or self.proc.poll() is not None, timeout)
+        wait_for(lambda: self.ready() or self.proc.poll() is not None, timeout, interval=0.2, what="the stack's API")
         assert self.proc.poll() is None, self.log_file.read_text()[-3000:]
-        wait_for("the agent", lambda: "Ctrl-C stops everything" in self.text(), 30)
+        wait_for(lambda: "Ctrl-C stops everything" in self.text(), 30, interval=0.2, what="the agent")
         return self
 
     def ready(self) -> bool:
@@ -153,9 +142,9 @@ def test_killed_stack_leaves_nothing_and_restarts_with_every_write(tmp_path):
     try:
         # Writes: a deployment of two versions behind a gateway, artifacts, a release left running.
         stack.call("POST", "/deployments", json=blueprint("1", gateway_port))
-        wait_for("version 1 through the gateway", lambda: answer(gateway_port) == "ok 1", 60)
+        wait_for(lambda: answer(gateway_port) == "ok 1", 60, interval=0.2, what="version 1 through the gateway")
         stack.call("PUT", "/deployments/shop", json=blueprint("2"))
-        wait_for("two routes", lambda: len(stack.call("GET", GATEWAY)["routes"]) == 2, 60)
+        wait_for(lambda: len(stack.call("GET", GATEWAY)["routes"]) == 2, 60, interval=0.2, what="two routes")
         for i in range(30):
             stack.call("POST", "/breeds", json={"name": f"b{i}", "deployable": f"magneticio/b:{i}"})
         stack.call("PUT", "/breeds/b0", json={"name": "b0", "deployable": "magneticio/b:changed"})
@@ -165,7 +154,7 @@ def test_killed_stack_leaves_nothing_and_restarts_with_every_write(tmp_path):
             "canary": "shop/web/web:2/port",
             "policy": {"steps": ["10%", "50%"], "interval": "600s", "failures": 2, "minimum_requests": 1,
                        "metrics": {"success_rate": {"minimum": "50%"}}}})
-        wait_for("the canary at its first step", lambda: stack.call("GET", "/releases/r1")["weight"] == 10, 30)
+        wait_for(lambda: stack.call("GET", "/releases/r1")["weight"] == 10, 30, interval=0.2, what="the canary at its first step")
 
         processes = descendants(stack.proc.pid)
         names = {Path(p).stem for d in ("run", "services/run") for p in (state_dir / d).glob("*.json")}
@@ -175,13 +164,13 @@ def test_killed_stack_leaves_nothing_and_restarts_with_every_write(tmp_path):
         # An agent killed is restarted by the stack.
         agent = json.loads((state_dir / "run" / "agent.json").read_text())["pid"]
         os.kill(agent, signal.SIGKILL)
-        wait_for("the agent restarted", lambda: "gateway agent restarted" in stack.text(), 30)
-        wait_for("version 1 through the gateway again", lambda: answer(gateway_port) == "ok 1", 30)
+        wait_for(lambda: "gateway agent restarted" in stack.text(), 30, interval=0.2, what="the agent restarted")
+        wait_for(lambda: answer(gateway_port) == "ok 1", 30, interval=0.2, what="version 1 through the gateway again")
         processes.update(descendants(stack.proc.pid))
 
         stack.proc.send_signal(signal.SIGKILL)
         stack.proc.wait(10)
-        wait_for("nothing of the killed stack left", lambda: not alive(processes), 20)
+        wait_for(lambda: not alive(processes), 20, interval=0.2, what="nothing of the killed stack left")
 
         # Started again on the same state dir, with `make run`'s period (a minute): what routes the
         # service again is the run at start and its follow-ups, not the period.
@@ -192,21 +181,20 @@ def test_killed_stack_leaves_nothing_and_restarts_with_every_write(tmp_path):
         for i in range(2, 30):
             assert stack.session.get(stack.url + f"/breeds/b{i}").status_code == 200
         # Ended at start, done once the restarted agent applied the rollback (docs/decisions/0018).
-        ended = wait_for("the interrupted release rolled back and applied",
-                         lambda: (lambda r: r if r["phase"] == "rolled_back" else None)(stack.call("GET", "/releases/r1")), 60)
+        ended = wait_for(lambda: (lambda r: r if r["phase"] == "rolled_back" else None)(stack.call("GET", "/releases/r1")), 60, interval=0.2, what="the interrupted release rolled back and applied")
         assert "local stack stopped while it ran" in ended["reason"], ended
 
         # Routed again within a few passes: run 1 redeploys, run 2 (a second later) routes the
         # instance once healthy; a slow start (a busy machine) costs a run or two more. Before, the
         # first run came after the period (here a minute) and routing took two: past the wait below.
-        wait_for("version 1 through the gateway after the restart", lambda: answer(gateway_port) == "ok 1", 50)
+        wait_for(lambda: answer(gateway_port) == "ok 1", 50, interval=0.2, what="version 1 through the gateway after the restart")
         assert 1 <= stack.passes() <= 5, stack.text()[-3000:]
         # The rollback reached HAProxy: no request goes to the canary (it had 10%).
         assert {answer(gateway_port) for _ in range(40)} == {"ok 1"}
 
         # A gateway PUT reaches HAProxy.
         set_weights(stack, {"web:1": "0%", "web:2": "100%"})
-        wait_for("version 2 through the gateway", lambda: answer(gateway_port) == "ok 2", 30)
+        wait_for(lambda: answer(gateway_port) == "ok 2", 30, interval=0.2, what="version 2 through the gateway")
 
         # A second stack on the same state dir is refused, and leaves the first alone.
         second = subprocess.run([sys.executable, "-m", "local", "run"], cwd=ROOT, capture_output=True, text=True,
@@ -219,7 +207,7 @@ def test_killed_stack_leaves_nothing_and_restarts_with_every_write(tmp_path):
         processes = descendants(stack.proc.pid)
         stack.proc.send_signal(signal.SIGINT)
         assert stack.proc.wait(60) == 0, stack.text()[-3000:]
-        wait_for("nothing of the stopped stack left", lambda: not alive(processes), 20)
+        wait_for(lambda: not alive(processes), 20, interval=0.2, what="nothing of the stopped stack left")
         assert not list((state_dir / "run").glob("*.json")) and not list((state_dir / "services" / "run").glob("*.json"))
     finally:
         if stack.proc and stack.proc.poll() is None:
@@ -253,18 +241,3 @@ def test_leftovers_of_a_crash_are_stopped_at_start(tmp_path):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-
-
-def free_port_in(first: int, last: int) -> int:
-    import random
-    import socket
-
-    for _ in range(200):
-        port = random.randint(first, last)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port")
