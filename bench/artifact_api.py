@@ -77,7 +77,7 @@ def main() -> bool:
 
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         results = {}
-        with Client(app.app) as client:
+        with Client(app.app, stage_name="local") as client:
             # Lists and gets are measured at exactly 100 and 10,000 stored (creates come last).
             _seed(100, 0)
             reads = {100: _list_page_reads(client, headers)}

@@ -63,7 +63,7 @@ def bench_post_to_traffic(rounds: int = 3) -> dict:
         token, _ = DynamoDBTokenStore().create(f"bench-{ns}")
         times, syncs = [], []
         try:
-            with Client(app.app) as client:
+            with Client(app.app, stage_name="local") as client:
                 for i in range(rounds):
                     port = free_port()
                     doc = {"name": f"web{i}", "gateways": {f"{port}/http": "web/port"},

@@ -76,7 +76,7 @@ def bench_propagation(changes: int = CHANGES) -> list[float]:
                 except Exception:
                     return None
 
-            with Client(app.app) as client:
+            with Client(app.app, stage_name="local") as client:
                 put(True)
                 wait_for(lambda: answer() == "A", 30, what="the first configuration live")
                 for i in range(changes):

@@ -245,7 +245,7 @@ def main() -> None:
         agents = threading.Thread(target=_agents, args=(stop, bad), daemon=True)
         agents.start()
         try:
-            with Client(app.app) as client:
+            with Client(app.app, stage_name="local") as client:
                 _gateway(client, headers)
                 # -- a healthy 5-step release ------------------------------------------------
                 policy = {"steps": ["10%", "20%", "30%", "40%", "50%"], "interval": "1s", "failures": 2,

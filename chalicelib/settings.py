@@ -14,6 +14,7 @@ from typing import Literal, get_args
 EventStoreKind = Literal["dynamodb", "opensearch"]
 AuthMode = Literal["token", "iam"]
 DriverKind = Literal["local", "kubernetes", "ecs"]
+PodSecurityLevel = Literal["restricted", "baseline", "privileged"]
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,14 @@ class Settings:
     # many seconds is silent; its item expires (TTL) this many seconds after its last report.
     node_silent_after: int = 15
     node_ttl: int = 3600
-    # Container driver (docs/decisions/0007-container-drivers.md); VAMP_DRIVER_<NAMESPACE> overrides it per namespace.
+    # Container drivers (docs/decisions/0007, 0026): the operator's configuration, never the
+    # caller's choice. `driver` serves every namespace but those VAMP_NAMESPACE_DRIVERS names
+    # ("team-a=kubernetes,dev=ecs"). Off Lambda the default is `local`, the local stack's.
     driver: DriverKind = "local"
+    namespace_drivers: str | None = None
+    # The local driver runs commands inside the control plane, with its role's credentials in
+    # their environment: on Lambda it is refused unless the operator sets this.
+    allow_local_driver: bool = False
     # The local driver's logs and process records (the local stack gives each stack its own).
     local_work_dir: str | None = None
     eks_cluster: str | None = None  # kubernetes: reach this EKS cluster (else kubeconfig / in-cluster config)
@@ -61,15 +68,35 @@ class Settings:
     ecs_subnets: str | None = None  # comma-separated; ECS services run awsvpc
     ecs_security_groups: str | None = None
     ecs_launch_type: str = "FARGATE"
+    # Kubernetes (docs/decisions/0026): Vamp namespace <ns> is Kubernetes namespace <prefix><ns>,
+    # created with Pod Security Admission labels at this level and version; the pods get a
+    # restricted securityContext and `dialects.kubernetes` an allowlist. VAMP_KUBE_NAMESPACE_POLICIES
+    # (JSON, or @<path> of a JSON file) relaxes them per Vamp namespace:
+    # {"<ns>": {"pod_security": "baseline", "harden": false, "allow": ["hostAliases", ...]}}.
+    kube_namespace_prefix: str = "vamp-"
+    kube_pod_security: PodSecurityLevel = "restricted"
+    kube_pod_security_version: str = "latest"
+    kube_namespace_policies: str | None = None
 
     def driver_for(self, namespace: str, env: dict[str, str] | None = None) -> str:
+        """The namespace's driver as the operator configured it; ValueError with the reason
+        when that driver is refused here (local on Lambda, unless allowed)."""
+        kind = namespace_drivers(self.namespace_drivers).get(namespace, self.driver)
+        if kind == "local":
+            refused = self.local_driver_refusal(env)
+            if refused:
+                raise ValueError(refused)
+        return kind
+
+    def local_driver_refusal(self, env: dict[str, str] | None = None) -> str | None:
+        """Why the local driver may not run here, or None: on Lambda (AWS_LAMBDA_FUNCTION_NAME)
+        its processes would run inside the API function, with the function's credentials."""
         env = os.environ if env is None else env
-        raw = env.get("VAMP_DRIVER_" + namespace.upper().replace("-", "_"))
-        if not raw:
-            return self.driver
-        if raw not in get_args(DriverKind):
-            raise ValueError(f"VAMP_DRIVER_{namespace.upper()} must be one of {', '.join(get_args(DriverKind))}, not {raw!r}")
-        return raw
+        if env.get("AWS_LAMBDA_FUNCTION_NAME") and not self.allow_local_driver:
+            return ("the local driver runs commands inside the control plane and is refused on Lambda: "
+                    "name a driver for the namespace (VAMP_DRIVER, VAMP_NAMESPACE_DRIVERS), "
+                    "or set VAMP_ALLOW_LOCAL_DRIVER=true")
+        return None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -79,7 +106,11 @@ class Settings:
             raw = env.get(f"VAMP_{f.name.upper()}")
             if raw is None or raw == "":
                 continue
-            if f.default is None or isinstance(f.default, str):
+            if isinstance(f.default, bool):
+                if raw.lower() not in _BOOLEANS:
+                    raise ValueError(f"VAMP_{f.name.upper()} must be true or false, not {raw!r}")
+                values[f.name] = _BOOLEANS[raw.lower()]
+            elif f.default is None or isinstance(f.default, str):
                 allowed = get_args(_HINTS.get(f.name, ()))
                 if allowed and raw not in allowed:
                     raise ValueError(f"VAMP_{f.name.upper()} must be one of {', '.join(allowed)}, not {raw!r}")
@@ -91,6 +122,7 @@ class Settings:
                     raise ValueError(f"VAMP_{f.name.upper()} must be an integer, not {raw!r}") from None
         if "region" not in values and env.get("AWS_DEFAULT_REGION"):
             values["region"] = env["AWS_DEFAULT_REGION"]
+        _check_drivers(values, env)
         return cls(**values)
 
 
@@ -108,7 +140,46 @@ def parse_port_range(text: str) -> range:
     return range(first, last + 1)
 
 
-_HINTS = {"event_store": EventStoreKind, "auth_mode": AuthMode, "driver": DriverKind}
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+# A Vamp namespace, as the API accepts it (chalicelib/api/http.NAMESPACE).
+_NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_KUBE_PREFIX = re.compile(r"^[a-z]([a-z0-9-]{0,29})$")
+
+
+@lru_cache(maxsize=8)
+def namespace_drivers(text: str | None) -> dict[str, str]:
+    """VAMP_NAMESPACE_DRIVERS, "team-a=kubernetes, dev=ecs" -> {"team-a": "kubernetes", "dev": "ecs"}."""
+    mapping: dict[str, str] = {}
+    for entry in (text or "").split(","):
+        if not entry.strip():
+            continue
+        namespace, _, kind = (part.strip() for part in entry.partition("="))
+        if not _NAMESPACE.match(namespace) or not kind:
+            raise ValueError(f"VAMP_NAMESPACE_DRIVERS: {entry.strip()!r} is not <namespace>=<driver>")
+        if kind not in get_args(DriverKind):
+            raise ValueError(f"VAMP_NAMESPACE_DRIVERS: the driver of {namespace!r} must be one of "
+                             f"{', '.join(get_args(DriverKind))}, not {kind!r}")
+        if namespace in mapping:
+            raise ValueError(f"VAMP_NAMESPACE_DRIVERS names {namespace!r} twice")
+        mapping[namespace] = kind
+    return mapping
+
+
+def _check_drivers(values: dict, env: dict[str, str]) -> None:
+    """The driver settings, checked at start: a wrong one fails loudly, never a silent default."""
+    namespace_drivers(values.get("namespace_drivers"))
+    legacy = sorted(k for k in env if k.startswith("VAMP_DRIVER_"))
+    if legacy:  # a namespace's driver was an environment variable any namespace name could match
+        raise ValueError(f"{', '.join(legacy)}: no longer read; name the namespaces' drivers in "
+                         "VAMP_NAMESPACE_DRIVERS=<namespace>=<driver>,... (docs/decisions/0026)")
+    prefix = values.get("kube_namespace_prefix", "vamp-")
+    if not _KUBE_PREFIX.match(prefix) or prefix.startswith("kube-"):
+        raise ValueError(f"VAMP_KUBE_NAMESPACE_PREFIX must start with a letter, hold lowercase letters, "
+                         f"digits and '-', at most 30, and not be kube-*: not {prefix!r}")
+
+
+_HINTS = {"event_store": EventStoreKind, "auth_mode": AuthMode, "driver": DriverKind,
+          "kube_pod_security": PodSecurityLevel}
 
 
 @lru_cache(maxsize=1)

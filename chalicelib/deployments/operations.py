@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from pydantic import ValidationError
 
-from chalicelib import dsl
+from chalicelib import drivers, dsl
 from chalicelib.artifacts import Outcome, Resolver
 from chalicelib.deployments import implied_gateways as G
 from chalicelib.deployments import route_targets
@@ -73,6 +73,18 @@ def _blueprint(store, namespace: str, data: Any, resolve):
     return dsl.parse("blueprints", data, resolve=resolve)
 
 
+def _admit(namespace: str, blueprint) -> None:
+    """What the namespace's driver would refuse (no driver it may use, a dialect its policy
+    refuses) is a 400 before anything is stored (docs/decisions/0026)."""
+    levels = [("dialects", blueprint.dialects)]
+    for cname, cluster in blueprint.clusters.items():
+        levels.append((f"clusters.{cname}.dialects", cluster.dialects))
+        levels += [(f"clusters.{cname}.services[{i}].dialects", s.dialects) for i, s in enumerate(cluster.services)]
+    problems = drivers.admission(namespace, levels)
+    if problems:
+        raise ValidationFailed("Refused by the namespace's driver", [FieldError(p, r) for p, r in problems])
+
+
 def _register(namespace: str) -> None:
     registry.register(KIND, namespace)
 
@@ -114,6 +126,8 @@ def change(store, namespace: str, name: str | None, data: Any, mode: str, publis
     Returns (version, the deployment as stored) or (0, None) when it is gone."""
     resolve = Resolver(store, namespace, {})
     blueprint = _blueprint(store, namespace, data, resolve) if data is not None else None
+    if mode == "merge" and blueprint is not None:
+        _admit(namespace, blueprint)
     name = name or blueprint.name
     stored = store.get(namespace, KIND, name)
     before = current(store, namespace, stored) if stored else None

@@ -1,8 +1,11 @@
 """Container drivers: the interface (base.py) and kubernetes.py, ecs.py, local.py.
 
-`driver_for(namespace)` picks the driver the settings name for a namespace (`VAMP_DRIVER`,
-overridden by `VAMP_DRIVER_<NAMESPACE>`), wrapped so that no driver error escapes as anything
-but a `DriverError` (deploy/undeploy) or a failed status with a reason (status/running).
+`driver_for(namespace)` picks the driver the operator configured for a namespace (`VAMP_DRIVER`,
+and per namespace `VAMP_NAMESPACE_DRIVERS`; the local driver is refused on Lambda unless
+`VAMP_ALLOW_LOCAL_DRIVER=true`), wrapped so that no driver error escapes as anything but a
+`DriverError` (deploy/undeploy) or a failed status with a reason (status/running).
+`admission(namespace, dialects)` is what the API asks before it stores a deployment: what the
+namespace's driver would refuse, as (path, reason) (docs/decisions/0026).
 Heavy clients (kubernetes, boto3) are imported inside the drivers, on first use.
 """
 from __future__ import annotations
@@ -11,6 +14,7 @@ import logging
 import threading
 
 from chalicelib.drivers.base import Driver, DriverError, ServiceSpec, ServiceStatus, failed
+from chalicelib.drivers.kube_policy import KubeRules, dialect_problems
 from chalicelib.settings import settings
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,32 @@ def driver_for(namespace: str) -> "Guarded":
                 log.exception("driver %s unavailable", kind)
                 return Guarded(None, f"{kind} driver unavailable: {e}")
         return Guarded(_DRIVERS[kind])
+
+
+def admission(namespace: str, dialects: list[tuple[str, dict]]) -> list[tuple[str, str]]:
+    """What the namespace's driver would refuse of a deployment, as [(path, reason)], before
+    anything is stored: no driver it may use here (`namespace`), a Kubernetes namespace it
+    cannot have, and every `dialects.kubernetes` (given as (path of the dialects, dialects))
+    the namespace's policy refuses: checked whatever the namespace's driver is today, since
+    the operator may move the namespace to Kubernetes (the driver checks again at deploy)."""
+    s = settings()
+    try:
+        kind = s.driver_for(namespace)
+    except ValueError as e:
+        return [("namespace", str(e))]
+    rules = KubeRules.from_settings(s)
+    problems: list[tuple[str, str]] = []
+    try:
+        if kind == "kubernetes":
+            rules.namespace(namespace)
+        policy = rules.policy(namespace)
+    except ValueError as e:
+        return [("namespace", str(e))]
+    for path, given in dialects:
+        if isinstance(given, dict) and "kubernetes" in given:
+            problems += [(f"{path}.kubernetes{sub}", reason) for sub, reason in
+                         dialect_problems(given["kubernetes"], policy)]
+    return problems
 
 
 def reset() -> None:
@@ -105,4 +135,4 @@ class Guarded:
             return None
 
 
-__all__ = ["Driver", "DriverError", "Guarded", "ServiceSpec", "ServiceStatus", "driver_for", "reset"]
+__all__ = ["Driver", "DriverError", "Guarded", "ServiceSpec", "ServiceStatus", "admission", "driver_for", "reset"]

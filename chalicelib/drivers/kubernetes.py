@@ -1,12 +1,19 @@
-"""The Kubernetes driver: a Deployment and a Service per service version, in a Kubernetes
-namespace named after the Vamp namespace.
+"""The Kubernetes driver: a Deployment and a Service per service version, in the Kubernetes
+namespace of the Vamp namespace: `<prefix><namespace>` (`vamp-` by default: `/kube-system/...`
+deploys into `vamp-kube-system`), created with Pod Security Admission labels at the
+namespace policy's level (`restricted` by default) and refused when it exists but is not
+vamp's (drivers/kube_policy.py, docs/decisions/0026).
 
 Objects are named `object_name(deployment, cluster, service)` (a DNS label with a hash of the
 exact names), labelled `app.kubernetes.io/managed-by: vamp` and `vamp.io/{deployment,cluster,
 service,name}`, and annotated with the exact service key and the digest of the spec they run,
 so `running()` is one list call. The pod gets resources from the scale (requests = limits),
 env, ports, the health checks as readiness and liveness probes, and `dialects.kubernetes`
-deep-merged into the pod spec (maps merged, lists of named items merged by name).
+deep-merged into the pod spec (maps merged, lists of named items merged by name) once the
+namespace policy's allowlist admits it (a refusal sends nothing to the API server); then no
+service account token and, unless the policy relaxes it, the restricted securityContext
+(non-root, seccomp RuntimeDefault, no privilege escalation, every capability dropped) wherever
+the pod spec leaves it unset.
 
 Reaching the API server: an EKS cluster by name (describe_cluster's endpoint and CA, a token
 presigned through STS exactly as `aws eks get-token` does), else the in-cluster service account,
@@ -39,6 +46,7 @@ from chalicelib.drivers.base import (
     object_name,
     service_key,
 )
+from chalicelib.drivers.kube_policy import KubeRules, NamespacePolicy, dialect_problems, harden
 from chalicelib.settings import settings
 
 log = logging.getLogger(__name__)
@@ -112,7 +120,8 @@ def api_client_from_settings() -> Any:
         cfg = client.Configuration()
         config.load_incluster_config(client_configuration=cfg)
         return client.ApiClient(cfg)
-    return config.new_client_from_config(context=s.kube_context)
+    # KUBECONFIG as it is now: the client's own default is read once, when it is imported.
+    return config.new_client_from_config(config_file=os.environ.get("KUBECONFIG") or None, context=s.kube_context)
 
 
 # -- manifests (pure) ------------------------------------------------------------------------
@@ -150,9 +159,12 @@ def _probe(spec: ServiceSpec, check: Any) -> dict:
     return probe
 
 
-def deployment_manifest(namespace: str, spec: ServiceSpec) -> dict:
+def deployment_manifest(namespace: str, spec: ServiceSpec, policy: NamespacePolicy | None = None) -> dict:
+    """The Deployment in Kubernetes namespace `namespace`, under the Vamp namespace's `policy`
+    (None: the default, restricted); DriverError when the policy refuses the dialect."""
     if spec.deployable_type != "container/docker":
         raise DriverError(f"the kubernetes driver runs container images, not {spec.deployable_type!r} deployables")
+    policy = policy or NamespacePolicy()
     name = object_name(spec.deployment, spec.cluster, spec.service)
     labels = _labels(spec, name)
     container: dict[str, Any] = {
@@ -171,8 +183,13 @@ def deployment_manifest(namespace: str, spec: ServiceSpec) -> dict:
         container["livenessProbe"] = _probe(spec, spec.health_checks[0])
     pod_spec: dict[str, Any] = {"containers": [container]}
     dialect = spec.dialects.get("kubernetes")
-    if isinstance(dialect, dict):
+    if dialect is not None:
+        problems = dialect_problems(dialect, policy)
+        if problems:
+            raise DriverError("refused by the namespace's policy: " + "; ".join(
+                f"dialects.kubernetes{path}: {reason}" for path, reason in problems))
         pod_spec = merge_dialect(pod_spec, dialect)
+    pod_spec = harden(pod_spec, policy)
     annotations = {KEY_ANNOTATION: spec.key, DIGEST_ANNOTATION: spec.digest()}
     return {
         "apiVersion": "apps/v1",
@@ -208,11 +225,23 @@ def service_manifest(namespace: str, spec: ServiceSpec) -> dict:
 class KubernetesDriver:
     name = "kubernetes"
 
-    def __init__(self, api_client_factory: Callable[[], Any]):
+    def __init__(self, api_client_factory: Callable[[], Any], rules: KubeRules | None = None):
         self._factory = api_client_factory
+        self._rules = rules  # None: the settings' (read on every call, as they are cached)
         self._client: Any = None
         self._namespaces: set[str] = set()
         self._lock = threading.Lock()
+
+    @property
+    def rules(self) -> KubeRules:
+        return self._rules or KubeRules.from_settings(settings())
+
+    def kube_namespace(self, namespace: str) -> str:
+        """The Kubernetes namespace of a Vamp namespace (DriverError when it cannot have one)."""
+        try:
+            return self.rules.namespace(namespace)
+        except ValueError as e:
+            raise DriverError(f"namespace {namespace!r}: {e}") from None
 
     @classmethod
     def from_settings(cls) -> "KubernetesDriver":
@@ -237,22 +266,42 @@ class KubernetesDriver:
         status = self._status_of(e)
         return f"kubernetes API {status}: {message or getattr(e, 'reason', e)}" if status else f"kubernetes: {e}"
 
-    def _ensure_namespace(self, core: Any, namespace: str) -> None:
-        if namespace in self._namespaces:
+    def _ensure_namespace(self, core: Any, name: str, labels: dict[str, str]) -> None:
+        """Kubernetes namespace `name` exists, is vamp's, and carries `labels` (Pod Security)."""
+        wanted = {MANAGED_BY: "vamp", **labels}
+        if (name, tuple(sorted(wanted.items()))) in self._namespaces:
             return
-
-        try:
-            core.read_namespace(namespace)
-        except ApiException as e:
-            if e.status != 404:
-                raise
+        for _ in range(3):
             try:
-                core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {
-                    "name": namespace, "labels": {MANAGED_BY: "vamp"}}})
-            except ApiException as e2:
-                if e2.status != 409:
+                current = core.read_namespace(name)
+            except ApiException as e:
+                if e.status != 404:
                     raise
-        self._namespaces.add(namespace)
+                try:
+                    core.create_namespace({"apiVersion": "v1", "kind": "Namespace",
+                                           "metadata": {"name": name, "labels": wanted}})
+                    break
+                except ApiException as e2:
+                    if e2.status != 409:
+                        raise
+                    continue  # created meanwhile: check it
+            have = dict(current.metadata.labels or {})
+            if have.get(MANAGED_BY) != "vamp":
+                raise DriverError(f"kubernetes namespace {name!r} exists and is not managed by vamp "
+                                  f"(label {MANAGED_BY}=vamp): refusing to deploy into it")
+            if all(have.get(k) == v for k, v in wanted.items()):
+                break
+            body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+                "name": name, "labels": {**have, **wanted}, "resourceVersion": current.metadata.resource_version}}
+            try:
+                core.replace_namespace(name, body)  # the operator changed the namespace's level
+                break
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+        else:
+            raise DriverError(f"kubernetes: namespace {name} kept changing under us; retrying later")
+        self._namespaces.add((name, tuple(sorted(wanted.items()))))
 
     def _upsert(self, read: Callable, create: Callable, replace: Callable, namespace: str, body: dict,
                 keep: Callable[[Any, dict], None] | None = None) -> None:
@@ -283,8 +332,15 @@ class KubernetesDriver:
         raise DriverError(f"kubernetes: {name} kept changing under us; retrying later")
 
     def deploy(self, namespace: str, spec: ServiceSpec) -> None:
-        deployment = deployment_manifest(namespace, spec)
-        service = service_manifest(namespace, spec)
+        rules = self.rules
+        kube = self.kube_namespace(namespace)
+        try:
+            policy, labels = rules.policy(namespace), rules.labels(namespace)
+        except ValueError as e:
+            raise DriverError(f"kubernetes namespace policy: {e}") from None
+        # Built (and checked against the policy) before any call: a refusal sends nothing.
+        deployment = deployment_manifest(kube, spec, policy)
+        service = service_manifest(kube, spec)
 
         def keep_cluster_ip(current: Any, new: dict) -> None:  # immutable once assigned
             if current.spec and current.spec.cluster_ip:
@@ -293,29 +349,31 @@ class KubernetesDriver:
 
         try:
             core, apps = self._apis()
-            self._ensure_namespace(core, namespace)
+            self._ensure_namespace(core, kube, labels)
             self._upsert(apps.read_namespaced_deployment, apps.create_namespaced_deployment,
-                         apps.replace_namespaced_deployment, namespace, deployment)
+                         apps.replace_namespaced_deployment, kube, deployment)
             self._upsert(core.read_namespaced_service, core.create_namespaced_service,
-                         core.replace_namespaced_service, namespace, service, keep_cluster_ip)
+                         core.replace_namespaced_service, kube, service, keep_cluster_ip)
         except ApiException as e:
             raise DriverError(self._reason(e)) from e
 
     def undeploy(self, namespace: str, deployment: str, cluster: str, service: str) -> None:
         name = object_name(deployment, cluster, service)
+        kube = self.kube_namespace(namespace)
         core, apps = self._apis()
         for delete in (apps.delete_namespaced_deployment, core.delete_namespaced_service):
             try:
-                delete(name, namespace)
+                delete(name, kube)
             except ApiException as e:
                 if e.status != 404:
                     raise DriverError(self._reason(e)) from e
 
     def _list(self, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        kube = self.kube_namespace(namespace)
         core, apps = self._apis()
         try:
-            deployments = apps.list_namespaced_deployment(namespace, label_selector=SELECTOR).items
-            services = core.list_namespaced_service(namespace, label_selector=SELECTOR).items
+            deployments = apps.list_namespaced_deployment(kube, label_selector=SELECTOR).items
+            services = core.list_namespaced_service(kube, label_selector=SELECTOR).items
         except ApiException as e:
             if e.status == 404:
                 return {}, {}

@@ -292,10 +292,13 @@ class LocalDriver:
     name = "local"
 
     def deploy(self, namespace: str, spec: ServiceSpec) -> None:
+        refused = settings().local_driver_refusal()  # however this driver was reached (0026)
+        if refused:
+            raise DriverError(refused)
         if spec.deployable_type != COMMAND:
             raise DriverError(
                 f"the local driver runs `command` deployables only, not {spec.deployable_type!r} "
-                f"({spec.definition}); use VAMP_DRIVER=kubernetes or ecs for images"
+                f"({spec.definition}); name kubernetes or ecs for the namespace for images"
             )
         digest = spec.digest()
         key = (namespace, spec.key)

@@ -13,6 +13,7 @@ import requests
 
 from chalicelib.drivers import Guarded
 from chalicelib.drivers.base import PortSpec, merge_dialect
+from chalicelib.drivers.kube_policy import KubeRules
 from chalicelib.drivers.kubernetes import (
     KubernetesDriver,
     deployment_manifest,
@@ -32,7 +33,7 @@ def client_for(url: str):
 
 @pytest.fixture()
 def k8s(fake_kubernetes):
-    return KubernetesDriver(lambda: client_for(fake_kubernetes.url)), fake_kubernetes
+    return KubernetesDriver(lambda: client_for(fake_kubernetes.url), KubeRules()), fake_kubernetes
 
 
 def test_deploy_creates_namespace_deployment_and_service(k8s):
@@ -40,13 +41,23 @@ def test_deploy_creates_namespace_deployment_and_service(k8s):
     spec = image_spec(dialects={"kubernetes": {"nodeSelector": {"pool": "a"},
                                                "containers": [{"name": "service", "imagePullPolicy": "Always"}]}})
     driver.deploy("team-a", spec)
-    assert "team-a" in fake.objects("namespaces")
-    (name, dep), = fake.objects("deployments", "team-a").items()
+    # Vamp namespace team-a is Kubernetes namespace vamp-team-a, labelled for Pod Security.
+    assert list(fake.objects("namespaces")) == ["vamp-team-a"]
+    labels = fake.objects("namespaces")["vamp-team-a"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "vamp" and labels["vamp.io/namespace"] == "team-a"
+    assert {m: labels[f"pod-security.kubernetes.io/{m}"] for m in ("enforce", "audit", "warn")} == {
+        "enforce": "restricted", "audit": "restricted", "warn": "restricted"}
+    assert labels["pod-security.kubernetes.io/enforce-version"] == "latest"
+    (name, dep), = fake.objects("deployments", "vamp-team-a").items()
     assert name.startswith("sava-sava-sava-1-0-0-")
     pod = dep["spec"]["template"]["spec"]
     (c,) = pod["containers"]
     assert c["image"] == "magneticio/sava:1.0.0" and c["imagePullPolicy"] == "Always"
     assert pod["nodeSelector"] == {"pool": "a"}
+    # The restricted securityContext by default, and no service account token.
+    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert c["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    assert pod["automountServiceAccountToken"] is False
     assert c["resources"]["limits"] == {"cpu": "200m", "memory": "256Mi"}
     assert c["env"] == [{"name": "A", "value": "1"}]
     assert c["ports"] == [{"name": "webport", "containerPort": 8080, "protocol": "TCP"}]
@@ -55,7 +66,7 @@ def test_deploy_creates_namespace_deployment_and_service(k8s):
     assert dep["spec"]["replicas"] == 2
     assert dep["metadata"]["labels"]["vamp.io/service"] == "sava_1.0.0"
     assert dep["metadata"]["annotations"]["vamp.io/key"] == "sava/sava/sava:1.0.0"
-    svc = fake.objects("services", "team-a")[name]
+    svc = fake.objects("services", "vamp-team-a")[name]
     assert svc["spec"]["selector"] == {"vamp.io/name": name} and svc["spec"]["ports"][0]["port"] == 8080
 
     status = driver.status("team-a", [spec.key, "sava/sava/other"])
@@ -70,11 +81,11 @@ def test_update_replaces_with_resource_version_and_keeps_cluster_ip(k8s):
     driver, fake = k8s
     spec = image_spec()
     driver.deploy("ns1", spec)
-    ip = next(iter(fake.objects("services", "ns1").values()))["spec"]["clusterIP"]
+    ip = next(iter(fake.objects("services", "vamp-ns1").values()))["spec"]["clusterIP"]
     driver.deploy("ns1", image_spec(instances=5, env={"A": "2"}))
-    dep = next(iter(fake.objects("deployments", "ns1").values()))
+    dep = next(iter(fake.objects("deployments", "vamp-ns1").values()))
     assert dep["spec"]["replicas"] == 5 and dep["metadata"]["generation"] == 2
-    assert next(iter(fake.objects("services", "ns1").values()))["spec"]["clusterIP"] == ip
+    assert next(iter(fake.objects("services", "vamp-ns1").values()))["spec"]["clusterIP"] == ip
     puts = [p for m, p in fake.requests if m == "PUT"]
     assert len(puts) == 2
 
@@ -83,13 +94,13 @@ def test_progress_deadline_is_a_failed_status_with_its_reason(k8s):
     driver, fake = k8s
     spec = image_spec()
     driver.deploy("ns2", spec)
-    name = next(iter(fake.objects("deployments", "ns2")))
-    fake.set_status("ns2", name, {"observedGeneration": 1, "replicas": 2, "readyReplicas": 0, "conditions": [
+    name = next(iter(fake.objects("deployments", "vamp-ns2")))
+    fake.set_status("vamp-ns2", name, {"observedGeneration": 1, "replicas": 2, "readyReplicas": 0, "conditions": [
         {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
          "message": "ReplicaSet has timed out progressing."}]})
     st = driver.status("ns2", [spec.key])[spec.key]
     assert st.state == "failed" and "ProgressDeadlineExceeded" in st.reason
-    fake.set_status("ns2", name, {"observedGeneration": 1, "replicas": 2, "readyReplicas": 1, "updatedReplicas": 2})
+    fake.set_status("vamp-ns2", name, {"observedGeneration": 1, "replicas": 2, "readyReplicas": 1, "updatedReplicas": 2})
     st = driver.status("ns2", [spec.key])[spec.key]
     assert st.state == "deploying" and st.reason == "1/2 replicas ready"
 
@@ -99,7 +110,7 @@ def test_undeploy_removes_both_and_is_idempotent(k8s):
     spec = image_spec()
     driver.deploy("ns3", spec)
     driver.undeploy("ns3", "sava", "sava", "sava:1.0.0")
-    assert fake.objects("deployments", "ns3") == {} and fake.objects("services", "ns3") == {}
+    assert fake.objects("deployments", "vamp-ns3") == {} and fake.objects("services", "vamp-ns3") == {}
     driver.undeploy("ns3", "sava", "sava", "sava:1.0.0")
     assert driver.running("ns3") == {} and driver.running("never-used") == {}
 
@@ -140,7 +151,7 @@ def test_long_and_odd_names_are_dns_labels(k8s):
     spec = image_spec(deployment="D" * 80, cluster="Cl_ust.er", service="x:1.0.0-RC_1",
                       ports=(PortSpec("a-very-long-port-name-here", 80),), health_checks=())
     driver.deploy("ns5", spec)
-    (name,) = fake.objects("deployments", "ns5")
+    (name,) = fake.objects("deployments", "vamp-ns5")
     assert len(name) <= 63 and name == name.lower()
     assert driver.running("ns5") == {spec.key: spec.digest()}
 
@@ -214,9 +225,10 @@ def test_against_a_real_cluster():
     from tests.drivers.helpers import wait_for
 
     driver = KubernetesDriver(lambda: config.new_client_from_config())
-    ns = f"vamp-test-{uuid.uuid4().hex[:6]}"
-    spec = image_spec(deployment="t", cluster="c", service="nginx:1", definition="nginx:alpine",
-                      ports=(PortSpec("web", 80),), health_checks=(), instances=1, cpu=0.05, memory=32.0)
+    ns = f"test-{uuid.uuid4().hex[:6]}"
+    # An image that runs as a non-root user (the restricted securityContext refuses root).
+    spec = image_spec(deployment="t", cluster="c", service="nginx:1", definition="nginxinc/nginx-unprivileged:alpine",
+                      ports=(PortSpec("web", 8080),), health_checks=(), instances=1, cpu=0.05, memory=32.0)
     try:
         driver.deploy(ns, spec)
         assert driver.running(ns) == {spec.key: spec.digest()}
@@ -227,4 +239,4 @@ def test_against_a_real_cluster():
     finally:
         from kubernetes import client
 
-        client.CoreV1Api(config.new_client_from_config()).delete_namespace(ns)
+        client.CoreV1Api(config.new_client_from_config()).delete_namespace(driver.kube_namespace(ns))

@@ -6,8 +6,13 @@ the semantics the driver relies on: `metadata.resourceVersion` bumped on every w
 with a stale resourceVersion answers 409 Conflict, a POST of an existing name 409
 AlreadyExists, a missing object or namespace 404 NotFound (Status bodies as the API server
 sends them), label selectors `a=b,c=d` on lists, `generation` bumped on spec changes, a
-Service's clusterIP assigned once and immutable, and a Deployment's status made "all replicas
-ready" at once unless a test sets it (`set_status`).
+Service's clusterIP assigned once and immutable, a namespace name that is no DNS label (63
+characters at most) 422 Invalid, and a Deployment's status made "all replicas ready" at once
+unless a test sets it (`set_status`). Pod Security Admission as the API server applies it to a
+Deployment: the Deployment is stored, but when its pod template breaks its namespace's
+`pod-security.kubernetes.io/enforce` level (the checks of `baseline` and `restricted` that
+matter here) the ReplicaSet cannot create pods, so its status is a ReplicaFailure with the
+API server's reason.
 
     fake = FakeKubernetes().start()         # fake.url -> "http://127.0.0.1:<port>"
     fake.objects("deployments", "ns")        # stored bodies
@@ -23,6 +28,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import re
 import threading
 import uuid
 from datetime import datetime, timezone
@@ -30,6 +36,51 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 _KINDS = {"deployments": ("apps/v1", "Deployment"), "services": ("v1", "Service"), "namespaces": ("v1", "Namespace")}
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def pod_security_violations(pod: dict, level: str) -> list[str]:
+    """The Pod Security Standards checks (baseline, then restricted) a pod spec breaks."""
+    if level not in ("baseline", "restricted"):
+        return []
+    out: list[str] = []
+    containers = [*(pod.get("containers") or []), *(pod.get("initContainers") or [])]
+    contexts = [c.get("securityContext") or {} for c in containers]
+    for field in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(field):
+            out.append(f"host namespaces ({field}=true)")
+    if any(ctx.get("privileged") for ctx in contexts):
+        out.append("privileged")
+    if any(v.get("hostPath") for v in pod.get("volumes") or []):
+        out.append("hostPath volumes")
+    if any(p.get("hostPort") for c in containers for p in c.get("ports") or []):
+        out.append("hostPort")
+    baseline_caps = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
+                     "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+    if any(set((ctx.get("capabilities") or {}).get("add") or []) - baseline_caps for ctx in contexts):
+        out.append("non-default capabilities")
+    if level == "baseline":
+        return out
+    pod_ctx = pod.get("securityContext") or {}
+    if any(ctx.get("allowPrivilegeEscalation") is not False for ctx in contexts):
+        out.append("allowPrivilegeEscalation != false")
+    if any("ALL" not in ((ctx.get("capabilities") or {}).get("drop") or []) for ctx in contexts) or any(
+            set((ctx.get("capabilities") or {}).get("add") or []) - {"NET_BIND_SERVICE"} for ctx in contexts):
+        out.append("unrestricted capabilities")
+    if not all(ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot")) is True for ctx in contexts):
+        out.append("runAsNonRoot != true")
+    if pod_ctx.get("runAsUser") == 0 or any(ctx.get("runAsUser") == 0 for ctx in contexts):
+        out.append("runAsUser=0")
+    seccomp = lambda ctx: (ctx.get("seccompProfile") or {}).get("type")  # noqa: E731
+    if not all((seccomp(ctx) or seccomp(pod_ctx)) in ("RuntimeDefault", "Localhost") for ctx in contexts):
+        out.append("seccompProfile")
+    allowed_volumes = {"name", "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                       "projected", "secret"}
+    if any(set(v) - allowed_volumes for v in pod.get("volumes") or []):
+        out.append("restricted volume types")
+    return out
 
 
 def _status(code: int, reason: str, message: str) -> dict:
@@ -139,6 +190,14 @@ class FakeKubernetes:
         obj = copy.deepcopy(obj)
         if kind == "deployments":
             replicas = obj["spec"].get("replicas", 1)
+            ns = self.store.get(("namespaces", None), {}).get(namespace) or {}
+            level = (ns.get("metadata", {}).get("labels") or {}).get("pod-security.kubernetes.io/enforce", "privileged")
+            broken = pod_security_violations(obj["spec"]["template"].get("spec") or {}, level)
+            if broken and (namespace, obj["metadata"]["name"]) not in self.statuses:
+                obj["status"] = {"observedGeneration": obj["metadata"]["generation"], "replicas": 0, "conditions": [
+                    {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                     "message": f'pods is forbidden: violates PodSecurity "{level}:latest": {", ".join(broken)}'}]}
+                return obj
             obj["status"] = self.statuses.get((namespace, obj["metadata"]["name"])) or {
                 "observedGeneration": obj["metadata"]["generation"], "replicas": replicas,
                 "readyReplicas": replicas, "updatedReplicas": replicas, "availableReplicas": replicas,
@@ -156,6 +215,9 @@ class FakeKubernetes:
             name = (body or {}).get("metadata", {}).get("name")
             if not name:
                 return 422, _status(422, "Invalid", "metadata.name: Required value")
+            if not _DNS_LABEL.match(name) and kind in ("namespaces", "services"):
+                return 422, _status(422, "Invalid", f'{kind[:-1]} "{name}" is invalid: metadata.name: Invalid value: '
+                                    "a lowercase RFC 1123 label must be at most 63 characters")
             if name in objects:
                 return 409, _status(409, "AlreadyExists", f'{kind} "{name}" already exists')
             obj = self._stamp(kind, copy.deepcopy(body), None)
