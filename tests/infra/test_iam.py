@@ -1,0 +1,106 @@
+"""Exact ARNs in every IAM policy (issue 10, finding 14; docs/decisions/0026): every template and
+policy file under infra/ and .chalice/ is read, and any Resource with a wildcard that is not in
+the exception list below, each with the reason the service needs it, fails."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from tests.infra.templates import ROOT, Statement, infra_files, statements
+
+ARN = "arn:${AWS::Partition}:%s:${AWS::Region}:${AWS::AccountId}:%s"
+STAGE = "dev"  # the stage .chalice/policy-dev.json serves
+
+
+def stage_functions(stage: str) -> list[str]:
+    """The Lambda functions chalice makes of app.py for a stage, by their deployed names."""
+    from chalice.cli.factory import CLIFactory
+    from chalice.deploy import models
+    from chalice.deploy.appgraph import ApplicationGraphBuilder, DependencyBuilder
+
+    config = CLIFactory(str(ROOT)).create_config_obj(chalice_stage_name=stage)
+    graph = ApplicationGraphBuilder().build(config, stage)
+    return sorted(r.function_name for r in DependencyBuilder().build_dependencies(graph)
+                  if isinstance(r, models.LambdaFunction))
+
+
+def exceptions() -> dict[tuple[frozenset[str], str], str]:
+    """(actions, resource) -> why that resource must hold a wildcard."""
+    found = {
+        # Step Functions authorises a callback by its task token, which names the execution:
+        # SendTaskSuccess supports no resource-level permission (any ARN there denies it).
+        (frozenset({"states:SendTaskSuccess"}), "*"):
+            "callbacks are authorised by their task token; no resource-level permission exists",
+        # Executions get their names when a release starts them; the state machine is exact.
+        (frozenset({"states:StopExecution"}), ARN % ("states", f"execution:vamp-{STAGE}-release:*")):
+            "executions of this stage's release state machine, named when started",
+    }
+    for function in stage_functions(STAGE):
+        # Lambda names a log stream per execution environment; the log group is the function's own.
+        found[(frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}),
+               ARN % ("logs", f"log-group:/aws/lambda/{function}:*"))] = "the log streams of the function's own group"
+    return found
+
+
+def wildcards() -> list[tuple[Statement, str]]:
+    return [(s, r) for s in statements() if s.body.get("Effect") == "Allow" for r in s.resources if "*" in r]
+
+
+def test_every_template_and_policy_file_is_read():
+    files = {str(p.relative_to(ROOT)) for p in infra_files()}
+    assert {"infra/resources.yaml", ".chalice/policy-dev.json"} <= files
+    seen = {s.file for s in statements()}
+    assert {"infra/resources.yaml", ".chalice/policy-dev.json"} <= seen
+
+
+def test_no_wildcard_resource_outside_the_exceptions():
+    allowed = exceptions()
+    wrong = [f"{s.file} {s.where} {sorted(s.actions)}: {r}" for s, r in wildcards()
+             if (s.actions, r) not in allowed]
+    assert not wrong, "wildcard resources (name the exact ARN, or add an exception with its reason):\n" + \
+        "\n".join(wrong)
+
+
+def test_no_exception_is_left_unused():
+    used = {(s.actions, r) for s, r in wildcards()}
+    assert not set(exceptions()) - used, sorted(set(exceptions()) - used)
+
+
+def test_no_not_resource_or_not_action():
+    # NotResource/NotAction grant everything but what they name: wildcards by another name.
+    wrong = [f"{s.file} {s.where}" for s in statements() if {"NotResource", "NotAction"} & set(s.body)
+             and s.body.get("Effect") == "Allow"]
+    assert not wrong
+
+
+def test_no_resource_names_another_stage_or_any_region_or_account():
+    for s in statements():
+        for r in s.resources:
+            assert not r.startswith("arn:*") and ":*:*:" not in r, (s.file, r)
+            assert "vamp-*" not in r, (s.file, r)  # vamp-*-release matched every stage's machine
+
+
+def test_the_log_streams_are_exactly_the_stage_functions():
+    policy = json.loads((ROOT / ".chalice" / f"policy-{STAGE}.json").read_text())
+    (logs,) = [s for s in policy["Statement"] if any(a.startswith("logs:") for a in s["Action"])]
+    groups = sorted(r["Fn::Sub"].split("log-group:")[1].removesuffix(":*") for r in logs["Resource"])
+    assert groups == sorted(f"/aws/lambda/{f}" for f in stage_functions(STAGE))
+    assert "logs:CreateLogGroup" not in logs["Action"]  # chalice creates the groups (log_retention_in_days)
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    assert config["stages"][STAGE]["log_retention_in_days"] > 0
+
+
+def test_the_release_machine_invokes_only_this_stages_tasks():
+    (invoke,) = [s for s in statements() if s.actions == {"lambda:InvokeFunction"}]
+    assert sorted(invoke.resources) == sorted(ARN % ("lambda", f"function:{f}") for f in stage_functions(STAGE)
+                                              if f.startswith(f"vamp-{STAGE}-release_"))
+
+
+@pytest.mark.skipif(shutil.which("cfn-lint") is None, reason="cfn-lint is not installed")
+def test_cfn_lint_is_clean():
+    templates = sorted(str(p) for p in (ROOT / "infra").glob("*.yaml"))
+    out = subprocess.run(["cfn-lint", *templates], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
