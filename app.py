@@ -17,7 +17,13 @@ app = ThreadSafeChalice(app_name="vamp")
 ANY = ["*/*"]
 
 
-@app.authorizer(ttl_seconds=60)
+# API Gateway caches this verdict per token for AUTHORIZER_TTL seconds: it only opens the gate (a
+# revoked token reaches the API function that long, where the middleware refuses it; a longer
+# TTL saves authorizer invocations). Role and scope are the middleware's, from the store (0022).
+AUTHORIZER_TTL = 5
+
+
+@app.authorizer(ttl_seconds=AUTHORIZER_TTL)
 def vamp_token(auth_request):
     principal = authorize_token(auth_request.token)
     if principal is None:
@@ -26,13 +32,16 @@ def vamp_token(auth_request):
 
 
 # On AWS the API Gateway authorizer runs first (VAMP_API_AUTHORIZER=token|iam in the stage's
-# config); everywhere, the middleware below enforces the same rule.
+# config); everywhere, the middleware below enforces the same rule, and what each token's role
+# and namespaces allow (chalicelib/api/authorization.py: one permission per route).
 AUTHORIZER = {"token": vamp_token, "iam": IAMAuthorizer()}.get(os.environ.get("VAMP_API_AUTHORIZER", ""))
 
 
 @app.middleware("http")
 def require_credentials(event, get_response):
-    refused = refusal(event)  # 401 without valid credentials, 503 while the token store is busy
+    # 401 without valid credentials, 403 beyond the caller's role or namespaces, 503 while the
+    # token store is busy
+    refused = refusal(event)
     if refused is not None:
         status, body, headers = refused
         return Response(json.dumps(body), status_code=status, headers={**headers, "Content-Type": "application/json"})

@@ -35,7 +35,7 @@ def local_aws(table_name: str = "vamp-bench"):
 
     table.reset_clients()
     table.ensure_tables()
-    token, _ = DynamoDBTokenStore().create("bench")
+    token, _ = DynamoDBTokenStore().create("bench", role="admin", namespaces=["*"])
     try:
         yield os.environ["VAMP_AWS_ENDPOINT"], token
     finally:

@@ -60,7 +60,7 @@ def bench_post_to_traffic(rounds: int = 3) -> dict:
         import app
         from chalicelib.store.tokens import DynamoDBTokenStore
 
-        token, _ = DynamoDBTokenStore().create(f"bench-{ns}")
+        token, _ = DynamoDBTokenStore().create(f"bench-{ns}", role="admin", namespaces=["*"])
         times, syncs = [], []
         try:
             with Client(app.app, stage_name="local") as client:

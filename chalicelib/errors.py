@@ -35,6 +35,16 @@ class ValidationFailed(VampError):
         return cls(message, [FieldError(path, reason)])
 
 
+class Forbidden(VampError):
+    """A valid caller asked for more than its token's role or namespaces allow: 403."""
+
+    status = 403
+
+    @classmethod
+    def at(cls, path: str, reason: str, message: str = "Forbidden") -> "Forbidden":
+        return cls(message, [FieldError(path, reason)])
+
+
 class NotFound(VampError):
     status = 404
 

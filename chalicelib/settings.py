@@ -34,6 +34,9 @@ class Settings:
     event_retention_days: int = 30
     # token: Bearer API tokens; iam: SigV4 through API Gateway's IAM authorizer (AWS only).
     auth_mode: AuthMode = "token"
+    # auth_mode iam: the role and namespaces of each IAM principal allowed in, as JSON
+    # {"<IAM ARN>": {"role": "operator", "namespaces": ["team-a"]}}; any other is refused (0022).
+    iam_principals: str | None = None
     max_body_bytes: int = 1_048_576
     per_page_max: int = 1000
     # Gateways: etcd client endpoint host:port (None: gateways are stored but not published).

@@ -7,6 +7,7 @@ import threading
 
 import click
 
+from chalicelib.store.tokens import ROLES
 from local.stack import LocalStack
 
 
@@ -52,6 +53,7 @@ def demo(skip_walkthrough: bool) -> None:
     import os
     import time
 
+    from chalicelib.settings import settings
     from local.demo import walkthrough
     from local.demo_release import demo_port, run_release_demo
     from local.stack import free_port
@@ -78,12 +80,14 @@ def demo(skip_walkthrough: bool) -> None:
     try:
         with fresh as stack:
             agent = stack.agent.url if stack.agent else None
-            ok = skip_walkthrough or walkthrough(stack.api_url, stack.token, agent)
+            # The demo calls as an operator of its namespace, as a team would; not as the admin.
+            operator = stack.mint_token("demo", "operator", [settings().default_namespace])
+            ok = skip_walkthrough or walkthrough(stack.api_url, operator, agent)
             if agent is None:
                 click.echo("the canary releases need etcd and the gateway agent (HAProxy)", err=True)
                 ok = False
             elif ok:
-                ok, _ = run_release_demo(stack.api_url, stack.token, agent, demo_port())
+                ok, _ = run_release_demo(stack.api_url, operator, agent, demo_port())
     except (KeyboardInterrupt, SystemExit):
         click.echo("demo interrupted: stopped its traffic, its processes and the stack", err=True)
         raise
@@ -104,8 +108,9 @@ def _exit_on_signal(signum, _frame) -> None:
               help="Use the table on AWS itself (credentials and region from the environment).")
 @click.pass_context
 def token(ctx: click.Context, on_aws: bool) -> None:
-    """API tokens (stored hashed): through the running stack's API, offline on its saved state,
-    or (--aws) in the deployed table."""
+    """API tokens (stored hashed), each with a role and namespaces: through the running stack's
+    API (as its bootstrap admin), offline on its saved state, or (--aws) in the deployed table
+    (how the first admin of a deployment is made: create NAME --role admin --namespaces '*')."""
     ctx.obj = {"aws": on_aws}
 
 
@@ -155,15 +160,21 @@ class _Tokens:
             raise click.ClickException(response.text)
         return response
 
-    def create(self, name: str) -> str:
+    def create(self, name: str, role: str, namespaces: list[str]) -> dict:
         if self.api:
-            return self._checked(self.session.post(self.api, json={"name": name})).json()["token"]
-        return self.store.create(name)[0]
+            body = {"name": name, "role": role, "namespaces": namespaces}
+            return self._checked(self.session.post(self.api, json=body)).json()
+        from chalicelib.api.authorization import checked_grant
 
-    def list(self) -> list[tuple[str, str]]:
+        role, scope = checked_grant(role, namespaces)  # the API's checks, offline too
+        token, entry = self.store.create(name, role=role, namespaces=scope)
+        return {"name": entry.name, "role": entry.role, "namespaces": list(entry.namespaces), "token": token}
+
+    def list(self) -> list[dict]:
         if self.api:
-            return [(t["name"], t["created"]) for t in self._checked(self.session.get(self.api)).json()]
-        return [(p.name, p.created) for p in self.store.list()]
+            return self._checked(self.session.get(self.api)).json()
+        return [{"name": p.name, "role": p.role, "namespaces": list(p.namespaces), "created": p.created}
+                for p in self.store.list()]
 
     def revoke(self, name: str) -> None:
         if self.api:
@@ -172,20 +183,35 @@ class _Tokens:
             self.store.revoke(name)
 
 
+def _namespaces(_ctx, _param, value: str) -> list[str]:
+    return [n.strip() for n in value.split(",") if n.strip()]
+
+
 @token.command("create")
 @click.argument("name")
+@click.option("--role", required=True, type=click.Choice(ROLES),
+              help="reader: reads; operator: + writes; admin: + tokens; agent: a gateway agent's telemetry.")
+@click.option("--namespaces", required=True, callback=_namespaces,
+              help="Comma-separated namespaces the token may touch, or '*' for all.")
 @click.pass_obj
-def token_create(obj: dict, name: str) -> None:
+def token_create(obj: dict, name: str, role: str, namespaces: list[str]) -> None:
+    """Create a token (printed once; only its hash is stored)."""
+    from chalicelib.errors import VampError
+
     with _Tokens(obj["aws"]) as tokens:
-        click.echo(tokens.create(name))
+        try:
+            created = tokens.create(name, role, namespaces)
+        except VampError as e:
+            raise click.ClickException(str(e)) from None
+        click.echo(created["token"])
 
 
 @token.command("list")
 @click.pass_obj
 def token_list(obj: dict) -> None:
     with _Tokens(obj["aws"]) as tokens:
-        for name, created in tokens.list():
-            click.echo(f"{name}\t{created}")
+        for t in tokens.list():
+            click.echo(f"{t['name']}\t{t['role']}\t{','.join(t['namespaces'])}\t{t['created']}")
 
 
 @token.command("revoke")

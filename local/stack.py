@@ -32,6 +32,7 @@ log = logging.getLogger("vamp.local")
 
 ROOT = Path(__file__).resolve().parent.parent
 API_BACKLOG = 256  # connections the local API queues while its threads are busy
+AGENT_TOKEN, AGENT_NAMESPACE = "local-agent", "default"  # the gateway agent's token: an agent of its namespace
 
 
 def free_port() -> int:
@@ -61,7 +62,8 @@ class LocalStack:
     api_port: int = int(os.environ.get("VAMP_PORT", "8080"))
     state_dir: Path = Path(os.environ.get("VAMP_STATE_DIR", ROOT / ".vamp"))
     persist: bool = True
-    token: str | None = None
+    token: str | None = None  # the bootstrap admin of every namespace
+    agent_token: str | None = None  # the gateway agent's: role agent, its namespace only
     endpoint: str | None = None
     quiet: bool = False  # no access log lines on stderr (the demo prints its own)
     serve: bool = True  # the API (off for tools that only want the table, e.g. token commands)
@@ -221,8 +223,10 @@ class LocalStack:
         settings.cache_clear()
         self.etcd_endpoint = etcd.endpoint
         self.virtual_hosts_port = int(os.environ["VAMP_VIRTUAL_HOSTS_PORT"])
-        self.agent = LocalAgent(etcd_endpoint=etcd.endpoint, api_url=self.api_url, api_token=self.token,
-                                work_dir=self.state_dir / "agent", listen_port=free_port(),
+        # The agent's own token: an agent of its namespace, never the bootstrap admin (0022).
+        self.agent_token = self.mint_token(AGENT_TOKEN, "agent", [AGENT_NAMESPACE], replace=True)
+        self.agent = LocalAgent(etcd_endpoint=etcd.endpoint, api_url=self.api_url, api_token=self.agent_token,
+                                namespace=AGENT_NAMESPACE, work_dir=self.state_dir / "agent", listen_port=free_port(),
                                 log_file=self.state_dir / "agent.log", run_dir=run_dir).start()
         self._stops.append(self.agent.stop)
 
@@ -255,7 +259,9 @@ class LocalStack:
         log.info("release state machine %s", arn)
 
     def _bootstrap_token(self) -> None:
-        from chalicelib.store.tokens import DynamoDBTokenStore
+        """The stack's first token: the admin of every namespace (VAMP_API_TOKEN, or the one
+        kept in <state dir>/token, or a new one)."""
+        from chalicelib.store.tokens import ADMIN, ALL_NAMESPACES, DynamoDBTokenStore
 
         token = os.environ.get("VAMP_API_TOKEN")
         token_file = self.state_dir / "token"
@@ -263,12 +269,29 @@ class LocalStack:
             token = token_file.read_text().strip()
         store = DynamoDBTokenStore()
         if token:
-            store.ensure("local", token)
+            store.ensure("local", token, role=ADMIN, namespaces=[ALL_NAMESPACES])
         else:
-            token, _ = store.create(f"local-{os.getpid()}")
+            token, _ = store.create(f"local-{os.getpid()}", role=ADMIN, namespaces=[ALL_NAMESPACES])
         token_file.write_text(token + "\n")
         token_file.chmod(0o600)
         self.token = token
+
+    def mint_token(self, name: str, role: str, namespaces: list[str], replace: bool = False) -> str:
+        """A new token of that role and namespaces, straight into the stack's table (the demo's
+        operator, the agent's); `replace`: revoke an earlier one of that name first (a restarted
+        stack's journal still holds the last run's)."""
+        from chalicelib.api.authorization import checked_grant
+        from chalicelib.errors import NotFound
+        from chalicelib.store.tokens import DynamoDBTokenStore
+
+        role, scope = checked_grant(role, list(namespaces))
+        store = DynamoDBTokenStore()
+        if replace:
+            try:
+                store.revoke(name)
+            except NotFound:
+                pass
+        return store.create(name, role=role, namespaces=scope)[0]
 
     def _start_api(self):
         from chalice.cli.factory import CLIFactory

@@ -27,7 +27,9 @@ def test_demo_promotes_a_healthy_canary_and_rolls_back_a_failing_one(stack):
 
     out = io.StringIO()
     profile = Profile(steps=("50%",), interval=2, failures=1, minimum_requests=5, rate=40, timeout=40)
-    ok, demo = run_release_demo(stack.api_url, stack.token, stack.agent.url, demo_port(),
+    # As `make demo` does: an operator of the namespace calls, the agent posts with its agent token.
+    operator = stack.mint_token("demo", "operator", ["default"])
+    ok, demo = run_release_demo(stack.api_url, operator, stack.agent.url, demo_port(),
                                 profile=profile, console=Console(file=out, width=150))
     log = out.getvalue()
     assert ok, log

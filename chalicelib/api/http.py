@@ -3,20 +3,20 @@ Vamp's JSON `{"message", "errors": [{"path", "reason"}]}` with the right status.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import unquote
 
 from chalicelib import aws
 from chalicelib.api import negotiation
+from chalicelib.api.authorization import NAMESPACE, Caller
 from chalicelib.errors import FieldError, Unavailable, ValidationFailed, VampError
 from chalicelib.settings import settings
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 TRUE = {"true", "1", "yes", ""}
+CALLER = "vamp.caller"  # where the middleware leaves the Caller in a request's context
 
 
 @dataclass
@@ -29,7 +29,13 @@ class Call:
     multi_query: dict[str, list[str]] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     raw_body: bytes = b""
-    principal: str | None = None
+    # Who calls, as the middleware found them in the token store (api/auth.py); None only for
+    # a request the middleware did not see, which a handler needing the caller refuses.
+    caller: Caller | None = None
+
+    @property
+    def principal(self) -> str | None:
+        return self.caller.name if self.caller else None
 
     def flag(self, name: str) -> bool:
         value = self.query.get(name)
@@ -70,7 +76,6 @@ def build_call(request, namespace: str | None) -> Call:
     qp = request.query_params or {}
     multi = {k: qp.getlist(k) for k in qp} if qp else {}
     headers = {k.lower(): v for k, v in (request.headers or {}).items()}
-    authorizer = (request.context or {}).get("authorizer") or {}
     return Call(
         namespace=namespace_of(namespace),
         path=request.context.get("path", "") if request.context else "",
@@ -78,7 +83,7 @@ def build_call(request, namespace: str | None) -> Call:
         multi_query=multi,
         headers=headers,
         raw_body=request.raw_body or b"",
-        principal=authorizer.get("principalId"),
+        caller=(request.context or {}).get(CALLER),
     )
 
 

@@ -8,6 +8,7 @@ from pydantic.json_schema import models_json_schema
 from chalicelib import VERSION, dsl
 from chalicelib.kinds import ACCEPTED_KINDS
 from chalicelib.store.event_store import EventQuery
+from chalicelib.store.tokens import ROLES
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 MEDIA = ("application/json", "application/x-yaml")
@@ -23,8 +24,9 @@ def _responses(ok: int, schema: dict | None, *errors: int, headers: dict | None 
         out[str(ok)]["content"] = _content(schema)
     if headers:
         out[str(ok)]["headers"] = headers
-    for code in (401, *errors):
-        out[str(code)] = {"description": {400: "invalid input", 401: "no valid token", 404: "not found",
+    for code in (401, 403, *errors):
+        out[str(code)] = {"description": {400: "invalid input", 401: "no valid token",
+                                          403: "beyond the token's role or namespaces", 404: "not found",
                                           409: "stale write or exists", 413: "body too large",
                                           415: "unsupported media type"}[code], "content": _content(ERROR)}
     return out
@@ -106,12 +108,17 @@ def document() -> dict:
         "tags": ["events"], "summary": "query by body: {tags, type, timestamp: {lt, lte, gt, gte}, aggregator}",
         "requestBody": {"content": _content(refs[(EventQuery, "validation")])},
         "responses": _responses(200, {"type": "array", "items": event_ref}, 400)}}
-    token_schema = {"type": "object", "properties": {"name": {"type": "string"}, "created": {"type": "string"},
+    grant = {"role": {"enum": list(ROLES)},
+             "namespaces": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                            "description": "namespaces the token may touch, [\"*\"] for all (default: the path's)"}}
+    token_schema = {"type": "object", "properties": {"name": {"type": "string"}, **grant, "created": {"type": "string"},
                                                       "token": {"type": "string"}}}
     paths["/api/v1/tokens"] = {
-        "get": {"tags": ["auth"], "responses": _responses(200, {"type": "array", "items": token_schema})},
-        "post": {"tags": ["auth"], "summary": "create a token (shown once)",
-                 "requestBody": {"content": _content({"type": "object", "properties": {"name": {"type": "string"}}})},
+        "get": {"tags": ["auth"], "summary": "tokens within the caller's namespaces",
+                "responses": _responses(200, {"type": "array", "items": token_schema})},
+        "post": {"tags": ["auth"], "summary": "create a token (shown once), no wider than the caller's",
+                 "requestBody": {"content": _content({"type": "object", "required": ["name", "role"],
+                                                      "properties": {"name": {"type": "string"}, **grant}})},
                  "responses": _responses(201, token_schema, 400, 409)},
     }
     paths["/api/v1/tokens/{name}"] = {"delete": {"tags": ["auth"], "parameters": [

@@ -1,12 +1,15 @@
 """Where a check's figures come from: the metric events the gateway agents post (type `metrics`,
-tags `gateways:<g>`, `routes:<r>`, `metrics:<m>`; `metrics:histogram` carries latency buckets)."""
+tags `gateways:<g>`, `routes:<r>`, `metrics:<m>`; `metrics:histogram` carries latency buckets).
+Only events posted with an agent token count: the API refuses telemetry from other tokens, and
+whatever else the store holds (posted before roles, written around the API) is not judged
+(docs/decisions/0022)."""
 from __future__ import annotations
 
 from typing import Protocol
 
 from chalicelib.releases.analysis import RouteFigures, figures
 from chalicelib.store.event_backend import event_store
-from chalicelib.store.event_store import EventQuery
+from chalicelib.store.event_store import EventQuery, from_agents
 
 PAGE = 1000
 
@@ -41,4 +44,4 @@ class EventMetricSource:
             if len(events) >= result.total or not result.items:
                 break
             page += 1
-        return figures(events, percentile)
+        return figures(from_agents(events), percentile)

@@ -2,6 +2,8 @@
 
 An event is a plain dict, validated elsewhere:
     {"id": str, "tags": [str, ...], "value": any JSON, "timestamp": "2024-05-01T12:00:00.000000Z", "type": str}
+and, for events posted through the API, "posted_by": {"name", "role"} (releases judge only the
+telemetry agents posted, decision 0022).
 Timestamps are stored in one fixed-width UTC form (microseconds, "Z"), so string order is time order.
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Iterable, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from chalicelib.errors import Unavailable
+from chalicelib.store.tokens import AGENT
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -79,15 +82,36 @@ def new_id(now_ms: int | None = None) -> str:
     return "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in reversed(range(26)))
 
 
-def new_event(tags: Iterable[str], value: Any, type: str = "event", timestamp: datetime | str | None = None) -> dict:
+POSTED_BY = "posted_by"  # who posted an event through the API: {"name", "role"} of the token
+
+
+def new_event(tags: Iterable[str], value: Any, type: str = "event", timestamp: datetime | str | None = None,
+              posted_by: dict | None = None) -> dict:
     ts = parse_timestamp(timestamp) if timestamp is not None else datetime.now(timezone.utc)
-    return {
+    event = {
         "id": new_id(int(ts.timestamp() * 1000)),
         "tags": expand_tags(tags),
         "value": value,
         "timestamp": format_timestamp(ts),
         "type": type,
     }
+    if posted_by is not None:
+        event[POSTED_BY] = posted_by
+    return event
+
+
+def poster_role(event: dict) -> str | None:
+    """The role of the token that posted `event` through the API (None: the control plane's
+    own events, or events stored before posters were recorded)."""
+    poster = event.get(POSTED_BY)
+    return poster.get("role") if isinstance(poster, dict) else None
+
+
+def from_agents(events: list[dict]) -> list[dict]:
+    """The events an agent token posted: the only telemetry releases judge and gateway health
+    counts (the API refuses telemetry from other tokens; this also drops what reached the store
+    another way)."""
+    return [e for e in events if poster_role(e) == AGENT]
 
 
 # --- time ---------------------------------------------------------------------------------

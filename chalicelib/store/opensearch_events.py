@@ -23,6 +23,7 @@ from opensearchpy.exceptions import TransportError
 from chalicelib.errors import ValidationFailed
 from chalicelib.settings import settings
 from chalicelib.store.event_store import (
+    POSTED_BY,
     Aggregator,
     EventPage,
     EventQuery,
@@ -87,7 +88,10 @@ def to_document(namespace: str, event: dict) -> dict:
 
 
 def from_document(doc: dict) -> dict:
-    return {k: doc.get(k) for k in ("id", "tags", "value", "timestamp", "type")}
+    event = {k: doc.get(k) for k in ("id", "tags", "value", "timestamp", "type")}
+    if POSTED_BY in doc:  # kept in _source, not indexed (the mapping is not dynamic)
+        event[POSTED_BY] = doc[POSTED_BY]
+    return event
 
 
 def search_filter(namespace: str, q: EventQuery) -> dict:

@@ -11,7 +11,7 @@ Items, by partition key (`pk`) and sort key (`sk`):
   <ns>#release          <release name>         a release's state: version, doc (JSON text)
   <ns>#release-lock     <gateway>              the release holding the gateway: release (name), release_id
   <ns>#node             <node id>              a gateway agent's latest acknowledgement: doc (JSON), sent, received; TTL
-  #tokens               <sha256 of token>      an API token (hashed), its name and creation time
+  #tokens               <sha256 of token>      an API token (hashed): name, created, role, namespaces (none: admin of "*")
   #namespaces#<what>    <ns>                   a namespace a scheduled pass visits (what: deployments, gateways)
 Items that expire carry `expires_at` (epoch seconds, the table's TTL attribute).
 The two event rows (`<ns>#event-tag#<tag>`, `<ns>#events`) live in the events table

@@ -1,7 +1,9 @@
-"""API tokens: created once (shown once), stored only as a SHA-256 hash, revoked by name.
+"""API tokens: created once (shown once), stored only as a SHA-256 hash, revoked by name, each
+with a role and the namespaces it may touch (docs/decisions/0022-token-roles-and-namespaces.md).
 
 The interface (`TokenStore`) and its one backend, the single table: one item per token under
-`#tokens`, the hash as sort key (layout in table.py). Bearer parsing and the check per request are the API's (api/auth.py).
+`#tokens`, the hash as sort key (layout in table.py). Bearer parsing, the check per request and
+what a role may do are the API's (api/auth.py, api/authorization.py).
 """
 from __future__ import annotations
 
@@ -19,13 +21,20 @@ from chalicelib.store import table
 TOKEN_PREFIX = "vamp_"
 TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
+ADMIN, OPERATOR, READER, AGENT = "admin", "operator", "reader", "agent"
+ROLES = (ADMIN, OPERATOR, READER, AGENT)
+ALL_NAMESPACES = "*"
+
 
 @dataclass(frozen=True)
 class StoredToken:
-    """What is kept about a token besides its hash: the name callers are known by."""
+    """What is kept about a token besides its hash: the name callers are known by, its role and
+    the namespaces it may touch (("*",): every one)."""
 
     name: str
     created: str  # ISO-8601 UTC, seconds
+    role: str = ADMIN
+    namespaces: tuple[str, ...] = (ALL_NAMESPACES,)
 
 
 def hash_token(token: str) -> str:
@@ -37,17 +46,24 @@ class TokenStore(Protocol):
         """The token's entry, or None (unknown, revoked, malformed): the caller answers 401."""
         ...
 
-    def create(self, name: str, token: str | None = None) -> tuple[str, StoredToken]:
-        """Store a token under `name` (Conflict if the name is taken); a new random one unless
-        `token` is given (bootstrap). Returns the token itself: the only time it is seen."""
+    def create(self, name: str, token: str | None = None, *, role: str,
+               namespaces: tuple[str, ...] | list[str]) -> tuple[str, StoredToken]:
+        """Store a token under `name` (Conflict if the name is taken) with its role and
+        namespaces (checked by the caller: api/authorization.checked_grant); a new random one
+        unless `token` is given (bootstrap). Returns the token itself: the only time it is seen."""
         ...
 
-    def ensure(self, name: str, token: str) -> StoredToken:
-        """Register `token` unless it already is (local bootstrap from VAMP_API_TOKEN)."""
+    def ensure(self, name: str, token: str, *, role: str, namespaces: tuple[str, ...] | list[str]) -> StoredToken:
+        """Register `token` unless it already is (local bootstrap from VAMP_API_TOKEN); a token
+        already registered keeps the role and namespaces it has."""
         ...
 
     def list(self) -> list[StoredToken]:
         """Every token's entry, by name."""
+        ...
+
+    def named(self, name: str) -> StoredToken | None:
+        """The entry of the token named `name`, or None."""
         ...
 
     def revoke(self, name: str) -> None:
@@ -57,6 +73,24 @@ class TokenStore(Protocol):
 
 def _key(digest: str) -> dict:
     return {"pk": {"S": table.TOKENS_PK}, "sk": {"S": digest}}
+
+
+def _entry(item: dict) -> StoredToken:
+    """An item as a token. Items written before tokens had roles carry neither a role nor
+    namespaces: every token was the admin of every namespace then, and so they stay (decision
+    0022: list them, revoke and replace them with scoped ones)."""
+    role = item.get("role", {}).get("S", ADMIN)
+    namespaces = tuple(n["S"] for n in item.get("namespaces", {}).get("L", [])) or (ALL_NAMESPACES,)
+    return StoredToken(item["name"]["S"], item["created"]["S"], role, namespaces)
+
+
+def _checked_scope(role: str, namespaces) -> tuple[str, ...]:
+    """The store's own guard (the API checks names and scope first, with the reasons)."""
+    if role not in ROLES:
+        raise ValidationFailed.at("role", f"one of {', '.join(ROLES)}")
+    if isinstance(namespaces, str) or not namespaces or not all(isinstance(n, str) and n for n in namespaces):
+        raise ValidationFailed.at("namespaces", f"a non-empty list of namespace names, or [{ALL_NAMESPACES!r}]")
+    return tuple(namespaces)
 
 
 class DynamoDBTokenStore:
@@ -73,11 +107,13 @@ class DynamoDBTokenStore:
         # but the check keeps a corrupted item from matching.
         if not item or not hmac.compare_digest(item["sk"]["S"], digest):
             return None
-        return StoredToken(item["name"]["S"], item["created"]["S"])
+        return _entry(item)
 
-    def create(self, name: str, token: str | None = None) -> tuple[str, StoredToken]:
+    def create(self, name: str, token: str | None = None, *, role: str,
+               namespaces: tuple[str, ...] | list[str]) -> tuple[str, StoredToken]:
         if not isinstance(name, str) or not TOKEN_NAME.match(name):
             raise ValidationFailed.at("name", "1-64 characters: letters, digits, _ . @ -, starting with a letter or digit")
+        namespaces = _checked_scope(role, namespaces)
         if token is not None and len(token) < 16:
             raise ValidationFailed.at("token", "at least 16 characters")
         if any(p.name == name for p in self.list()):
@@ -87,23 +123,27 @@ class DynamoDBTokenStore:
         try:
             self._ddb.put_item(
                 TableName=self._table,
-                Item={**_key(hash_token(token)), "name": {"S": name}, "created": {"S": created}},
+                Item={**_key(hash_token(token)), "name": {"S": name}, "created": {"S": created},
+                      "role": {"S": role}, "namespaces": {"L": [{"S": n} for n in namespaces]}},
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except self._ddb.exceptions.ConditionalCheckFailedException:
             raise Conflict("this token is already registered", [FieldError("token", "already exists")]) from None
-        return token, StoredToken(name, created)
+        return token, StoredToken(name, created, role, namespaces)
 
-    def ensure(self, name: str, token: str) -> StoredToken:
+    def ensure(self, name: str, token: str, *, role: str, namespaces: tuple[str, ...] | list[str]) -> StoredToken:
         found = self.authenticate(token)
         if found:
             return found
-        return self.create(name, token)[1]
+        return self.create(name, token, role=role, namespaces=namespaces)[1]
 
     def list(self) -> list[StoredToken]:
         items = table.query_items(TableName=self._table, KeyConditionExpression="pk = :pk",
                                   ExpressionAttributeValues={":pk": {"S": table.TOKENS_PK}})
-        return sorted((StoredToken(i["name"]["S"], i["created"]["S"]) for i in items), key=lambda t: t.name)
+        return sorted(map(_entry, items), key=lambda t: t.name)
+
+    def named(self, name: str) -> StoredToken | None:
+        return next((t for t in self.list() if t.name == name), None)
 
     def revoke(self, name: str) -> None:
         items = table.query_items(

@@ -11,10 +11,13 @@ def _post(api, events):
 def test_post_one_and_a_list_then_query_by_tags(api):
     one = _post(api, {"tags": ["deployments:sava", "clusters:sava"], "value": {"x": 1}})
     assert one["type"] == "event" and "deployments" in one["tags"] and one["timestamp"].endswith("Z")
-    _post(api, [{"tags": ["deployments:other"], "value": 2}, {"tags": ["gateways:web"], "value": 3, "type": "metrics"}])
+    _post(api, [{"tags": ["deployments:other"], "value": 2}, {"tags": ["gateways:web"], "value": 3, "type": "note"}])
+    metric = _post(api.as_role("agent", name="node-1"), {"tags": ["gateways:web"], "value": 4, "type": "metrics"})
+    assert metric["posted_by"] == {"name": "node-1", "role": "agent"}  # who posted it, kept with it
     assert len(api.get("/api/v1/events?tag=deployments").json) == 2
     assert len(api.get("/api/v1/events?tag=deployments&tag=clusters:sava").json) == 1
-    assert [e["value"] for e in api.get("/api/v1/events?type=metrics").json] == [3]
+    assert [e["value"] for e in api.get("/api/v1/events?type=metrics").json] == [4]
+    assert [e["value"] for e in api.get("/api/v1/events?tag=gateways:web").json] == [4, 3]
 
 
 def test_time_range_and_aggregators(api):

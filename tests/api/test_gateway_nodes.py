@@ -10,7 +10,7 @@ import pytest
 def ack(api, node, generation, *, status="applied", sent=None, namespace_prefix="", **extra):
     body = {"node": node, "generation": generation, "checksum": "sha256:" + "0" * 64, "status": status,
             "sent": time.time() if sent is None else sent, "interval": 1.0, **extra}
-    return api.put(f"{namespace_prefix}/api/v1/vga/nodes/{node}", body)
+    return api.put(f"{namespace_prefix}/api/v1/vga/nodes/{node}", body, token=api.token_of("agent"))
 
 
 def gateway(api, name="shop"):
@@ -91,13 +91,13 @@ def test_nodes_are_per_namespace(api):
     ([1, 2], "body"),
 ])
 def test_a_malformed_acknowledgement_is_a_400_naming_the_field(api, body, field):
-    r = api.put("/api/v1/vga/nodes/n1", body)
+    r = api.put("/api/v1/vga/nodes/n1", body, token=api.token_of("agent"))
     assert r.status_code == 400, r.body
     assert r.json["errors"][0]["path"] == field
 
 
 def test_a_bad_node_name_is_a_400(api):
-    r = api.put("/api/v1/vga/nodes/-x", {"status": "applied", "sent": 1})
+    r = api.put("/api/v1/vga/nodes/-x", {"status": "applied", "sent": 1}, token=api.token_of("agent"))
     assert r.status_code == 400 and r.json["errors"][0]["path"] == "node"
 
 

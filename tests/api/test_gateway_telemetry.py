@@ -7,7 +7,7 @@ import time
 def _node_reports(api):
     """A gateway agent acknowledging (health is 0 while no node reports: test_gateway_nodes)."""
     body = {"status": "applied", "generation": 0, "sent": time.time(), "interval": 5.0}
-    assert api.put("/api/v1/vga/nodes/n1", body).status_code == 200
+    assert api.put("/api/v1/vga/nodes/n1", body, token=api.token_of("agent")).status_code == 200
 
 
 def _window(api, gateway, route, figures):
@@ -15,7 +15,7 @@ def _window(api, gateway, route, figures):
     for metric, value in figures.items():
         tags = [f"gateways:{gateway}", f"metrics:{metric}"] + ([f"routes:{route}"] if route else [])
         events.append({"tags": tags, "type": "metrics", "value": value})
-    assert api.post("/api/v1/events", events).status_code == 201
+    assert api.post("/api/v1/events", events, token=api.token_of("agent")).status_code == 201
 
 
 def test_health_and_metrics_of_a_gateway_and_its_routes(api):

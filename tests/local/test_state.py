@@ -131,8 +131,9 @@ def test_items_of_a_table_the_stack_does_not_create_are_kept(journal, tmp_path):
     os.environ["VAMP_TABLE_NAME"] = other
     table.reset_clients()
     try:
-        DynamoDBTokenStore().create("kept", "kept-token-0123456789abcdef")
-        DynamoDBTokenStore().create("dropped", "dropped-token-0123456789abcdef")
+        DynamoDBTokenStore().create("kept", "kept-token-0123456789abcdef", role="admin", namespaces=["*"])
+        DynamoDBTokenStore().create("dropped", "dropped-token-0123456789abcdef", role="admin",
+                                    namespaces=["*"])
         DynamoDBTokenStore().revoke("dropped")
         written = _items()
     finally:

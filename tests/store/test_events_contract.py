@@ -46,6 +46,14 @@ class EventStoreContract:
         assert page.total == 2
         assert page.items[1]["value"] == value
 
+    def test_who_posted_an_event_comes_back_with_it(self, store, ns):
+        """Releases judge only what agent tokens posted (decision 0022): the poster is kept."""
+        posted = new_event(["metrics:requests"], 5, "metrics", at(1), posted_by={"name": "node-1", "role": "agent"})
+        store.publish(ns, [posted, new_event(["metrics:requests"], 6, "metrics", at(2))])
+        newer, older = store.query(ns, EventQuery(tags=["metrics"])).items
+        assert older == posted and older["posted_by"] == {"name": "node-1", "role": "agent"}
+        assert "posted_by" not in newer  # the control plane's own events have none
+
     def test_query_without_tags_returns_everything(self, store, ns):
         events = self.publish(store, ns, (["a"], 1, 1), (["b"], 2, 2), (["c"], None, 3))
         page = store.query(ns, EventQuery())

@@ -14,7 +14,7 @@ def test_dump_then_load_into_an_empty_table_keeps_everything(aws):
     store = DynamoDBArtifactStore()
     store.apply("default", [Write("breeds", f"b{i:02d}", {"i": i}, None) for i in range(30)])  # > one batch
     DynamoDBEventStore().publish("default", [new_event(["a:b"], 1)])
-    token, _ = DynamoDBTokenStore().create("ci")
+    token, _ = DynamoDBTokenStore().create("ci", role="admin", namespaces=["*"])
     namespaces.register("deployments", "default")
     items = table.dump_items()
     assert len(items) == 30 + 1 + 1 + 1  # artifacts, counter, token, namespace: events have their own table

@@ -20,7 +20,9 @@ def info(call: Call) -> Reply:
         "running_since": STARTED,
         "persistence": {"type": "dynamodb", "table": s.table_name},
         "event_store": {"type": s.event_store},
-        "auth": {"mode": s.auth_mode, "principal": call.principal},
+        "auth": {"mode": s.auth_mode, "principal": call.principal,
+                 "role": call.caller.role if call.caller else None,
+                 "namespaces": list(call.caller.namespaces) if call.caller else []},
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
 

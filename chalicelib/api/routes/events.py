@@ -1,9 +1,10 @@
-"""Events: `GET|POST /api/v1/events[/get]` (queries, aggregates) and `POST /api/v1/events` (publish)."""
+"""Events: `GET|POST /api/v1/events[/get]` (queries, aggregates) and `POST /api/v1/events` (publish:
+telemetry only from agent tokens, every event stamped with who posted it, decision 0022)."""
 from __future__ import annotations
 
-from chalicelib.api import pagination
+from chalicelib.api import authorization, pagination
 from chalicelib.api.http import Call, Reply
-from chalicelib.errors import FieldError, ValidationFailed
+from chalicelib.errors import FieldError, Forbidden, ValidationFailed
 from chalicelib.settings import settings
 from chalicelib.store.event_backend import event_store
 
@@ -70,6 +71,9 @@ def publish_events(call: Call) -> Reply:
     from chalicelib import dsl  # pydantic, as above
     from chalicelib.store.event_store import new_event
 
+    caller = call.caller
+    if caller is None:  # the middleware always sets it: without it, nobody's role is known
+        raise Forbidden.at("Authorization", "no caller")
     docs = call.documents()
     many = len(docs) != 1
     events, errors = [], []
@@ -80,11 +84,15 @@ def publish_events(call: Call) -> Reply:
             prefix = f"[{i}]." if many else ""
             errors += [FieldError(prefix + x.path, x.reason) for x in err.errors]
             continue
-        events.append(new_event(tags=list(e.tags), value=e.value, type=e.type, timestamp=e.timestamp))
+        events.append(new_event(tags=list(e.tags), value=e.value, type=e.type, timestamp=e.timestamp,
+                                posted_by={"name": caller.name, "role": caller.role}))
     if not docs:
         errors.append(FieldError("body", "no event given"))
     if errors:
         raise ValidationFailed("Invalid event", errors)
+    refused = authorization.event_refusal(caller, [(e["tags"], e["type"]) for e in events])
+    if refused is not None:  # nothing of the batch is written
+        raise refused
     if not call.flag("validate_only"):
         event_store().publish(call.namespace, events)
     return Reply(201, events if many else events[0])

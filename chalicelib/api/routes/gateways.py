@@ -15,12 +15,12 @@ from chalicelib.store.event_backend import event_store
 
 def _metric_events(call: Call, gateway: str, route: str | None, metric: str, window: int) -> list[dict]:
     # The event store's interface imports pydantic (~80 ms): off the cold-start path.
-    from chalicelib.store.event_store import EventQuery
+    from chalicelib.store.event_store import EventQuery, from_agents
 
     since = datetime.now(timezone.utc) - timedelta(seconds=window)
     query = EventQuery(tags=telemetry.tags_for(gateway, route, metric), type="metrics", gte=since,
                        per_page=settings().per_page_max)
-    return event_store().query(call.namespace, query).items
+    return from_agents(event_store().query(call.namespace, query).items)  # only what agents posted (0022)
 
 
 def gateway_health(call: Call, gateway: str, route: str | None = None) -> Reply:
