@@ -14,6 +14,7 @@ from typing import Literal, get_args
 EventStoreKind = Literal["dynamodb", "opensearch"]
 AuthMode = Literal["token", "iam"]
 DriverKind = Literal["local", "kubernetes", "ecs"]
+EgressRouteNames = Literal["listed", "resolved"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,15 @@ class Settings:
     ecs_subnets: str | None = None  # comma-separated; ECS services run awsvpc
     ecs_security_groups: str | None = None
     ecs_launch_type: str = "FARGATE"
+    # Egress (docs/decisions/0025-egress-policy.md): what external routes and release webhooks may
+    # reach besides public addresses: CIDRs, addresses and host names (`*.` for subdomains), e.g.
+    # "10.1.0.0/16,internal.example.com". A metadata service address is admitted only when listed
+    # as itself (169.254.169.254), never by a range around it. Empty: public addresses only.
+    egress_allow: str = ""
+    # Host names in external routes: "listed" (only names egress_allow lists: HAProxy resolves them
+    # on the nodes, later, so an unlisted name's DNS could change under a checked route) or
+    # "resolved" (any name whose every address is admitted when the gateway is stored).
+    egress_route_names: EgressRouteNames = "listed"
 
     def driver_for(self, namespace: str, env: dict[str, str] | None = None) -> str:
         env = os.environ if env is None else env
@@ -89,6 +99,8 @@ class Settings:
                     values[f.name] = int(raw)
                 except ValueError:
                     raise ValueError(f"VAMP_{f.name.upper()} must be an integer, not {raw!r}") from None
+        if values.get("egress_allow"):
+            parse_egress_allow(values["egress_allow"])  # a bad entry fails at start, not on a write
         if "region" not in values and env.get("AWS_DEFAULT_REGION"):
             values["region"] = env["AWS_DEFAULT_REGION"]
         return cls(**values)
@@ -108,7 +120,33 @@ def parse_port_range(text: str) -> range:
     return range(first, last + 1)
 
 
-_HINTS = {"event_store": EventStoreKind, "auth_mode": AuthMode, "driver": DriverKind}
+_HOST_ENTRY = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*$")
+
+
+def parse_egress_allow(text: str) -> tuple[tuple, tuple[str, ...]]:
+    """"10.1.0.0/16,169.254.169.254,internal.example.com,*.svc.example" -> (networks, host names):
+    networks as ipaddress networks (an address is a /32 or /128), names lower-cased without a
+    trailing dot. ValueError naming the entry that is neither."""
+    import ipaddress
+
+    networks, hosts = [], []
+    for raw in (text or "").split(","):
+        entry = raw.strip().lower().rstrip(".")
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+            continue
+        except ValueError:
+            pass
+        if len(entry) > 253 or not _HOST_ENTRY.fullmatch(entry) or entry.replace(".", "").isdigit():
+            raise ValueError(f"VAMP_EGRESS_ALLOW: {raw.strip()!r} is neither a CIDR, an address nor a host name")
+        hosts.append(entry)
+    return tuple(networks), tuple(hosts)
+
+
+_HINTS = {"event_store": EventStoreKind, "auth_mode": AuthMode, "driver": DriverKind,
+          "egress_route_names": EgressRouteNames}
 
 
 @lru_cache(maxsize=1)
