@@ -70,7 +70,8 @@ def _host_header(target: egress.Destination) -> str:
 def post(target: egress.Destination, payload: dict, timeout: float) -> int:
     """POST to the address checked (never the name again); the HTTP status, or OSError and
     http.client's errors."""
-    address = str(target.addresses[0])
+    # Every address was checked; IPv4 first (Lambda's egress often has no IPv6 route).
+    address = str(min(target.addresses, key=lambda a: a.version))
     if target.scheme == "https":
         conn: http.client.HTTPConnection = _PinnedHTTPS(address, target.port, target.host, timeout, tls_context())
     else:
@@ -114,10 +115,10 @@ def call(hook: Webhook, payload: dict, *, resolve: egress.Resolver | None = None
     try:
         status = post(target, payload, min(max(hook.timeout, 1), MAX_TIMEOUT))
     except (OSError, http.client.HTTPException, ValueError) as e:
-        log.warning("%s to %s: no answer: %s", where, target.addresses[0], e)
+        log.warning("%s at %s: no answer: %s", where, [str(a) for a in target.addresses], e)
         return HookResult(hook.name, False, None, FAILED)
     if not 200 <= status < 300:
-        log.warning("%s to %s: HTTP %d", where, target.addresses[0], status)
+        log.warning("%s at %s: HTTP %d", where, [str(a) for a in target.addresses], status)
         return HookResult(hook.name, False, None, FAILED)
     return HookResult(hook.name, True, status, OK)
 
