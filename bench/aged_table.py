@@ -91,8 +91,8 @@ class Writers:
         self._lock = threading.Lock()
 
     def put(self, session: requests.Session, name: str, weight: int) -> None:
-        body = {"name": name, "routes": {"[10.0.0.1:8080]": {"weight": f"{weight}%"},
-                                         "[10.0.0.2:8080]": {"weight": f"{100 - weight}%"}}}
+        body = {"name": name, "routes": {"[127.0.0.1:8080]": {"weight": f"{weight}%"},
+                                         "[127.0.0.2:8080]": {"weight": f"{100 - weight}%"}}}
         began = time.perf_counter()
         try:
             status = session.put(f"{self.url}/{self.namespace}/api/v1/gateways/{name}", json=body,

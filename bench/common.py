@@ -30,6 +30,7 @@ def local_aws(table_name: str = "vamp-bench"):
     os.environ["VAMP_AWS_ENDPOINT"] = f"http://127.0.0.1:{port}"
     os.environ["MOTO_PORT"] = str(port)
     os.environ["VAMP_TABLE_NAME"] = table_name
+    os.environ.setdefault("VAMP_EGRESS_ALLOW", "127.0.0.0/8,::1")  # as the local stack: loopback backends (0025)
     from chalicelib.store import table
     from chalicelib.store.tokens import DynamoDBTokenStore
 

@@ -119,6 +119,9 @@ def change(
         except ValidationFailed as e:
             errors += _prefixed(e, doc.path)
             continue
+        if kind == "release-policies":  # webhooks the egress policy refuses: 400, nothing written
+            errors += [FieldError(f"{doc.path}.{e.path}" if doc.path else e.path, e.reason)
+                       for e in webhook_egress_errors(model.webhooks)]
         dumped = dsl.dump(model)
         canonical.append(dumped)
         expected = None if mode == "create" else (expected_version or 0)
@@ -145,17 +148,36 @@ def change(
     return outcomes
 
 
+def webhook_egress_errors(hooks, path: str = "webhooks") -> list[FieldError]:
+    """`webhooks[i].url` of the hooks (dsl Webhook models or plan Webhooks) the egress policy
+    refuses, with the reason (docs/decisions/0025). Checked again at every call."""
+    from chalicelib.gateways import egress
+
+    errors = []
+    for i, hook in enumerate(hooks):
+        try:
+            egress.check_url(hook.url)
+        except egress.Refused as refused:
+            errors.append(FieldError(f"{path}[{i}].url", str(refused)))
+        except ValueError as e:
+            errors.append(FieldError(f"{path}[{i}].url", f"refused: {e}"))
+    return errors
+
+
 def _archive(publish: Callable[[str, list[dict]], None], namespace: str, mode: Mode, outcomes: list[Outcome]) -> None:
     # PyYAML and the event model (pydantic): writes only, never on a read's cold start.
     import yaml
 
+    from chalicelib.dsl.secrets import redact
     from chalicelib.store.event_store import new_event
 
     action = ARCHIVE_ACTION[mode]
+    # Kept for 30 days after the artifact is gone: never an environment value or a webhook's
+    # credentials (redacted; secrets belong in SSM or Secrets Manager, referenced: dsl/secrets.py).
     events = [
         new_event(
             tags=[f"archive:{action}", f"{o.kind}:{o.name}"],
-            value=yaml.safe_dump(o.document, sort_keys=False) if mode != "delete" else "",
+            value=yaml.safe_dump(redact(o.document), sort_keys=False) if mode != "delete" else "",
             type="archive",
         )
         for o in outcomes

@@ -15,6 +15,7 @@ EventStoreKind = Literal["dynamodb", "opensearch"]
 AuthMode = Literal["token", "iam"]
 DriverKind = Literal["local", "kubernetes", "ecs"]
 PodSecurityLevel = Literal["restricted", "baseline", "privileged"]
+EgressRouteNames = Literal["listed", "resolved"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,15 @@ class Settings:
     kube_pod_security: PodSecurityLevel = "restricted"
     kube_pod_security_version: str = "latest"
     kube_namespace_policies: str | None = None
+    # Egress (docs/decisions/0025-egress-policy.md): what external routes and release webhooks may
+    # reach besides public addresses: CIDRs, addresses and host names (`*.` for subdomains), e.g.
+    # "10.1.0.0/16,internal.example.com". A metadata service address is admitted only when listed
+    # as itself (169.254.169.254), never by a range around it. Empty: public addresses only.
+    egress_allow: str = ""
+    # Host names in external routes: "listed" (only names egress_allow lists: HAProxy resolves them
+    # on the nodes, later, so an unlisted name's DNS could change under a checked route) or
+    # "resolved" (any name whose every address is admitted when the gateway is stored).
+    egress_route_names: EgressRouteNames = "listed"
 
     def driver_for(self, namespace: str, env: dict[str, str] | None = None) -> str:
         """The namespace's driver as the operator configured it; ValueError with the reason
@@ -123,6 +133,8 @@ class Settings:
                     values[f.name] = int(raw)
                 except ValueError:
                     raise ValueError(f"VAMP_{f.name.upper()} must be an integer, not {raw!r}") from None
+        if values.get("egress_allow"):
+            parse_egress_allow(values["egress_allow"])  # a bad entry fails at start, not on a write
         if "region" not in values and env.get("AWS_DEFAULT_REGION"):
             values["region"] = env["AWS_DEFAULT_REGION"]
         _check_drivers(values, env)
@@ -181,8 +193,33 @@ def _check_drivers(values: dict, env: dict[str, str]) -> None:
                          f"digits and '-', at most 30, and not be kube-*: not {prefix!r}")
 
 
+_HOST_ENTRY = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*$")
+
+
+def parse_egress_allow(text: str) -> tuple[tuple, tuple[str, ...]]:
+    """"10.1.0.0/16,169.254.169.254,internal.example.com,*.svc.example" -> (networks, host names):
+    networks as ipaddress networks (an address is a /32 or /128), names lower-cased without a
+    trailing dot. ValueError naming the entry that is neither."""
+    import ipaddress
+
+    networks, hosts = [], []
+    for raw in (text or "").split(","):
+        entry = raw.strip().lower().rstrip(".")
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+            continue
+        except ValueError:
+            pass
+        if len(entry) > 253 or not _HOST_ENTRY.fullmatch(entry) or entry.replace(".", "").isdigit():
+            raise ValueError(f"VAMP_EGRESS_ALLOW: {raw.strip()!r} is neither a CIDR, an address nor a host name")
+        hosts.append(entry)
+    return tuple(networks), tuple(hosts)
+
+
 _HINTS = {"event_store": EventStoreKind, "auth_mode": AuthMode, "driver": DriverKind,
-          "kube_pod_security": PodSecurityLevel}
+          "kube_pod_security": PodSecurityLevel, "egress_route_names": EgressRouteNames}
 
 
 @lru_cache(maxsize=1)

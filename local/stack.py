@@ -107,6 +107,9 @@ class LocalStack:
         # Gateway ports below Linux's ephemeral range (32768-60999, where Vamp's 40000-45000 sits):
         # on one machine, a port the stack's own outgoing connections hold cannot be bound by HAProxy.
         os.environ.setdefault("VAMP_GATEWAY_PORTS", "20000-24999")
+        # The demo's backends and webhooks are on loopback: admitted here, refused by default
+        # elsewhere (docs/decisions/0025-egress-policy.md).
+        os.environ.setdefault("VAMP_EGRESS_ALLOW", "127.0.0.0/8,::1")
         self.endpoint = os.environ.get("VAMP_AWS_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
         if self.endpoint:
             log.info("using the AWS endpoint %s (no embedded moto)", self.endpoint)

@@ -19,5 +19,9 @@ os.environ.pop("AWS_PROFILE", None)
 _worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 os.environ["VAMP_GATEWAY_PORTS"] = f"{20000 + 1000 * _worker}-{20000 + 1000 * _worker + 999}"
 
+# As the local stack: loopback admitted by the egress policy (the tests' backends and webhooks
+# listen there). The egress tests set the policy they attack (tests/gateways/test_egress_*.py).
+os.environ["VAMP_EGRESS_ALLOW"] = "127.0.0.0/8,::1"
+
 
 pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.api", "tests.fixtures.gateways", "tests.fixtures.fakes"]

@@ -5,11 +5,14 @@ Scopes, lowest first: the breed's `environment_variables`; the blueprint root's
 `$x.environment_variables.<VAR>`, `$x.constants.<C>` (or `${...}`), where `x` is a dependency
 alias of the breed or a cluster of the deployment: the host is where the gateways run, a port
 is the port of the internal gateway `<deployment>/<cluster>/<port>`. `$$` is a `$`. A value
-left `~` must be filled by a higher scope, or deploying fails with the reason.
+left `~` must be filled by a higher scope, or deploying fails with the reason. `${ssm:...}` and
+`${secretsmanager:...}` are secrets, read through the `secrets` look-up given (deployments/
+secrets.py); no reason ever repeats a value (a reference only when it is plainly one).
 """
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 from chalicelib.deployments.model import (
     Deployment,
@@ -17,6 +20,9 @@ from chalicelib.deployments.model import (
     DeploymentService,
 )
 from chalicelib.dsl.breed import matches
+from chalicelib.dsl.secrets import is_secret_reference, shows_no_secret
+
+Secrets = Callable[[str], str]  # a secret reference (`ssm:/x`) -> its value; EnvironmentError_ if it cannot
 
 _VALUE_REF_RE = re.compile(r"\$(\$|\{([^}]*)\}|([A-Za-z0-9_\-.]*[A-Za-z0-9_\-]))")
 
@@ -79,9 +85,9 @@ def order(dep: Deployment) -> list[tuple[str, str]]:
 
 
 def environment(dep: Deployment, cname: str, service: DeploymentService, host: str,
-                ports: dict[tuple[str, str], int], _seen: tuple = ()) -> dict[str, str]:
+                ports: dict[tuple[str, str], int], _seen: tuple = (), *, secrets: Secrets | None = None) -> dict[str, str]:
     """The service's variables, every reference filled. `ports`: (cluster, port name) -> the
-    port of its internal gateway."""
+    port of its internal gateway; `secrets`: reads secret references (None: they cannot be)."""
     key = (cname, service.name)
     if key in _seen:
         raise EnvironmentError_("environment variables refer to each other in a cycle: "
@@ -96,24 +102,32 @@ def environment(dep: Deployment, cname: str, service: DeploymentService, host: s
             raise EnvironmentError_(
                 f"{cname}/{service.name}: environment variable {name} is `~` and nobody filled it "
                 f"(give it in the service, or as `{cname}.{name}` at the blueprint root)")
-        out[name] = _fill(dep, cname, service, name, value, host, ports, (*_seen, key))
+        out[name] = _fill(dep, cname, service, name, value, host, ports, (*_seen, key), secrets)
     return out
 
 
 def _fill(dep: Deployment, cname: str, service: DeploymentService, var: str, value: str, host: str,
-          ports: dict[tuple[str, str], int], seen: tuple) -> str:
+          ports: dict[tuple[str, str], int], seen: tuple, secrets: Secrets | None) -> str:
     def replace(m: re.Match) -> str:
         if m.group(1) == "$":
             return "$"
         ref = m.group(2) if m.group(2) is not None else m.group(3)
-        return _lookup(dep, cname, service, var, ref, host, ports, seen)
+        return _lookup(dep, cname, service, var, ref, host, ports, seen, secrets)
 
     return _VALUE_REF_RE.sub(replace, value)
 
 
 def _lookup(dep: Deployment, cname: str, service: DeploymentService, var: str, ref: str, host: str,
-            ports: dict[tuple[str, str], int], seen: tuple) -> str:
-    where = f"{cname}/{service.name}: environment variable {var}: ${{{ref}}}"
+            ports: dict[tuple[str, str], int], seen: tuple, secrets: Secrets | None) -> str:
+    shown = f"${{{ref}}}" if shows_no_secret(ref) else "a reference"
+    where = f"{cname}/{service.name}: environment variable {var}: {shown}"
+    if is_secret_reference(ref):
+        if secrets is None:
+            raise EnvironmentError_(f"{where}: no secret store to read it from")
+        try:
+            return secrets(ref)
+        except EnvironmentError_ as e:
+            raise EnvironmentError_(f"{cname}/{service.name}: environment variable {var}: {e}") from None
     alias, dot, rest = ref.partition(".")
     if not dot:
         if alias in service.breed.constants and service.breed.constants[alias] is not None:
@@ -121,7 +135,8 @@ def _lookup(dep: Deployment, cname: str, service: DeploymentService, var: str, r
         raise EnvironmentError_(f"{where} names no constant of breed {service.name}")
     target = target_cluster(dep, cname, service, alias)
     if target is None:
-        raise EnvironmentError_(f"{where}: {alias!r} is neither a dependency being deployed nor a cluster")
+        named = f"{alias!r}" if shows_no_secret(ref) else "it"
+        raise EnvironmentError_(f"{where}: {named} is neither a dependency being deployed nor a cluster")
     cluster: DeploymentCluster = dep.clusters[target]
     if rest == "host":
         return host
@@ -137,7 +152,7 @@ def _lookup(dep: Deployment, cname: str, service: DeploymentService, var: str, r
     if kind == "environment_variables":
         for provider in providers:
             if item in provider.breed.environment_variables or item in provider.environment_variables:
-                return environment(dep, target, provider, host, ports, seen)[item]
+                return environment(dep, target, provider, host, ports, seen, secrets=secrets)[item]
         raise EnvironmentError_(f"{where}: cluster {target} has no environment variable {item!r}")
     if kind == "constants":
         for provider in providers:

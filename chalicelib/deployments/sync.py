@@ -31,6 +31,7 @@ from chalicelib.deployments import implied_gateways as G
 from chalicelib.deployments.environment import EnvironmentError_, dependencies, environment, order
 from chalicelib.deployments.model import DeployedInstance, load, set_phase
 from chalicelib.deployments.operations import KIND, namespaces, stored_gateways, write
+from chalicelib.deployments.secrets import SecretSource
 from chalicelib.deployments.slice import prune
 from chalicelib.drivers import driver_for
 from chalicelib.drivers.base import DriverError, HealthCheckSpec, PortSpec, ServiceSpec, service_key
@@ -71,8 +72,12 @@ def gateway_host() -> str:
     return "127.0.0.1" if bind in ("0.0.0.0", "*", "") else bind
 
 
-def service_spec(dep, cname: str, service, ports: dict[tuple[str, str], int], host: str):
-    """The driver spec of a service (ValueError with the reason when it cannot be built)."""
+def service_spec(dep, cname: str, service, ports: dict[tuple[str, str], int], host: str,
+                 secrets: SecretSource | None = None):
+    """The driver spec of a service (ValueError with the reason when it cannot be built), its
+    secret references read through `secrets` (every driver gets their values this way)."""
+    secrets = secrets if secrets is not None else SecretSource()
+    env = environment(dep, cname, service, host, ports, secrets=secrets)
     breed = service.breed
     cluster = dep.clusters[cname]
     checks = service.health_checks if service.health_checks is not None else (
@@ -82,7 +87,7 @@ def service_spec(dep, cname: str, service, ports: dict[tuple[str, str], int], ho
         deployment=dep.name, cluster=cname, service=service.name,
         deployable_type=breed.deployable.type, definition=breed.deployable.definition,
         ports=tuple(PortSpec(n, port_number(p), port_type(p)) for n, p in breed.ports.items()),
-        env=environment(dep, cname, service, host, ports),
+        env=env, sealed_env=secrets.seal(env) if secrets.used else None,
         arguments=tuple((k, v) for a in [*breed.arguments, *service.arguments] for k, v in a.items()),
         cpu=service.scale.cpu, memory=service.scale.memory, instances=service.scale.instances,
         health_checks=tuple(HealthCheckSpec(h.port, h.path, h.protocol, h.initial_delay, h.timeout, h.interval,
@@ -173,7 +178,10 @@ def sync_deployment(store, namespace: str, stored, driver, running: dict | None,
     def due(s) -> bool:
         return s.retry_at is None or _parse_time(s.retry_at) <= now
 
+    secrets = SecretSource()  # each secret read once in this pass; no reason shows one
+
     def fail(s, reason: str) -> None:
+        reason = secrets.scrub(reason)
         s.attempts += 1
         s.retry_at = (now + timedelta(seconds=backoff(s.attempts))).isoformat(timespec="milliseconds").replace(
             "+00:00", "Z")
@@ -230,7 +238,7 @@ def sync_deployment(store, namespace: str, stored, driver, running: dict | None,
                 set_phase(s, "initiated", stamp, "waiting for " + ", ".join(waiting))
                 continue
         try:
-            spec = service_spec(dep, cname, s, ports, host)
+            spec = service_spec(dep, cname, s, ports, host, secrets)
         except (EnvironmentError_, ValueError) as e:
             fail(s, str(e))
             continue
@@ -259,7 +267,7 @@ def sync_deployment(store, namespace: str, stored, driver, running: dict | None,
         elif st.state == "failed":
             fail(s, st.reason or "failed")
         else:
-            set_phase(s, "updating", stamp, st.reason)
+            set_phase(s, "updating", stamp, secrets.scrub(st.reason))
         s.instances = instances
     after = prune(dep)
     if after == before:

@@ -52,7 +52,7 @@ class ServiceSpec:
     deployable_type: str  # container/docker | command | ...
     definition: str  # the image, or the command line
     ports: tuple[PortSpec, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # may hold secrets: never in a repr
     arguments: tuple[tuple[str, str], ...] = ()
     cpu: float = 1.0  # cores
     memory: float = 1000.0  # MB
@@ -60,6 +60,9 @@ class ServiceSpec:
     health_checks: tuple[HealthCheckSpec, ...] = ()
     dialects: dict = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    # `env` as the digest sees it when it holds secrets (their references and versions in place
+    # of their values, deployments/secrets.py); None: `env` itself.
+    sealed_env: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> str:
@@ -67,7 +70,11 @@ class ServiceSpec:
 
     def digest(self) -> str:
         """A short hash of everything that, changed, needs a redeploy (sync compares it)."""
-        raw = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), default=str)
+        data = asdict(self)
+        sealed = data.pop("sealed_env")  # popped always: specs without secrets keep their digests
+        if sealed is not None:
+            data["env"] = sealed
+        raw = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
     @classmethod

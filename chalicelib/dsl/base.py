@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .names import check_name
+from .secrets import check_environment_value
 
 # Tags of our tagged unions; they appear in pydantic's error locations and are stripped from
 # paths. A NUL byte cannot occur in a user's key (names refuse control characters).
@@ -151,7 +152,8 @@ def split_arguments(value: Any) -> Any:
 
 
 Metadata = MapOf(str, Scalar)
-EnvironmentVariables = MapOf(Name, OptionalText)
+# Values are strings, as in Vamp; `${ssm:...}` / `${secretsmanager:...}` inside one name a secret (secrets.py).
+EnvironmentVariables = MapOf(Name, Annotated[OptionalText, AfterValidator(check_environment_value)])
 Arguments = Annotated[list[dict[Name, Text]], BeforeValidator(split_arguments)]
 Dialects = MapOf(Name, Any)
 

@@ -23,6 +23,7 @@ from .base import (
     rename,
     resolver,
 )
+from .secrets import is_secret_reference, shows_no_secret
 from .units import Duration, Port
 
 DOCKER = "container/docker"
@@ -133,13 +134,15 @@ class Breed(Artifact):
                 problems.add(("health_checks", i, "port"), f"port {check.port!r} is not a port of this breed")
         for key, value in self.environment_variables.items():
             for ref in value_references(value or ""):
+                if is_secret_reference(ref):  # checked by the value's type (secrets.py)
+                    continue
+                # The reason never repeats the value, a password perhaps (secrets.shows_no_secret).
                 if not _REF_FORM_RE.fullmatch(ref):
-                    problems.add(("environment_variables", key), f"invalid reference ${{{ref}}}")
+                    problems.add(("environment_variables", key),
+                                 "invalid reference (write `$$` for a literal `$`)")
                 elif "." in ref and ref.split(".")[0] not in self.dependencies:
-                    problems.add(
-                        ("environment_variables", key),
-                        f"${ref.split('.')[0]} is not a dependency of this breed",
-                    )
+                    alias = f"${ref.split('.')[0]}" if shows_no_secret(ref) else "a reference"
+                    problems.add(("environment_variables", key), f"{alias} is not a dependency of this breed")
         dependency_problems(self, resolver(info), problems)
         problems.check()
         return self

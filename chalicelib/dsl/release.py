@@ -39,6 +39,7 @@ from pydantic import BeforeValidator, Field, PlainSerializer, model_validator
 from .base import Artifact, ListOf, MapOf, Model, Name, Problems, Ref, SafeText, Scalar, ref_or
 from .gateway import check_route_key
 from .names import check_gateway_name
+from .secrets import redact_url
 from .units import Duration, Percent, parse_percent
 
 MAX_STEPS = 100
@@ -159,7 +160,9 @@ class Judge(Model):
 
 def _url(value: Any) -> str:
     if not isinstance(value, str) or len(value) > 2048 or not _URL_RE.fullmatch(value):
-        raise ValueError(f"invalid webhook url {value!r}: an http:// or https:// URL")
+        # Without its credentials: error messages never repeat them (secrets.redact_url).
+        shown = f" {redact_url(value)!r}" if isinstance(value, str) and len(value) <= 2048 else ""
+        raise ValueError(f"invalid webhook url{shown}: an http:// or https:// URL")
     return value
 
 

@@ -70,12 +70,22 @@ def no_instances(gateway: GatewaySpec, route: RouteSpec) -> list[Instance]:
     return []
 
 
+# (host, port) of an external route -> the host to write in its server line, or RenderError: the
+# publisher passes the egress policy's (gateways/egress.route_address), checked at every render.
+ExternalCheck = Callable[[str, int], str]
+
+
+def as_given(host: str, port: int) -> str:
+    return host
+
+
 @dataclass(frozen=True)
 class Options:
     bind: str = "127.0.0.1"
     virtual_hosts_port: int = 0  # 0: no virtual-host frontend
     maxconn: int = 4096
     instances: InstanceSource = no_instances
+    external: ExternalCheck = as_given
 
     @property
     def loopback(self) -> str:
@@ -201,10 +211,15 @@ class _View:
 
 
 def _servers(gw: GatewaySpec, route: RouteSpec, ports: dict[str, tuple[int, str]], opts: Options,
-             chained_ok: Callable[[str], bool]) -> list[dict]:
+             chained_ok: Callable[[str], bool], problems: list[str]) -> list[dict]:
     if route.external:
         host, port = route.external
-        return [{"name": f"{host}:{port}", "host": host, "port": port, "weight": 100}]
+        try:
+            address = opts.external(host, port)
+        except RenderError as error:  # refused now: the route serves nothing (503), said in problems
+            problems.append(f"gateway {gw.name}: route {route.name}: {error}")
+            return []
+        return [{"name": f"{host}:{port}", "host": address, "port": port, "weight": 100}]
     if route.gateway is not None:
         target = ports.get(route.gateway)
         if target is None or not chained_ok(route.gateway):
@@ -258,7 +273,7 @@ def compile_gateway(gw: GatewaySpec, view: _View, ids, ports: dict[str, tuple[in
                 rewrites.append({"path": check_new_path(new_path), "term": be.term(condition)})
             except RenderError as error:
                 raise RenderError(str(error), f"routes.{route.name}.rewrites[{j}]") from None
-        servers = _servers(gw, route, ports, opts, lambda target: chain_ok(gw.name, target))
+        servers = _servers(gw, route, ports, opts, lambda target: chain_ok(gw.name, target), view.problems)
         for i, server in enumerate(servers):
             server["cookie"] = f"r{ri}s{i}" if instance_cookie else None
             server["resolve"] = not _is_ip(server["host"])

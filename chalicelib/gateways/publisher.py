@@ -131,10 +131,23 @@ def render_namespace(store, namespace: str, targets: RouteTargets, settings: Set
     s = settings or current_settings()
     snap = snapshot.read(store, namespace)
     specs = spec.from_documents(snap.gateways, snap.lookup)
-    options = haproxy.Options(bind=s.gateway_bind, virtual_hosts_port=s.virtual_hosts_port)
+    options = haproxy.Options(bind=s.gateway_bind, virtual_hosts_port=s.virtual_hosts_port,
+                              external=_egress_checked)
     options = replace(options, instances=targets(store, namespace, snap.gateways, options.loopback))
     rendered = haproxy.render(namespace, specs, options)
     return snap, rendered
+
+
+def _egress_checked(host: str, port: int) -> str:
+    """External routes are checked again at every render (docs/decisions/0025): the policy may
+    have narrowed since the gateway was stored. An address is written in its canonical form."""
+    from chalicelib.gateways import egress
+    from chalicelib.gateways.acl import RenderError
+
+    try:
+        return egress.route_address(host)
+    except egress.Refused as refused:
+        raise RenderError(str(refused)) from None
 
 
 def publish_namespace(store, namespace: str, targets: RouteTargets, settings: Settings | None = None):

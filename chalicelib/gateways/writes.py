@@ -39,7 +39,7 @@ def check(writes: list[Write], paths: list[str], resolve: Callable[[str, str], d
     """ValidationFailed (400) for anything that could not become a valid HAProxy configuration."""
     # The DSL and the renderer build pydantic models: only for writes, not at cold start.
     from chalicelib import dsl
-    from chalicelib.gateways import haproxy
+    from chalicelib.gateways import egress, haproxy
     from chalicelib.gateways.acl import RenderError, check_condition, check_new_path
 
     errors: list[FieldError] = []
@@ -51,7 +51,9 @@ def check(writes: list[Write], paths: list[str], resolve: Callable[[str, str], d
         try:
             model = dsl.parse(w.kind, w.document)
             if w.kind == "gateways":
-                haproxy.check_gateway(spec.from_model(model, resolve), vhost_port)
+                gateway = spec.from_model(model, resolve)
+                errors += _egress_errors(gateway, path, egress)
+                haproxy.check_gateway(gateway, vhost_port)
             elif w.kind == "routes":
                 route = spec._route(w.name, model, resolve)
                 for node in [route.condition, *(c for _, c in route.rewrites)]:
@@ -69,6 +71,20 @@ def check(writes: list[Write], paths: list[str], resolve: Callable[[str, str], d
             errors.append(FieldError(where or at, str(error)))
     if errors:
         raise ValidationFailed("Invalid input", errors)
+
+
+def _egress_errors(gateway, path: str, egress) -> list[FieldError]:
+    """External routes to what the egress policy refuses (the metadata service, loopback,
+    private ranges the operator did not admit, names resolving there): docs/decisions/0025."""
+    errors = []
+    for route in gateway.routes:
+        if route.external is None:
+            continue
+        try:
+            egress.check_route(route.external[0])
+        except egress.Refused as refused:
+            errors.append(FieldError(".".join(p for p in (path, "routes", route.name) if p), str(refused)))
+    return errors
 
 
 # -- the transaction: claims and the generation ------------------------------------------------

@@ -8,8 +8,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from chalicelib import dsl
+from chalicelib.artifacts import webhook_egress_errors
 from chalicelib.dsl.document import field_errors
 from chalicelib.dsl.release import Release, ReleasePolicyRef
+from chalicelib.dsl.secrets import redact
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
 from chalicelib.releases import tasks
 from chalicelib.releases.machine import execution_name
@@ -51,8 +53,20 @@ def parse(data: Any, resolve) -> tuple[dict, Any]:
     return spec, _policy(resolve, model.policy)
 
 
+def _check_webhooks(spec: dict, policy) -> None:
+    """The policy's webhooks against the egress policy, as it is now (docs/decisions/0025): a
+    stored policy was checked when stored, but the operator's allowlist may have narrowed."""
+    named = spec["policy"].get("reference") if isinstance(spec.get("policy"), dict) else None
+    errors = webhook_egress_errors(policy.webhooks, "webhooks" if named else "policy.webhooks")
+    if named:
+        errors = [FieldError("policy", f"release policy {named!r}: {e.path}: {e.reason}") for e in errors]
+    if errors:
+        raise ValidationFailed("Invalid release", errors)
+
+
 def start(d: Deps, namespace: str, data: Any, resolve, *, validate_only: bool = False) -> dict:
     spec, policy = parse(data, resolve)
+    _check_webhooks(spec, policy)
     plan = plan_of(policy)
     name = spec["name"]
     snapshot = d.router.snapshot(namespace, spec["gateway"], spec["stable"], spec["canary"])
@@ -84,7 +98,8 @@ def start(d: Deps, namespace: str, data: Any, resolve, *, validate_only: bool = 
         raise
     state, _ = d.store.transition(namespace, name,
                                   lambda s: s.model_copy(update={"execution": arn}) if s.id == release_id else None)
-    publish(d, state, Phase.PROGRESSING, {"reason": "started", "policy": spec["policy"]})
+    # The release's history keeps the policy without its webhooks' credentials (dsl/secrets.py).
+    publish(d, state, Phase.PROGRESSING, {"reason": "started", "policy": redact({"policy": spec["policy"]})["policy"]})
     return view(state)
 
 

@@ -34,7 +34,7 @@ def failing():
         u()
 
 
-GATEWAY = {"name": "shop", "port": "40123/http", "routes": {"[10.0.0.1:8080]": {"weight": "100%"}}}
+GATEWAY = {"name": "shop", "port": "40123/http", "routes": {"[127.0.0.1:8080]": {"weight": "100%"}}}
 
 
 def assert_busy(r, reason: str) -> None:

@@ -127,7 +127,7 @@ def test_env_references_name_dependencies():
         "breed", {"name": "b", "deployable": "i", "env": {"A": "$db.host", "B": "${db.nope.x}", "C": "$$db.host $LOCAL"}}
     ) == [
         ("environment_variables.A", "$db is not a dependency of this breed"),
-        ("environment_variables.B", "invalid reference ${db.nope.x}"),
+        ("environment_variables.B", "invalid reference (write `$$` for a literal `$`)"),
     ]
 
 

@@ -50,8 +50,8 @@ def at_once(local_api, namespace: str, bodies: dict[int, tuple[str, dict]], head
 
 
 def gateway(name: str, weight: int) -> dict:
-    return {"name": name, "routes": {"[10.0.0.1:8080]": {"weight": f"{weight}%"},
-                                     "[10.0.0.2:8080]": {"weight": f"{100 - weight}%"}}}
+    return {"name": name, "routes": {"[127.0.0.1:8080]": {"weight": f"{weight}%"},
+                                     "[127.0.0.2:8080]": {"weight": f"{100 - weight}%"}}}
 
 
 def test_fifty_writers_of_one_namespace_get_2xx_or_409_and_lose_nothing(local_api, namespace):
@@ -64,7 +64,7 @@ def test_fifty_writers_of_one_namespace_get_2xx_or_409_and_lose_nothing(local_ap
     stored = {a.name: a for a in store.all_of_kind(namespace, "gateways")}
     assert sorted(stored) == sorted(f"w{i:02d}" for i in written)  # every 202 is there, nothing else
     for i in written:
-        assert stored[f"w{i:02d}"].document["routes"]["[10.0.0.1:8080]"]["weight"] == f"{i + 1}%"
+        assert stored[f"w{i:02d}"].document["routes"]["[127.0.0.1:8080]"]["weight"] == f"{i + 1}%"
     ports = [a.document["port"] for a in stored.values()]
     assert len(set(ports)) == len(ports)  # no port given to two gateways
     # each acknowledged write bumped the namespace's generation once: none overwrote another
@@ -78,7 +78,7 @@ def test_fifty_conditional_writers_of_one_gateway_have_exactly_one_winner(local_
     assert sorted(Counter(statuses.values()).items()) == [(202, 1), (409, WRITERS - 1)]
     (winner,) = [i for i, s in statuses.items() if s == 202]
     stored = DynamoDBArtifactStore().get(namespace, "gateways", "shared")
-    assert stored.version == 2 and stored.document["routes"]["[10.0.0.1:8080]"]["weight"] == f"{winner + 1}%"
+    assert stored.version == 2 and stored.document["routes"]["[127.0.0.1:8080]"]["weight"] == f"{winner + 1}%"
 
 
 def test_a_stale_if_match_is_a_409_at_once_not_a_race_to_plan_again(api):

@@ -55,7 +55,8 @@ def test_webhooks_gate_steps(api, sfn, traffic, hook_server):
     assert body["name"] == "r1" and body["namespace"] == "default" and body["phase"] == "confirm-traffic-increase"
     assert body["metadata"]["team"] == "shop" and body["metadata"]["canary"] == CANARY and body["checksum"]
     refused = [c for c in status["checks"] if c["verdict"] == "fail"]
-    assert all("webhook ship: HTTP 503" in c["reason"] for c in refused)
+    # What the hook answered stays in the control plane's log: a release is no port scanner.
+    assert all(c["reason"] == "webhook ship: failed" for c in refused), refused
 
 
 def test_webhook_client_refuses_other_schemes_and_times_out(hook_server):

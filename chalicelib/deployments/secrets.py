@@ -1,0 +1,91 @@
+"""Reading the secrets environment values reference (`${ssm:...}`, `${secretsmanager:...}`,
+chalicelib/dsl/secrets.py) when a service is deployed, for every driver: synchronisation builds
+the driver's spec with them (sync.service_spec), so the store and the archive only ever hold the
+reference.
+
+A spec's digest must not become a hash of a password (it is stored in the deployment, and in
+Kubernetes annotations and ECS tags): `seal` gives the environment as the digest sees it, each
+secret value replaced by its reference and version, so a rotated secret (a new version) is
+redeployed and nothing of its value is in the digest.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chalicelib.deployments.environment import EnvironmentError_
+from chalicelib.dsl.secrets import REDACTED, SECRETS_MANAGER, SSM, parse_secret_reference
+
+
+class SecretSource:
+    """Secret values by reference, each read once (one source per synchronisation of a
+    deployment). `clients`: service name -> boto3 client (default: chalicelib.aws's)."""
+
+    def __init__(self, clients: dict[str, Any] | None = None):
+        self._clients = dict(clients or {})
+        self._read: dict[str, tuple[str, str]] = {}  # reference -> (value, version)
+
+    def _client(self, service: str):
+        if service not in self._clients:
+            from chalicelib import aws  # boto3 clients: only when a secret is read
+
+            self._clients[service] = aws.client(service)
+        return self._clients[service]
+
+    def __call__(self, ref: str) -> str:
+        if ref not in self._read:
+            self._read[ref] = self._fetch(ref)
+        return self._read[ref][0]
+
+    def _fetch(self, ref: str) -> tuple[str, str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            service, name, key = parse_secret_reference(ref)
+        except ValueError as e:
+            raise EnvironmentError_(str(e)) from None
+        try:
+            if service == SSM:
+                found = self._client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]
+                return found["Value"], str(found.get("Version", ""))
+            assert service == SECRETS_MANAGER
+            found = self._client("secretsmanager").get_secret_value(SecretId=name)
+        except ClientError as e:  # the code only: AWS messages may quote what was asked
+            raise EnvironmentError_(f"secret ${{{ref}}}: {e.response.get('Error', {}).get('Code', 'error')}") from None
+        except BotoCoreError as e:
+            raise EnvironmentError_(f"secret ${{{ref}}}: {type(e).__name__}") from None
+        version = str(found.get("VersionId", ""))
+        value = found.get("SecretString")
+        if value is None:
+            raise EnvironmentError_(f"secret ${{{ref}}}: a binary secret (only strings are environment values)")
+        if key is None:
+            return value, version
+        try:
+            field = json.loads(value)[key]
+        except (ValueError, TypeError, KeyError):
+            raise EnvironmentError_(f"secret ${{{ref}}}: not a JSON object with the key {key!r}") from None
+        return (field if isinstance(field, str) else json.dumps(field)), version
+
+    @property
+    def used(self) -> bool:
+        return bool(self._read)
+
+    def seal(self, env: dict[str, str]) -> dict[str, str]:
+        """`env` as a digest may see it: every secret value replaced by `${<ref>@<version>}`."""
+        ordered = sorted(self._read.items(), key=lambda item: -len(item[1][0]))
+        out = {}
+        for name, value in env.items():
+            for ref, (secret, version) in ordered:
+                if secret:
+                    value = value.replace(secret, f"${{{ref}@{version}}}")
+            out[name] = value
+        return out
+
+    def scrub(self, text: str | None) -> str | None:
+        """A reason (a driver's error, a status) without any secret value read here."""
+        if not text:
+            return text
+        for secret, _ in sorted(self._read.values(), key=lambda item: -len(item[0])):
+            if len(secret) >= 3:
+                text = text.replace(secret, REDACTED)
+        return text
