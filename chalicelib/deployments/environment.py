@@ -18,7 +18,7 @@ from chalicelib.deployments.model import (
 )
 from chalicelib.dsl.breed import matches
 
-_VALUE_REF_RE = re.compile(r"\$(\$|\{([^}]*)\}|([A-Za-z0-9_\-.]*[A-Za-z0-9_\-]))")
+_VALUE_REF_RE = re.compile(r"\$(\$|\{([^}$]*)\}|([A-Za-z0-9_\-.]*[A-Za-z0-9_\-]))")  # as dsl/breed.py's (linear)
 
 
 class EnvironmentError_(ValueError):

@@ -6,6 +6,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, model_validator
 
+from .balance import parse as parse_balance
 from .base import (
     Artifact,
     ListOf,
@@ -25,10 +26,6 @@ from .weights import effective_weights as fill_weights  # Vamp's weight defaults
 _HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.\-_]*[A-Za-z0-9])?$")
 _VIRTUAL_HOST_RE = re.compile(r"^[A-Za-z0-9*]([A-Za-z0-9.\-_*]*[A-Za-z0-9])?(:\d{1,5})?$")
 _EXTERNAL_RE = re.compile(r"^\[([^\[\]:]+):(\d{1,5})\]$")
-_BALANCE_RE = re.compile(
-    r"^(roundrobin|static-rr|leastconn|first|source|random|uri|url_param|hdr|rdp-cookie)"
-    r"(\([A-Za-z0-9_\-]+\))?( [A-Za-z0-9_\-]+)*$"
-)
 
 
 def _host(value: Any) -> str:
@@ -44,9 +41,12 @@ def _virtual_host(value: Any) -> str:
 
 
 def _balance(value: Any) -> str:
-    if not isinstance(value, str) or not _BALANCE_RE.fullmatch(value.strip()):
-        raise ValueError(f"invalid balance {value!r}: an HAProxy algorithm like roundrobin or leastconn")
-    return value.strip()
+    """HAProxy's own grammar (balance.py): `uri depth` without a number used to pass here and
+    then fail `haproxy -c`, which froze every gateway of the namespace on the nodes."""
+    try:
+        return parse_balance(value)
+    except ValueError as error:
+        raise ValueError(f"invalid balance {value!r}: {error}") from None
 
 
 def _sticky(value: Any) -> Any:

@@ -46,7 +46,7 @@ MIN_INTERVAL = 1  # seconds; Flagger's floor is 10 s, local tests use 1 s
 MAX_INTERVAL = 86_400
 MAX_WEBHOOK_TIMEOUT = 30
 MAX_APPLY_TIMEOUT = 3600
-_LATENCY_RE = re.compile(r"^ *(\d+(?:\.\d+)?) *(ms|s)? *$")
+_LATENCY_RE = re.compile(r"^(\d+(?:\.\d+)?) *(ms|s)?$")  # on the value without its outer spaces (linear)
 _URL_RE = re.compile(r"^https?://[^\s/?#]+(?:[/?#][^\s]*)?$", re.IGNORECASE)
 
 
@@ -54,7 +54,7 @@ def _latency(value: Any) -> float:
     """Milliseconds: 500, "500ms", "0.5s"."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
-    elif isinstance(value, str) and (m := _LATENCY_RE.fullmatch(value)):
+    elif isinstance(value, str) and (m := _LATENCY_RE.fullmatch(value.strip(" "))):
         number = float(m.group(1)) * (1000 if m.group(2) == "s" else 1)
     else:
         raise ValueError(f"invalid latency {value!r}: milliseconds like 500ms or 0.5s")
