@@ -15,6 +15,7 @@ from .base import (
     Ref,
     SafeText,
     as_dict,
+    at_most_items,
     ref_or,
 )
 from .condition import ConditionOrRef
@@ -71,8 +72,14 @@ def check_route_key(key: Any) -> str:
         ) from None
 
 
+# What one gateway may hold (docs/decisions/0024): every route is a backend and a rule of the
+# namespace's one configuration, every rewrite and virtual host a line of it.
+MAX_ROUTES = 64
+MAX_VIRTUAL_HOSTS = 32
+MAX_REWRITES = 16
+
 Host = Annotated[str, AfterValidator(_host)]
-VirtualHosts = ListOf(Annotated[str, AfterValidator(_virtual_host)])
+VirtualHosts = ListOf(Annotated[str, AfterValidator(_virtual_host)], at_most=MAX_VIRTUAL_HOSTS)
 Balance = Annotated[str, AfterValidator(_balance)]
 Sticky = Annotated[Literal["route", "instance"] | None, BeforeValidator(_sticky)]
 
@@ -85,7 +92,7 @@ class Route(Artifact):
     weight: Percent | None = None
     condition: ConditionOrRef | None = None
     condition_strength: Percent | None = None
-    rewrites: ListOf(RewriteOrRef) = []
+    rewrites: ListOf(RewriteOrRef, at_most=MAX_REWRITES) = []
     balance: Balance | None = None
     selector: SafeText | None = None
 
@@ -134,7 +141,8 @@ def _routes_shorthand(value: Any) -> Any:
 
 
 Routes = Annotated[
-    dict[Annotated[str, BeforeValidator(check_route_key)], RouteOrRef], BeforeValidator(_routes_shorthand)
+    dict[Annotated[str, BeforeValidator(check_route_key)], RouteOrRef], BeforeValidator(_routes_shorthand),
+    BeforeValidator(at_most_items(MAX_ROUTES, "routes")),
 ]
 
 

@@ -46,6 +46,7 @@ MIN_INTERVAL = 1  # seconds; Flagger's floor is 10 s, local tests use 1 s
 MAX_INTERVAL = 86_400
 MAX_WEBHOOK_TIMEOUT = 30
 MAX_APPLY_TIMEOUT = 3600
+MAX_WEBHOOKS = 16  # each is called at every step it applies to
 _LATENCY_RE = re.compile(r"^(\d+(?:\.\d+)?) *(ms|s)?$")  # on the value without its outer spaces (linear)
 _URL_RE = re.compile(r"^https?://[^\s/?#]+(?:[/?#][^\s]*)?$", re.IGNORECASE)
 
@@ -196,7 +197,7 @@ class ReleasePolicy(Artifact):
     metrics: Metrics = Metrics()
     judge: Judge | None = None
     manual_approval: bool = False
-    webhooks: ListOf(Webhook) = []
+    webhooks: ListOf(Webhook, at_most=MAX_WEBHOOKS) = []
 
     @model_validator(mode="after")
     def _rules(self) -> "ReleasePolicy":

@@ -19,7 +19,7 @@ from .base import (
     rename,
 )
 from .breed import Breed, BreedOrRef, OptionalHealthChecks
-from .event import Tag
+from .event import Tags
 from .scale import ScaleOrRef
 
 STATUSES = ("starting", "running", "stopping", "suspended", "suspending", "restarting")
@@ -55,7 +55,7 @@ class TimeSchedule(Model):
 
 
 class EventSchedule(Model):
-    tags: Annotated[ListOf(Tag), Field(min_length=1)]
+    tags: Tags
 
     @model_validator(mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable
 
 from chalicelib.settings import parse_port_range, settings
@@ -61,9 +62,9 @@ def choose_free(ports: range, used: Iterable[int], rng: random.Random | None = N
     return None
 
 
-def parse_ports(text: str) -> frozenset[int]:
-    """"22,2379-2381" -> {22, 2379, 2380, 2381}; ValueError naming the bad part."""
-    out: set[int] = set()
+def parse_ports(text: str) -> tuple[range, ...]:
+    """"22,2379-2381" -> (range(22, 23), range(2379, 2382)); ValueError naming the bad part."""
+    out: list[range] = []
     for part in (text or "").split(","):
         part = part.strip()
         if not part:
@@ -75,48 +76,45 @@ def parse_ports(text: str) -> frozenset[int]:
             raise ValueError(f"invalid ports {part!r}: a port or first-last") from None
         if not 1 <= low <= high <= 65535:
             raise ValueError(f"invalid ports {part!r}: 1 <= first <= last <= 65535")
-        out.update(range(low, high + 1))
-    return frozenset(out)
+        out.append(range(low, high + 1))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
 class PortPolicy:
     """The ports a gateway may be given (explicitly or from the assignment range)."""
 
-    allowed: frozenset[int]
-    reserved: frozenset[int] = frozenset()
+    allowed: tuple[range, ...]
+    reserved: tuple[range, ...] = ()
     virtual_hosts_port: int = 0
 
     def problem(self, port: int) -> str | None:
         """Why `port` cannot be a gateway's port, or None."""
         if port == self.virtual_hosts_port:
             return f"port {port} is the virtual hosts port"
-        if port in self.reserved:
+        if any(port in r for r in self.reserved):
             return f"port {port} is reserved for the nodes' own services (gateway_ports_reserved)"
-        if port not in self.allowed:
-            return f"port {port} is outside the ports allowed for gateways ({_span(self.allowed)})"
+        if not any(port in r for r in self.allowed):
+            allowed = ",".join(f"{r.start}-{r.stop - 1}" for r in self.allowed) or "none"
+            return f"port {port} is outside the ports allowed for gateways ({allowed})"
         return None
 
-    @property
-    def unassignable(self) -> frozenset[int]:
-        """What the assignment must skip even inside its range."""
-        return self.reserved | ({self.virtual_hosts_port} if self.virtual_hosts_port else frozenset())
-
-
-def _span(ports: frozenset[int]) -> str:
-    if not ports:
-        return "none"
-    low, high = min(ports), max(ports)
-    return f"{low}-{high}" if len(ports) == high - low + 1 else f"{len(ports)} ports in {low}-{high}"
+    def unassignable(self, span: range) -> set[int]:
+        """What the assignment must skip inside its range."""
+        return {p for p in span if self.problem(p) is not None}
 
 
 def policy(s=None) -> PortPolicy:
     """The operator's policy from the settings; ValueError when the assignment range
     (`gateway_ports`) is not inside the allowed ports."""
-    s = s or settings()
+    return _policy(s or settings())
+
+
+@lru_cache(maxsize=4)
+def _policy(s) -> PortPolicy:
     allowed = parse_ports(s.gateway_ports_allowed)
     assigned = parse_port_range(s.gateway_ports)
-    if not set(assigned) <= allowed:
+    if not any(assigned.start in r and assigned.stop - 1 in r for r in allowed):
         raise ValueError(f"VAMP_GATEWAY_PORTS {s.gateway_ports} is not inside VAMP_GATEWAY_PORTS_ALLOWED "
                          f"{s.gateway_ports_allowed}")
     return PortPolicy(allowed, parse_ports(s.gateway_ports_reserved), s.virtual_hosts_port)
