@@ -303,3 +303,9 @@ def test_the_http_server_refuses_and_keeps_serving(local_api, raw, content_type,
     assert everything() == before
     after = requests.post(f"{local_api.api_url}/api/v1/breeds", json=BREED, headers=auth, timeout=30)
     assert after.status_code == 201, after.text
+
+
+def test_a_namespace_with_a_trailing_newline_is_refused(api):
+    """`$` matches before a final newline: `re.match` took "default\\n" as a namespace of its own."""
+    r = api.get("/default%0A/api/v1/breeds")
+    assert r.status_code == 400 and r.json["errors"][0]["path"] == "namespace"
