@@ -12,7 +12,6 @@ from .base import (
     Artifact,
     Dialects,
     EnvironmentVariables,
-    ListOf,
     Model,
     Problems,
     SafeText,
