@@ -39,13 +39,25 @@ class Settings:
     # {"<IAM ARN>": {"role": "operator", "namespaces": ["team-a"]}}; any other is refused (0022).
     iam_principals: str | None = None
     max_body_bytes: int = 1_048_576
+    # A body's shape (docs/decisions/0024): collections nested at most this deep, at most this
+    # many values in all, YAML aliases expanding to at most this many values in all.
+    max_body_depth: int = 64
+    max_body_nodes: int = 100_000
+    max_yaml_alias_nodes: int = 10_000
     per_page_max: int = 1000
+    # Events one POST may publish (each is written once per tag, docs/decisions/0024).
+    max_events_per_request: int = 1000
     # Gateways: etcd client endpoint host:port (None: gateways are stored but not published).
     etcd_endpoint: str | None = None
     # Version segment of /vamp/<ns>/gateways/haproxy/<version>/configuration.
     haproxy_version: str = "2.6"
     # Ports assigned to gateways created without one, "first-last" inclusive.
     gateway_ports: str = "40000-45000"
+    # Ports a gateway may ask for ("first-last", comma-separated ranges), and ports no gateway
+    # may have: what the nodes themselves listen on (docs/decisions/0024). The assignment range
+    # lies inside the allowed one; the virtual hosts port is always refused as well.
+    gateway_ports_allowed: str = "1024-65535"
+    gateway_ports_reserved: str = "2379-2381,6443,9100,9180,10248-10260,30000-32767"
     # Address the gateway frontends bind on every node (0.0.0.0 to serve beyond the node).
     gateway_bind: str = "127.0.0.1"
     # Port of the shared virtual-host frontend routing by Host to gateways (0: none).

@@ -67,7 +67,7 @@ def namespace_of(raw: str | None) -> str:
     if raw is None:
         return settings().default_namespace
     ns = unquote(raw)
-    if not NAMESPACE.match(ns):
+    if not NAMESPACE.fullmatch(ns):  # `match` let "default\n" through (`$` matches before a final newline)
         raise ValidationFailed.at("namespace", "lowercase letters, digits and '-', at most 63 characters")
     return ns
 

@@ -24,7 +24,7 @@ from chalicelib.dsl.secrets import is_secret_reference, shows_no_secret
 
 Secrets = Callable[[str], str]  # a secret reference (`ssm:/x`) -> its value; EnvironmentError_ if it cannot
 
-_VALUE_REF_RE = re.compile(r"\$(\$|\{([^}]*)\}|([A-Za-z0-9_\-.]*[A-Za-z0-9_\-]))")
+_VALUE_REF_RE = re.compile(r"\$(\$|\{([^}$]*)\}|([A-Za-z0-9_\-.]*[A-Za-z0-9_\-]))")  # as dsl/breed.py's (linear)
 
 
 class EnvironmentError_(ValueError):

@@ -119,8 +119,21 @@ def as_dict(value: Any) -> Any:
     return value
 
 
-def ListOf(item: Any) -> Any:  # noqa: N802 - reads like a type
-    return Annotated[list[item], BeforeValidator(as_list)]
+def ListOf(item: Any, at_most: int | None = None) -> Any:  # noqa: N802 - reads like a type
+    """A list (a single value is wrapped); with `at_most`, a longer one is refused before its
+    items are validated (docs/decisions/0024)."""
+    if at_most is None:
+        return Annotated[list[item], BeforeValidator(as_list)]
+    return Annotated[list[item], BeforeValidator(as_list), BeforeValidator(at_most_items(at_most))]
+
+
+def at_most_items(limit: int, what: str = "items") -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if isinstance(value, (list, tuple, dict)) and len(value) > limit:
+            fail_at((), f"at most {limit} {what} (got {len(value)})")
+        return value
+
+    return check
 
 
 def MapOf(key: Any, value: Any) -> Any:  # noqa: N802

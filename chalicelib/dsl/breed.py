@@ -82,7 +82,9 @@ def _optional_list(value: Any) -> Any:
 OptionalHealthChecks = Annotated[list[HealthCheck] | None, BeforeValidator(_optional_list)]
 
 # `$db.host`, `$db.ports.port`, `$db.environment_variables.X`, `$db.constants.X`, `${...}`, `$$`.
-_VALUE_REF_RE = re.compile(r"\$(\$|\{([^}]*)\}|([A-Za-z0-9_\-.]*[A-Za-z0-9_\-]))")
+# `[^}$]`, not `[^}]`: finditer tries every `$`, and with `[^}]` each try of "${${${..." read to
+# the end of the value (quadratic); now a try stops at the next `$`.
+_VALUE_REF_RE = re.compile(r"\$(\$|\{([^}$]*)\}|([A-Za-z0-9_\-.]*[A-Za-z0-9_\-]))")
 _REF_FORM_RE = re.compile(
     r"^[^\s.$]+(\.host|\.ports\.[^\s.]+|\.environment_variables\.[^\s.]+|\.constants\.[^\s.]+)?$"
 )
@@ -98,10 +100,20 @@ def value_references(value: str) -> list[str]:
 
 
 def matches(pattern: str, name: str) -> bool:
-    """Dependency names may be wildcards (`mysql:5.*`)."""
+    """Dependency names may be wildcards (`mysql:5.*`). Not a regex: `.*a.*a.*...` backtracks
+    in O(n^k); this greedy match of the pieces in order is O(len(pattern) * len(name))."""
     if "*" not in pattern:
         return pattern == name
-    return re.fullmatch(".*".join(re.escape(p) for p in pattern.split("*")), name) is not None
+    first, *middle, last = pattern.split("*")
+    if len(first) + len(last) > len(name) or not name.startswith(first) or not name.endswith(last):
+        return False
+    at, end = len(first), len(name) - len(last)
+    for piece in middle:  # the leftmost place of each piece leaves the most room for the rest
+        found = name.find(piece, at, end)
+        if found < 0:
+            return False
+        at = found + len(piece)
+    return True
 
 
 class BreedRef(Ref):

@@ -2,6 +2,7 @@
 paths (every problem at once), and the canonical dump."""
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 
 from pydantic import ValidationError
@@ -19,6 +20,9 @@ _MESSAGES = {
     "extra_forbidden": "unknown field",
 }
 _MAX_IMPORT_DEPTH = 10
+# The canonical form of one artifact, as JSON text, is stored in one DynamoDB item (400 KB with
+# its keys; a bigger one was a 500) and copied into its archive event (docs/decisions/0024).
+MAX_DOCUMENT_BYTES = 256 * 1024
 
 
 def error_path(loc: tuple) -> str:
@@ -49,8 +53,13 @@ def field_errors(error: Any) -> list[FieldError]:
         out.append(FieldError(error_path(loc), reason))
     unique: dict[tuple, FieldError] = {}
     for e in out:
-        unique.setdefault((e.path, e.reason), e)
+        unique.setdefault((e.path, e.reason), FieldError(_short(e.path), _short(e.reason)))
     return list(unique.values())
+
+
+def _short(text: str, keep: int = 200) -> str:
+    """Reasons quote the value given: a 40,000-character one is not sent back whole."""
+    return text if len(text) <= 2 * keep + 5 else f"{text[:keep]} ... {text[-keep:]}"
 
 
 def apply_imports(data: dict, resolve: Resolve | None, depth: int = 0) -> dict:
@@ -127,7 +136,8 @@ def normalize_kind_or_fail(kind: Any) -> str:
 
 
 def dump(artifact: Any) -> dict:
-    """The canonical JSON-able form: `name` and plural `kind` first, None-valued fields left out."""
+    """The canonical JSON-able form: `name` and plural `kind` first, None-valued fields left out.
+    ValidationFailed when it is larger than an item can hold (MAX_DOCUMENT_BYTES)."""
     body = artifact.model_dump(mode="json", exclude_none=True)
     if artifact.__pydantic_extra__:  # a template's free content keeps its nulls
 
@@ -137,4 +147,8 @@ def dump(artifact: Any) -> dict:
     if isinstance(kind, str):
         head["kind"] = kind
         head["metadata"] = body.pop("metadata", {})
-    return {**head, **body}
+    document = {**head, **body}
+    size = len(json.dumps(document, separators=(",", ":"), default=str))  # as the store writes it
+    if size > MAX_DOCUMENT_BYTES:
+        raise ValidationFailed.at("", f"{size} bytes as stored, more than {MAX_DOCUMENT_BYTES}")
+    return document

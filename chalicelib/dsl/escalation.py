@@ -11,9 +11,12 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_serializer, model_validator
 
 from .base import Artifact, ListOf, Name, Problems, Ref, drop_empty_metadata, fail_at, ref_or
-from .units import parse_cpu, parse_memory
+from .scale import MAX_INSTANCES
+from .units import MAX_CPU, MAX_MEMORY, parse_cpu, parse_memory
 
 SCALING = ("scale_instances", "scale_cpu", "scale_memory")
+_MAXIMUM = {"scale_instances": (MAX_INSTANCES, " instances"), "scale_cpu": (MAX_CPU, " cores"),
+            "scale_memory": (MAX_MEMORY, "MB (16 TiB)")}
 GROUPS = ("to_all", "to_one")
 
 
@@ -59,6 +62,8 @@ class Escalation(Artifact):
                     problems.add((key,), f"required for {self.type}")
                 elif self.type == "scale_instances" and not float(value).is_integer():
                     problems.add((key,), "a whole number of instances")
+                elif value > _MAXIMUM[self.type][0]:
+                    problems.add((key,), f"at most {_whole(_MAXIMUM[self.type][0])}{_MAXIMUM[self.type][1]}")
             if self.escalations is not None:
                 problems.add(("escalations",), f"not allowed for {self.type}")
             if None not in (self.minimum, self.maximum) and self.minimum > self.maximum:

@@ -6,6 +6,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, model_validator
 
+from .balance import parse as parse_balance
 from .base import (
     Artifact,
     ListOf,
@@ -14,6 +15,7 @@ from .base import (
     Ref,
     SafeText,
     as_dict,
+    at_most_items,
     ref_or,
 )
 from .condition import ConditionOrRef
@@ -25,10 +27,6 @@ from .weights import effective_weights as fill_weights  # Vamp's weight defaults
 _HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.\-_]*[A-Za-z0-9])?$")
 _VIRTUAL_HOST_RE = re.compile(r"^[A-Za-z0-9*]([A-Za-z0-9.\-_*]*[A-Za-z0-9])?(:\d{1,5})?$")
 _EXTERNAL_RE = re.compile(r"^\[([^\[\]:]+):(\d{1,5})\]$")
-_BALANCE_RE = re.compile(
-    r"^(roundrobin|static-rr|leastconn|first|source|random|uri|url_param|hdr|rdp-cookie)"
-    r"(\([A-Za-z0-9_\-]+\))?( [A-Za-z0-9_\-]+)*$"
-)
 
 
 def _host(value: Any) -> str:
@@ -44,9 +42,12 @@ def _virtual_host(value: Any) -> str:
 
 
 def _balance(value: Any) -> str:
-    if not isinstance(value, str) or not _BALANCE_RE.fullmatch(value.strip()):
-        raise ValueError(f"invalid balance {value!r}: an HAProxy algorithm like roundrobin or leastconn")
-    return value.strip()
+    """HAProxy's own grammar (balance.py): `uri depth` without a number used to pass here and
+    then fail `haproxy -c`, which froze every gateway of the namespace on the nodes."""
+    try:
+        return parse_balance(value)
+    except ValueError as error:
+        raise ValueError(f"invalid balance {value!r}: {error}") from None
 
 
 def _sticky(value: Any) -> Any:
@@ -71,8 +72,14 @@ def check_route_key(key: Any) -> str:
         ) from None
 
 
+# What one gateway may hold (docs/decisions/0024): every route is a backend and a rule of the
+# namespace's one configuration, every rewrite and virtual host a line of it.
+MAX_ROUTES = 64
+MAX_VIRTUAL_HOSTS = 32
+MAX_REWRITES = 16
+
 Host = Annotated[str, AfterValidator(_host)]
-VirtualHosts = ListOf(Annotated[str, AfterValidator(_virtual_host)])
+VirtualHosts = ListOf(Annotated[str, AfterValidator(_virtual_host)], at_most=MAX_VIRTUAL_HOSTS)
 Balance = Annotated[str, AfterValidator(_balance)]
 Sticky = Annotated[Literal["route", "instance"] | None, BeforeValidator(_sticky)]
 
@@ -85,7 +92,7 @@ class Route(Artifact):
     weight: Percent | None = None
     condition: ConditionOrRef | None = None
     condition_strength: Percent | None = None
-    rewrites: ListOf(RewriteOrRef) = []
+    rewrites: ListOf(RewriteOrRef, at_most=MAX_REWRITES) = []
     balance: Balance | None = None
     selector: SafeText | None = None
 
@@ -134,7 +141,8 @@ def _routes_shorthand(value: Any) -> Any:
 
 
 Routes = Annotated[
-    dict[Annotated[str, BeforeValidator(check_route_key)], RouteOrRef], BeforeValidator(_routes_shorthand)
+    dict[Annotated[str, BeforeValidator(check_route_key)], RouteOrRef], BeforeValidator(_routes_shorthand),
+    BeforeValidator(at_most_items(MAX_ROUTES, "routes")),
 ]
 
 

@@ -47,7 +47,8 @@ MIN_INTERVAL = 1  # seconds; Flagger's floor is 10 s, local tests use 1 s
 MAX_INTERVAL = 86_400
 MAX_WEBHOOK_TIMEOUT = 30
 MAX_APPLY_TIMEOUT = 3600
-_LATENCY_RE = re.compile(r"^ *(\d+(?:\.\d+)?) *(ms|s)? *$")
+MAX_WEBHOOKS = 16  # each is called at every step it applies to
+_LATENCY_RE = re.compile(r"^(\d+(?:\.\d+)?) *(ms|s)?$")  # on the value without its outer spaces (linear)
 _URL_RE = re.compile(r"^https?://[^\s/?#]+(?:[/?#][^\s]*)?$", re.IGNORECASE)
 
 
@@ -55,7 +56,7 @@ def _latency(value: Any) -> float:
     """Milliseconds: 500, "500ms", "0.5s"."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
-    elif isinstance(value, str) and (m := _LATENCY_RE.fullmatch(value)):
+    elif isinstance(value, str) and (m := _LATENCY_RE.fullmatch(value.strip(" "))):
         number = float(m.group(1)) * (1000 if m.group(2) == "s" else 1)
     else:
         raise ValueError(f"invalid latency {value!r}: milliseconds like 500ms or 0.5s")
@@ -199,7 +200,7 @@ class ReleasePolicy(Artifact):
     metrics: Metrics = Metrics()
     judge: Judge | None = None
     manual_approval: bool = False
-    webhooks: ListOf(Webhook) = []
+    webhooks: ListOf(Webhook, at_most=MAX_WEBHOOKS) = []
 
     @model_validator(mode="after")
     def _rules(self) -> "ReleasePolicy":

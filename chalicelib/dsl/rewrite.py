@@ -16,14 +16,16 @@ from .condition_grammar import Node, parse_tree
 _LITERAL = r"[A-Za-z0-9\-._~/:@!+,;=*&]"
 _SAMPLE = r"%\[[A-Za-z0-9_.,():\-/^]+\]"
 _NEW_PATH_RE = re.compile(rf"^(?:/|{_SAMPLE})(?:{_LITERAL}|{_SAMPLE})*$")
-_SPLIT_RE = re.compile(r"^\s*(\S+)\s+if\s+(.+?)\s*$", re.IGNORECASE | re.DOTALL)
+# On the stripped text: `(.+?)\s*$` made the condition's trailing spaces quadratic to backtrack,
+# and `\s+(.+)` can split a run of spaces in as many ways; `\s+(\S.*)` cannot.
+_SPLIT_RE = re.compile(r"^(\S+)\s+if\s+(\S.*)$", re.IGNORECASE | re.DOTALL)
 
 
 def split_rewrite(text: Any) -> tuple[str, Node]:
     """'<new path> if <condition>' -> (new path, condition tree); ValueError when invalid."""
     if not isinstance(text, str):
         raise ValueError("a rewrite path is a string '<new path> if <condition>'")
-    m = _SPLIT_RE.fullmatch(text)
+    m = _SPLIT_RE.fullmatch(text.strip())
     if not m:
         raise ValueError(f"invalid rewrite {text!r}: expected '<new path> if <condition>'")
     new_path, condition = m.groups()

@@ -8,12 +8,14 @@ from pydantic import Field
 from .base import Artifact, Ref, ref_or
 from .units import Cpu, Memory
 
+MAX_INSTANCES = 10_000  # of one service; no cluster runs more (docs/decisions/0024)
+
 
 class Scale(Artifact):
     kind: ClassVar[str] = "scales"
     cpu: Cpu
     memory: Memory
-    instances: int = Field(1, ge=0)
+    instances: int = Field(1, ge=0, le=MAX_INSTANCES)
 
 
 class ScaleRef(Ref):

@@ -12,14 +12,13 @@ from .base import (
     Artifact,
     Dialects,
     EnvironmentVariables,
-    ListOf,
     Model,
     Problems,
     SafeText,
     rename,
 )
 from .breed import Breed, BreedOrRef, OptionalHealthChecks
-from .event import Tag
+from .event import Tags
 from .scale import ScaleOrRef
 
 STATUSES = ("starting", "running", "stopping", "suspended", "suspending", "restarting")
@@ -55,7 +54,7 @@ class TimeSchedule(Model):
 
 
 class EventSchedule(Model):
-    tags: Annotated[ListOf(Tag), Field(min_length=1)]
+    tags: Tags
 
     @model_validator(mode="before")
     @classmethod

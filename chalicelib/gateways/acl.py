@@ -119,7 +119,15 @@ def _ip(value: str) -> bool:
     return bool(m) and all(int(x) <= 255 for x in m.groups()[:4]) and (m.group(5) is None or int(m.group(5)) <= 32)
 
 
-_SAMPLE_RE = re.compile(r"%\[([^\]]*)\]")
+def _samples(new_path: str) -> list[str]:
+    """What `%\[([^\]]*)\]`'s findall gave, without its quadratic search on "%[%[%[..."."""
+    found, at = [], 0
+    while (start := new_path.find("%[", at)) >= 0 and (end := new_path.find("]", start + 2)) >= 0:
+        found.append(new_path[start + 2:end])
+        at = end + 1
+    return found
+
+
 _SAMPLE_FETCHES = {"path", "url", "query", "base", "method", "src", "dst", "hdr", "req.hdr", "req.fhdr",
                    "url_param", "urlp", "req.cook", "cook"}
 _SAMPLE_CONVERTERS = {"lower", "upper", "url_dec"}
@@ -127,7 +135,7 @@ _SAMPLE_CONVERTERS = {"lower", "upper", "url_dec"}
 
 def check_new_path(new_path: str) -> str:
     """Every `%[...]` of a rewrite's new path is a known fetch with known converters."""
-    for expr in _SAMPLE_RE.findall(new_path):
+    for expr in _samples(new_path):
         m = _EXPR_RE.fullmatch(expr)
         converters = [c for c in (m.group(3) or "").split(",") if c] if m else []
         args = [a for a in (m.group(2) or "").split(",") if a] if m else []

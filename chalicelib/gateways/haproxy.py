@@ -40,8 +40,11 @@ from chalicelib.contract.log_format import (
     encode_name,
     frontend_name,
 )
+from chalicelib.dsl import balance as B
 from chalicelib.dsl import weights as W
 from chalicelib.gateways.acl import Compiled, RenderError, check_new_path
+from chalicelib.gateways.ports import PortPolicy
+from chalicelib.gateways.ports import policy as port_policy
 from chalicelib.gateways.spec import GatewaySpec, RouteSpec
 
 log = logging.getLogger(__name__)
@@ -118,6 +121,14 @@ def _filter(pattern: str, what: str) -> Callable[[Any], Checked]:
     return check
 
 
+def _balance(value: Any) -> Checked:
+    """HAProxy's grammar of `balance` (dsl/balance.py), not just its charset."""
+    try:
+        return Checked(B.parse(value))
+    except ValueError as error:
+        raise RenderError(f"refusing {value!r} as a balance algorithm: {error}") from None
+
+
 FILTERS = {
     # proxy, server, ACL, variable and cookie names
     "ident": _filter(r"[A-Za-z0-9_.:\-]{1,512}", "a name"),
@@ -128,9 +139,11 @@ FILTERS = {
     "cond": _filter(r"[A-Za-z0-9 _\-.:/(),=+*@!~?^&|{}]{1,4096}", "a condition"),
     # a rewrite's new path (an HAProxy log-format string)
     "fmt": _filter(r"[A-Za-z0-9\-._~/:@!+,;=*&%\[\]()^]{1,2048}", "a path format"),
-    "balance": _filter(r"[a-z\-]+(\([A-Za-z0-9_\-]+\))?( [A-Za-z0-9_\-]+)*", "a balance algorithm"),
+    "balance": _balance,
     "mode": _filter(r"http|tcp", "a mode"),
 }
+
+
 # TCP proxies cannot log HTTP fields: the same JSON keys, with what a TCP connection has no
 # value for as -1 (timers), 0 (status) or "" (request line), so the agent parses both alike.
 _TCP_STAND_INS = {"Tq": "-1", "Tr": "-1", "status": "0", "request": '""'}
@@ -273,6 +286,9 @@ def compile_gateway(gw: GatewaySpec, view: _View, ids, ports: dict[str, tuple[in
                 rewrites.append({"path": check_new_path(new_path), "term": be.term(condition)})
             except RenderError as error:
                 raise RenderError(str(error), f"routes.{route.name}.rewrites[{j}]") from None
+        if route.balance and not http and B.needs_http(route.balance):
+            raise RenderError(f"balance {route.balance} hashes the HTTP request: not on a /tcp port "
+                              "(HAProxy would fall back to roundrobin)", f"routes.{route.name}.balance")
         servers = _servers(gw, route, ports, opts, lambda target: chain_ok(gw.name, target), view.problems)
         for i, server in enumerate(servers):
             server["cookie"] = f"r{ri}s{i}" if instance_cookie else None
@@ -352,10 +368,15 @@ def render(namespace: str, gateways: Iterable[GatewaySpec], options: Options | N
     return Rendered(text, checksum(text), tuple(view.problems))
 
 
-def check_gateway(gw: GatewaySpec, virtual_hosts_port: int = 0) -> None:
-    """What a write must refuse (400) before storing: RenderError with the reason."""
+def check_gateway(gw: GatewaySpec, virtual_hosts_port: int = 0, policy: PortPolicy | None = None) -> None:
+    """What a write must refuse (400) before storing: RenderError with the reason. The port
+    against the operator's policy (the settings' when not given), then the whole gateway
+    rendered."""
     if gw.port is not None and gw.port == virtual_hosts_port:
-        raise RenderError(f"port {gw.port} is the virtual hosts port")
+        raise RenderError(f"port {gw.port} is the virtual hosts port", "port")
+    problem = (policy or port_policy()).problem(gw.port) if gw.port is not None else None
+    if problem:
+        raise RenderError(problem, "port")
     for host in gw.virtual_hosts:
         check_virtual_host(host)
     view = _View()

@@ -148,8 +148,8 @@ def _plan(store, namespace: str, writes: list[Write]) -> tuple[list[Write], list
     extra: list[Write] = []
     if gateway_writes:
         claims = {int(a.document["port"]): a.document for a in store.all_of_kind(namespace, P.CLAIM_KIND)}
-        taken = set(claims) | ({s.virtual_hosts_port} if s.virtual_hosts_port else set())
         span = parse_port_range(s.gateway_ports)
+        taken = set(claims) | P.policy(s).unassignable(span)  # reserved ports, the virtual hosts port
         for i, w in enumerate(planned):
             if w.kind != "gateways":
                 continue

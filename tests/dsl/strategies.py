@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+from chalicelib.dsl import balance as B
 from chalicelib.dsl.condition_grammar import And, Bool, Not, Or, Predicate, Raw, to_text
 
 names = st.from_regex(r"[a-z][a-z0-9_\-]{0,6}", fullmatch=True)
@@ -64,6 +65,43 @@ def _ref(names_strategy=names):
     return st.one_of(names_strategy, names_strategy.map(lambda n: {"ref": n}), names_strategy.map(lambda n: {"reference": n}))
 
 
+# -- balance, from HAProxy's grammar as dsl/balance.py holds it -----------------------------------------
+_balance_names = st.from_regex(r"[A-Za-z0-9_-]{1,8}", fullmatch=True)
+_balance_numbers = st.one_of(st.integers(1, 9), st.just(B.MAX_NUMBER)).map(str)
+
+
+@st.composite
+def balances(draw, http: bool = True):
+    """Every algorithm of the grammar with its arguments and any of its options, in any order;
+    on TCP (`http=False`) only what does not hash the HTTP request."""
+    algorithm = draw(st.sampled_from([a for a in B.ALGORITHMS.values() if http or not a.needs_http]))
+    head, words = algorithm.name, []
+    if algorithm.argument == "name" or algorithm.argument == "name?" and draw(st.booleans()):
+        head += f"({draw(_balance_names)})"
+    elif algorithm.argument == "number?" and draw(st.booleans()):
+        head += f"({draw(_balance_numbers)})"
+    elif algorithm.argument == "param":
+        words.append(draw(_balance_names))
+    elif algorithm.argument == "expr":
+        fetch = draw(st.sampled_from([f for f, (_, reads) in B.HASH_FETCHES.items() if http or not reads]))
+        expr = fetch + (f"({draw(_balance_names)})" if B.HASH_FETCHES[fetch][0] else "")
+        words.append(expr + "".join("," + c for c in draw(st.lists(st.sampled_from(B.HASH_CONVERTERS), max_size=2))))
+    options = draw(st.permutations(algorithm.options))
+    for option in options[:draw(st.integers(0, len(options)))]:
+        words += [option.word, draw(_balance_numbers)] if option.number else [option.word]
+    return " ".join([head, *words])
+
+
+# Words of the grammar put together any way (most of them wrong): what the DSL accepts of these
+# must pass `haproxy -c` (tests/gateways/test_properties.py).
+BALANCE_WORDS = [*B.ALGORITHMS, "hdr(host)", "hdr()", "hdr(", "random(0)", "random(2)", "random(x)",
+                  "rdp-cookie()", "rdp-cookie(mstshash)", "len", "depth", "whole", "path-only", "check_post",
+                  "use_domain_only", "0", "1", "65536", "id", "src", "path", "req.hdr(host)", "req.hdr",
+                  "src,lower", "path,nope", "Roundrobin", "uri(1)"]
+balance_candidates = st.one_of(balances(), balances(http=False),
+                               st.lists(st.sampled_from(BALANCE_WORDS), min_size=1, max_size=5).map(" ".join))
+
+
 # -- scales, conditions, rewrites, routes -------------------------------------------------------------
 scale_bodies = _fixed(cpu=cpus, memory=memories, instances=_maybe(st.integers(0, 20)))
 scales = st.builds(lambda n, b, m: {"name": n, **b, "metadata": m}, names, scale_bodies, metadata)
@@ -75,7 +113,12 @@ route_bodies = _fixed(
     condition=_maybe(st.one_of(condition_texts, condition_texts.map(lambda c: {"condition": c}), _ref())),
     condition_strength=_maybe(percents),
     rewrites=_maybe(st.lists(st.one_of(rewrite_texts, rewrite_texts.map(lambda p: {"path": p}), _ref()), max_size=2)),
-    balance=_maybe(st.sampled_from(["roundrobin", "leastconn", "first", "hdr(host)", "url_param id"])),
+    balance=_maybe(balances()),
+    selector=_maybe(st.sampled_from(["label(app)(sava)", "image(sava:1.0.0)"])),
+)
+# What a /tcp port's routes may have: no condition, rewrite or HTTP hash.
+tcp_route_bodies = _fixed(
+    balance=_maybe(balances(http=False)),
     selector=_maybe(st.sampled_from(["label(app)(sava)", "image(sava:1.0.0)"])),
 )
 routes = st.builds(lambda n, w, b: {"name": n, **b, **({"weight": w} if w else {})}, names, _maybe(percents), route_bodies)
@@ -113,19 +156,26 @@ _http_route_bodies = route_bodies
 
 
 @st.composite
-def gateways(draw):
+def gateways(draw, route_body=None, tcp_route_body=None):
+    """Valid gateways of every field; /tcp ones without what needs HTTP. `route_body`,
+    `tcp_route_body`: other route strategies (the hostile property test's)."""
     segments = draw(st.integers(1, 4))
     name = "/".join(draw(st.lists(names, min_size=segments, max_size=segments)))
-    port = draw(_maybe(st.integers(1, 65535).map(lambda n: f"{n}/http")))
+    mode = draw(st.sampled_from(["http", "http", "tcp"]))
+    port = draw(_maybe(st.integers(1024, 65535).map(lambda n: f"{n}/{mode}")))
     keys = draw(st.lists(st.one_of(names, st.builds(lambda a, b: f"{a}/{b}", names, names),
                                    st.builds(lambda h, p: f"[{h}:{p}]", hosts, st.integers(1, 65535))),
                          max_size=3, unique=True))
-    doc = {"name": name, "routes": draw(weighted(keys, exact=True)), "metadata": draw(metadata)}
+    http = mode == "http" or port is None
+    body = (route_bodies if route_body is None else route_body) if http else \
+        (tcp_route_bodies if tcp_route_body is None else tcp_route_body)
+    doc = {"name": name, "routes": draw(weighted(keys, exact=True, body=body)), "metadata": draw(metadata)}
     if port:
         doc["port"] = port
     doc.update(draw(_fixed(
-        sticky=_maybe(st.sampled_from(["route", "instance", "none"])),
-        virtual_hosts=_maybe(st.one_of(hosts.map(lambda n: f"{n}.example.com"), st.lists(hosts, max_size=2))),
+        sticky=_maybe(st.sampled_from(["route", "instance", "none"] if http else ["none"])),
+        virtual_hosts=_maybe(st.one_of(hosts.map(lambda n: f"{n}.example.com"), st.lists(hosts, max_size=2),
+                                       st.sampled_from(["*.example.com", "shop.example.com:8080"]))),
         service=_maybe(st.fixed_dictionaries({"host": hosts, "port": st.integers(1, 65535)})),
         deployed=_maybe(st.booleans()),
     )))

@@ -12,6 +12,7 @@ from chalicelib.store.event_backend import event_store
 def _event_query(call: Call, body: dict | None):
     # pydantic (the query models, the DSL) is imported by the operations that need it: not at
     # `import app` time, which every request's cold start pays.
+    from chalicelib.dsl.event import MAX_TAGS
     from chalicelib.store.event_store import Aggregator, EventQuery
 
     page, per_page = pagination.page_params(call.query, settings().per_page_max)
@@ -33,8 +34,14 @@ def _event_query(call: Call, body: dict | None):
         spec["tags"] = spec["tags"] + list(body.get("tags") or [])
         if body.get("type"):
             spec["type"] = body["type"]
-        spec.update(body.get("timestamp") or {})
+        timestamp = body.get("timestamp") or {}
+        # only the bounds: `{"timestamp": {"per_page": 10**8}}` bypassed per_page_max (issue 10)
+        if not isinstance(timestamp, dict) or set(timestamp) - {"gt", "gte", "lt", "lte"}:
+            raise ValidationFailed.at("timestamp", "a map of gt, gte, lt, lte")
+        spec.update(timestamp)
         aggregator = body.get("aggregator") or aggregator
+    if len(spec["tags"]) > MAX_TAGS:
+        raise ValidationFailed.at("tags", f"at most {MAX_TAGS} tags")
     try:
         query = EventQuery(**spec)
         agg = Aggregator(**aggregator) if aggregator else None
@@ -75,6 +82,8 @@ def publish_events(call: Call) -> Reply:
     if caller is None:  # the middleware always sets it: without it, nobody's role is known
         raise Forbidden.at("Authorization", "no caller")
     docs = call.documents()
+    if len(docs) > settings().max_events_per_request:  # each is written once per tag
+        raise ValidationFailed.at("body", f"at most {settings().max_events_per_request} events per request")
     many = len(docs) != 1
     events, errors = [], []
     for i, d in enumerate(docs):
