@@ -26,7 +26,7 @@ _SSM_NAME = re.compile(r"^[A-Za-z0-9_.\-/:]{1,2048}$")
 _SECRET_ID = re.compile(r"^[A-Za-z0-9/_+=.@\-:]{1,2048}$")
 _JSON_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,256}$")
 # `$x`, `${...}` and `$$` as environment values write them (dsl/breed.value_references).
-_VALUE_REF = re.compile(r"\$(\$|\{([^}]*)\}|([A-Za-z0-9_\-.]*[A-Za-z0-9_\-]))")
+_VALUE_REF = re.compile(r"\$(\$|\{([^}$]*)\}|([A-Za-z0-9_\-.]*[A-Za-z0-9_\-]))")
 # Where documents hold environment values, and keys whose values are credentials wherever they are.
 # (`environment`, and `env` lists of {name, value}: dialects, as Kubernetes and ECS write them.)
 ENVIRONMENT_KEYS = frozenset({"environment_variables", "env", "environment"})

@@ -36,11 +36,11 @@ def policy(monkeypatch):
     settings.cache_clear()
 
 
-def tcp_gateway(target: str, name: str = "pivot", port: int = 9100) -> dict:
+def tcp_gateway(target: str, name: str = "pivot", port: int = 9150) -> dict:
     return {"name": name, "port": f"{port}/tcp", "routes": {f"[{target}]": {"weight": "100%"}}}
 
 
-def assert_nothing_written(api, name: str = "pivot", port: int = 9100) -> None:
+def assert_nothing_written(api, name: str = "pivot", port: int = 9150) -> None:
     assert api.get(f"/api/v1/gateways/{name}").status_code == 404
     assert api.get("/api/v1/events?tag=archive").json == []
     assert not DynamoDBArtifactStore().all_of_kind("default", "gateway-ports")  # no port claimed
