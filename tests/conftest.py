@@ -19,5 +19,11 @@ os.environ.pop("AWS_PROFILE", None)
 _worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 os.environ["VAMP_GATEWAY_PORTS"] = f"{20000 + 1000 * _worker}-{20000 + 1000 * _worker + 999}"
 
+# Agents apply only configurations signed with a key they hold (docs/decisions/0023): the tests'
+# control plane signs and their agents verify with this one, unless a test says otherwise.
+TEST_SIGNING_KEY = "vamp-tests-gateway-signing-key-0123456789abcdef"
+os.environ.setdefault("VAMP_GATEWAY_SIGNING_KEY", TEST_SIGNING_KEY)
+os.environ.setdefault("VAMP_AGENT_SIGNING_KEY", TEST_SIGNING_KEY)
+
 
 pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.api", "tests.fixtures.gateways", "tests.fixtures.fakes"]

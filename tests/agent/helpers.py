@@ -1,8 +1,10 @@
 """Real local parts for the agent tests: etcd, tiny HTTP backends, a stand-in Vamp API, configs."""
 from __future__ import annotations
 
+import base64
 import http.client
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -13,9 +15,17 @@ from typing import Any, Callable
 
 import requests
 
+from chalicelib.contract import envelope, kv_keys
 from chalicelib.contract.log_format import GLOBAL_LOG_LINE, LOG_FORMAT_LINE, backend_name, frontend_name
 from local.backends import Backend  # noqa: F401  (re-exported: the tests' backends)
 from local.stack import free_port  # noqa: F401  (re-exported)
+
+
+SIGNING_KEY = os.environ["VAMP_AGENT_SIGNING_KEY"]  # the tests' (tests/conftest.py)
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()
 
 
 def sample(metrics: Any, name: str) -> float:
@@ -80,6 +90,22 @@ class EtcdServer:
     def put(self, key: str, value: str) -> None:
         self.client().put(key, value)
 
+    def publish(self, namespace: str, generation: int, text: str, *, key: str | None = None,
+                signed_as: tuple[str, int] | None = None, signature: str | None = None) -> None:
+        """Write configuration, generation and signature of a namespace in one transaction, as the
+        publisher does but with no compare: an attacker's pen too. The signature is made with `key`
+        (default: the tests' key) for `signed_as` (namespace, generation; default: the ones written),
+        or is `signature` as given ("" writes none)."""
+        signed_ns, signed_gen = signed_as or (namespace, generation)
+        if signature is None:
+            signature = envelope.sign(key or SIGNING_KEY, signed_ns, "2.6", signed_gen, text.encode())
+        puts = [(kv_keys.config_key(namespace, "2.6"), text.encode()),
+                (kv_keys.generation_key(namespace, "2.6"), envelope.format_generation(generation).encode())]
+        if signature:
+            puts.append((kv_keys.signature_key(namespace, "2.6"), signature.encode()))
+        ops = [{"request_put": {"key": _b64(k.encode()), "value": _b64(v)}} for k, v in puts]
+        assert self.client().transaction({"compare": [], "success": ops, "failure": []}).get("succeeded")
+
 
 
 
@@ -125,8 +151,9 @@ GATEWAY, ROUTE = "shop/9050", "shop/web"
 
 
 def haproxy_config(port: int, servers: list[tuple[str, int, int]], *, balance: str = "roundrobin") -> str:
-    """A hand-written config in the renderer's conventions: one gateway, one route backend whose
-    servers carry the weights; the agent's JSON log format."""
+    """A hand-written config in the renderer's conventions (and its directives: the agent's
+    allowlist): one gateway, one route backend whose servers carry the weights; the agent's JSON
+    log format."""
     lines = [
         "global",
         f"    {GLOBAL_LOG_LINE}",
@@ -140,7 +167,7 @@ def haproxy_config(port: int, servers: list[tuple[str, int, int]], *, balance: s
         "    timeout server 10s",
         f"frontend {frontend_name(GATEWAY)}",
         f"    bind 127.0.0.1:{port}",
-        f"    default_backend {backend_name(GATEWAY, ROUTE)}",
+        f"    use_backend {backend_name(GATEWAY, ROUTE)} if TRUE",
         f"backend {backend_name(GATEWAY, ROUTE)}",
         f"    balance {balance}",
     ]
