@@ -53,9 +53,13 @@ FMT_FETCHES = frozenset({"path", "url", "query", "base", "method", "src", "dst",
                          "url_param", "urlp", "req.cook", "cook"})
 FMT_CONVERTERS = frozenset({"lower", "upper", "url_dec"})
 METHODS = frozenset({"str", "sub", "beg", "end", "dir", "dom", "found", "bool", "int"})
-_EXPR = re.compile(r"([a-z][a-z0-9_.]*)(?:\(([A-Za-z0-9_.:,\-]*)\))?((?:,[a-z_]+(?:\([A-Za-z0-9_.:,\-]*\))?)*)")
-_CONVERTER = re.compile(r",([a-z_]+)(?:\(([A-Za-z0-9_.:,\-]*)\))?")
-_VALUE = re.compile(r"[A-Za-z0-9_.:/=+*@~?^&,\-()%!]{1,1024}")
+# Arguments and values are names and strings to match (a header, a cookie, a host): harmless
+# whatever they hold, once the fetches and converters that would read a file are out. What
+# would end them early (parentheses, braces, spaces) or be decoded (quotes, `$`, `\`) is not.
+_ARGS = r"[^\s()'\"$\\#{}]*"
+_EXPR = re.compile(rf"([a-z][a-z0-9_.]*)(?:\(({_ARGS})\))?((?:,[a-z_]+(?:\({_ARGS}\))?)*)")
+_CONVERTER = re.compile(rf",([a-z_]+)(?:\(({_ARGS})\))?")
+_VALUE = re.compile(r"[^\s{}'\"$\\#]{1,1024}")
 
 # Why a few of the refused are refused, for the node's report.
 DANGEROUS = {

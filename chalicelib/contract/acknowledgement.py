@@ -103,7 +103,7 @@ def parse(data: Any, namespace: str, node: str) -> Acknowledgement:
     if stage is not None and stage not in STAGES:
         raise InvalidAcknowledgement("stage", f"one of {', '.join(STAGES)}, or null")
     gateways = data.get("rejected_gateways")
-    if gateways is not None and (not isinstance(gateways, list) or len(gateways) > GATEWAYS_MAX
+    if gateways is not None and (not isinstance(gateways, (list, tuple)) or len(gateways) > GATEWAYS_MAX
                                  or not all(isinstance(g, str) and 0 < len(g) <= 512 for g in gateways)):
         raise InvalidAcknowledgement("rejected_gateways", f"a list of at most {GATEWAYS_MAX} gateway names, or null")
     interval = _number(data, "interval", 5.0)
