@@ -57,14 +57,15 @@ class ApplyState:
     key_id: str | None = None  # the key the configuration served was signed with
 
 
-_PARSING = re.compile(r"parsing \[[^\]]*:(\d+)\]")
-_PROXY = re.compile(r"(?:[Pp]roxy|backend|frontend) '([^']+)'")
+_CITED = re.compile(r"\[[^\]\s]+\.cfg:(\d+)\]")  # "parsing [candidate.cfg:12]", "Binding [haproxy.cfg:9]"
+_PROXY = re.compile(r"(?:[Pp]roxy|backend|frontend) (?:'([^']+)'|([A-Za-z0-9_.:\-]+?)(?=:\s|\s|$))")
 _HEADER = re.compile(r"^\s*(frontend|backend)\s+(\S+)")
 
 
 def named_gateways(message: str, text: bytes) -> tuple[str, ...]:
-    """The gateways HAProxy's message names: by the line numbers it cites (`parsing [f:12]`: the
-    section holding line 12 of the text) and by the proxies it quotes (`Proxy 'gw.x'`)."""
+    """The gateways HAProxy's message names: by the line numbers it cites (`parsing [f.cfg:12]`:
+    the section holding line 12 of the text) and by the proxies it names (`Proxy 'gw.x'`,
+    `for frontend gw.x:`)."""
     lines = text.decode(errors="replace").split("\n")
     found: list[str] = []
 
@@ -75,7 +76,7 @@ def named_gateways(message: str, text: bytes) -> tuple[str, ...]:
 
     for m in re.finditer(r"[^\n]+", message):
         line = m.group(0)
-        cited = _PARSING.search(line)
+        cited = _CITED.search(line)
         if cited:
             number = int(cited.group(1))
             section = None
@@ -87,9 +88,8 @@ def named_gateways(message: str, text: bytes) -> tuple[str, ...]:
                 if raw.strip() in ("global", "defaults") or raw.strip().startswith("resolvers "):
                     break
             add(section)
-        proxy = _PROXY.search(line)
-        if proxy:
-            add(proxy.group(1))
+        for proxy in _PROXY.finditer(line):
+            add(proxy.group(1) or proxy.group(2))
     return tuple(found)
 
 
@@ -232,7 +232,7 @@ class Applier:
             if prev.exists():
                 os.replace(prev, cfg)
             self.metrics.reload_failures.inc()
-            said = "\n".join(line for line in self.haproxy.output_since(mark) if "[ALERT]" in line or "[WARNING]" in line)
+            said = "\n".join(self.haproxy.alerts_since(mark))
             message = "reload failed; old configuration kept" + (f":\n{said}" if said else " (see haproxy output)")
             self._refused(revision, generation, "reload", message, named_gateways(said, value))
             log.error("reload of revision %s failed; still serving %s", revision, self.state.checksum)

@@ -177,6 +177,16 @@ class HAProxy:
     def output_since(self, mark: int) -> list[str]:
         return [line for n, line in list(self._output) if n > mark]
 
+    def alerts_since(self, mark: int, wait: float = 1.0) -> list[str]:
+        """HAProxy's [ALERT] lines since the mark (after a failed reload: they may still be on
+        their way through the pipe, hence a short wait for the first)."""
+        deadline = time.monotonic() + wait
+        while True:
+            alerts = [line for line in self.output_since(mark) if "[ALERT]" in line]
+            if alerts or time.monotonic() > deadline:
+                return alerts
+            time.sleep(0.02)
+
     def _supervise(self) -> None:
         retry = Backoff(HAPROXY, self.backoff_max)
         while not self._stopping.is_set():

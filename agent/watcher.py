@@ -60,7 +60,7 @@ class EtcdWatcher:
     def __init__(self, access: EtcdAccess, prefix: str, on_change: OnChange, metrics: AgentMetrics, *,
                  backoff_max: float = CAP, idle_timeout: float = 60.0) -> None:
         self.client = Etcd3Client(**access.client_options(), api_path="/v3/", timeout=5)
-        self.client.session.auth = access.auth(self.client.session)
+        access.configure(self.client.session)
         self.prefix = prefix
         self.config_key, self.generation_key = prefix + "configuration", prefix + "generation"
         self.signature_key = prefix + "signature"

@@ -69,6 +69,19 @@ class EtcdAccess:
             return None
         return TokenAuth(self, session)
 
+    def configure(self, session: Any) -> Any:
+        """A requests session (etcd3gw's client's) made to reach etcd as these settings say. The
+        process environment is not trusted for it: requests lets REQUESTS_CA_BUNDLE override a
+        session's CA, and a proxy variable would send etcd's traffic (tokens) through a proxy."""
+        session.trust_env = False
+        scheme, _, _ = self.address
+        if scheme == "https":
+            session.verify = self.ca_file or True
+            if self.cert_file and self.key_file:
+                session.cert = (self.cert_file, self.key_file)
+        session.auth = self.auth(session)
+        return session
+
 
 def _unchanged(request: Any) -> Any:
     return request

@@ -82,6 +82,7 @@ IDLE_BIND_LINE = 'bind "unix@${' + LOG_SOCKET_ENV + '}.idle"'
 FRONTEND_PREFIX = "gw."
 BACKEND_PREFIX = "rt."
 VIRTUAL_HOST_PREFIX = "vh."
+VIRTUAL_HOSTS_FRONTEND = VIRTUAL_HOST_PREFIX + "virtual-hosts"
 
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:-")
 _ESCAPE = re.compile(r"__|_([0-9A-F]{2})")
@@ -147,6 +148,8 @@ def gateway_route(frontend: str, backend: str) -> tuple[str | None, str | None]:
 def proxy_gateway(proxy: str) -> str | None:
     """The gateway a proxy of the rendered configuration belongs to (gw.<g>, rt.<g>.<r>, vh.<g>),
     or None (the shared virtual-hosts frontend, the idle frontend, a foreign name)."""
+    if proxy == VIRTUAL_HOSTS_FRONTEND:
+        return None
     for prefix, parts in ((FRONTEND_PREFIX, 1), (BACKEND_PREFIX, 2), (VIRTUAL_HOST_PREFIX, 1)):
         if proxy.startswith(prefix):
             names = proxy[len(prefix):].split(".")

@@ -37,6 +37,7 @@ from chalicelib.contract.log_format import (
     LOG_FORMAT_LINE,
     TCP_LOG_FORMAT_LINE,
     VIRTUAL_HOST_PREFIX,
+    VIRTUAL_HOSTS_FRONTEND,
     backend_name,
     encode_name,
     frontend_name,
@@ -48,7 +49,6 @@ from chalicelib.gateways.spec import GatewaySpec, RouteSpec
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-VIRTUAL_HOSTS_FRONTEND = "vh.virtual-hosts"
 _HOSTNAME_SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
 
 

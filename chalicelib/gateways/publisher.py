@@ -98,7 +98,7 @@ def _client(access: EtcdAccess):
     from etcd3gw.client import Etcd3Client  # imported here: not at cold start
 
     etcd = Etcd3Client(**access.client_options(), api_path="/v3/", timeout=5)
-    etcd.session.auth = access.auth(etcd.session)
+    access.configure(etcd.session)
     return etcd
 
 

@@ -20,8 +20,8 @@ from chalicelib.contract.log_format import GLOBAL_LOG_LINE, LOG_FORMAT_LINE, bac
 from local.backends import Backend  # noqa: F401  (re-exported: the tests' backends)
 from local.stack import free_port  # noqa: F401  (re-exported)
 
-
-SIGNING_KEY = os.environ["VAMP_AGENT_SIGNING_KEY"]  # the tests' (tests/conftest.py)
+# The key the tests sign with (tests/conftest.py sets it for both sides; benches import this too).
+SIGNING_KEY = os.environ.get("VAMP_AGENT_SIGNING_KEY") or "vamp-tests-gateway-signing-key-0123456789abcdef"
 
 
 def _b64(value: bytes) -> str:
@@ -49,31 +49,50 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
 
 
 class EtcdServer:
-    """A real etcd on loopback ports; stop() and start() keep its data and its ports."""
+    """A real etcd on loopback ports; stop() and start() keep its data and its ports. With `tls`
+    (a Certificates), clients must come over TLS with a certificate the CA signed; `args` are
+    more flags (e.g. --auth-token-ttl)."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
+    def __init__(self, data_dir: Path, *, tls: "Certificates | None" = None, args: tuple[str, ...] = ()) -> None:
+        self.data_dir, self.tls, self.args = data_dir, tls, args
         self.port, self.peer_port = free_port(), free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
     @property
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
     def start(self) -> "EtcdServer":
-        url, peer = f"http://127.0.0.1:{self.port}", f"http://127.0.0.1:{self.peer_port}"
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        tls = []
+        if self.tls:
+            tls = ["--cert-file", str(self.tls.server_cert), "--key-file", str(self.tls.server_key),
+                   "--trusted-ca-file", str(self.tls.ca_cert), "--client-cert-auth"]
         self.proc = subprocess.Popen(
             [shutil.which("etcd") or "etcd", "--name", "test", "--data-dir", str(self.data_dir),
-             "--listen-client-urls", url, "--advertise-client-urls", url,
+             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"test={peer}", "--log-level", "error"],
+             "--initial-cluster", f"test={peer}", "--log-level", "error", *tls, *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self.healthy, timeout=20, what="etcd up")
         return self
 
+    def requests_options(self) -> dict[str, Any]:
+        if not self.tls:
+            return {}
+        return {"verify": str(self.tls.ca_cert), "cert": (str(self.tls.client_cert), str(self.tls.client_key))}
+
     def healthy(self) -> bool:
         try:
-            return requests.get(f"http://127.0.0.1:{self.port}/health", timeout=1).json().get("health") == "true"
+            return requests.get(f"{self.url}/health", timeout=1, **self.requests_options()).json().get("health") == "true"
         except (requests.RequestException, ValueError):
             return False
 
@@ -85,6 +104,10 @@ class EtcdServer:
     def client(self):  # type: ignore[no-untyped-def]
         from etcd3gw.client import Etcd3Client
 
+        if self.tls:
+            return Etcd3Client("127.0.0.1", self.port, protocol="https", ca_cert=str(self.tls.ca_cert),
+                               cert_cert=str(self.tls.client_cert), cert_key=str(self.tls.client_key),
+                               api_path="/v3/", timeout=5)
         return Etcd3Client("127.0.0.1", self.port, api_path="/v3/", timeout=5)
 
     def put(self, key: str, value: str) -> None:
@@ -107,6 +130,60 @@ class EtcdServer:
         assert self.client().transaction({"compare": [], "success": ops, "failure": []}).get("succeeded")
 
 
+
+
+class Certificates:
+    """A CA, etcd's server certificate (127.0.0.1) and a client certificate, made with
+    `cryptography` in `directory` (PEM files)."""
+
+    def __init__(self, directory: Path) -> None:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        directory.mkdir(parents=True, exist_ok=True)
+        now = datetime.datetime.now(datetime.timezone.utc)
+
+        def name(cn: str) -> x509.Name:
+            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+        def write(stem: str, key, cert) -> tuple[Path, Path]:
+            key_path, cert_path = directory / f"{stem}.key", directory / f"{stem}.crt"
+            key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption()))
+            key_path.chmod(0o600)
+            cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            return key_path, cert_path
+
+        def issue(cn: str, issuer_key, issuer_name, usage, san=None, ca=False):
+            key = ec.generate_private_key(ec.SECP256R1())
+            builder = (x509.CertificateBuilder().subject_name(name(cn)).issuer_name(issuer_name or name(cn))
+                       .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                       .not_valid_before(now - datetime.timedelta(minutes=5))
+                       .not_valid_after(now + datetime.timedelta(days=1))
+                       .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+            if usage:
+                builder = builder.add_extension(x509.ExtendedKeyUsage(usage), critical=False)
+            if san:
+                builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+            return key, builder.sign(issuer_key or key, hashes.SHA256())
+
+        import ipaddress
+
+        ca_key, ca = issue("vamp-tests-ca", None, None, None, ca=True)
+        _, self.ca_cert = write("ca", ca_key, ca)
+        both = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+        self.server_key, self.server_cert = write("server", *issue(
+            "etcd", ca_key, ca.subject, both,
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]))
+        self.client_key, self.client_cert = write("client", *issue(
+            "vamp", ca_key, ca.subject, [ExtendedKeyUsageOID.CLIENT_AUTH]))
+        other_key, other_ca = issue("someone-else", None, None, None, ca=True)
+        self.stranger_key, self.stranger_cert = write("stranger", *issue(
+            "stranger", other_key, other_ca.subject, [ExtendedKeyUsageOID.CLIENT_AUTH]))
 
 
 class FakeApi:

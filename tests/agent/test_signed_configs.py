@@ -167,3 +167,24 @@ def test_the_replay_floor_survives_a_restart(tmp_path):
     assert again.apply(older, 4, 2, 0.0, sign(4, older)) == "rejected"
     assert again.state.rejected_stage == "generation" and "older than generation 5" in again.state.last_error
     assert os.path.exists(tmp_path / "applied.json")
+
+
+def test_a_reload_haproxy_refuses_is_reported_with_its_words_and_the_gateway(start_agent, live_etcd, backends,
+                                                                            fake_api, namespace):
+    """`haproxy -c` passes a port something else holds; the reload does not (finding 10)."""
+    import socket
+
+    a, _ = backends
+    port = free_port()
+    agent = start_agent(namespace=namespace, api_url=fake_api.url, node_id="n4", heartbeat_interval=30.0)
+    live_etcd.publish(namespace, 1, haproxy_config(port, [("a", a.port, 100)]))
+    agent.wait_reloads(1)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        other = haproxy_config(port, [("a", a.port, 100)]).replace(
+            f"    bind 127.0.0.1:{port}\n", f"    bind 127.0.0.1:{port}\n    bind 127.0.0.1:{taken.getsockname()[1]}\n")
+        live_etcd.publish(namespace, 2, other)
+        refused = rejection(fake_api, "n4", 2, "reload")
+    assert "cannot bind socket" in refused["message"] and refused["rejected_gateways"] == ["shop/9050"], refused
+    assert get(port) == "A" and refused["generation"] == 1
