@@ -137,7 +137,7 @@ def test_the_daemonset_runs_the_agent_unprivileged_with_its_status_on_loopback()
     assert all("secretRef" not in source for source in container.get("envFrom", []))  # secrets: files only
     assert "--api-token" not in " ".join(container.get("args", []))
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["secrets"]["secret"]["defaultMode"] == 0o400
+    assert volumes["secrets"]["secret"]["defaultMode"] == 0o400 and pod["securityContext"]["fsGroup"] == 10001
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     assert mounts["secrets"]["readOnly"] is True
     # The one privileged container prepares the node and runs nothing else.
