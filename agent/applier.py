@@ -191,7 +191,7 @@ class Applier:
         except SignatureRefused as refused:
             # Not written anywhere: the text is whatever someone put in etcd.
             return self._reject(revision, generation, digest, "signature", f"refused: {refused}")
-        assert generation is not None  # verify refuses a configuration without one
+        generation = int(generation)  # type: ignore[arg-type]  # verify refuses one without a generation
         if self.floor is not None and generation < self.floor:
             return self._reject(revision, generation, digest, "generation",
                                 f"refused: generation {generation} is older than generation {self.floor}, which this "
