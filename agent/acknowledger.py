@@ -27,7 +27,9 @@ def acknowledgement(node: str, namespace: str, state: ApplyState, interval: floa
     return Acknowledgement(node=node, namespace=namespace, generation=state.generation, checksum=state.checksum,
                            status=status, sent=time.time(), interval=interval,
                            message=state.last_error if status == "rejected" else None,
-                           rejected_generation=state.rejected_generation)
+                           rejected_generation=state.rejected_generation,
+                           stage=state.rejected_stage if status == "rejected" else None,
+                           rejected_gateways=state.rejected_gateways if status == "rejected" else None)
 
 
 class Acknowledger:

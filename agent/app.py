@@ -24,18 +24,22 @@ log = logging.getLogger("agent")
 
 class Agent:
     def __init__(self, settings: AgentSettings) -> None:
+        """SettingsError (agent/settings.py) when a setting it cannot run with is given or missing:
+        no signing key, status beyond loopback without a token, an unreadable secret file."""
         self.settings = s = settings
+        s.check()
         s.work_dir.mkdir(parents=True, exist_ok=True)
         self.metrics = m = AgentMetrics()
-        self.events = EventPoster(s.events_url, s.api_token) if s.events_url else None
+        token = s.api_token_value
+        self.events = EventPoster(s.events_url, token) if s.events_url else None
         self.haproxy = HAProxy(s.haproxy_bin, s.work_dir, s.log_socket_path, backoff_max=s.backoff_max,
                                on_restart=m.haproxy_restarts.inc)
-        self.acknowledger = (Acknowledger(s.api_url, s.api_token, s.node_id, s.namespace, s.heartbeat_interval,
+        self.acknowledger = (Acknowledger(s.api_url, token, s.node_id, s.namespace, s.heartbeat_interval,
                                           lambda: self.applier.state) if s.api_url else None)
-        self.applier = Applier(self.haproxy, m, self.events, s.reload_timeout,
+        self.applier = Applier(self.haproxy, m, signing_keys=s.signing_keys, namespace=s.namespace,
+                               version=s.haproxy_version, events=self.events, reload_timeout=s.reload_timeout,
                                on_done=self.acknowledger.report_now if self.acknowledger else None)
-        host, port = s.etcd_host_port
-        self.watcher = EtcdWatcher(host, port, s.prefix, self.applier.submit, m, backoff_max=s.backoff_max)
+        self.watcher = EtcdWatcher(s.etcd_access, s.prefix, self.applier.submit, m, backoff_max=s.backoff_max)
         self.aggregator = Aggregator()
         self.shipper: Shipper | None = None
         if s.opensearch_url:
@@ -47,7 +51,7 @@ class Agent:
         self.pipeline = Pipeline(self.aggregator, m, self.shipper.add if self.shipper else None)
         self.receiver: LogReceiver | None = None
         listen_host, listen_port = s.listen_host_port
-        self.http = StatusServer(listen_host, listen_port, self.health, m.registry)
+        self.http = StatusServer(listen_host, listen_port, self.health, m.registry, token=s.status_token_value)
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="metric-windows", daemon=True)
 
@@ -116,6 +120,9 @@ class Agent:
             "node": self.settings.node_id,
             "last_rejected_revision": a.last_rejected_revision,
             "last_error": a.last_error,
+            "rejected_stage": a.rejected_stage,
+            "rejected_gateways": list(a.rejected_gateways),
+            "signing_key_id": a.key_id,
             "etcd_connected": w.connected,
             "last_revision": w.last_revision,
             "etcd_revision": w.header_revision,

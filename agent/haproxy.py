@@ -1,9 +1,12 @@
 """HAProxy in master-worker mode: start, supervise, check, reload through the master CLI, stop."""
 from __future__ import annotations
 
+import collections
+import itertools
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +21,7 @@ from chalicelib.contract.log_format import LOG_SOCKET_ENV
 log = logging.getLogger("agent.haproxy")
 
 PIDFILE = "haproxy.pid"  # in the work dir: the master's pid (`haproxy -p`), for tools that stop it
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass
@@ -83,7 +87,9 @@ frontend vamp-agent-idle
 class HAProxy:
     def __init__(self, binary: str, work_dir: Path, log_socket: Path, *, on_restart=None,
                  backoff_max: float = CAP) -> None:
-        self.binary = binary
+        # An absolute path: HAProxy's master re-executes argv[0] on every reload, and its PATH is
+        # its own minimal one (env()).
+        self.binary = shutil.which(binary) or binary
         self.work_dir = work_dir
         self.config = work_dir / "haproxy.cfg"
         self.master_socket = work_dir / "master.sock"
@@ -94,10 +100,16 @@ class HAProxy:
         self._stopping = threading.Event()
         self._lock = threading.RLock()  # one of start/reload/restart at a time
         self._supervisor: threading.Thread | None = None
+        # HAProxy's recent output, numbered: what a failed reload said (output_since)
+        self._output: collections.deque[tuple[int, str]] = collections.deque(maxlen=200)
+        self._lines = itertools.count(1)
 
     # -- process -------------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
-        return {**os.environ, LOG_SOCKET_ENV: str(self.log_socket)}
+        """HAProxy's whole environment: the log socket and a PATH, nothing of the agent's (its API
+        token, signing key, cloud credentials): a configuration can read variables ("${X}",
+        env()), and a process's environment is readable in /proc by its user."""
+        return {"PATH": SYSTEM_PATH, LOG_SOCKET_ENV: str(self.log_socket)}
 
     def write_bootstrap(self) -> None:
         if not self.config.exists():
@@ -151,11 +163,29 @@ class HAProxy:
                 except ProcessLookupError:
                     pass
 
-    @staticmethod
-    def _pump_output(proc: subprocess.Popen[bytes]) -> None:
+    def _pump_output(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
         for raw in proc.stdout:
-            log.info("%s", raw.decode(errors="replace").rstrip())
+            line = raw.decode(errors="replace").rstrip()
+            self._output.append((next(self._lines), line))
+            log.info("%s", line)
+
+    def output_mark(self) -> int:
+        """A mark in HAProxy's output: output_since(mark) is what it said after."""
+        return self._output[-1][0] if self._output else 0
+
+    def output_since(self, mark: int) -> list[str]:
+        return [line for n, line in list(self._output) if n > mark]
+
+    def alerts_since(self, mark: int, wait: float = 1.0) -> list[str]:
+        """HAProxy's [ALERT] lines since the mark (after a failed reload: they may still be on
+        their way through the pipe, hence a short wait for the first)."""
+        deadline = time.monotonic() + wait
+        while True:
+            alerts = [line for line in self.output_since(mark) if "[ALERT]" in line]
+            if alerts or time.monotonic() > deadline:
+                return alerts
+            time.sleep(0.02)
 
     def _supervise(self) -> None:
         retry = Backoff(HAPROXY, self.backoff_max)

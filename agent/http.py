@@ -1,10 +1,13 @@
 """GET /healthz and GET /metrics on the agent's status address (loopback by default).
 
 /metrics is prometheus_client's own handler (its text format, or OpenMetrics for a scraper that
-asks for it); /healthz and the 404 are the agent's.
+asks for it); /healthz and the 404 are the agent's. With a status token (required beyond
+loopback: agent/settings.py), every path wants `Authorization: Bearer <token>` and answers 401
+without it: /healthz tells which configuration a node refused and why.
 """
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import threading
@@ -18,11 +21,17 @@ log = logging.getLogger("agent.http")
 
 class StatusServer:
     def __init__(self, host: str, port: int, health: Callable[[], tuple[bool, dict[str, Any]]],
-                 registry: CollectorRegistry) -> None:
+                 registry: CollectorRegistry, token: str | None = None) -> None:
+        expected = f"Bearer {token}".encode() if token else None
+
         class Handler(MetricsHandler.factory(registry)):  # type: ignore[misc]
             def do_GET(self) -> None:  # noqa: N802
                 path = self.path.split("?", 1)[0]
-                if path == "/metrics":
+                given = (self.headers.get("Authorization") or "").encode()
+                if expected is not None and not hmac.compare_digest(given, expected):
+                    self._send(401, b'{"error":"a status token is required (Authorization: Bearer)"}',
+                               {"WWW-Authenticate": "Bearer"})
+                elif path == "/metrics":
                     super().do_GET()
                 elif path == "/healthz":
                     ok, body = health()
@@ -30,8 +39,10 @@ class StatusServer:
                 else:
                     self._send(404, b'{"error":"not found"}')
 
-            def _send(self, status: int, body: bytes) -> None:
+            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

@@ -1,9 +1,13 @@
 """Watch a namespace's etcd prefix through etcd3gw (etcd's HTTP/JSON gateway), forever, tolerating outages.
 
-The prefix holds the configuration and its generation (chalicelib/contract/kv_keys.py). The
-publisher writes both in one transaction (only the generation when the text is unchanged), so
-a watch message carries both or the generation alone; the watcher hands on the configuration
-with the generation etcd held with it, once per message.
+The prefix holds the configuration, its generation and its signature (chalicelib/contract/
+kv_keys.py). The publisher writes them in one transaction (only generation and signature when
+the text is unchanged), so a watch message carries all three or the last two; the watcher hands
+on the configuration with the generation and signature etcd held with it, once per message
+(the applier verifies them: the watcher trusts nothing it reads).
+
+TLS and etcd v3 authentication come from the settings (contract/etcd_access.py): the client's
+session carries the CA, the client certificate and the token, for reads and the stream alike.
 
 etcd3gw's own `watch()` runs the stream in a pool thread and drops its exceptions, so a dead
 stream looks like a quiet key forever. The agent therefore uses the client for reads and opens
@@ -33,11 +37,13 @@ from etcd3gw.client import Etcd3Client
 from agent.backoff import CAP, ETCD, Backoff
 from agent.metrics import AgentMetrics
 from chalicelib.contract.envelope import parse_generation
+from chalicelib.contract.etcd_access import EtcdAccess
 
 log = logging.getLogger("agent.watcher")
 
-# (configuration, its generation (None: no generation key), mod_revision, monotonic time received)
-OnChange = Callable[[bytes, "int | None", int, float], None]
+# (configuration, its generation (None: no generation key), mod_revision, monotonic time received,
+#  its signature (None: no signature key))
+OnChange = Callable[[bytes, "int | None", int, float, "bytes | None"], None]
 
 
 @dataclass
@@ -45,16 +51,19 @@ class WatchState:
     connected: bool = False
     last_revision: int = 0  # newest mod_revision handed on (either key)
     header_revision: int = 0  # newest store revision seen
-    configuration: bytes | None = None  # the newest configuration seen, and its generation
+    configuration: bytes | None = None  # the newest configuration seen, its generation and signature
     generation: int | None = None
+    signature: bytes | None = None
 
 
 class EtcdWatcher:
-    def __init__(self, host: str, port: int, prefix: str, on_change: OnChange, metrics: AgentMetrics, *,
+    def __init__(self, access: EtcdAccess, prefix: str, on_change: OnChange, metrics: AgentMetrics, *,
                  backoff_max: float = CAP, idle_timeout: float = 60.0) -> None:
-        self.client = Etcd3Client(host, port, api_path="/v3/", timeout=5)
+        self.client = Etcd3Client(**access.client_options(), api_path="/v3/", timeout=5)
+        access.configure(self.client.session)
         self.prefix = prefix
         self.config_key, self.generation_key = prefix + "configuration", prefix + "generation"
+        self.signature_key = prefix + "signature"
         self.on_change = on_change
         self.metrics = metrics
         self.backoff_max = backoff_max
@@ -163,11 +172,14 @@ class EtcdWatcher:
                 self.state.configuration, newer = value, True
             elif key == self.generation_key:
                 self.state.generation, newer = parse_generation(value), True
+            elif key == self.signature_key:
+                self.state.signature, newer = value, True
         if not newer:
             return
         self.state.last_revision = max(int(kv.get("mod_revision", 0)) for kv in kvs)
         if self.state.configuration is not None:
-            self.on_change(self.state.configuration, self.state.generation, self.state.last_revision, time.monotonic())
+            self.on_change(self.state.configuration, self.state.generation, self.state.last_revision, time.monotonic(),
+                           self.state.signature)
 
     def _abort_stream(self) -> None:
         """Unblock a thread reading the stream (closing the response alone does not)."""

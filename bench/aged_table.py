@@ -179,7 +179,7 @@ def main() -> bool:
         finally:
             stack.stop()
             etcd.stop()
-            for key in ("VAMP_ETCD_ENDPOINT", "VAMP_VIRTUAL_HOSTS_PORT"):
+            for key in ("VAMP_ETCD_ENDPOINT", "VAMP_VIRTUAL_HOSTS_PORT", "VAMP_GATEWAY_SIGNING_KEY_FILE"):
                 os.environ.pop(key, None)
             settings.cache_clear()
     for label, (alone, crowd) in (("fresh", fresh), ("aged", aged)):

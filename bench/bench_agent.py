@@ -25,8 +25,9 @@ from agent.logs.receiver import Pipeline  # noqa: E402
 from agent.logs.shipper import Shipper  # noqa: E402
 from agent.logs.spool import Spool  # noqa: E402
 from agent.metrics import AgentMetrics  # noqa: E402
+from chalicelib.contract import envelope  # noqa: E402
 from chalicelib.contract.log_format import backend_name, frontend_name  # noqa: E402
-from tests.agent.helpers import Backend, Load, free_port, haproxy_config, sample, wait_for  # noqa: E402
+from tests.agent.helpers import SIGNING_KEY, Backend, Load, free_port, haproxy_config, sample, wait_for  # noqa: E402
 
 GOAL_LINES_PER_S = 50_000
 
@@ -40,18 +41,24 @@ def bench_reloads(reloads: int = 50, threads: int = 4) -> dict:
         haproxy.start()
         try:
             metrics = AgentMetrics()
-            applier = Applier(haproxy, metrics)
+            applier = Applier(haproxy, metrics, signing_keys=(SIGNING_KEY,), namespace="bench", version="2.6")
             port = free_port()
-            assert applier.apply(haproxy_config(port, [("a", a.port, 50), ("b", b.port, 50)]).encode(), 1,
-                                 time.monotonic()) == "applied"
+
+            def signed_apply(text: str, generation: int, t: float) -> str:
+                data = text.encode()  # signed as the control plane does (docs/decisions/0023)
+                return applier.apply(data, generation, generation, t,
+                                     envelope.sign(SIGNING_KEY, "bench", "2.6", generation, data).encode())
+
+            assert signed_apply(haproxy_config(port, [("a", a.port, 50), ("b", b.port, 50)]), 1,
+                                time.monotonic()) == "applied"
             latencies = []
             with Load(port, threads=threads) as load:
                 wait_for(lambda: load.ok > 50, 10)
                 for i in range(reloads):
                     weight = (i * 37) % 101
-                    cfg = haproxy_config(port, [("a", a.port, weight), ("b", b.port, 100 - weight)]).encode()
+                    cfg = haproxy_config(port, [("a", a.port, weight), ("b", b.port, 100 - weight)])
                     t = time.monotonic()
-                    assert applier.apply(cfg, i + 2, t) == "applied"
+                    assert signed_apply(cfg, i + 2, t) == "applied"
                     latencies.append(time.monotonic() - t)
                     time.sleep(0.02)  # let requests land on every generation of workers
         finally:

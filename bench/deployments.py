@@ -52,10 +52,11 @@ def bench_post_to_traffic(rounds: int = 3) -> dict:
         etcd = EtcdServer(Path(tmp) / "etcd").start()
         os.environ["VAMP_ETCD_ENDPOINT"] = etcd.endpoint
         os.environ["VAMP_VIRTUAL_HOSTS_PORT"] = str(free_port())
+        os.environ["VAMP_GATEWAY_SIGNING_KEY"] = key = uuid.uuid4().hex * 2  # signed configs only (0023)
         settings.cache_clear()
         ns = f"b{uuid.uuid4().hex[:8]}"
         agent = Agent(AgentSettings(etcd_endpoint=etcd.endpoint, namespace=ns, work_dir=Path(tmp) / "agent",
-                                    listen=f"127.0.0.1:{free_port()}", aggregate_interval=3600.0))
+                                    listen=f"127.0.0.1:{free_port()}", aggregate_interval=3600.0, signing_key=key))
         agent.start()
         import app
         from chalicelib.store.tokens import DynamoDBTokenStore
@@ -89,6 +90,7 @@ def bench_post_to_traffic(rounds: int = 3) -> dict:
             agent.stop()
             etcd.stop()
             os.environ.pop("VAMP_ETCD_ENDPOINT", None)
+            os.environ.pop("VAMP_GATEWAY_SIGNING_KEY", None)
             settings.cache_clear()
     return {"median_s": statistics.median(times), "max_s": max(times), "extra_sync_passes": syncs}
 

@@ -53,7 +53,8 @@ def bench_propagation(changes: int = CHANGES) -> list[float]:
         os.environ.update(VAMP_ETCD_ENDPOINT=etcd.endpoint, VAMP_VIRTUAL_HOSTS_PORT="0")
         settings.cache_clear()
         agent = Agent(AgentSettings(etcd_endpoint=etcd.endpoint, namespace=namespace, work_dir=work / "agent",
-                                    listen=f"127.0.0.1:{free_port()}", aggregate_interval=3600.0, backoff_max=1.0))
+                                    listen=f"127.0.0.1:{free_port()}", aggregate_interval=3600.0, backoff_max=1.0,
+                                    signing_key_file=etcd.signing_key_file))
         agent.start()
         try:
             import app
@@ -91,7 +92,7 @@ def bench_propagation(changes: int = CHANGES) -> list[float]:
             etcd.stop()
             a.stop()
             b.stop()
-            for key in ("VAMP_ETCD_ENDPOINT", "VAMP_VIRTUAL_HOSTS_PORT"):
+            for key in ("VAMP_ETCD_ENDPOINT", "VAMP_VIRTUAL_HOSTS_PORT", "VAMP_GATEWAY_SIGNING_KEY_FILE"):
                 os.environ.pop(key, None)
             settings.cache_clear()
     return samples

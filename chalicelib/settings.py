@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Literal, get_args
 
@@ -49,6 +49,22 @@ class Settings:
     max_events_per_request: int = 1000
     # Gateways: etcd client endpoint host:port (None: gateways are stored but not published).
     etcd_endpoint: str | None = None
+    # etcd TLS and v3 authentication (chalicelib/contract/etcd_access.py; the agents have the same
+    # settings): a CA to verify etcd, a client certificate, a user (its password from the file, else
+    # the value). An https:// endpoint, or a CA or certificate, means TLS.
+    etcd_ca_file: str | None = None
+    etcd_cert_file: str | None = None
+    etcd_key_file: str | None = None
+    etcd_username: str | None = None
+    etcd_password_file: str | None = None
+    etcd_password: str | None = field(default=None, repr=False)
+    # The key every published gateway configuration is signed with (HMAC-SHA256, shared with the
+    # agents; docs/decisions/0023): from a file (its first line signs), else the value, else an
+    # AWS secret: a Secrets Manager secret id or ARN, or "ssm:<parameter name>" (a SecureString).
+    # None of them: nothing is published (agents refuse unsigned configurations anyway).
+    gateway_signing_key_file: str | None = None
+    gateway_signing_key: str | None = field(default=None, repr=False)
+    gateway_signing_key_secret: str | None = None
     # Version segment of /vamp/<ns>/gateways/haproxy/<version>/configuration.
     haproxy_version: str = "2.6"
     # Ports assigned to gateways created without one, "first-last" inclusive.

@@ -22,6 +22,11 @@ os.environ["VAMP_GATEWAY_PORTS"] = f"{20000 + 1000 * _worker}-{20000 + 1000 * _w
 # As the local stack: loopback admitted by the egress policy (the tests' backends and webhooks
 # listen there). The egress tests set the policy they attack (tests/gateways/test_egress_*.py).
 os.environ["VAMP_EGRESS_ALLOW"] = "127.0.0.0/8,::1"
+# Agents apply only configurations signed with a key they hold (docs/decisions/0023): the tests'
+# control plane signs and their agents verify with this one, unless a test says otherwise.
+TEST_SIGNING_KEY = "vamp-tests-gateway-signing-key-0123456789abcdef"
+os.environ.setdefault("VAMP_GATEWAY_SIGNING_KEY", TEST_SIGNING_KEY)
+os.environ.setdefault("VAMP_AGENT_SIGNING_KEY", TEST_SIGNING_KEY)
 
 
 pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.api", "tests.fixtures.gateways", "tests.fixtures.fakes"]

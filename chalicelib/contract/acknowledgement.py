@@ -8,9 +8,16 @@ control plane keeps the latest per node and judges releases on it (docs/decision
 
 - generation: the namespace generation etcd held with the configuration the node serves (a later
   generation with the same text counts as applied, with no reload); None before the first apply.
-- status: "applied" (serving `generation`), "rejected" (HAProxy refused the newest configuration:
+- status: "applied" (serving `generation`), "rejected" (the node refused the newest configuration:
   `rejected_generation` and `message` say which and why; the node still serves `generation`),
   "pending" (nothing from etcd applied yet).
+- stage (rejected only): what refused it: "signature" (unsigned, or not signed for this
+  namespace and generation), "generation" (older than the one served: a replay), "allowlist" (a
+  section or directive the control plane never renders), "haproxy -c", or "reload" (HAProxy
+  refused to run what `-c` passed, e.g. a port the node already uses).
+- rejected_gateways (rejected only): the gateways the refusal names, decoded from the proxy
+  names in HAProxy's message or the lines refused (contract/log_format.proxy_gateway); empty
+  when it names none (a bad signature concerns the whole namespace).
 - sent: the agent's clock, epoch seconds: an older report never replaces a newer one.
 - interval: the agent's heartbeat period, so the control plane can tell silence from slowness.
 """
@@ -21,6 +28,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 STATUSES = ("applied", "rejected", "pending")
+STAGES = ("signature", "generation", "allowlist", "haproxy -c", "reload")
+GATEWAYS_MAX = 50
 NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 MESSAGE_MAX = 2000
 
@@ -42,6 +51,8 @@ class Acknowledgement:
     interval: float
     message: str | None = None
     rejected_generation: int | None = None
+    stage: str | None = None
+    rejected_gateways: tuple[str, ...] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +99,13 @@ def parse(data: Any, namespace: str, node: str) -> Acknowledgement:
     message = data.get("message")
     if message is not None and not isinstance(message, str):
         raise InvalidAcknowledgement("message", "a string, or null")
+    stage = data.get("stage")
+    if stage is not None and stage not in STAGES:
+        raise InvalidAcknowledgement("stage", f"one of {', '.join(STAGES)}, or null")
+    gateways = data.get("rejected_gateways")
+    if gateways is not None and (not isinstance(gateways, (list, tuple)) or len(gateways) > GATEWAYS_MAX
+                                 or not all(isinstance(g, str) and 0 < len(g) <= 512 for g in gateways)):
+        raise InvalidAcknowledgement("rejected_gateways", f"a list of at most {GATEWAYS_MAX} gateway names, or null")
     interval = _number(data, "interval", 5.0)
     if not 0.1 <= interval <= 3600:
         raise InvalidAcknowledgement("interval", "seconds, from 0.1 to 3600")
@@ -95,4 +113,6 @@ def parse(data: Any, namespace: str, node: str) -> Acknowledgement:
         node=node, namespace=namespace, generation=_int_or_none(data, "generation"), checksum=checksum,
         status=status, sent=_number(data, "sent"), interval=interval,
         message=message[:MESSAGE_MAX] if message else None,
-        rejected_generation=_int_or_none(data, "rejected_generation"))
+        rejected_generation=_int_or_none(data, "rejected_generation"),
+        stage=stage if status == "rejected" else None,
+        rejected_gateways=tuple(gateways) if gateways is not None and status == "rejected" else None)

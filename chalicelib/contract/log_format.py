@@ -17,6 +17,10 @@ Proxy naming, so a log line says which gateway and route served it:
     frontend  gw.<encode_name(gateway)>
     backend   rt.<encode_name(gateway)>.<encode_name(route)>
 
+and one backend per virtual-hosted gateway, `vh.<encode_name(gateway)>` (next to the shared
+frontend `vh.virtual-hosts`): proxy_gateway maps any of these back to the gateway (what a
+rejected configuration's message names, acknowledgement.py).
+
 HAProxy only accepts [A-Za-z0-9_.:-] in proxy names, and "." separates the parts, so names are
 encoded with "_" as the escape character: "/" -> "__", and every byte outside [A-Za-z0-9:-]
 (including "_" and ".") -> "_XX" (upper-case hex of its UTF-8 bytes). Hex digits are never "_",
@@ -65,8 +69,20 @@ LOG_FORMAT = "{" + ",".join(f'"{name}":{spec}' for name, spec in LOG_FIELDS) + "
 # The directive as it goes in `defaults` (or a frontend); single quotes: the format has none.
 LOG_FORMAT_LINE = "log-format '" + LOG_FORMAT + "'"
 
+# TCP proxies cannot log HTTP fields: the same JSON keys, with what a TCP connection has no
+# value for as -1 (timers), 0 (status) or "" (request line), so the agent parses both alike.
+_TCP_STAND_INS = {"Tq": "-1", "Tr": "-1", "status": "0", "request": '""'}
+TCP_LOG_FORMAT_LINE = "log-format '{" + ",".join(
+    f'"{name}":{_TCP_STAND_INS.get(name, spec)}' for name, spec in LOG_FIELDS) + "}'"
+# HAProxy refuses a configuration without any listener, so a namespace without gateways (and
+# without the virtual-hosts frontend) gets one no client uses: a unix socket next to the agent's
+# log socket (the one node-specific path the rendered text may name, through the agent's env).
+IDLE_BIND_LINE = 'bind "unix@${' + LOG_SOCKET_ENV + '}.idle"'
+
 FRONTEND_PREFIX = "gw."
 BACKEND_PREFIX = "rt."
+VIRTUAL_HOST_PREFIX = "vh."
+VIRTUAL_HOSTS_FRONTEND = VIRTUAL_HOST_PREFIX + "virtual-hosts"
 
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:-")
 _ESCAPE = re.compile(r"__|_([0-9A-F]{2})")
@@ -127,3 +143,19 @@ def gateway_route(frontend: str, backend: str) -> tuple[str | None, str | None]:
         except ValueError:
             pass
     return None, None
+
+
+def proxy_gateway(proxy: str) -> str | None:
+    """The gateway a proxy of the rendered configuration belongs to (gw.<g>, rt.<g>.<r>, vh.<g>),
+    or None (the shared virtual-hosts frontend, the idle frontend, a foreign name)."""
+    if proxy == VIRTUAL_HOSTS_FRONTEND:
+        return None
+    for prefix, parts in ((FRONTEND_PREFIX, 1), (BACKEND_PREFIX, 2), (VIRTUAL_HOST_PREFIX, 1)):
+        if proxy.startswith(prefix):
+            names = proxy[len(prefix):].split(".")
+            if len(names) == parts:
+                try:
+                    return decode_name(names[0])
+                except ValueError:
+                    return None
+    return None

@@ -33,9 +33,11 @@ import jinja2
 from chalicelib.contract.envelope import checksum
 from chalicelib.contract.log_format import (
     GLOBAL_LOG_LINE,
-    LOG_FIELDS,
+    IDLE_BIND_LINE,
     LOG_FORMAT_LINE,
-    LOG_SOCKET_ENV,
+    TCP_LOG_FORMAT_LINE,
+    VIRTUAL_HOST_PREFIX,
+    VIRTUAL_HOSTS_FRONTEND,
     backend_name,
     encode_name,
     frontend_name,
@@ -50,7 +52,6 @@ from chalicelib.gateways.spec import GatewaySpec, RouteSpec
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-VIRTUAL_HOSTS_FRONTEND = "vh.virtual-hosts"
 _HOSTNAME_SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -144,15 +145,7 @@ FILTERS = {
 }
 
 
-# TCP proxies cannot log HTTP fields: the same JSON keys, with what a TCP connection has no
-# value for as -1 (timers), 0 (status) or "" (request line), so the agent parses both alike.
-_TCP_STAND_INS = {"Tq": "-1", "Tr": "-1", "status": "0", "request": '""'}
-TCP_LOG_FORMAT_LINE = "log-format '{" + ",".join(
-    f'"{name}":{_TCP_STAND_INS.get(name, spec)}' for name, spec in LOG_FIELDS) + "}'"
-# HAProxy refuses a configuration without any listener, so a namespace without gateways (and
-# without the virtual-hosts frontend) gets one no client uses: a unix socket next to the agent's
-# log socket (the one node-specific path the rendered text may name, through the agent's env).
-IDLE_BIND_LINE = 'bind "unix@${' + LOG_SOCKET_ENV + '}.idle"'
+# The TCP log format and the idle listener are the contract's (the agent's allowlist knows them).
 _CONSTANTS = frozenset({GLOBAL_LOG_LINE, LOG_FORMAT_LINE, TCP_LOG_FORMAT_LINE, IDLE_BIND_LINE})
 
 
@@ -355,7 +348,7 @@ def render(namespace: str, gateways: Iterable[GatewaySpec], options: Options | N
             fetch, method, value = host_matcher(host)
             matchers.append({"fetch": fetch, "method": method, "value": value})
         if matchers:
-            view.virtual_hosts.append({"backend": "vh." + encode_name(gw.name), "matchers": matchers,
+            view.virtual_hosts.append({"backend": VIRTUAL_HOST_PREFIX + encode_name(gw.name), "matchers": matchers,
                                        "host": opts.loopback, "port": gw.port})
     text = environment().get_template("haproxy.cfg.j2").render(
         namespace=namespace, global_log=GLOBAL_LOG_LINE, log_format=LOG_FORMAT_LINE, maxconn=opts.maxconn,

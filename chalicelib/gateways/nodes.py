@@ -6,7 +6,10 @@ stores; the caller passes the clock.
 - stale: reporting, but serving a generation older than the namespace's (the newest committed
   gateway state: what every node should serve);
 - a generation is live when every node that reports (not silent) has applied it or a later one;
-  with no node reporting nothing is live (docs/decisions/0018).
+  with no node reporting nothing is live (docs/decisions/0018);
+- rejections: on a gateway, the nodes whose newest configuration was refused naming that gateway
+  (HAProxy's message or the agent's allowlist), or naming none (a bad signature: the whole
+  namespace), with the message and what refused it (docs/decisions/0023).
 """
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ class NodeView:
     last_seen: str
     message: str | None = None
     rejected_generation: int | None = None
+    stage: str | None = None
+    rejected_gateways: tuple[str, ...] | None = None
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None or k in ("generation", "checksum")}
@@ -77,7 +82,9 @@ def views(reports: list[tuple[Acknowledgement, float]], generation: int, now: fl
         served = ack.generation if ack.generation is not None else -1
         out.append(NodeView(node=ack.node, generation=ack.generation, checksum=ack.checksum, status=ack.status,
                             stale=not silent and served < generation, silent=silent, last_seen=_iso(received),
-                            message=ack.message, rejected_generation=ack.rejected_generation))
+                            message=ack.message, rejected_generation=ack.rejected_generation,
+                            stage=ack.stage,
+                            rejected_gateways=tuple(ack.rejected_gateways) if ack.rejected_gateways is not None else None))
     return out
 
 
@@ -88,12 +95,22 @@ def liveness(nodes: list[NodeView], generation: int) -> Liveness:
                     waiting=waiting, silent=tuple(n.node for n in nodes if n.silent))
 
 
-def summary(nodes: list[NodeView], generation: int) -> dict:
-    """The read-only `nodes` section of a gateway (and of GET /vga/nodes)."""
+def rejections(nodes: list[NodeView], gateway: str) -> list[dict]:
+    """The refusals that concern `gateway`: naming it, or naming no gateway at all."""
+    return [{"node": n.node, "generation": n.rejected_generation, "stage": n.stage, "message": n.message}
+            for n in nodes if n.status == "rejected" and not n.silent
+            and (not n.rejected_gateways or gateway in n.rejected_gateways)]
+
+
+def summary(nodes: list[NodeView], generation: int, gateway: str | None = None) -> dict:
+    """The read-only `nodes` section of a gateway (with its `rejected`), and of GET /vga/nodes."""
     live = liveness(nodes, generation)
-    return {"generation": generation, "reporting": live.reporting, "applied": live.applied,
-            "stale": [n.node for n in nodes if n.stale], "silent": list(live.silent),
-            "nodes": [n.as_dict() for n in nodes]}
+    out = {"generation": generation, "reporting": live.reporting, "applied": live.applied,
+           "stale": [n.node for n in nodes if n.stale], "silent": list(live.silent),
+           "nodes": [n.as_dict() for n in nodes]}
+    if gateway is not None:
+        out["rejected"] = rejections(nodes, gateway)
+    return out
 
 
 def read(node_store, artifact_store, namespace: str, now: float, silent_after: float) -> tuple[list[NodeView], int]:

@@ -1,13 +1,17 @@
 """Publishing a namespace's HAProxy configuration to etcd, newest generation wins.
 
-Two keys per namespace and HAProxy version, the configuration and its generation (their layout
-and values are the contract with the agents: chalicelib/contract/kv_keys.py, envelope.py).
+Three keys per namespace and HAProxy version, the configuration, its generation and its
+signature (their layout and values are the contract with the agents: chalicelib/contract/
+kv_keys.py, envelope.py). The signature is HMAC-SHA256 over namespace, version, generation and
+text, under the key `signing_key` reads (docs/decisions/0023): agents apply nothing else.
 
-A publisher reads both keys, stops if the stored generation is already >= its own, and otherwise
-writes in ONE etcd transaction guarded by the mod_revisions it read: the generation always, the
-configuration only when its text changed (so agents are not woken for nothing). If anything
-changed in between, it reads again. Hence two Lambdas racing can never leave an older
-configuration over a newer one (docs/decisions/0009-gateway-generations.md).
+A publisher reads the keys, stops if the stored generation is already >= its own, and otherwise
+writes in ONE etcd transaction guarded by the mod_revisions it read: generation and signature
+always, the configuration only when its text changed (so agents are not woken for nothing). If
+anything changed in between, it reads again. Hence two Lambdas racing can never leave an older
+configuration over a newer one (docs/decisions/0009-gateway-generations.md). The same
+generation with the same text but another signature (the key was rotated, or the text was
+written before signing) is signed again in place.
 
 The store is the source of truth, not etcd's counter: a publisher stopped by a generation the
 store has never reached (the table was restored or rebuilt) moves the store's generation past
@@ -18,12 +22,17 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
+import time
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from chalicelib.contract import envelope
 from chalicelib.contract.envelope import format_generation, parse_generation
-from chalicelib.contract.kv_keys import config_key, generation_key
+from chalicelib.contract.etcd_access import EtcdAccess
+from chalicelib.contract.kv_keys import config_key, generation_key, signature_key
 from chalicelib.errors import Conflict
 from chalicelib.gateways import snapshot
 from chalicelib.settings import Settings
@@ -37,6 +46,11 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = 10
 FENCES = 3  # times one publication moves the store's generation past etcd's and renders again
+SECRET_TTL = 300.0  # seconds a signing key read from Secrets Manager / SSM is kept (rotation)
+
+
+class SigningKeyMissing(RuntimeError):
+    """No signing key configured, or it cannot be read: nothing is published."""
 
 
 class RouteTargets(Protocol):
@@ -63,13 +77,73 @@ def _b64(value: str | bytes) -> str:
     return base64.b64encode(value.encode() if isinstance(value, str) else value).decode()
 
 
-@lru_cache(maxsize=8)
-def client(endpoint: str):
-    """An etcd3gw client for "host:port" (imported here: not at cold start)."""
-    from etcd3gw.client import Etcd3Client
+def etcd_access(endpoint: str, s: Settings | None = None) -> EtcdAccess:
+    """How to reach etcd at `endpoint`: TLS and authentication from the settings."""
+    s = s or current_settings()
+    password = s.etcd_password
+    if s.etcd_password_file:
+        password = Path(s.etcd_password_file).read_text().strip()
+    return EtcdAccess(endpoint, ca_file=s.etcd_ca_file, cert_file=s.etcd_cert_file, key_file=s.etcd_key_file,
+                      username=s.etcd_username, password=password)
 
-    host, _, port = endpoint.rpartition(":")
-    return Etcd3Client(host.strip("[]") or "127.0.0.1", int(port), api_path="/v3/", timeout=5)
+
+def client(endpoint: str):
+    """An etcd3gw client for the endpoint ("host:port", or with its scheme), with the settings'
+    TLS and authentication."""
+    return _client(etcd_access(endpoint))
+
+
+@lru_cache(maxsize=8)
+def _client(access: EtcdAccess):
+    from etcd3gw.client import Etcd3Client  # imported here: not at cold start
+
+    etcd = Etcd3Client(**access.client_options(), api_path="/v3/", timeout=5)
+    access.configure(etcd.session)
+    return etcd
+
+
+# -- the signing key -----------------------------------------------------------------------------
+
+_secrets: dict[str, tuple[str, float]] = {}
+_secrets_lock = threading.Lock()
+
+
+def signing_key(s: Settings | None = None) -> str:
+    """The key configurations are signed with: the file's first key, else the value, else the
+    AWS secret (read at most every SECRET_TTL seconds). SigningKeyMissing says what to set."""
+    s = s or current_settings()
+    try:
+        if s.gateway_signing_key_file:
+            return envelope.parse_keys(Path(s.gateway_signing_key_file).read_text())[0]
+        if s.gateway_signing_key:
+            return envelope.parse_keys(s.gateway_signing_key)[0]
+        if s.gateway_signing_key_secret:
+            return envelope.parse_keys(_secret(s.gateway_signing_key_secret))[0]
+    except (OSError, ValueError) as e:
+        raise SigningKeyMissing(f"gateway signing key: {e}") from None
+    raise SigningKeyMissing("no gateway signing key: set VAMP_GATEWAY_SIGNING_KEY_FILE, VAMP_GATEWAY_SIGNING_KEY or "
+                            "VAMP_GATEWAY_SIGNING_KEY_SECRET (agents apply signed configurations only; "
+                            "docs/decisions/0023)")
+
+
+def _secret(name: str) -> str:
+    with _secrets_lock:
+        cached = _secrets.get(name)
+        if cached and time.monotonic() - cached[1] < SECRET_TTL:
+            return cached[0]
+    from chalicelib import aws  # boto3: only when a secret is configured
+
+    try:
+        if name.startswith("ssm:") or name.startswith("arn:aws:ssm:"):
+            parameter = name.removeprefix("ssm:")
+            value = aws.client("ssm").get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"]
+        else:
+            value = aws.client("secretsmanager").get_secret_value(SecretId=name)["SecretString"]
+    except Exception as e:  # noqa: BLE001 - any failure: not published, and said why
+        raise ValueError(f"secret {name} not readable: {type(e).__name__}: {str(e)[:200]}") from None
+    with _secrets_lock:
+        _secrets[name] = (value, time.monotonic())
+    return value
 
 
 def _read(etcd, keys: list[str]) -> dict[str, tuple[bytes, int]]:
@@ -85,18 +159,24 @@ def _read(etcd, keys: list[str]) -> dict[str, tuple[bytes, int]]:
     return found
 
 
-def publish(etcd, namespace: str, version: str, generation: int, text: str, checksum: str) -> Publication:
-    """Compare-and-swap `text` in as generation `generation` (see the module doc)."""
-    ckey, gkey = config_key(namespace, version), generation_key(namespace, version)
+def publish(etcd, namespace: str, version: str, generation: int, text: str, checksum: str,
+            key: str | None = None) -> Publication:
+    """Compare-and-swap `text` in as generation `generation`, signed with `key` (default: the
+    settings' signing key); see the module doc."""
+    ckey, gkey, skey = config_key(namespace, version), generation_key(namespace, version), signature_key(namespace, version)
     data = text.encode()
+    signature = envelope.sign(key or signing_key(), namespace, version, generation, data)
     for _ in range(ATTEMPTS):
-        found = _read(etcd, [ckey, gkey])
+        found = _read(etcd, [ckey, gkey, skey])
         stored_text, text_rev = found.get(ckey, (None, 0))
         stored_gen, gen_rev = found.get(gkey, (b"", 0))
         stored = parse_generation(stored_gen)  # None (nothing, or garbage): ours is a real one
-        if stored is not None and generation <= stored:
+        resign = (stored == generation and stored_text == data
+                  and found.get(skey, (b"", 0))[0] != signature.encode())
+        if stored is not None and generation <= stored and not resign:
             return Publication("superseded", generation, checksum, held=stored)
-        ops = [{"request_put": {"key": _b64(gkey), "value": _b64(format_generation(generation))}}]
+        ops = [{"request_put": {"key": _b64(gkey), "value": _b64(format_generation(generation))}},
+               {"request_put": {"key": _b64(skey), "value": _b64(signature)}}]
         changed = stored_text != data
         if changed:
             ops.append({"request_put": {"key": _b64(ckey), "value": _b64(data)}})
@@ -158,7 +238,8 @@ def publish_namespace(store, namespace: str, targets: RouteTargets, settings: Se
     etcd = client(s.etcd_endpoint)
     for _ in range(FENCES + 1):
         snap, rendered = render_namespace(store, namespace, targets, s)
-        result = publish(etcd, namespace, s.haproxy_version, snap.generation, rendered.text, rendered.checksum)
+        result = publish(etcd, namespace, s.haproxy_version, snap.generation, rendered.text, rendered.checksum,
+                         key=signing_key(s))
         log.info("namespace %s generation %d: %s (%s)", namespace, snap.generation, result.status, rendered.checksum)
         if result.status != "superseded" or not _fence(store, namespace, result.held):
             break
@@ -192,13 +273,19 @@ def _fence(store, namespace: str, held: int | None) -> bool:
 def republish_if_behind(store, namespace: str, targets: RouteTargets, settings: Settings | None = None) -> str:
     """Publish the namespace again when etcd's generation is not the store's: older (a write
     made while etcd was away is published by the next scheduled pass, not only by the next
-    write), or newer (the store went back: publish_namespace fences). Cheap when up to date:
-    one read of the generation each side, no rendering."""
+    write), or newer (the store went back: publish_namespace fences); or when its signature is
+    not the current key's (sign again: rotation). Cheap when up to date: one read of the
+    generation item, one range read of the three keys, no rendering."""
     s = settings or current_settings()
     wanted = snapshot.generation(store, namespace)
-    gkey = generation_key(namespace, s.haproxy_version)
-    held = parse_generation(_read(client(s.etcd_endpoint), [gkey]).get(gkey, (b"", 0))[0])
-    if held == wanted:  # None (nothing, or garbage): publish a real one
+    version = s.haproxy_version
+    ckey, gkey, skey = config_key(namespace, version), generation_key(namespace, version), signature_key(namespace, version)
+    found = _read(client(s.etcd_endpoint), [ckey, gkey, skey])
+    held = parse_generation(found.get(gkey, (b"", 0))[0])
+    # None (nothing, or garbage): publish a real one. A signature that is not the current key's
+    # (rotated, or written before signing) is made again: agents would refuse it.
+    if held == wanted and found.get(skey, (b"", 0))[0].decode(errors="replace") == envelope.sign(
+            signing_key(s), namespace, version, held, found.get(ckey, (b"", 0))[0]):
         return "current"
     return publish_namespace(store, namespace, targets, s)[1].status
 

@@ -1,8 +1,10 @@
 """Real local parts for the agent tests: etcd, tiny HTTP backends, a stand-in Vamp API, configs."""
 from __future__ import annotations
 
+import base64
 import http.client
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -13,9 +15,17 @@ from typing import Any, Callable
 
 import requests
 
+from chalicelib.contract import envelope, kv_keys
 from chalicelib.contract.log_format import GLOBAL_LOG_LINE, LOG_FORMAT_LINE, backend_name, frontend_name
 from local.backends import Backend  # noqa: F401  (re-exported: the tests' backends)
 from local.stack import free_port  # noqa: F401  (re-exported)
+
+# The key the tests sign with (tests/conftest.py sets it for both sides; benches import this too).
+SIGNING_KEY = os.environ.get("VAMP_AGENT_SIGNING_KEY") or "vamp-tests-gateway-signing-key-0123456789abcdef"
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()
 
 
 def sample(metrics: Any, name: str) -> float:
@@ -39,31 +49,50 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
 
 
 class EtcdServer:
-    """A real etcd on loopback ports; stop() and start() keep its data and its ports."""
+    """A real etcd on loopback ports; stop() and start() keep its data and its ports. With `tls`
+    (a Certificates), clients must come over TLS with a certificate the CA signed; `args` are
+    more flags (e.g. --auth-token-ttl)."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
+    def __init__(self, data_dir: Path, *, tls: "Certificates | None" = None, args: tuple[str, ...] = ()) -> None:
+        self.data_dir, self.tls, self.args = data_dir, tls, args
         self.port, self.peer_port = free_port(), free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
     @property
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
     def start(self) -> "EtcdServer":
-        url, peer = f"http://127.0.0.1:{self.port}", f"http://127.0.0.1:{self.peer_port}"
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        tls = []
+        if self.tls:
+            tls = ["--cert-file", str(self.tls.server_cert), "--key-file", str(self.tls.server_key),
+                   "--trusted-ca-file", str(self.tls.ca_cert), "--client-cert-auth"]
         self.proc = subprocess.Popen(
             [shutil.which("etcd") or "etcd", "--name", "test", "--data-dir", str(self.data_dir),
-             "--listen-client-urls", url, "--advertise-client-urls", url,
+             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"test={peer}", "--log-level", "error"],
+             "--initial-cluster", f"test={peer}", "--log-level", "error", *tls, *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self.healthy, timeout=20, what="etcd up")
         return self
 
+    def requests_options(self) -> dict[str, Any]:
+        if not self.tls:
+            return {}
+        return {"verify": str(self.tls.ca_cert), "cert": (str(self.tls.client_cert), str(self.tls.client_key))}
+
     def healthy(self) -> bool:
         try:
-            return requests.get(f"http://127.0.0.1:{self.port}/health", timeout=1).json().get("health") == "true"
+            return requests.get(f"{self.url}/health", timeout=1, **self.requests_options()).json().get("health") == "true"
         except (requests.RequestException, ValueError):
             return False
 
@@ -75,12 +104,86 @@ class EtcdServer:
     def client(self):  # type: ignore[no-untyped-def]
         from etcd3gw.client import Etcd3Client
 
+        if self.tls:
+            return Etcd3Client("127.0.0.1", self.port, protocol="https", ca_cert=str(self.tls.ca_cert),
+                               cert_cert=str(self.tls.client_cert), cert_key=str(self.tls.client_key),
+                               api_path="/v3/", timeout=5)
         return Etcd3Client("127.0.0.1", self.port, api_path="/v3/", timeout=5)
 
     def put(self, key: str, value: str) -> None:
         self.client().put(key, value)
 
+    def publish(self, namespace: str, generation: int, text: str, *, key: str | None = None,
+                signed_as: tuple[str, int] | None = None, signature: str | None = None) -> None:
+        """Write configuration, generation and signature of a namespace in one transaction, as the
+        publisher does but with no compare: an attacker's pen too. The signature is made with `key`
+        (default: the tests' key) for `signed_as` (namespace, generation; default: the ones written),
+        or is `signature` as given ("" writes none)."""
+        signed_ns, signed_gen = signed_as or (namespace, generation)
+        if signature is None:
+            signature = envelope.sign(key or SIGNING_KEY, signed_ns, "2.6", signed_gen, text.encode())
+        puts = [(kv_keys.config_key(namespace, "2.6"), text.encode()),
+                (kv_keys.generation_key(namespace, "2.6"), envelope.format_generation(generation).encode())]
+        if signature:
+            puts.append((kv_keys.signature_key(namespace, "2.6"), signature.encode()))
+        ops = [{"request_put": {"key": _b64(k.encode()), "value": _b64(v)}} for k, v in puts]
+        assert self.client().transaction({"compare": [], "success": ops, "failure": []}).get("succeeded")
 
+
+
+
+class Certificates:
+    """A CA, etcd's server certificate (127.0.0.1) and a client certificate, made with
+    `cryptography` in `directory` (PEM files)."""
+
+    def __init__(self, directory: Path) -> None:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        directory.mkdir(parents=True, exist_ok=True)
+        now = datetime.datetime.now(datetime.timezone.utc)
+
+        def name(cn: str) -> x509.Name:
+            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+        def write(stem: str, key, cert) -> tuple[Path, Path]:
+            key_path, cert_path = directory / f"{stem}.key", directory / f"{stem}.crt"
+            key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption()))
+            key_path.chmod(0o600)
+            cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            return key_path, cert_path
+
+        def issue(cn: str, issuer_key, issuer_name, usage, san=None, ca=False):
+            key = ec.generate_private_key(ec.SECP256R1())
+            builder = (x509.CertificateBuilder().subject_name(name(cn)).issuer_name(issuer_name or name(cn))
+                       .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                       .not_valid_before(now - datetime.timedelta(minutes=5))
+                       .not_valid_after(now + datetime.timedelta(days=1))
+                       .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+            if usage:
+                builder = builder.add_extension(x509.ExtendedKeyUsage(usage), critical=False)
+            if san:
+                builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+            return key, builder.sign(issuer_key or key, hashes.SHA256())
+
+        import ipaddress
+
+        ca_key, ca = issue("vamp-tests-ca", None, None, None, ca=True)
+        _, self.ca_cert = write("ca", ca_key, ca)
+        both = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+        self.server_key, self.server_cert = write("server", *issue(
+            "etcd", ca_key, ca.subject, both,
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]))
+        self.client_key, self.client_cert = write("client", *issue(
+            "vamp", ca_key, ca.subject, [ExtendedKeyUsageOID.CLIENT_AUTH]))
+        other_key, other_ca = issue("someone-else", None, None, None, ca=True)
+        self.stranger_key, self.stranger_cert = write("stranger", *issue(
+            "stranger", other_key, other_ca.subject, [ExtendedKeyUsageOID.CLIENT_AUTH]))
 
 
 class FakeApi:
@@ -125,8 +228,9 @@ GATEWAY, ROUTE = "shop/9050", "shop/web"
 
 
 def haproxy_config(port: int, servers: list[tuple[str, int, int]], *, balance: str = "roundrobin") -> str:
-    """A hand-written config in the renderer's conventions: one gateway, one route backend whose
-    servers carry the weights; the agent's JSON log format."""
+    """A hand-written config in the renderer's conventions (and its directives: the agent's
+    allowlist): one gateway, one route backend whose servers carry the weights; the agent's JSON
+    log format."""
     lines = [
         "global",
         f"    {GLOBAL_LOG_LINE}",
@@ -140,7 +244,7 @@ def haproxy_config(port: int, servers: list[tuple[str, int, int]], *, balance: s
         "    timeout server 10s",
         f"frontend {frontend_name(GATEWAY)}",
         f"    bind 127.0.0.1:{port}",
-        f"    default_backend {backend_name(GATEWAY, ROUTE)}",
+        f"    use_backend {backend_name(GATEWAY, ROUTE)} if TRUE",
         f"backend {backend_name(GATEWAY, ROUTE)}",
         f"    balance {balance}",
     ]

@@ -75,8 +75,7 @@ def test_python_m_agent_serves_health_and_stops_haproxy_on_sigterm(live_etcd, ba
 
         assert wait_for(health, 20, what="agent up")[0] == 503
         port = free_port()
-        live_etcd.put(f"/vamp/{namespace}/gateways/haproxy/2.6/configuration",
-                      haproxy_config(port, [("a", a.port, 100), ("b", b.port, 0)]))
+        live_etcd.publish(namespace, 1, haproxy_config(port, [("a", a.port, 100), ("b", b.port, 0)]))
         wait_for(lambda: (health() or (0,))[0] == 200, 20, what="config applied")
         assert get(port) == "A"
         master = parse_show_proc(master_cli(tmp_path / "master.sock", "show proc")).master_pid

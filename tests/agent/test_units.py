@@ -88,23 +88,75 @@ def test_two_agents_in_one_process_count_apart():
     assert two.registry.get_sample_value("vamp_agent_reloads_total") == 0
 
 
-def test_deployment_files_only_name_real_settings():
-    import re
+def _manifests():
     from pathlib import Path
 
     import yaml
 
     root = Path(__file__).resolve().parents[2] / "infra" / "agent"
+    config_map, secret, daemonset = yaml.safe_load_all((root / "daemonset.yaml").read_text())
+    return root, config_map, secret, daemonset
+
+
+def test_deployment_files_only_name_real_settings():
+    import re
+
+    root, config_map, secret, daemonset = _manifests()
     fields = {f"VAMP_AGENT_{name.upper()}" for name in AgentSettings.model_fields}
-    docs = list(yaml.safe_load_all((root / "daemonset.yaml").read_text()))
-    config_map, secret, daemonset = docs
-    named = set(config_map["data"]) | set(secret["stringData"])
+    named = set(config_map["data"])
     container = daemonset["spec"]["template"]["spec"]["containers"][0]
     named |= {e["name"] for e in container["env"] if e["name"].startswith("VAMP_AGENT_")}
     named |= set(re.findall(r"VAMP_AGENT_[A-Z_]+", (root / "vamp-agent.service").read_text()))
     assert named and named <= fields, named - fields
     assert daemonset["spec"]["template"]["spec"]["hostNetwork"] is True
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    # Every secret the container gets is a file of the Secret's volume, named by a *_FILE setting.
+    files = {e["value"].rsplit("/", 1)[1] for e in container["env"] if e["name"].endswith("_FILE")}
+    assert files <= set(secret["stringData"]) and {"api-token", "signing-key"} <= files
+
+
+def test_the_daemonset_runs_the_agent_unprivileged_with_its_status_on_loopback():
+    """Finding 13: root, the pod IP, secrets as variables. Each field a cluster would enforce."""
+    _, config_map, secret, daemonset = _manifests()
+    pod = daemonset["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] == sc["runAsGroup"] == 10001
+    assert sc["allowPrivilegeEscalation"] is False and sc["privileged"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"} == pod["securityContext"]["seccompProfile"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["VAMP_AGENT_LISTEN"].startswith("127.0.0.1:")  # hostNetwork: the node's loopback
+    assert AgentSettings(listen=env["VAMP_AGENT_LISTEN"]).listens_on_loopback
+    assert container["readinessProbe"]["httpGet"]["host"] == "127.0.0.1"
+    assert container["livenessProbe"]["tcpSocket"]["host"] == "127.0.0.1"
+    assert "ports" not in container  # nothing advertised beyond the node
+    assert not any(k in env for k in ("VAMP_AGENT_API_TOKEN", "VAMP_AGENT_SIGNING_KEY", "VAMP_AGENT_ETCD_PASSWORD"))
+    assert all("secretRef" not in source for source in container.get("envFrom", []))  # secrets: files only
+    assert "--api-token" not in " ".join(container.get("args", []))
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["secrets"]["secret"]["defaultMode"] == 0o400 and pod["securityContext"]["fsGroup"] == 10001
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["secrets"]["readOnly"] is True
+    # The one privileged container prepares the node and runs nothing else.
+    (init,) = pod["initContainers"]
+    assert init["command"][:2] == ["sh", "-c"] and set(init["command"][2].split(" && ")) == {
+        "sysctl -w net.unix.max_dgram_qlen=4096", "chown 10001:10001 /var/lib/vamp-agent",
+        "chmod 0700 /var/lib/vamp-agent"}
+    assert "metadata" not in daemonset["spec"]["template"] or "prometheus.io/scrape" not in (
+        daemonset["spec"]["template"]["metadata"].get("annotations") or {})
+
+
+def test_the_image_runs_as_its_own_user_with_the_one_capability():
+    root, *_ = _manifests()
+    dockerfile = (root / "Dockerfile").read_text()
+    assert "USER 10001:10001" in dockerfile and "useradd --system --uid 10001" in dockerfile
+    assert dockerfile.count("setcap cap_net_bind_service=+ep") == 2  # python and haproxy, nothing else
+    unit = (root / "vamp-agent.service").read_text()
+    assert "User=vamp-agent" in unit and "CapabilityBoundingSet=CAP_NET_BIND_SERVICE" in unit
+    assert "NoNewPrivileges=yes" in unit and "LoadCredential=api-token:" in unit
 
 
 def test_status_server_answers_healthz_metrics_and_404():
@@ -127,3 +179,17 @@ def test_status_server_answers_healthz_metrics_and_404():
         assert (r.status_code, r.json()) == (404, {"error": "not found"})
     finally:
         server.stop()
+
+
+def test_the_gateways_haproxy_names_in_its_messages():
+    from agent.applier import named_gateways
+
+    text = b"global\n    maxconn 1\nfrontend gw.shop__9050\n    bind 127.0.0.1:1\nbackend rt.cart.web\n    balance uri depth\n"
+    assert named_gateways("[ALERT] (1) : config : parsing [/w/candidate.cfg:6] : balance uri : 'depth' ...", text) == (
+        "cart",)
+    assert named_gateways("[ALERT] (8) : Binding [/w/haproxy.cfg:4] for frontend gw.shop__9050: cannot bind socket "
+                          "(Address already in use) for [127.0.0.1:38989]", text) == ("shop/9050",)
+    assert named_gateways("[ALERT] config : Proxy 'gw.shop__9050': unable to find required use_backend: "
+                          "'rt.missing.x'.", text) == ("shop/9050",)
+    assert named_gateways("[ALERT] parsing [/w/candidate.cfg:2] : 'maxconn' ...", text) == ()  # global: no gateway
+    assert named_gateways("[ALERT] config : Proxy 'vh.virtual-hosts': ...", text) == ()

@@ -29,3 +29,19 @@ def test_paths_and_refusals():
     with pytest.raises(InvalidAcknowledgement) as e:
         parse({"status": "applied", "sent": 1, "namespace": "other"}, "default", "n1")
     assert e.value.field == "namespace"
+
+
+def test_a_refusal_says_what_refused_it_and_which_gateways_it_names():
+    state = ApplyState(applied=True, checksum="sha256:" + "c" * 64, generation=3, rejected_generation=4,
+                       last_error="parsing [candidate.cfg:12] : balance uri : 'depth' expects a positive integer",
+                       rejected_stage="haproxy -c", rejected_gateways=("shop/9050",))
+    sent = acknowledgement("n", "default", state, 5.0)
+    assert (sent.stage, sent.rejected_gateways) == ("haproxy -c", ("shop/9050",))
+    assert parse(sent.as_dict(), "default", "n") == sent
+    applied = acknowledgement("n", "default", ApplyState(applied=True, generation=3, rejected_stage="allowlist"), 5.0)
+    assert applied.stage is None and applied.rejected_gateways is None  # only a rejection says so
+    for field, value in (("stage", "cosmic rays"), ("rejected_gateways", "shop"), ("rejected_gateways", [1]),
+                         ("rejected_gateways", ["g"] * 51)):
+        with pytest.raises(InvalidAcknowledgement) as e:
+            parse({"status": "rejected", "sent": 1, field: value}, "default", "n")
+        assert e.value.field == field

@@ -64,7 +64,7 @@ def get_artifact(call: Call, kind: str, name: str) -> Reply:
     body = artifacts.shape(store, call.namespace, kind, found.document,
                            expand=call.flag("expand_references"), only=call.flag("only_references"))
     if kind == "gateways":  # read-only: which nodes serve it (the DSL drops it on input)
-        body = {**body, "nodes": nodes.namespace_view(call.namespace)}
+        body = {**body, "nodes": nodes.namespace_view(call.namespace, name)}
     return Reply(200, body, _etag(found.version))
 
 

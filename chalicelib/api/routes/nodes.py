@@ -25,11 +25,12 @@ def report_node(call: Call, node: str) -> Reply:
     return Reply(200, {"node": ack.node, "generation": ack.generation, "kept": kept})
 
 
-def namespace_view(namespace: str) -> dict:
-    """The read-only `nodes` section (GET /vga/nodes, and inside GET /gateways/<name>)."""
+def namespace_view(namespace: str, gateway: str | None = None) -> dict:
+    """The read-only `nodes` section (GET /vga/nodes, and inside GET /gateways/<name>, with the
+    nodes that refused a configuration naming that gateway)."""
     views, generation = nodes.read(node_store(), artifact_store(), namespace, time.time(),
                                    settings().node_silent_after)
-    return nodes.summary(views, generation)
+    return nodes.summary(views, generation, gateway)
 
 
 def list_nodes(call: Call) -> Reply:
