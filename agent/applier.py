@@ -57,8 +57,9 @@ class ApplyState:
     key_id: str | None = None  # the key the configuration served was signed with
 
 
-_CITED = re.compile(r"\[[^\]\s]+\.cfg:(\d+)\]")  # "parsing [candidate.cfg:12]", "Binding [haproxy.cfg:9]"
-_PROXY = re.compile(r"(?:[Pp]roxy|backend|frontend) (?:'([^']+)'|([A-Za-z0-9_.:\-]+?)(?=:\s|\s|$))")
+_CITED = re.compile(r"\.cfg:(\d+)\]")  # "parsing [candidate.cfg:12]", "Binding [haproxy.cfg:9]"
+# A name ends where its characters do; a trailing ':' is HAProxy's punctuation ("backend x: ...").
+_PROXY = re.compile(r"(?:[Pp]roxy|backend|frontend) (?:'([^']+)'|([A-Za-z0-9_.:\-]+))")
 _HEADER = re.compile(r"^\s*(frontend|backend)\s+(\S+)")
 
 
@@ -89,7 +90,7 @@ def named_gateways(message: str, text: bytes) -> tuple[str, ...]:
                     break
             add(section)
         for proxy in _PROXY.finditer(line):
-            add(proxy.group(1) or proxy.group(2))
+            add(proxy.group(1) or proxy.group(2).removesuffix(":"))
     return tuple(found)
 
 

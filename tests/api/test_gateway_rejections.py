@@ -22,7 +22,7 @@ def fake_api():
 def ack(api, node, **extra):
     body = {"node": node, "generation": 1, "checksum": "sha256:" + "0" * 64, "status": "rejected",
             "sent": time.time(), "interval": 1.0, "rejected_generation": 2, **extra}
-    return api.put(f"/api/v1/vga/nodes/{node}", body)
+    return api.put(f"/api/v1/vga/nodes/{node}", body, token=api.token_of("agent"))
 
 
 def gateway(api, name):
@@ -75,7 +75,8 @@ def test_what_haproxy_refused_on_a_node_reaches_the_gateway_through_the_api(gw_a
 
     report = wait_for(refused, 15, what="the node's refusal")
     assert report["stage"] == "haproxy -c" and report["rejected_gateways"] == ["shop"]
-    assert gw_api.put(f"/{namespace}/api/v1/vga/nodes/node-1", report).status_code == 200
+    r = gw_api.put(f"/{namespace}/api/v1/vga/nodes/node-1", report, token=gw_api.token_of("agent", [namespace]))
+    assert r.status_code == 200, r.body
     shown = gw_api.get(f"/{namespace}/api/v1/gateways/shop").json["nodes"]["rejected"]
     assert len(shown) == 1 and shown[0]["node"] == "node-1" and shown[0]["stage"] == "haproxy -c"
     assert "'depth' expects a positive integer" in shown[0]["message"]
