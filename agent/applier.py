@@ -58,8 +58,9 @@ class ApplyState:
 
 
 _CITED = re.compile(r"\.cfg:(\d+)\]")  # "parsing [candidate.cfg:12]", "Binding [haproxy.cfg:9]"
-# A name ends where its characters do; a trailing ':' is HAProxy's punctuation ("backend x: ...").
-_PROXY = re.compile(r"(?:[Pp]roxy|backend|frontend) (?:'([^']+)'|([A-Za-z0-9_.:\-]+))")
+# HAProxy names a proxy after one of these words: "proxy 'gw.x'", "backend rt.x.y: ..." (a trailing
+# ':' is its punctuation). Read word by word, not searched, so a long line costs one pass.
+_PROXY_WORDS = frozenset({"proxy", "Proxy", "backend", "frontend"})
 _HEADER = re.compile(r"^\s*(frontend|backend)\s+(\S+)")
 
 
@@ -89,8 +90,10 @@ def named_gateways(message: str, text: bytes) -> tuple[str, ...]:
                 if raw.strip() in ("global", "defaults") or raw.strip().startswith("resolvers "):
                     break
             add(section)
-        for proxy in _PROXY.finditer(line):
-            add(proxy.group(1) or proxy.group(2).removesuffix(":"))
+        words = line.split()
+        for keyword, name in zip(words, words[1:]):
+            if keyword in _PROXY_WORDS:
+                add(name.removesuffix(":").strip("'").partition("'")[0] or None)
     return tuple(found)
 
 
