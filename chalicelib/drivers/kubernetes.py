@@ -4,8 +4,8 @@ deploys into `vamp-kube-system`), created with Pod Security Admission labels at 
 namespace policy's level (`restricted` by default) and refused when it exists but is not
 vamp's (drivers/kube_policy.py, docs/decisions/0026).
 
-Objects are named `object_name(deployment, cluster, service)` (a DNS label with a hash of the
-exact names), labelled `app.kubernetes.io/managed-by: vamp` and `vamp.io/{deployment,cluster,
+Objects are named `kube_object_name(deployment, cluster, service)` (a DNS-1035 label with a hash
+of the exact names), labelled `app.kubernetes.io/managed-by: vamp` and `vamp.io/{deployment,cluster,
 service,name}`, and annotated with the exact service key and the digest of the spec they run,
 so `running()` is one list call. The pod gets resources from the scale (requests = limits),
 env, ports, the health checks as readiness and liveness probes, and `dialects.kubernetes`
@@ -138,10 +138,34 @@ def _labels(spec: ServiceSpec, name: str) -> dict[str, str]:
     return labels
 
 
-def _port_name(name: str, index: int) -> str:
-    cleaned = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")[:15].strip("-")
-    valid = cleaned and any(c.isalpha() for c in cleaned) and "--" not in cleaned
-    return cleaned if valid else f"port-{index}"
+_ASCII_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def _port_names(ports) -> list[str]:
+    """The breed's port names as Kubernetes takes them (IANA_SVC_NAME: at most 15 of [a-z0-9-], a
+    letter among them, no '-' at either end or twice), unique within the pod: a name that
+    cannot be kept, or that truncation or normalisation made collide (`web_port` and `web-port`,
+    `management-port-a` and `-b`), becomes `port-<index>`. Services and probes use numbers, and
+    the breed's names travel in the ports annotation, so the names are only labels here."""
+    names: list[str] = []
+    for index, port in enumerate(ports):
+        cleaned = "".join(c if c in _ASCII_ALNUM else "-" for c in port.name.lower())
+        while "--" in cleaned:
+            cleaned = cleaned.replace("--", "-")
+        cleaned = cleaned.strip("-")[:15].strip("-")
+        if not cleaned or not any(c.isalpha() for c in cleaned) or cleaned in names:
+            cleaned = f"port-{index}"
+        while cleaned in names:  # a breed port literally named port-<n>
+            cleaned = f"p{len(names)}-{cleaned}"[:15].strip("-")
+        names.append(cleaned)
+    return names
+
+
+def kube_object_name(deployment: str, cluster: str, service: str) -> str:
+    """object_name as a DNS-1035 label, which a Service's name must be: a letter first (a
+    blueprint named `2024-promo` gets `v-2024-promo-...`)."""
+    name = object_name(deployment, cluster, service)
+    return name if name[0].isalpha() else "v-" + object_name(deployment, cluster, service, limit=61)
 
 
 def _probe(spec: ServiceSpec, check: Any) -> dict:
@@ -165,14 +189,14 @@ def deployment_manifest(namespace: str, spec: ServiceSpec, policy: NamespacePoli
     if spec.deployable_type != "container/docker":
         raise DriverError(f"the kubernetes driver runs container images, not {spec.deployable_type!r} deployables")
     policy = policy or NamespacePolicy()
-    name = object_name(spec.deployment, spec.cluster, spec.service)
+    name = kube_object_name(spec.deployment, spec.cluster, spec.service)
     labels = _labels(spec, name)
     container: dict[str, Any] = {
         "name": "service",
         "image": spec.definition,
         "env": [{"name": k, "value": v} for k, v in sorted(spec.env.items()) if v is not None],
-        "ports": [{"name": _port_name(p.name, i), "containerPort": p.number, "protocol": "TCP"}
-                  for i, p in enumerate(spec.ports)],
+        "ports": [{"name": port_name, "containerPort": p.number, "protocol": "TCP"}
+                  for port_name, p in zip(_port_names(spec.ports), spec.ports)],
         "resources": {
             "requests": {"cpu": f"{max(1, round(spec.cpu * 1000))}m", "memory": f"{max(1, round(spec.memory))}Mi"},
             "limits": {"cpu": f"{max(1, round(spec.cpu * 1000))}m", "memory": f"{max(1, round(spec.memory))}Mi"},
@@ -204,7 +228,7 @@ def deployment_manifest(namespace: str, spec: ServiceSpec, policy: NamespacePoli
 
 
 def service_manifest(namespace: str, spec: ServiceSpec) -> dict:
-    name = object_name(spec.deployment, spec.cluster, spec.service)
+    name = kube_object_name(spec.deployment, spec.cluster, spec.service)
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -214,8 +238,9 @@ def service_manifest(namespace: str, spec: ServiceSpec) -> dict:
         "spec": {
             "type": "ClusterIP",
             "selector": {NAME_LABEL: name},
-            "ports": [{"name": _port_name(p.name, i), "port": p.number, "targetPort": p.number, "protocol": "TCP"}
-                      for i, p in enumerate(spec.ports)] or [{"name": "none", "port": 1, "targetPort": 1}],
+            "ports": [{"name": port_name, "port": p.number, "targetPort": p.number, "protocol": "TCP"}
+                      for port_name, p in zip(_port_names(spec.ports), spec.ports)]
+            or [{"name": "none", "port": 1, "targetPort": 1}],
         },
     }
 
@@ -358,7 +383,7 @@ class KubernetesDriver:
             raise DriverError(self._reason(e)) from e
 
     def undeploy(self, namespace: str, deployment: str, cluster: str, service: str) -> None:
-        name = object_name(deployment, cluster, service)
+        name = kube_object_name(deployment, cluster, service)
         kube = self.kube_namespace(namespace)
         core, apps = self._apis()
         for delete in (apps.delete_namespaced_deployment, core.delete_namespaced_service):

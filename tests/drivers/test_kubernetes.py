@@ -4,6 +4,7 @@ when KUBECONFIG is set."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import urllib.parse
 import uuid
@@ -154,6 +155,57 @@ def test_long_and_odd_names_are_dns_labels(k8s):
     (name,) = fake.objects("deployments", "vamp-ns5")
     assert len(name) <= 63 and name == name.lower()
     assert driver.running("ns5") == {spec.key: spec.digest()}
+
+
+def test_a_blueprint_named_with_a_digit_first_gets_a_service_the_api_server_accepts(k8s):
+    # Service names are DNS-1035 labels (a letter first): the fake refuses `2024-promo-...` with
+    # 422 as the API server does, so a digit-first name would leave the service missing forever.
+    driver, fake = k8s
+    spec = image_spec(deployment="2024-promo", cluster="9lives", service="1web:1.0.0")
+    driver.deploy("ns6", spec)
+    (service,) = fake.objects("services", "vamp-ns6")
+    (deployment,) = fake.objects("deployments", "vamp-ns6")
+    assert service == deployment and service.startswith("v-2024-promo-") and len(service) <= 63
+    assert driver.running("ns6") == {spec.key: spec.digest()}
+
+
+@pytest.mark.parametrize("names", [
+    ("management-port-a", "management-port-b"),  # the same after truncation to 15
+    ("web_port", "web-port"),  # the same after normalisation
+    ("wéb", "web"),  # Unicode letters: not [a-z0-9-], and then the same
+    ("port-1", "-", "web"),  # a breed port literally named like the fallback of another
+    ("8080", "a--b", "__"),  # no letter, '--', nothing left
+])
+def test_port_names_are_valid_and_unique_whatever_the_breed_calls_them(k8s, names):
+    driver, fake = k8s
+    ports = tuple(PortSpec(n, 8000 + i) for i, n in enumerate(names))
+    spec = image_spec(ports=ports, health_checks=())
+    driver.deploy("ns7", spec)  # the fake answers 422 to an invalid or duplicate port name
+    (dep,) = fake.objects("deployments", "vamp-ns7").values()
+    (svc,) = fake.objects("services", "vamp-ns7").values()
+    container_names = [p["name"] for p in dep["spec"]["template"]["spec"]["containers"][0]["ports"]]
+    assert len(set(container_names)) == len(names) == len(svc["spec"]["ports"])
+    assert [p["containerPort"] for p in dep["spec"]["template"]["spec"]["containers"][0]["ports"]] == \
+        [8000 + i for i in range(len(names))]
+    assert driver.running("ns7") == {spec.key: spec.digest()}
+    # The breed's own names travel in the annotation Vamp reads back, whatever Kubernetes was given.
+    assert json.loads(svc["metadata"]["annotations"]["vamp.io/ports"]) == {n: 8000 + i for i, n in enumerate(names)}
+
+
+def test_the_fake_refuses_what_the_api_server_refuses_in_names(fake_kubernetes):
+    api = client_for(fake_kubernetes.url)
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    core = client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": "vamp-x"}})
+    for body in ({"metadata": {"name": "2024-promo"}, "spec": {"ports": [{"name": "web", "port": 80}]}},
+                 {"metadata": {"name": "ok"}, "spec": {"ports": [{"name": "web-port", "port": 80},
+                                                                 {"name": "web-port", "port": 81}]}},
+                 {"metadata": {"name": "ok"}, "spec": {"ports": [{"name": "management-port-a", "port": 80}]}}):
+        with pytest.raises(ApiException) as refused:
+            core.create_namespaced_service("vamp-x", body)
+        assert refused.value.status == 422
 
 
 # -- EKS: the token `aws eks get-token` would give, against moto's STS and EKS ----------------

@@ -39,6 +39,42 @@ _KINDS = {"deployments": ("apps/v1", "Deployment"), "services": ("v1", "Service"
 
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# A Service's name is a DNS-1035 label (a letter first); a port name an IANA_SVC_NAME (at most
+# 15 of [a-z0-9-], a letter among them, no '-' at either end or twice in a row), unique in its
+# container or Service (apimachinery's validation, as the API server applies it).
+_DNS_1035 = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+_IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$")
+
+
+def _port_name_problem(where: str, ports: list) -> str | None:
+    seen = set()
+    for i, port in enumerate(ports or []):
+        name = port.get("name")
+        if name is None:
+            continue
+        if not _IANA_SVC_NAME.match(name) or "--" in name or not any(c.isalpha() for c in name):
+            return f"{where}[{i}].name: Invalid value: {name!r}: must be no more than 15 characters, " \
+                   "contain only [-a-z0-9], at least one letter, and not begin, end or repeat '-'"
+        if name in seen:
+            return f"{where}[{i}].name: Duplicate value: {name!r}"
+        seen.add(name)
+    return None
+
+
+def _object_problem(kind: str, name: str, body: dict) -> str | None:
+    """What the API server's validation refuses in a Service or Deployment this fake stores."""
+    if kind == "services":
+        if not _DNS_1035.match(name):
+            return (f'Service "{name}" is invalid: metadata.name: Invalid value: "{name}": a DNS-1035 label must '
+                    "consist of lower case alphanumeric characters or '-', start with an alphabetic character")
+        return _port_name_problem("spec.ports", (body.get("spec") or {}).get("ports"))
+    if kind == "deployments":
+        containers = (((body.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+        for c, container in enumerate(containers):
+            problem = _port_name_problem(f"spec.template.spec.containers[{c}].ports", container.get("ports"))
+            if problem:
+                return f'Deployment "{name}" is invalid: {problem}'
+    return None
 
 
 def pod_security_violations(pod: dict, level: str) -> list[str]:
@@ -218,6 +254,8 @@ class FakeKubernetes:
             if not _DNS_LABEL.match(name) and kind in ("namespaces", "services"):
                 return 422, _status(422, "Invalid", f'{kind[:-1]} "{name}" is invalid: metadata.name: Invalid value: '
                                     "a lowercase RFC 1123 label must be at most 63 characters")
+            if problem := _object_problem(kind, name, body or {}):
+                return 422, _status(422, "Invalid", problem)
             if name in objects:
                 return 409, _status(409, "AlreadyExists", f'{kind} "{name}" already exists')
             obj = self._stamp(kind, copy.deepcopy(body), None)
@@ -240,6 +278,8 @@ class FakeKubernetes:
                 return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
             return 200, self._view(kind, namespace, current)
         if method == "PUT":
+            if problem := _object_problem(kind, name, body or {}):
+                return 422, _status(422, "Invalid", problem)
             given = (body or {}).get("metadata", {}).get("resourceVersion")
             if given is not None and given != current["metadata"]["resourceVersion"]:
                 return 409, _status(409, "Conflict", f'Operation cannot be fulfilled on {kind} "{name}": '
