@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 MANAGED_BY = "app.kubernetes.io/managed-by"
 KEY_ANNOTATION = "vamp.io/key"
 DIGEST_ANNOTATION = "vamp.io/digest"
+TEMPLATE_DIGEST_ANNOTATION = "vamp.io/template-digest"  # the pod's: the digest without the instances
 PORTS_ANNOTATION = "vamp.io/ports"  # the breed's port names -> numbers, as JSON
 NAME_LABEL = "vamp.io/name"
 SELECTOR = f"{MANAGED_BY}=vamp"
@@ -215,6 +217,10 @@ def deployment_manifest(namespace: str, spec: ServiceSpec, policy: NamespacePoli
         pod_spec = merge_dialect(pod_spec, dialect)
     pod_spec = harden(pod_spec, policy)
     annotations = {KEY_ANNOTATION: spec.key, DIGEST_ANNOTATION: spec.digest()}
+    # The pod template's digest leaves the number of instances out: a change of scale alone
+    # changes `replicas`, never the template, so Kubernetes scales without rolling any pod.
+    template_annotations = {KEY_ANNOTATION: spec.key,
+                            TEMPLATE_DIGEST_ANNOTATION: dataclasses.replace(spec, instances=0).digest()}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -222,7 +228,7 @@ def deployment_manifest(namespace: str, spec: ServiceSpec, policy: NamespacePoli
         "spec": {
             "replicas": spec.instances,
             "selector": {"matchLabels": {NAME_LABEL: name}},
-            "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
+            "template": {"metadata": {"labels": labels, "annotations": template_annotations}, "spec": pod_spec},
         },
     }
 

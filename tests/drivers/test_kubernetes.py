@@ -157,6 +157,24 @@ def test_long_and_odd_names_are_dns_labels(k8s):
     assert driver.running("ns5") == {spec.key: spec.digest()}
 
 
+def test_a_change_of_scale_alone_leaves_the_pod_template_alone(k8s):
+    # A changed pod template makes Kubernetes roll every pod: scaling must only change replicas.
+    driver, fake = k8s
+    two = image_spec(instances=2)
+    driver.deploy("ns8", two)
+    (before,) = fake.objects("deployments", "vamp-ns8").values()
+    five = image_spec(instances=5)
+    driver.deploy("ns8", five)
+    (after,) = fake.objects("deployments", "vamp-ns8").values()
+    assert after["spec"]["replicas"] == 5
+    assert after["spec"]["template"] == before["spec"]["template"]
+    assert driver.running("ns8") == {five.key: five.digest()}  # and sync sees the new scale as done
+    newer = image_spec(instances=5, definition="magneticio/sava:1.1.0")
+    driver.deploy("ns8", newer)
+    (rolled,) = fake.objects("deployments", "vamp-ns8").values()
+    assert rolled["spec"]["template"]["metadata"]["annotations"] != before["spec"]["template"]["metadata"]["annotations"]
+
+
 def test_a_blueprint_named_with_a_digit_first_gets_a_service_the_api_server_accepts(k8s):
     # Service names are DNS-1035 labels (a letter first): the fake refuses `2024-promo-...` with
     # 422 as the API server does, so a digit-first name would leave the service missing forever.
