@@ -34,6 +34,7 @@ import time
 from typing import Any, Callable
 
 import boto3
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -253,11 +254,36 @@ def service_manifest(namespace: str, spec: ServiceSpec) -> dict:
 
 # -- the driver ------------------------------------------------------------------------------
 
+# (connect, read) seconds for every API call: the client has none by default, and one hung API
+# server would stall the whole synchronisation pass (every namespace after it) until Lambda's own
+# timeout. A timed-out call is an error like any other: the service is retried on the next pass.
+REQUEST_TIMEOUT = (3.05, 15.0)
+
+
+class _Timed:
+    """An API object whose every call carries the request timeout unless it names its own."""
+
+    def __init__(self, api: Any, timeout: tuple[float, float]):
+        self._api, self._timeout = api, timeout
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._api, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("_request_timeout", self._timeout)
+            return attr(*args, **kwargs)
+        return call
+
+
 class KubernetesDriver:
     name = "kubernetes"
 
-    def __init__(self, api_client_factory: Callable[[], Any], rules: KubeRules | None = None):
+    def __init__(self, api_client_factory: Callable[[], Any], rules: KubeRules | None = None,
+                 request_timeout: tuple[float, float] = REQUEST_TIMEOUT):
         self._factory = api_client_factory
+        self._timeout = request_timeout
         self._rules = rules  # None: the settings' (read on every call, as they are cached)
         self._client: Any = None
         self._namespaces: set[str] = set()
@@ -282,7 +308,8 @@ class KubernetesDriver:
         with self._lock:
             if self._client is None:
                 self._client = self._factory()
-        return client.CoreV1Api(self._client), client.AppsV1Api(self._client)
+        return (_Timed(client.CoreV1Api(self._client), self._timeout),
+                _Timed(client.AppsV1Api(self._client), self._timeout))
 
     @staticmethod
     def _status_of(e: Exception) -> int | None:
@@ -387,6 +414,8 @@ class KubernetesDriver:
                          core.replace_namespaced_service, kube, service, keep_cluster_ip)
         except ApiException as e:
             raise DriverError(self._reason(e)) from e
+        except urllib3.exceptions.HTTPError as e:  # refused, reset, or no answer within the timeout
+            raise DriverError(f"kubernetes API unreachable or not answering: {type(e).__name__}") from e
 
     def undeploy(self, namespace: str, deployment: str, cluster: str, service: str) -> None:
         name = kube_object_name(deployment, cluster, service)
@@ -409,6 +438,8 @@ class KubernetesDriver:
             if e.status == 404:
                 return {}, {}
             raise DriverError(self._reason(e)) from e
+        except urllib3.exceptions.HTTPError as e:
+            raise DriverError(f"kubernetes API unreachable or not answering: {type(e).__name__}") from e
 
         def by_key(items: list) -> dict[str, Any]:
             return {(i.metadata.annotations or {}).get(KEY_ANNOTATION): i for i in items

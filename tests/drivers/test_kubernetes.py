@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 import urllib.parse
 import uuid
 
@@ -13,7 +14,7 @@ import pytest
 import requests
 
 from chalicelib.drivers import Guarded
-from chalicelib.drivers.base import PortSpec, merge_dialect
+from chalicelib.drivers.base import DriverError, PortSpec, merge_dialect
 from chalicelib.drivers.kube_policy import KubeRules
 from chalicelib.drivers.kubernetes import (
     KubernetesDriver,
@@ -155,6 +156,43 @@ def test_long_and_odd_names_are_dns_labels(k8s):
     (name,) = fake.objects("deployments", "vamp-ns5")
     assert len(name) <= 63 and name == name.lower()
     assert driver.running("ns5") == {spec.key: spec.digest()}
+
+
+def _raised(fn, *args):
+    try:
+        fn(*args)
+    except Exception as e:  # noqa: BLE001 - returned for the assertion
+        return e
+    return None
+
+
+def test_a_hung_api_server_fails_the_call_instead_of_stalling_the_pass(fake_kubernetes):
+    # The API server accepts the connection and never answers: without a request timeout the
+    # call (and the whole sync pass behind it) would wait forever; with one it fails, clearly.
+    driver = KubernetesDriver(lambda: client_for(fake_kubernetes.url), KubeRules(), request_timeout=(0.5, 0.5))
+    fake_kubernetes.hang()
+    outcome: list = []
+
+    def deploy() -> None:
+        try:
+            driver.deploy("ns9", image_spec())
+        except Exception as e:  # noqa: BLE001 - what it raised is the assertion
+            outcome.append(e)
+    worker = threading.Thread(target=deploy, daemon=True)
+    worker.start()
+    worker.join(30)  # a guard against hanging the suite, not a speed bound: the hang lasts 60 s
+    fake_kubernetes.answer()
+    assert not worker.is_alive(), "the driver waited on a server that never answers"
+    (error,) = outcome
+    assert isinstance(error, DriverError) and "not answering" in str(error)
+    fake_kubernetes.hang()
+    reading = threading.Thread(target=lambda: outcome.append(_raised(driver.running, "ns9")), daemon=True)
+    reading.start()
+    reading.join(30)
+    fake_kubernetes.answer()
+    assert not reading.is_alive() and isinstance(outcome[-1], DriverError), outcome
+    driver.deploy("ns9", image_spec())  # answered again: the next pass deploys
+    assert driver.running("ns9") == {image_spec().key: image_spec().digest()}
 
 
 def test_a_change_of_scale_alone_leaves_the_pod_template_alone(k8s):

@@ -133,6 +133,9 @@ class FakeKubernetes:
         self._ips = itertools.count(10)
         self._fail: list[int] = []
         self._lock = threading.Lock()
+        # Set: every request waits until it is cleared (a hung API server: accepts, never answers).
+        self.hung = threading.Event()
+        self._answer = threading.Event()
         self._server: ThreadingHTTPServer | None = None
 
     # -- control ------------------------------------------------------------------------------
@@ -147,6 +150,8 @@ class FakeKubernetes:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
+                if fake.hung.is_set():
+                    fake._answer.wait(60)
                 code, reply = fake.handle(self.command, self.path, body)
                 data = json.dumps(reply).encode()
                 self.send_response(code)
@@ -179,6 +184,15 @@ class FakeKubernetes:
     def set_status(self, namespace: str, name: str, status: dict) -> None:
         with self._lock:
             self.statuses[(namespace, name)] = status
+
+    def hang(self) -> None:
+        """From now on, requests are accepted and never answered (until `answer()`)."""
+        self._answer.clear()
+        self.hung.set()
+
+    def answer(self) -> None:
+        self.hung.clear()
+        self._answer.set()
 
     def fail_next(self, code: int) -> None:
         with self._lock:
