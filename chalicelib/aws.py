@@ -35,6 +35,18 @@ def client(service: str):
     return boto3.client(service, region_name=s.region, endpoint_url=s.aws_endpoint, config=_BOTO_CONFIG)
 
 
+def read_secret(service: str, name: str, via=None) -> tuple[str | None, str]:
+    """(value, version) of an SSM parameter (`service` "ssm", decrypted) or a Secrets Manager
+    secret ("secretsmanager"; value None when it is binary), through `via` (a client of that
+    service) or this module's; botocore's errors pass through, for the caller to word."""
+    via = via or client(service)
+    if service == "ssm":
+        found = via.get_parameter(Name=name, WithDecryption=True)["Parameter"]
+        return found["Value"], str(found.get("Version", ""))
+    found = via.get_secret_value(SecretId=name)
+    return found.get("SecretString"), str(found.get("VersionId", ""))
+
+
 def reset_clients() -> None:
     """Forget cached clients and settings (tests and tools switch endpoints)."""
     client.cache_clear()

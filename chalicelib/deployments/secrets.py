@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from chalicelib.deployments.environment import EnvironmentError_
-from chalicelib.dsl.secrets import REDACTED, SECRETS_MANAGER, SSM, parse_secret_reference
+from chalicelib.dsl.secrets import REDACTED, parse_secret_reference
 
 
 class SecretSource:
@@ -44,18 +44,14 @@ class SecretSource:
             service, name, key = parse_secret_reference(ref)
         except ValueError as e:
             raise EnvironmentError_(str(e)) from None
+        from chalicelib import aws  # boto3: only when a secret is read
+
         try:
-            if service == SSM:
-                found = self._client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]
-                return found["Value"], str(found.get("Version", ""))
-            assert service == SECRETS_MANAGER
-            found = self._client("secretsmanager").get_secret_value(SecretId=name)
+            value, version = aws.read_secret(service, name, self._client(service))
         except ClientError as e:  # the code only: AWS messages may quote what was asked
             raise EnvironmentError_(f"secret ${{{ref}}}: {e.response.get('Error', {}).get('Code', 'error')}") from None
         except BotoCoreError as e:
             raise EnvironmentError_(f"secret ${{{ref}}}: {type(e).__name__}") from None
-        version = str(found.get("VersionId", ""))
-        value = found.get("SecretString")
         if value is None:
             raise EnvironmentError_(f"secret ${{{ref}}}: a binary secret (only strings are environment values)")
         if key is None:

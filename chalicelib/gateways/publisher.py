@@ -135,10 +135,11 @@ def _secret(name: str) -> str:
 
     try:
         if name.startswith("ssm:") or name.startswith("arn:aws:ssm:"):
-            parameter = name.removeprefix("ssm:")
-            value = aws.client("ssm").get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"]
+            value, _ = aws.read_secret("ssm", name.removeprefix("ssm:"))
         else:
-            value = aws.client("secretsmanager").get_secret_value(SecretId=name)["SecretString"]
+            value, _ = aws.read_secret("secretsmanager", name)
+        if value is None:
+            raise ValueError("a binary secret")
     except Exception as e:  # noqa: BLE001 - any failure: not published, and said why
         raise ValueError(f"secret {name} not readable: {type(e).__name__}: {str(e)[:200]}") from None
     with _secrets_lock:
