@@ -5,6 +5,7 @@ A frozen dataclass rather than pydantic-settings: importing pydantic-settings al
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -248,6 +249,18 @@ def parse_egress_allow(text: str) -> tuple[tuple, tuple[str, ...]]:
 
 _HINTS = {"event_store": EventStoreKind, "auth_mode": AuthMode, "driver": DriverKind,
           "kube_pod_security": PodSecurityLevel, "egress_route_names": EgressRouteNames}
+
+
+def json_map_setting(setting: str, text: str, shape: str) -> dict:
+    """A setting holding a JSON object (VAMP_IAM_PRINCIPALS, VAMP_KUBE_NAMESPACE_POLICIES): the
+    map, or ValueError naming the setting and, when it is JSON but no object, the shape wanted."""
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"{setting} is not JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{setting}: {shape}")
+    return data
 
 
 @lru_cache(maxsize=1)

@@ -11,12 +11,12 @@ asks for beyond its route is checked here too, by the handlers that read the bod
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Iterable
 
 from chalicelib.errors import FieldError, Forbidden, ValidationFailed
+from chalicelib.settings import json_map_setting
 from chalicelib.store.tokens import ADMIN, AGENT, ALL_NAMESPACES, OPERATOR, READER, ROLES
 
 # A Vamp namespace's name (also the first segment of /{namespace}/api/v1).
@@ -217,12 +217,7 @@ def iam_principals(text: str | None) -> dict[str, tuple[str, tuple[str, ...]]]:
     namespaces). ValueError when malformed (the caller refuses everyone then)."""
     if not text:
         return {}
-    try:
-        raw = json.loads(text)
-    except ValueError as e:
-        raise ValueError(f"VAMP_IAM_PRINCIPALS is not JSON: {e}") from None
-    if not isinstance(raw, dict):
-        raise ValueError("VAMP_IAM_PRINCIPALS: a map of IAM ARN -> {role, namespaces}")
+    raw = json_map_setting("VAMP_IAM_PRINCIPALS", text, "a map of IAM ARN -> {role, namespaces}")
     out = {}
     for arn, grant in raw.items():
         if not isinstance(grant, dict) or set(grant) - {"role", "namespaces"}:

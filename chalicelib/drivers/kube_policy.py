@@ -22,6 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+from chalicelib.settings import json_map_setting
+
 LEVELS = ("restricted", "baseline", "privileged")
 PSA = "pod-security.kubernetes.io"
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -70,12 +72,7 @@ def parse_policies(raw: str | None, default_level: str) -> dict[str, NamespacePo
             text = Path(raw[1:]).read_text()
         except OSError as e:
             raise ValueError(f"VAMP_KUBE_NAMESPACE_POLICIES: cannot read {raw[1:]}: {e.strerror}") from None
-    try:
-        data = json.loads(text)
-    except ValueError as e:
-        raise ValueError(f"VAMP_KUBE_NAMESPACE_POLICIES is not JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise ValueError("VAMP_KUBE_NAMESPACE_POLICIES: a map of namespace -> policy expected")
+    data = json_map_setting("VAMP_KUBE_NAMESPACE_POLICIES", text, "a map of namespace -> policy expected")
     out: dict[str, NamespacePolicy] = {}
     for namespace, entry in data.items():
         where = f"VAMP_KUBE_NAMESPACE_POLICIES[{namespace!r}]"
