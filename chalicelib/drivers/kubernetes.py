@@ -260,6 +260,10 @@ def service_manifest(namespace: str, spec: ServiceSpec) -> dict:
 REQUEST_TIMEOUT = (3.05, 15.0)
 
 
+def _unanswered(error: Exception) -> DriverError:
+    return DriverError(f"kubernetes API unreachable or not answering: {type(error).__name__}")
+
+
 class _Timed:
     """An API object whose every call carries the request timeout unless it names its own."""
 
@@ -415,7 +419,7 @@ class KubernetesDriver:
         except ApiException as e:
             raise DriverError(self._reason(e)) from e
         except urllib3.exceptions.HTTPError as e:  # refused, reset, or no answer within the timeout
-            raise DriverError(f"kubernetes API unreachable or not answering: {type(e).__name__}") from e
+            raise _unanswered(e) from e
 
     def undeploy(self, namespace: str, deployment: str, cluster: str, service: str) -> None:
         name = kube_object_name(deployment, cluster, service)
@@ -439,7 +443,7 @@ class KubernetesDriver:
                 return {}, {}
             raise DriverError(self._reason(e)) from e
         except urllib3.exceptions.HTTPError as e:
-            raise DriverError(f"kubernetes API unreachable or not answering: {type(e).__name__}") from e
+            raise _unanswered(e) from e
 
         def by_key(items: list) -> dict[str, Any]:
             return {(i.metadata.annotations or {}).get(KEY_ANNOTATION): i for i in items
