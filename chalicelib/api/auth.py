@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import lru_cache
 from typing import Callable
 from urllib.parse import unquote
 
@@ -77,7 +78,12 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 def _iam_principals() -> dict:
-    text = settings().iam_principals
+    return _principals_of(settings().iam_principals)
+
+
+@lru_cache(maxsize=4)
+def _principals_of(text: str | None) -> dict:
+    """VAMP_IAM_PRINCIPALS parsed once per value, not on every request (read-only after)."""
     try:
         return iam_principals(text)
     except ValueError as e:  # fail closed: nobody is mapped
