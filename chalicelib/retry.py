@@ -37,7 +37,11 @@ class Backoff:
 
 # A transaction that lost a race on a contended item (a namespace's gateway generation, a port
 # claim: every gateway write of the namespace takes them) plans again after a growing pause.
-WRITE_RACE = Backoff(attempts=8, base=0.01, cap=1.0)
+# Each round of n writers on one namespace commits at least one, so a writer may need as many
+# attempts as there are writers at once: 16 covers a burst of 16 Lambdas (with 8, the twelve
+# separate writers of tests/gateways/test_ports.py sometimes saw a 409 on a loaded machine),
+# at worst ~10 s of pauses, inside API Gateway's 29 s.
+WRITE_RACE = Backoff(attempts=16, base=0.01, cap=1.0)
 # A read-modify-write of one release's state or gateway that lost to its one other writer (the
 # API or a state machine task): the winner has committed, so re-read at once, barely pausing.
 STATE_RACE = Backoff(attempts=8, base=0.002, cap=0.02)
