@@ -32,6 +32,7 @@ log = logging.getLogger("vamp.local")
 
 ROOT = Path(__file__).resolve().parent.parent
 API_BACKLOG = 256  # connections the local API queues while its threads are busy
+BOOTSTRAP_TOKEN = "local"  # the operator's VAMP_API_TOKEN, or the one kept in the state dir
 AGENT_TOKEN, AGENT_NAMESPACE = "local-agent", "default"  # the gateway agent's token: an agent of its namespace
 
 
@@ -53,6 +54,15 @@ def free_port_in(first: int, last: int, tries: int = 200) -> int:
             except OSError:
                 continue
     raise RuntimeError(f"no free port in {first}-{last}")
+
+
+def _check_api_token() -> None:
+    from chalicelib.store.tokens import MIN_TOKEN_LENGTH
+
+    given = os.environ.get("VAMP_API_TOKEN")
+    if given and len(given) < MIN_TOKEN_LENGTH:  # empty: unset, the stack makes one
+        raise RuntimeError(f"VAMP_API_TOKEN must be at least {MIN_TOKEN_LENGTH} characters (it is the admin of "
+                           "every namespace); unset it and the stack makes one")
 
 
 @dataclass
@@ -99,6 +109,7 @@ class LocalStack:
             raise
 
     def _start(self) -> "LocalStack":
+        _check_api_token()  # before anything starts: a bad token is the operator's to fix, in one line
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_state_dir()
         self._stop_leftovers()
@@ -263,7 +274,8 @@ class LocalStack:
 
     def _bootstrap_token(self) -> None:
         """The stack's first token: the admin of every namespace (VAMP_API_TOKEN, or the one
-        kept in <state dir>/token, or a new one)."""
+        kept in <state dir>/token, or a new one). A token other than the restored one replaces it:
+        one bootstrap admin, the one the operator gave last."""
         from chalicelib.store.tokens import ADMIN, ALL_NAMESPACES, DynamoDBTokenStore
 
         token = os.environ.get("VAMP_API_TOKEN")
@@ -272,7 +284,7 @@ class LocalStack:
             token = token_file.read_text().strip()
         store = DynamoDBTokenStore()
         if token:
-            store.ensure("local", token, role=ADMIN, namespaces=[ALL_NAMESPACES])
+            store.ensure(BOOTSTRAP_TOKEN, token, role=ADMIN, namespaces=[ALL_NAMESPACES])
         else:
             token, _ = store.create(f"local-{os.getpid()}", role=ADMIN, namespaces=[ALL_NAMESPACES])
         token_file.write_text(token + "\n")

@@ -24,6 +24,7 @@ TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 ADMIN, OPERATOR, READER, AGENT = "admin", "operator", "reader", "agent"
 ROLES = (ADMIN, OPERATOR, READER, AGENT)
 ALL_NAMESPACES = "*"
+MIN_TOKEN_LENGTH = 16  # a given (bootstrap) token; minted ones are 32 random bytes
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,9 @@ class TokenStore(Protocol):
         ...
 
     def ensure(self, name: str, token: str, *, role: str, namespaces: tuple[str, ...] | list[str]) -> StoredToken:
-        """Register `token` unless it already is (local bootstrap from VAMP_API_TOKEN); a token
-        already registered keeps the role and namespaces it has."""
+        """Register `token` under `name` unless it already is (local bootstrap from VAMP_API_TOKEN):
+        a token already registered keeps the role and namespaces it has; another token of that
+        name is revoked (the operator gave a new bootstrap token)."""
         ...
 
     def list(self) -> list[StoredToken]:
@@ -114,8 +116,8 @@ class DynamoDBTokenStore:
         if not isinstance(name, str) or not TOKEN_NAME.match(name):
             raise ValidationFailed.at("name", "1-64 characters: letters, digits, _ . @ -, starting with a letter or digit")
         namespaces = _checked_scope(role, namespaces)
-        if token is not None and len(token) < 16:
-            raise ValidationFailed.at("token", "at least 16 characters")
+        if token is not None and len(token) < MIN_TOKEN_LENGTH:
+            raise ValidationFailed.at("token", f"at least {MIN_TOKEN_LENGTH} characters")
         if any(p.name == name for p in self.list()):
             raise Conflict(f"a token named {name} exists", [FieldError("name", "already exists")])
         token = token or TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -135,6 +137,8 @@ class DynamoDBTokenStore:
         found = self.authenticate(token)
         if found:
             return found
+        if self.named(name):
+            self.revoke(name)
         return self.create(name, token, role=role, namespaces=namespaces)[1]
 
     def list(self) -> list[StoredToken]:
