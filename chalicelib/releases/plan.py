@@ -32,10 +32,12 @@ class Plan:
     apply_timeout: int = 30  # seconds for a weight to be live on the nodes
     share_tolerance: float = 10.0  # points the observed canary share may be off the weight
 
-    @property
-    def poll(self) -> int:
-        """Seconds between looks at the nodes while a weight is not live yet (Wait states)."""
-        return max(1, min(self.interval, 5))
+    def poll_after(self, waited: float) -> int:
+        """Seconds until the next look at the nodes while a weight is not applied yet (Wait
+        states): about as long as already waited (1, 1, 2, 4, ...), at most min(interval, 5).
+        Agents acknowledge within ~100 ms of the etcd put, so the first look after 1 s usually
+        finds the weight live; the backoff keeps a long etcd outage at one look per 5 s."""
+        return int(max(1, min(waited, self.interval, 5)))
 
     @property
     def steps(self) -> int:

@@ -220,7 +220,7 @@ def _await_live(d: Deps, doc: dict, state: ReleaseState, until: str) -> tuple[Li
         return s.model_copy(update={"waiting": waiting, "publish_error": error or s.publish_error})
 
     d.store.transition(namespace, doc["name"], note)
-    return None, {**doc, "next": AWAIT_LIVE, "poll": plan.poll}
+    return None, {**doc, "next": AWAIT_LIVE, "poll": plan.poll_after(_seconds(state.since, until))}
 
 
 # -- set weight: the step the analysis chose ---------------------------------------------------
@@ -256,7 +256,7 @@ def set_weight(doc: dict, d: Deps | None = None) -> dict:
                                     "generation": written.generation})
         _note_publish(d, stored, written)
     # Look at the nodes after `poll` (not a whole interval): the interval starts once it is live.
-    return {**doc, "next": AWAIT_LIVE, "poll": plan.poll}
+    return {**doc, "next": AWAIT_LIVE, "poll": plan.poll_after(0)}
 
 
 # -- gates: manual approval, pause -------------------------------------------------------------
@@ -393,7 +393,7 @@ def promote(doc: dict, d: Deps | None = None) -> dict:
     d = d or deps_factory()
     state = finish_promote(d, doc["namespace"], doc["name"], doc["id"], "every step passed")
     if state.id == doc["id"] and state.phase == Phase.PROMOTING:  # not applied on the nodes yet
-        return {**doc, "next": AWAIT, "poll": state.plan.poll}
+        return {**doc, "next": AWAIT, **_backoff(state.plan, doc)}
     return {**doc, "next": DONE if state.phase == Phase.PROMOTED and state.id == doc["id"] else STOP}
 
 
@@ -410,8 +410,16 @@ def rollback(doc: dict, d: Deps | None = None) -> dict:
     state = finish_rollback(d, doc["namespace"], doc["name"], doc["id"], reason)
     out = {k: v for k, v in doc.items() if k != "error"}
     if state.id == doc["id"] and state.phase == Phase.ROLLING_BACK:  # not applied: retried until it is
-        return out | {"next": AWAIT, "poll": state.plan.poll}
+        return out | {"next": AWAIT, **_backoff(state.plan, doc)}
     return out | {"next": DONE if state.phase == Phase.ROLLED_BACK else STOP}
+
+
+def _backoff(plan, doc: dict) -> dict:
+    """The next wait of a promotion or rollback not applied yet, and the total waited so far
+    (carried in the execution's document: the release state has no clock for these phases)."""
+    waited = float(doc.get("waited") or 0)
+    poll = plan.poll_after(waited)
+    return {"poll": poll, "waited": waited + poll}
 
 
 TASKS = {"analyse": analyse, "set_weight": set_weight, "gate": gate, "promote": promote, "rollback": rollback}

@@ -13,6 +13,40 @@ from chalicelib.releases.plan import Plan
 from .conftest import CANARY, STABLE, finished, make_gateway, release, run_until, weights
 
 
+def test_looks_at_the_nodes_come_after_one_second_then_back_off_to_the_cap():
+    plan = Plan(weights=[20], interval=30, failures=1, minimum_requests=1, inconclusive_limit=1)
+    # agents acknowledge within ~100 ms: the first look after 1 s, not after min(interval, 5)
+    assert [plan.poll_after(w) for w in (0, 0.4, 1, 2.5, 4, 9, 3600)] == [1, 1, 1, 2, 4, 5, 5]
+    short = Plan(weights=[20], interval=2, failures=1, minimum_requests=1, inconclusive_limit=1)
+    assert short.poll_after(3600) == 2  # never longer than an interval
+
+
+def test_a_written_weight_and_a_waiting_rollback_are_looked_at_again_soon_then_less_often(api, sfn, traffic,
+                                                                                          fake_agent):
+    from local import stepfunctions
+
+    outputs: list[tuple[str, dict]] = []
+
+    def record(name, event, proceed):
+        out = proceed(event)
+        outputs.append((name, out))
+        return out
+
+    stepfunctions.interceptors.append(record)
+    make_gateway(api)
+    assert api.post("/api/v1/releases", release(interval="5s", apply_timeout="1s", failures=1)).status_code == 202
+    run_until(api, "r1", traffic, lambda s: s["step"] == 1 or finished(s))
+    fake_agent.paused = True  # 50% never gets there; the rollback waits for the node
+    run_until(api, "r1", traffic, lambda s: s["phase_detail"].startswith("rolling back ("), timeout=60)
+    time.sleep(4.5)
+    fake_agent.paused = False
+    assert run_until(api, "r1", None, finished)["phase"] == "rolled_back"
+    set_weight = [o["poll"] for n, o in outputs if n == "release_set_weight" and o.get("next") == "await_live"]
+    assert set_weight and set(set_weight) == {1}, outputs  # one second after the write, whatever the interval
+    waits = [o["poll"] for n, o in outputs if n == "release_rollback" and o.get("next") == "await"]
+    assert waits[:3] == [1, 1, 2] and max(waits) <= 5, waits  # then as long as already waited, capped
+
+
 def test_a_step_is_judged_only_once_the_nodes_run_it(api, sfn, traffic, fake_agent):
     make_gateway(api)
     fake_agent.paused = True  # heartbeats the generation it has: the new weight never reaches it
