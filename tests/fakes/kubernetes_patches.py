@@ -215,7 +215,8 @@ def apply(kind: str, current: dict | None, config: dict, manager: str, managers:
         managers[other].discard(path)
     result = copy.deepcopy(current) if current else {}
     others = set().union(*(p for m, p in managers.items() if m != manager)) if managers else set()
-    for path in sorted(managers.get(manager, set()) - set(wanted), key=len, reverse=True):
+    # Shortest first: a list item goes with everything in it.
+    for path in sorted(managers.get(manager, set()) - set(wanted), key=len):
         if path not in others and not any(o[:len(path)] == path for o in others):
             remove_field(result, path)
     schema = kind_schema(config.get("kind") or kind, config.get("apiVersion") or "v1")

@@ -535,8 +535,8 @@ class FakeKubernetes:
                 return 415, _status(415, f'the body of the request was in an unknown format - accepted media '
                                          f'types include: {", ".join(_PATCH_TYPES)}')
             if method in ("POST", "PUT") and media not in ("", "application/json", "application/yaml"):
-                return 415, _status(415, f"the body of the request was in an unknown format - accepted media "
-                                         f"types include: application/json, application/yaml")
+                return 415, _status(415, "the body of the request was in an unknown format - accepted media "
+                                         "types include: application/json, application/yaml")
             try:
                 body = yaml.safe_load(raw) if media.endswith("yaml") else json.loads(raw)
             except (ValueError, yaml.YAMLError) as e:
@@ -883,8 +883,7 @@ class FakeKubernetes:
         r.stalled = 0 if moved or complete else r.stalled + 1
         if r.stalled >= self.deadline_steps:
             r.timed_out = True
-            return True
-        return moved
+        return moved or not complete  # a rollout that waits is still moving toward its deadline
 
     def _deployment_status(self, namespace: str, obj: dict) -> dict:
         name = obj["metadata"]["name"]
