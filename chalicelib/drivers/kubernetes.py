@@ -23,6 +23,7 @@ this module only when the driver is used (Lambda cold start).
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import json
 import logging
@@ -200,7 +201,7 @@ LIVENESS_TOLERANCE = 3
 
 
 def _liveness(readiness: dict) -> dict:
-    probe = dict(readiness)
+    probe = copy.deepcopy(readiness)
     probe["failureThreshold"] = readiness["failureThreshold"] * LIVENESS_TOLERANCE
     probe["initialDelaySeconds"] = readiness["initialDelaySeconds"] + (
         readiness["periodSeconds"] * readiness["failureThreshold"])
