@@ -282,3 +282,25 @@ def test_vamp_takes_back_the_fields_it_owns(k8s):
     apps.patch_namespaced_deployment(name, "vamp-p2", {"spec": {"replicas": 7}}, field_manager="kubectl-edit")
     driver.deploy("p2", spec)  # forced: the blueprint's scale, not a hand edit, is what runs
     assert deployment_of(fake, "vamp-p2")["spec"]["replicas"] == 2
+
+
+@pytest.mark.parametrize("level", ["cluster", "service"])
+def test_a_blueprints_health_check_on_a_port_its_breed_lacks_is_a_400(request, level):
+    # The breed's own checks were checked; a cluster's or a service's were not, and reached the
+    # driver as a probe on no port.
+    api, fake = request.getfixturevalue("kube")
+    check = {"port": "admin", "path": "/health", "initial_delay": "1s", "timeout": "1s", "interval": "5s",
+             "failures": 3}
+    body = blueprint(IMAGE, **({"health_checks": [check]} if level == "service" else {}))
+    if level == "cluster":
+        body["clusters"]["web"]["health_checks"] = [check]
+    r = api.post("/team/api/v1/deployments", body)
+    assert r.status_code == 400, r.body
+    (error,) = r.json["errors"]
+    prefix = "clusters.web.services[0]." if level == "service" else "clusters.web."
+    assert error["path"] == prefix + "health_checks[0].port" and "'admin' is not a port of breed 'web:1'" in \
+        error["reason"]
+    assert api.get("/team/api/v1/deployments/shop").status_code == 404 and fake.requests == []
+    check["port"] = "port"
+    assert api.post("/team/api/v1/deployments", body).status_code == 202
+    api.delete("/team/api/v1/deployments/shop?force=true")
