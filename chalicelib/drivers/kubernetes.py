@@ -7,13 +7,20 @@ vamp's (drivers/kube_policy.py, docs/decisions/0026).
 Objects are named `kube_object_name(deployment, cluster, service)` (a DNS-1035 label with a hash
 of the exact names), labelled `app.kubernetes.io/managed-by: vamp` and `vamp.io/{deployment,cluster,
 service,name}`, and annotated with the exact service key and the digest of the spec they run,
-so `running()` is one list call. The pod gets resources from the scale (requests = limits),
-env, ports, the health checks as readiness and liveness probes, and `dialects.kubernetes`
+so `running()` is one list call per kind; a service runs a digest only when its Deployment and its
+Service both carry it (a failed Service write is written again on the next pass). Both are
+written by server-side apply as field manager `vamp` (forced), so what other tools add is kept
+and what vamp no longer sets is removed. The pod gets resources from the scale (requests =
+limits, Vamp's decimal MB as `M`), env (names every API server accepts, `$` escaped so values are
+literal), ports, the first health check as the readiness probe and a more tolerant liveness
+probe (a check on a port the breed lacks is refused), and `dialects.kubernetes`
 deep-merged into the pod spec (maps merged, lists of named items merged by name) once the
 namespace policy's allowlist admits it (a refusal sends nothing to the API server); then no
 service account token and, unless the policy relaxes it, the restricted securityContext
 (non-root, seccomp RuntimeDefault, no privilege escalation, every capability dropped) wherever
-the pod spec leaves it unset.
+the pod spec leaves it unset. A service is running once the controller observed its generation
+and every replica is updated and available (no old pod serving); a namespace found deleted is
+created again, one Terminating is a reason until it is gone (docs/decisions/0027).
 
 Reaching the API server: an EKS cluster by name (describe_cluster's endpoint and CA, a token
 presigned through STS exactly as `aws eks get-token` does), else the in-cluster service account,

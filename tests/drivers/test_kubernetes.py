@@ -352,6 +352,19 @@ def test_against_a_real_cluster():
         assert driver.running(ns) == {spec.key: spec.digest()}
         st = wait_for(lambda: (s := driver.status(ns, [spec.key])[spec.key]).state == "running" and s, timeout=180)
         assert st.instances and st.instances[0].healthy
+        # `kubectl rollout restart`'s annotation survives vamp's next write (server-side apply).
+        from kubernetes import client as kube_client
+
+        from chalicelib.drivers.kubernetes import kube_object_name
+
+        apps = kube_client.AppsV1Api(config.new_client_from_config())
+        name, kube = kube_object_name("t", "c", "nginx:1"), driver.kube_namespace(ns)
+        apps.patch_namespaced_deployment(name, kube, {"spec": {"template": {"metadata": {"annotations": {
+            "kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"}}}}}, field_manager="kubectl-rollout")
+        driver.deploy(ns, spec)
+        template = apps.read_namespaced_deployment(name, kube).spec.template
+        assert template.metadata.annotations["kubectl.kubernetes.io/restartedAt"] == "2026-01-01T00:00:00Z"
+        wait_for(lambda: driver.status(ns, [spec.key])[spec.key].state == "running", timeout=180)
         driver.undeploy(ns, "t", "c", "nginx:1")
         assert driver.running(ns) == {}
     finally:
