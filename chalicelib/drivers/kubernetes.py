@@ -476,7 +476,9 @@ class KubernetesDriver:
         name = kube_object_name(deployment, cluster, service)
         kube = self.kube_namespace(namespace)
         core, apps = self._apis()
-        for delete in (apps.delete_namespaced_deployment, core.delete_namespaced_service):
+        # The Service first: while the Deployment is there running() lists the service, so a
+        # failure between the two deletes is undeployed again on the next pass, never orphaned.
+        for delete in (core.delete_namespaced_service, apps.delete_namespaced_deployment):
             try:
                 delete(name, kube)
             except ApiException as e:

@@ -90,6 +90,22 @@ def test_the_next_synchronisation_pass_writes_the_missing_service(request):
     api.delete("/team/api/v1/deployments/shop?force=true")
 
 
+@pytest.mark.parametrize("failing", ["/api/v1/namespaces/vamp-s3/services/*",
+                                     "/apis/apps/v1/namespaces/vamp-s3/deployments/*"])
+def test_an_undeploy_interrupted_between_its_deletes_is_finished_on_the_next_pass(k8s, failing):
+    # The same two writes the other way: once the Deployment is gone running() no longer lists
+    # the service, so a Service left behind would never be deleted.
+    driver, fake = k8s
+    spec = image_spec()
+    driver.deploy("s3", spec)
+    fake.fail(500, method="DELETE", path=failing)
+    with pytest.raises(DriverError):
+        driver.undeploy("s3", "sava", "sava", "sava:1.0.0")
+    assert spec.key in driver.running("s3")  # synchronisation undeploys it again
+    driver.undeploy("s3", "sava", "sava", "sava:1.0.0")
+    assert fake.objects("services", "vamp-s3") == {} and fake.objects("deployments", "vamp-s3") == {}
+
+
 # -- 3: the namespace cache ------------------------------------------------------------------
 
 def test_a_deleted_namespace_is_created_again_without_a_cold_start(k8s):
