@@ -179,7 +179,8 @@ def _raised(fn, *args):
 def test_a_hung_api_server_fails_the_call_instead_of_stalling_the_pass(fake_kubernetes):
     # The API server accepts the connection and never answers: without a request timeout the
     # call (and the whole sync pass behind it) would wait forever; with one it fails, clearly.
-    driver = KubernetesDriver(lambda: client_for(fake_kubernetes), KubeRules(), request_timeout=(0.5, 0.5))
+    driver = KubernetesDriver(lambda: client_for(fake_kubernetes), KubeRules(), request_timeout=(1.0, 3.0))
+    # 3 s to read: short against the 60 s hang, long enough for a loaded machine to answer the last deploy.
     fake_kubernetes.hang()
     outcome: list = []
 

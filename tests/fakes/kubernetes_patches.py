@@ -45,6 +45,20 @@ def kind_schema(kind: str, api_version: str) -> dict:
     return json.loads((folder / f"{kind.lower()}-{group}{version}.json").read_text())
 
 
+@lru_cache(maxsize=None)
+def validator(kind: str, api_version: str) -> Any:
+    """kubernetes-validate's check of `kind` (its bundled schemas, strict), built once: the
+    package's own `validate` reads and parses every schema again on each call."""
+    import jsonschema
+    from referencing import Registry, Resource
+
+    folder = resources.files("kubernetes_validate") / "kubernetes-json-schema" / f"v{SCHEMA_VERSION}-local-strict"
+    definitions = Resource.from_contents(json.loads((folder / "_definitions.json").read_text()))
+    schema = kind_schema(kind, api_version)
+    registry = Resource.from_contents(schema) @ (definitions @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
 def _resolve(node: dict) -> dict:
     while isinstance(node, dict) and "$ref" in node:
         extra = {k: v for k, v in node.items() if k not in ("$ref", "description")}
