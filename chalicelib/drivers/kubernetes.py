@@ -7,13 +7,20 @@ vamp's (drivers/kube_policy.py, docs/decisions/0026).
 Objects are named `kube_object_name(deployment, cluster, service)` (a DNS-1035 label with a hash
 of the exact names), labelled `app.kubernetes.io/managed-by: vamp` and `vamp.io/{deployment,cluster,
 service,name}`, and annotated with the exact service key and the digest of the spec they run,
-so `running()` is one list call. The pod gets resources from the scale (requests = limits),
-env, ports, the health checks as readiness and liveness probes, and `dialects.kubernetes`
+so `running()` is one list call per kind; a service runs a digest only when its Deployment and its
+Service both carry it (a failed Service write is written again on the next pass). Both are
+written by server-side apply as field manager `vamp` (forced), so what other tools add is kept
+and what vamp no longer sets is removed. The pod gets resources from the scale (requests =
+limits, Vamp's decimal MB as `M`), env (names every API server accepts, `$` escaped so values are
+literal), ports, the first health check as the readiness probe and a more tolerant liveness
+probe (a check on a port the breed lacks is refused), and `dialects.kubernetes`
 deep-merged into the pod spec (maps merged, lists of named items merged by name) once the
 namespace policy's allowlist admits it (a refusal sends nothing to the API server); then no
 service account token and, unless the policy relaxes it, the restricted securityContext
 (non-root, seccomp RuntimeDefault, no privilege escalation, every capability dropped) wherever
-the pod spec leaves it unset.
+the pod spec leaves it unset. A service is running once the controller observed its generation
+and every replica is updated and available (no old pod serving); a namespace found deleted is
+created again, one Terminating is a reason until it is gone (docs/decisions/0027).
 
 Reaching the API server: an EKS cluster by name (describe_cluster's endpoint and CA, a token
 presigned through STS exactly as `aws eks get-token` does), else the in-cluster service account,
@@ -28,6 +35,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -60,6 +68,8 @@ TEMPLATE_DIGEST_ANNOTATION = "vamp.io/template-digest"  # the pod's: the digest 
 PORTS_ANNOTATION = "vamp.io/ports"  # the breed's port names -> numbers, as JSON
 NAME_LABEL = "vamp.io/name"
 SELECTOR = f"{MANAGED_BY}=vamp"
+FIELD_MANAGER = "vamp"  # server-side apply's owner of the fields vamp writes
+APPLY_PATCH = "application/apply-patch+yaml"
 TOKEN_PREFIX = "k8s-aws-v1."
 TOKEN_TTL = 600  # refresh the EKS token after 10 of its 15 minutes
 
@@ -172,7 +182,11 @@ def kube_object_name(deployment: str, cluster: str, service: str) -> str:
 
 
 def _probe(spec: ServiceSpec, check: Any) -> dict:
+    """The readiness probe of a health check: the check as the breed states it."""
     port = next((p.number for p in spec.ports if p.name == check.port), None)
+    if port is None:  # Kubernetes would take `port: null` as 0 and refuse the Deployment (422)
+        raise DriverError(f"health check on port {check.port!r}: the breed has no such port "
+                          f"(its ports: {', '.join(p.name for p in spec.ports) or 'none'})")
     probe: dict[str, Any] = {
         "initialDelaySeconds": check.initial_delay,
         "timeoutSeconds": max(1, check.timeout),
@@ -186,6 +200,45 @@ def _probe(spec: ServiceSpec, check: Any) -> dict:
     return probe
 
 
+# The liveness probe is the readiness probe made more tolerant (docs/decisions/0027): readiness
+# takes a pod out of the gateways' routes after `failures` misses; liveness restarts it only after
+# LIVENESS_TOLERANCE times as many, and starts counting once readiness could have given up once, so
+# a slow start or a short overload drains traffic instead of killing pods that would recover.
+LIVENESS_TOLERANCE = 3
+
+
+def _liveness(readiness: dict) -> dict:
+    probe = copy.deepcopy(readiness)
+    probe["failureThreshold"] = readiness["failureThreshold"] * LIVENESS_TOLERANCE
+    probe["initialDelaySeconds"] = readiness["initialDelaySeconds"] + (
+        readiness["periodSeconds"] * readiness["failureThreshold"])
+    return probe
+
+
+# IsEnvVarName (apimachinery's validation): the rule of every API server without the
+# RelaxedEnvironmentVariableValidation gate. The relaxed rule (printable ASCII but '=') is on by
+# default only from Kubernetes 1.32 and GA in 1.34, so the strict one is what every cluster
+# accepts (docs/decisions/0027).
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+
+
+def _env(spec: ServiceSpec) -> list[dict]:
+    """The container's env: names every API server accepts, values as literal as on the other
+    drivers (Kubernetes expands `$(VAR)` and reads `$$` as `$` in values: every `$` doubled)."""
+    bad = [k for k in sorted(spec.env) if not _ENV_NAME.match(k) or k in (".", "..") or k.startswith("..")]
+    if bad:
+        raise DriverError(f"environment variable name {bad[0]!r} is refused by Kubernetes: letters, digits, "
+                          "'_', '-' and '.', not a digit first (and not '.', '..' or '..' first)")
+    return [{"name": k, "value": v.replace("$", "$$")} for k, v in sorted(spec.env.items()) if v is not None]
+
+
+def _memory(megabytes: float) -> str:
+    """Vamp's MB are decimal (its MegaByte reader: MB and M x1, KB /1000, GB x1000; its own
+    Kubernetes driver wrote `<n>M`): `256MB` is `256M`, never `256Mi` (5 % more)."""
+    kilobytes = max(1, round(megabytes * 1000))
+    return f"{kilobytes // 1000}M" if kilobytes % 1000 == 0 else f"{kilobytes}k"
+
+
 def deployment_manifest(namespace: str, spec: ServiceSpec, policy: NamespacePolicy | None = None) -> dict:
     """The Deployment in Kubernetes namespace `namespace`, under the Vamp namespace's `policy`
     (None: the default, restricted); DriverError when the policy refuses the dialect."""
@@ -197,17 +250,19 @@ def deployment_manifest(namespace: str, spec: ServiceSpec, policy: NamespacePoli
     container: dict[str, Any] = {
         "name": "service",
         "image": spec.definition,
-        "env": [{"name": k, "value": v} for k, v in sorted(spec.env.items()) if v is not None],
+        "env": _env(spec),
         "ports": [{"name": port_name, "containerPort": p.number, "protocol": "TCP"}
                   for port_name, p in zip(_port_names(spec.ports), spec.ports)],
         "resources": {
-            "requests": {"cpu": f"{max(1, round(spec.cpu * 1000))}m", "memory": f"{max(1, round(spec.memory))}Mi"},
-            "limits": {"cpu": f"{max(1, round(spec.cpu * 1000))}m", "memory": f"{max(1, round(spec.memory))}Mi"},
+            "requests": {"cpu": f"{max(1, round(spec.cpu * 1000))}m", "memory": _memory(spec.memory)},
+            "limits": {"cpu": f"{max(1, round(spec.cpu * 1000))}m", "memory": _memory(spec.memory)},
         },
     }
+    for check in spec.health_checks[1:]:
+        _probe(spec, check)  # refused like the first: only the first becomes the probes
     if spec.health_checks:
         container["readinessProbe"] = _probe(spec, spec.health_checks[0])
-        container["livenessProbe"] = _probe(spec, spec.health_checks[0])
+        container["livenessProbe"] = _liveness(container["readinessProbe"])
     pod_spec: dict[str, Any] = {"containers": [container]}
     dialect = spec.dialects.get("kubernetes")
     if dialect is not None:
@@ -329,7 +384,8 @@ class KubernetesDriver:
         return f"kubernetes API {status}: {message or getattr(e, 'reason', e)}" if status else f"kubernetes: {e}"
 
     def _ensure_namespace(self, core: Any, name: str, labels: dict[str, str]) -> None:
-        """Kubernetes namespace `name` exists, is vamp's, and carries `labels` (Pod Security)."""
+        """Kubernetes namespace `name` exists, is vamp's, is not being deleted, and carries
+        `labels` (Pod Security). Remembered once so; forgotten when a write finds it gone."""
         wanted = {MANAGED_BY: "vamp", **labels}
         if (name, tuple(sorted(wanted.items()))) in self._namespaces:
             return
@@ -346,7 +402,9 @@ class KubernetesDriver:
                 except ApiException as e2:
                     if e2.status != 409:
                         raise
-                    continue  # created meanwhile: check it
+                    continue  # created meanwhile, or still being deleted: check it
+            if current.metadata.deletion_timestamp or (current.status and current.status.phase == "Terminating"):
+                raise DriverError(_terminating(name))
             have = dict(current.metadata.labels or {})
             if have.get(MANAGED_BY) != "vamp":
                 raise DriverError(f"kubernetes namespace {name!r} exists and is not managed by vamp "
@@ -363,35 +421,20 @@ class KubernetesDriver:
                     raise
         else:
             raise DriverError(f"kubernetes: namespace {name} kept changing under us; retrying later")
-        self._namespaces.add((name, tuple(sorted(wanted.items()))))
+        with self._lock:
+            self._namespaces.add((name, tuple(sorted(wanted.items()))))
 
-    def _upsert(self, read: Callable, create: Callable, replace: Callable, namespace: str, body: dict,
-                keep: Callable[[Any, dict], None] | None = None) -> None:
-        name = body["metadata"]["name"]
-        for _ in range(3):
-            try:
-                current = read(name, namespace)
-            except ApiException as e:
-                if e.status != 404:
-                    raise
-                try:
-                    create(namespace, body)
-                    return
-                except ApiException as e2:
-                    if e2.status == 409:
-                        continue  # created meanwhile: replace it
-                    raise
-            new = copy.deepcopy(body)
-            new["metadata"]["resourceVersion"] = current.metadata.resource_version
-            if keep:
-                keep(current, new)
-            try:
-                replace(name, namespace, new)
-                return
-            except ApiException as e:
-                if e.status != 409:
-                    raise
-        raise DriverError(f"kubernetes: {name} kept changing under us; retrying later")
+    def _forget_namespace(self, name: str) -> None:
+        with self._lock:
+            self._namespaces = {entry for entry in self._namespaces if entry[0] != name}
+
+    @staticmethod
+    def _apply(patch: Callable, namespace: str, body: dict) -> None:
+        """Server-side apply as field manager `vamp`: the fields vamp sets are vamp's (forced: vamp
+        is the source of truth for them), the ones it no longer sets are removed, and whatever
+        other tools add (`kubectl rollout restart`'s annotation, a mesh's labels) is kept."""
+        patch(body["metadata"]["name"], namespace, body, field_manager=FIELD_MANAGER, force=True,
+              _content_type=APPLY_PATCH)
 
     def deploy(self, namespace: str, spec: ServiceSpec) -> None:
         rules = self.rules
@@ -403,19 +446,27 @@ class KubernetesDriver:
         # Built (and checked against the policy) before any call: a refusal sends nothing.
         deployment = deployment_manifest(kube, spec, policy)
         service = service_manifest(kube, spec)
-
-        def keep_cluster_ip(current: Any, new: dict) -> None:  # immutable once assigned
-            if current.spec and current.spec.cluster_ip:
-                new["spec"]["clusterIP"] = current.spec.cluster_ip
-                new["spec"]["clusterIPs"] = current.spec.cluster_ips or [current.spec.cluster_ip]
-
         try:
             core, apps = self._apis()
-            self._ensure_namespace(core, kube, labels)
-            self._upsert(apps.read_namespaced_deployment, apps.create_namespaced_deployment,
-                         apps.replace_namespaced_deployment, kube, deployment)
-            self._upsert(core.read_namespaced_service, core.create_namespaced_service,
-                         core.replace_namespaced_service, kube, service, keep_cluster_ip)
+            for attempt in range(2):
+                self._ensure_namespace(core, kube, labels)
+                try:
+                    # The Deployment first, the Service after: a failure between them leaves a
+                    # Deployment whose Service is missing or older, which running() reports as not
+                    # running this digest, so the next pass writes both again.
+                    self._apply(apps.patch_namespaced_deployment, kube, deployment)
+                    self._apply(core.patch_namespaced_service, kube, service)
+                    return
+                except ApiException as e:
+                    gone = _namespace_gone(e)
+                    if gone is None:
+                        raise
+                    self._forget_namespace(kube)
+                    if gone == "terminating":
+                        raise DriverError(_terminating(kube)) from e
+                    if attempt:
+                        raise
+                    # deleted since we last saw it: create it again, then write once more
         except ApiException as e:
             raise DriverError(self._reason(e)) from e
         except urllib3.exceptions.HTTPError as e:  # refused, reset, or no answer within the timeout
@@ -425,12 +476,16 @@ class KubernetesDriver:
         name = kube_object_name(deployment, cluster, service)
         kube = self.kube_namespace(namespace)
         core, apps = self._apis()
-        for delete in (apps.delete_namespaced_deployment, core.delete_namespaced_service):
+        # The Service first: while the Deployment is there running() lists the service, so a
+        # failure between the two deletes is undeployed again on the next pass, never orphaned.
+        for delete in (core.delete_namespaced_service, apps.delete_namespaced_deployment):
             try:
                 delete(name, kube)
             except ApiException as e:
                 if e.status != 404:
                     raise DriverError(self._reason(e)) from e
+            except urllib3.exceptions.HTTPError as e:
+                raise _unanswered(e) from e
 
     def _list(self, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
         kube = self.kube_namespace(namespace)
@@ -452,8 +507,10 @@ class KubernetesDriver:
         return by_key(deployments), by_key(services)
 
     def running(self, namespace: str) -> dict[str, str | None]:
-        deployments, _ = self._list(namespace)
-        return {k: (d.metadata.annotations or {}).get(DIGEST_ANNOTATION) for k, d in deployments.items()}
+        """Every service vamp runs -> the digest both its objects were written with; None when
+        the Service is missing or was written for another digest (the write between them failed)."""
+        deployments, services = self._list(namespace)
+        return {k: _written_digest(d, services.get(k)) for k, d in deployments.items()}
 
     def status(self, namespace: str, keys: list[str]) -> dict[str, ServiceStatus]:
         deployments, services = self._list(namespace)
@@ -467,19 +524,48 @@ class KubernetesDriver:
         return out
 
 
+def _terminating(namespace: str) -> str:
+    return (f"kubernetes namespace {namespace} is being deleted (Terminating): nothing can be created in it "
+            "until it is gone; deploying again on a later pass")
+
+
+def _namespace_gone(e: ApiException) -> str | None:
+    """'deleted' when a write found its namespace missing, 'terminating' when being deleted."""
+    try:
+        body = json.loads(e.body) if e.body else {}
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    message = str(body.get("message") or "")
+    if e.status == 403 and "being terminated" in message:
+        return "terminating"
+    if e.status == 404 and ((body.get("details") or {}).get("kind") == "namespaces" or message.startswith("namespaces ")):
+        return "deleted"
+    return None
+
+
+def _digest_of(obj: Any) -> str | None:
+    return (obj.metadata.annotations or {}).get(DIGEST_ANNOTATION) if obj is not None else None
+
+
+def _written_digest(d: Any, svc: Any) -> str | None:
+    digest = _digest_of(d)
+    return digest if digest is not None and _digest_of(svc) == digest else None
+
+
 def _deployment_status(key: str, d: Any, svc: Any) -> ServiceStatus:
+    """Running only once the controller has seen this generation and every replica runs it:
+    updated == replicas == available == desired (no old pod still serving). The status's
+    conditions speak of the generation it observed: trusted only when that is this one."""
     desired = d.spec.replicas if d.spec and d.spec.replicas is not None else 1
     st = d.status
     ready = (st.ready_replicas or 0) if st else 0
+    available = (st.available_replicas or 0) if st else 0
     updated = (st.updated_replicas or 0) if st else 0
+    total = (st.replicas or 0) if st else 0
     observed = (st.observed_generation or 0) if st else 0
-    digest = (d.metadata.annotations or {}).get(DIGEST_ANNOTATION)
-    failure = None
-    for c in (st.conditions or []) if st else []:
-        if c.type == "Progressing" and c.status == "False":
-            failure = f"{c.reason}: {c.message}"
-        if c.type == "ReplicaFailure" and c.status == "True":
-            failure = f"{c.reason}: {c.message}"
+    generation = d.metadata.generation or 0
+    digest = _written_digest(d, svc)
     instances: tuple[Instance, ...] = ()
     if svc is not None and svc.spec and svc.spec.cluster_ip and svc.spec.cluster_ip != "None":
         try:
@@ -488,12 +574,21 @@ def _deployment_status(key: str, d: Any, svc: Any) -> ServiceStatus:
             ports = {}
         instances = (Instance(svc.metadata.name, svc.spec.cluster_ip, ports, ready > 0,
                               None if ready > 0 else "no ready pod"),)
-    done = ready >= desired and updated >= desired and observed >= (d.metadata.generation or 0)
-    if failure:
-        return ServiceStatus(key, "failed", instances, desired, failure, digest)
-    if done and (svc is not None or desired == 0):
+    if observed < generation:
+        return ServiceStatus(key, "deploying", instances, desired,
+                             f"waiting for the deployment controller to observe generation {generation}", digest)
+    for c in (st.conditions or []) if st else []:
+        if (c.type == "Progressing" and c.status == "False") or (c.type == "ReplicaFailure" and c.status == "True"):
+            return ServiceStatus(key, "failed", instances, desired, f"{c.reason}: {c.message}", digest)
+    if svc is None or digest is None:
+        missing = "service missing" if svc is None else "service not yet written for this version"
+        return ServiceStatus(key, "deploying", instances, desired, f"{ready}/{desired} replicas ready; {missing}",
+                             digest)
+    if updated == total == available == desired:
         return ServiceStatus(key, "running", instances, desired, None, digest)
-    reason = f"{ready}/{desired} replicas ready" + ("" if svc is not None else "; service missing")
+    reason = f"{updated}/{desired} replicas updated, {available} available"
+    if total > updated:
+        reason += f", {total - updated} old still running"
     return ServiceStatus(key, "deploying", instances, desired, reason, digest)
 
 

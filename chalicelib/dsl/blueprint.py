@@ -118,6 +118,13 @@ class Cluster(Model):
             if isinstance(service.breed, Breed) and service.breed.name is None:
                 problems.add(("services", i, "breed", "name"), "an inline breed needs a name")
             if breeds[i] is not None:
+                # A health check on a port the breed lacks has nothing to probe (issue 11).
+                own = service.health_checks is not None
+                for j, check in enumerate(service.health_checks if own else self.health_checks or []):
+                    if check.port not in breeds[i].ports:
+                        problems.add(("services", i, "health_checks", j, "port") if own else
+                                     ("health_checks", j, "port"),
+                                     f"port {check.port!r} is not a port of breed {breeds[i].name!r}")
                 for key in service.environment_variables:
                     if key not in breeds[i].environment_variables:
                         problems.add(

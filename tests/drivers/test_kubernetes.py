@@ -25,17 +25,22 @@ from chalicelib.drivers.kubernetes import (
 from tests.drivers.helpers import image_spec
 
 
-def client_for(url: str):
+def client_for(target, token: str | None = None):
+    """A client of the fake API server (its URL and bearer token), or of a bare URL."""
     from kubernetes import client
 
     cfg = client.Configuration()
-    cfg.host = url
+    cfg.host = getattr(target, "url", target)
+    token = token or getattr(target, "token", None)
+    if token:
+        cfg.api_key = {"authorization": token}
+        cfg.api_key_prefix = {"authorization": "Bearer"}
     return client.ApiClient(cfg)
 
 
 @pytest.fixture()
 def k8s(fake_kubernetes):
-    return KubernetesDriver(lambda: client_for(fake_kubernetes.url), KubeRules()), fake_kubernetes
+    return KubernetesDriver(lambda: client_for(fake_kubernetes), KubeRules()), fake_kubernetes
 
 
 def test_deploy_creates_namespace_deployment_and_service(k8s):
@@ -60,17 +65,18 @@ def test_deploy_creates_namespace_deployment_and_service(k8s):
     assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     assert c["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
     assert pod["automountServiceAccountToken"] is False
-    assert c["resources"]["limits"] == {"cpu": "200m", "memory": "256Mi"}
+    assert c["resources"]["limits"] == {"cpu": "200m", "memory": "256M"}  # Vamp's MB are decimal
     assert c["env"] == [{"name": "A", "value": "1"}]
     assert c["ports"] == [{"name": "webport", "containerPort": 8080, "protocol": "TCP"}]
     assert c["readinessProbe"]["httpGet"] == {"path": "/health", "port": 8080, "scheme": "HTTP"}
-    assert c["livenessProbe"]["failureThreshold"] == 3
+    assert c["readinessProbe"]["failureThreshold"] == 3 and c["livenessProbe"]["failureThreshold"] == 9
     assert dep["spec"]["replicas"] == 2
     assert dep["metadata"]["labels"]["vamp.io/service"] == "sava_1.0.0"
     assert dep["metadata"]["annotations"]["vamp.io/key"] == "sava/sava/sava:1.0.0"
     svc = fake.objects("services", "vamp-team-a")[name]
     assert svc["spec"]["selector"] == {"vamp.io/name": name} and svc["spec"]["ports"][0]["port"] == 8080
 
+    fake.settle()  # the deployment controller rolls the pods out
     status = driver.status("team-a", [spec.key, "sava/sava/other"])
     st = status[spec.key]
     assert st.state == "running" and st.digest == spec.digest() and st.desired == 2
@@ -79,7 +85,7 @@ def test_deploy_creates_namespace_deployment_and_service(k8s):
     assert driver.running("team-a") == {spec.key: spec.digest()}
 
 
-def test_update_replaces_with_resource_version_and_keeps_cluster_ip(k8s):
+def test_update_is_a_server_side_apply_and_keeps_cluster_ip(k8s):
     driver, fake = k8s
     spec = image_spec()
     driver.deploy("ns1", spec)
@@ -88,8 +94,11 @@ def test_update_replaces_with_resource_version_and_keeps_cluster_ip(k8s):
     dep = next(iter(fake.objects("deployments", "vamp-ns1").values()))
     assert dep["spec"]["replicas"] == 5 and dep["metadata"]["generation"] == 2
     assert next(iter(fake.objects("services", "vamp-ns1").values()))["spec"]["clusterIP"] == ip
-    puts = [p for m, p in fake.requests if m == "PUT"]
-    assert len(puts) == 2
+    writes = [(m, p.split("/")[-2]) for m, p in fake.requests if m != "GET"]
+    # The namespace once (then cached), then each object applied, never a PUT of the whole object.
+    assert writes == [("POST", "v1"), ("PATCH", "deployments"), ("PATCH", "services"),
+                      ("PATCH", "deployments"), ("PATCH", "services")]
+    assert [f["manager"] for f in dep["metadata"]["managedFields"]] == ["vamp"]
 
 
 def test_progress_deadline_is_a_failed_status_with_its_reason(k8s):
@@ -102,9 +111,10 @@ def test_progress_deadline_is_a_failed_status_with_its_reason(k8s):
          "message": "ReplicaSet has timed out progressing."}]})
     st = driver.status("ns2", [spec.key])[spec.key]
     assert st.state == "failed" and "ProgressDeadlineExceeded" in st.reason
-    fake.set_status("vamp-ns2", name, {"observedGeneration": 1, "replicas": 2, "readyReplicas": 1, "updatedReplicas": 2})
+    fake.set_status("vamp-ns2", name, {"observedGeneration": 1, "replicas": 2, "readyReplicas": 1, "updatedReplicas": 2,
+                                       "availableReplicas": 1})
     st = driver.status("ns2", [spec.key])[spec.key]
-    assert st.state == "deploying" and st.reason == "1/2 replicas ready"
+    assert st.state == "deploying" and st.reason == "2/2 replicas updated, 1 available"
 
 
 def test_undeploy_removes_both_and_is_idempotent(k8s):
@@ -169,7 +179,8 @@ def _raised(fn, *args):
 def test_a_hung_api_server_fails_the_call_instead_of_stalling_the_pass(fake_kubernetes):
     # The API server accepts the connection and never answers: without a request timeout the
     # call (and the whole sync pass behind it) would wait forever; with one it fails, clearly.
-    driver = KubernetesDriver(lambda: client_for(fake_kubernetes.url), KubeRules(), request_timeout=(0.5, 0.5))
+    driver = KubernetesDriver(lambda: client_for(fake_kubernetes), KubeRules(), request_timeout=(1.0, 3.0))
+    # 3 s to read: short against the 60 s hang, long enough for a loaded machine to answer the last deploy.
     fake_kubernetes.hang()
     outcome: list = []
 
@@ -249,7 +260,7 @@ def test_port_names_are_valid_and_unique_whatever_the_breed_calls_them(k8s, name
 
 
 def test_the_fake_refuses_what_the_api_server_refuses_in_names(fake_kubernetes):
-    api = client_for(fake_kubernetes.url)
+    api = client_for(fake_kubernetes)
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
@@ -342,6 +353,19 @@ def test_against_a_real_cluster():
         assert driver.running(ns) == {spec.key: spec.digest()}
         st = wait_for(lambda: (s := driver.status(ns, [spec.key])[spec.key]).state == "running" and s, timeout=180)
         assert st.instances and st.instances[0].healthy
+        # `kubectl rollout restart`'s annotation survives vamp's next write (server-side apply).
+        from kubernetes import client as kube_client
+
+        from chalicelib.drivers.kubernetes import kube_object_name
+
+        apps = kube_client.AppsV1Api(config.new_client_from_config())
+        name, kube = kube_object_name("t", "c", "nginx:1"), driver.kube_namespace(ns)
+        apps.patch_namespaced_deployment(name, kube, {"spec": {"template": {"metadata": {"annotations": {
+            "kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"}}}}}, field_manager="kubectl-rollout")
+        driver.deploy(ns, spec)
+        template = apps.read_namespaced_deployment(name, kube).spec.template
+        assert template.metadata.annotations["kubectl.kubernetes.io/restartedAt"] == "2026-01-01T00:00:00Z"
+        wait_for(lambda: driver.status(ns, [spec.key])[spec.key].state == "running", timeout=180)
         driver.undeploy(ns, "t", "c", "nginx:1")
         assert driver.running(ns) == {}
     finally:

@@ -13,7 +13,7 @@ from tests.drivers.test_kubernetes import client_for
 
 
 def driver_for(fake, **rules) -> KubernetesDriver:
-    return KubernetesDriver(lambda: client_for(fake.url), KubeRules(**rules))
+    return KubernetesDriver(lambda: client_for(fake), KubeRules(**rules))
 
 
 def pod_of(fake, kube_namespace: str) -> dict:
@@ -142,6 +142,7 @@ def test_safe_dialects_pass_and_sidecars_are_hardened_too(fake_kubernetes):
                                           "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]}}
     assert sidecar["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
     # Pod Security (the fake applies it as the API server does) admits the hardened pod.
+    fake_kubernetes.settle()
     assert driver.status("team-b", [spec.key])[spec.key].state == "running"
 
 
@@ -151,6 +152,7 @@ def test_without_the_default_hardening_restricted_refuses_the_pods(fake_kubernet
     driver = driver_for(fake_kubernetes, policies='{"x": {"harden": false}}')
     spec = image_spec()
     driver.deploy("x", spec)
+    fake_kubernetes.settle()
     st = driver.status("x", [spec.key])[spec.key]
     assert st.state == "failed" and "violates PodSecurity" in st.reason and "runAsNonRoot" in st.reason
 

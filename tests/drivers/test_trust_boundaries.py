@@ -126,7 +126,7 @@ def kube(api, fake_kubernetes, tmp_path, monkeypatch, forget_settings):
     kubeconfig.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "fake",
         "clusters": [{"name": "fake", "cluster": {"server": fake_kubernetes.url}}],
-        "users": [{"name": "vamp", "user": {"token": "t"}}],
+        "users": [{"name": "vamp", "user": {"token": fake_kubernetes.token}}],
         "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "vamp"}}]}))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     use_settings(monkeypatch, KUBECONFIG=str(kubeconfig),
