@@ -12,7 +12,7 @@ import requests
 from chalicelib.errors import ValidationFailed
 from chalicelib.settings import settings
 from chalicelib.store.event_store import Aggregator, EventQuery, EventStoreUnavailable, new_event
-from chalicelib.store.opensearch_events import EVENTS_TEMPLATE, OpenSearchEventStore, index_name
+from chalicelib.store.opensearch_events import EVENTS_TEMPLATE, ITEM_RETRY, OpenSearchEventStore, index_name
 from tests.fakes import FakeOpenSearch
 
 INFRA = Path(__file__).resolve().parents[2] / "infra" / "opensearch"
@@ -93,8 +93,8 @@ def test_aggregations_run_on_the_numbers(fake_opensearch):
     assert body["aggs"] == {"result": {"avg": {"field": "numbers.value/latency/p95"}}} and body["size"] == 0
 
 
-def test_rejected_items_fail_the_publish(fake_opensearch):
-    fake_opensearch.reject_bulk_items(1, status=429)
+def test_items_rejected_on_every_try_fail_the_publish(fake_opensearch):
+    fake_opensearch.reject_bulk_items(ITEM_RETRY.attempts, status=429)
     with pytest.raises(EventStoreUnavailable, match="refused 2 of 2"):
         OpenSearchEventStore(url=fake_opensearch.url).publish("ns", [new_event(["a"], 1), new_event(["a"], 2)])
 
