@@ -132,7 +132,9 @@ def _client_for(url: str):
     if host.endswith((".es.amazonaws.com", ".aoss.amazonaws.com")):  # Amazon OpenSearch: SigV4
         service = "aoss" if host.endswith(".aoss.amazonaws.com") else "es"
         kwargs = {"http_auth": Urllib3AWSV4SignerAuth(boto3.Session().get_credentials(), settings().region, service)}
-    return OpenSearch(hosts=[url], timeout=10, max_retries=2, retry_on_timeout=True, **kwargs)
+    # Three tries of at most 5 s (502/503/504 and timeouts are retried; writes carry their ids, so
+    # a retried bulk overwrites itself) end inside API Gateway's 29 s, as a 503 rather than its 504.
+    return OpenSearch(hosts=[url], timeout=5, max_retries=2, retry_on_timeout=True, **kwargs)
 
 
 _TEMPLATE_READY: "weakref.WeakSet[Any]" = weakref.WeakSet()  # clients known to have the template
