@@ -301,3 +301,13 @@ def test_dead_letters_are_bounded_and_counted(tmp_path):
     newest = [json.loads(x) for x in (tmp_path / "dead-letters.ndjson").read_text().splitlines()]
     assert json.loads(newest[-1]["document"])["n"] == 99
     assert dead(metrics, "refused") == 100
+
+
+def test_the_agent_does_not_start_with_such_a_namespace_and_says_why(caplog, tmp_path):
+    from agent.__main__ import main
+
+    caplog.set_level(logging.ERROR, logger="agent")
+    argv = ["--namespace", "Team A", "--opensearch-url", "http://127.0.0.1:9", "--work-dir", str(tmp_path),
+            "--listen", "127.0.0.1:0"]
+    assert main(argv) == 2
+    assert any("not starting" in r.getMessage() and "must be lowercase" in r.getMessage() for r in caplog.records)
