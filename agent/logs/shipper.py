@@ -14,8 +14,8 @@ at most `batch_lines` lines and `batch_bytes` of body (below OpenSearch's http.m
 - the whole request unreachable, timed out, 429, 5xx, 401/403: not now (spool, back off);
 - the whole request 413 or another 4xx: the lines are split in halves and each half sent; a
   line refused on its own is dead-lettered (too_large, bad_request);
-- an item 429: sent again after a jittered pause, for as long as it takes (OpenSearch pushes
-  back); an item 5xx: sent again after a pause, at most `item_attempts` times in all (the count
+- an item 429 (OpenSearch pushes back) or 403 (a write block: the disk's flood stage): sent again
+  after a jittered pause, for as long as it takes; an item 5xx: sent again after a pause, at most `item_attempts` times in all (the count
   travels with the line in the spool), then dead-lettered (retries_exhausted); any other item
   status is dead-lettered at once (refused). Dead letters: dead_letters.py.
 """
@@ -327,7 +327,7 @@ class Shipper:
             status = outcome.get("status", 200)
             if status < 300:
                 continue
-            if status == 429:  # pushed back: no attempt counted, it goes again after a pause
+            if status in (403, 429):  # pushed back (429), or a write block (403: disk flood stage): no attempt counted
                 throttled += 1
                 again.append(join_entry(index, attempts, doc))
             elif status in _ITEM_FAILING and attempts + 1 < self.item_attempts:
@@ -336,7 +336,7 @@ class Shipper:
                 exhausted.append((index, doc, status, _error_text(outcome)))
             else:
                 refused.append((index, doc, status, _error_text(outcome)))
-        if throttled == len(lines):  # every item 429: OpenSearch is overloaded, keep the lines
+        if throttled == len(lines):  # every item 429/403: OpenSearch takes nothing now, keep the lines
             self.metrics.ship_failures.inc()
             return Sent.NOT_NOW
         self.metrics.lines_shipped.inc(len(lines) - len(again) - len(exhausted) - len(refused))

@@ -11,7 +11,8 @@ once per process, before the first write, if the cluster does not have it yet.
 When OpenSearch says no (docs/decisions/0028): a cluster unreachable, slow, throttling (429) or
 failing (5xx), on any call, is EventStoreUnavailable (503, Retry-After). A publish is all or
 nothing as far as a bulk allows: timestamps date_nanos cannot hold are refused before anything
-is sent; items refused for now (429, 5xx) are sent again, a few times, with backoff; an item
+is sent; items refused for now (429, 5xx) are sent again, a few times, with backoff (a 403
+write block is a 503 at once); an item
 refused for good (mapper_parsing_exception, the total-fields limit...) is a 400 naming the
 event and OpenSearch's reason. Whatever ends in an error, the events of the batch already
 written are deleted again, so the caller may send the whole batch again.
@@ -195,14 +196,19 @@ class OpenSearchEventStore:
                 lines.append(to_document(namespace, stored[i]))
             response = _call("writing the events", lambda: self.client.bulk(
                 body=lines, params={"refresh": str(self._refresh).lower()}))
-            later, refused = [], []
+            later, refused, blocked = [], [], []
             for i, item in zip(pending, response["items"]):
                 result = next(iter(item.values()))
                 status = result.get("status", 500)
                 if status < 300:
                     written.append(i)
+                elif status == 403:  # a write block (disk flood stage, an operator): not the event's fault
+                    blocked.append((i, result))
                 else:
                     (later if status in BUSY else refused).append((i, result))
+            if blocked:
+                raise EventStoreUnavailable("the event store does not take writes now; retry later",
+                                            [FieldError(f"events[{i}]", _reason(r)) for i, r in blocked[:10]])
             if refused:
                 raise ValidationFailed("The event store refused events",
                                        [FieldError(_refused_field(i, r), _reason(r)) for i, r in refused])

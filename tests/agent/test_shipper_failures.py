@@ -311,3 +311,14 @@ def test_the_agent_does_not_start_with_such_a_namespace_and_says_why(caplog, tmp
             "--listen", "127.0.0.1:0"]
     assert main(argv) == 2
     assert any("not starting" in r.getMessage() and "must be lowercase" in r.getMessage() for r in caplog.records)
+
+
+def test_a_write_block_keeps_the_lines_instead_of_dead_lettering_them(fake_opensearch, tmp_path):
+    fake_opensearch.bulk_item_statuses(*([[403] * 10] * 5), [None, 403] * 5)  # blocked a while, then half blocked
+    shipper, metrics = start(fake_opensearch.url, tmp_path, item_attempts=2)
+    batch = docs(10)
+    for day, doc in batch:
+        shipper.add(day, doc)
+    wait_for(lambda: shipped(fake_opensearch) == requests_of(batch), 15, what="shipped once the block is lifted")
+    assert dead_letters(tmp_path) == []
+    shipper.stop()

@@ -726,6 +726,8 @@ class FakeOpenSearch:
 def _forced_error(status: int, index: str | None) -> dict:
     if status == 400:
         return _item_error(400, "mapper_parsing_exception", "failed to parse (chosen by the test)")
+    if status == 403:  # a write block: flood-stage disk watermark, or an operator's
+        return _item_error(403, "cluster_block_exception", f"index [{index}] blocked by: [FORBIDDEN/8/index write (api)];")
     if status == 404:
         return _item_error(404, "index_not_found_exception", f"no such index [{index}]", index=index)
     if status == 409:

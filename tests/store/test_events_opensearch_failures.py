@@ -237,3 +237,10 @@ def test_the_api_answers_a_busy_opensearch_with_a_503_in_vamps_shape(api, fake_o
         assert r.json["errors"][0]["path"] == "backend" and "429" in r.json["errors"][0]["reason"]
     finally:
         settings.cache_clear()
+
+
+def test_a_write_block_on_an_item_is_a_503_not_a_400(fake_opensearch):
+    fake_opensearch.bulk_item_statuses([None, 403])
+    with pytest.raises(EventStoreUnavailable) as e:
+        store_for(fake_opensearch).publish("ns", [new_event(["a"], 1, timestamp=NOW), new_event(["a"], 2, timestamp=NOW)])
+    assert "cluster_block_exception" in e.value.errors[0].reason and fake_opensearch.documents("vamp-events-*") == []
