@@ -42,7 +42,7 @@ class AgentMetrics:
         self.lines_dead_lettered = Counter(
             p + "log_lines_dead_lettered_total", "access-log lines OpenSearch refused for good, kept in the spool "
             "directory's dead-letters file, by why: refused (an item's 4xx), too_large (413 alone), bad_request "
-            "(a 400 alone), retries_exhausted (429/5xx on every try), malformed (an unreadable spool line)",
+            "(a 400 alone), retries_exhausted (5xx on every try), malformed (an unreadable spool line)",
             ["reason"], registry=r)
         for reason in DEAD_LETTER_REASONS:  # every series exported from the start, at 0
             self.lines_dead_lettered.labels(reason=reason)

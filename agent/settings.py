@@ -169,6 +169,7 @@ class AgentSettings(BaseSettings):
             self.check_shipping()
 
     def check_shipping(self) -> None:
+        """What the log shipper refuses to start with (SettingsError), when logs are shipped."""
         problem = namespace_problem(self.namespace)
         if problem:
             raise SettingsError(f"--namespace {self.namespace!r} cannot name OpenSearch indices: {problem} "

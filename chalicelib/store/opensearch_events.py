@@ -12,10 +12,10 @@ When OpenSearch says no (docs/decisions/0028): a cluster unreachable, slow, thro
 failing (5xx), on any call, is EventStoreUnavailable (503, Retry-After). A publish is all or
 nothing as far as a bulk allows: timestamps date_nanos cannot hold are refused before anything
 is sent; items refused for now (429, 5xx) are sent again, a few times, with backoff (a 403
-write block is a 503 at once); an item
-refused for good (mapper_parsing_exception, the total-fields limit...) is a 400 naming the
-event and OpenSearch's reason. Whatever ends in an error, the events of the batch already
-written are deleted again, so the caller may send the whole batch again.
+write block is a 503 at once); an item refused for good (mapper_parsing_exception, the
+total-fields limit...) is a 400 naming the event and OpenSearch's reason. Whatever ends in an
+error, the events of the batch already written are deleted again, so the caller may send the
+whole batch again.
 """
 from __future__ import annotations
 
