@@ -50,6 +50,8 @@ class TestRealOpenSearch(EventStoreContract):
 
 
 def test_the_shipper_installs_its_template_and_ships_to_a_real_cluster(tmp_path):
+    """The `vamp-logs` template stays on the cluster (it is the one the agents install anyway);
+    the test's indices are deleted."""
     import uuid
 
     from agent.logs.parser import parse
