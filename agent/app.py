@@ -12,8 +12,9 @@ from agent.events import EventPoster
 from agent.haproxy import HAProxy
 from agent.http import StatusServer
 from agent.logs.aggregator import Aggregator, to_events
+from agent.logs.dead_letters import DeadLetters
 from agent.logs.receiver import LogReceiver, Pipeline
-from agent.logs.shipper import BulkClient, Shipper
+from agent.logs.shipper import BulkClient, Shipper, sigv4_auth
 from agent.logs.spool import Spool
 from agent.metrics import AgentMetrics
 from agent.settings import AgentSettings
@@ -45,9 +46,12 @@ class Agent:
         if s.opensearch_url:
             spool = Spool(s.work_dir / "spool", s.spool_max_bytes, on_drop=m.lines_dropped.inc)
             m.spool_bytes.set(spool.bytes)
-            self.shipper = Shipper(BulkClient(s.opensearch_url), spool, m, s.namespace,
-                                   batch_lines=s.ship_batch_lines, interval=s.ship_interval,
-                                   backoff_max=s.backoff_max)
+            auth = sigv4_auth(s.sigv4_region, s.opensearch_service) if s.opensearch_sigv4 else None
+            self.shipper = Shipper(BulkClient(s.opensearch_url, auth=auth), spool, m, s.namespace,
+                                   batch_lines=s.ship_batch_lines, batch_bytes=s.ship_batch_bytes,
+                                   interval=s.ship_interval, backoff_max=s.backoff_max,
+                                   item_attempts=s.ship_item_attempts,
+                                   dead_letters=DeadLetters(spool.directory, s.dead_letter_max_bytes, m))
         self.pipeline = Pipeline(self.aggregator, m, self.shipper.add if self.shipper else None)
         self.receiver: LogReceiver | None = None
         listen_host, listen_port = s.listen_host_port

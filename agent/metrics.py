@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 # exported those, and they would double its series. Process-wide, like the library's switch.
 disable_created_metrics()
 
+DEAD_LETTER_REASONS = ("refused", "too_large", "bad_request", "retries_exhausted", "malformed")
 APPLY_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -38,6 +39,13 @@ class AgentMetrics:
         self.lines_invalid = counter("log_lines_invalid_total", "access-log lines that were not valid JSON")
         self.lines_shipped = counter("log_lines_shipped_total", "access-log lines indexed in OpenSearch")
         self.lines_dropped = counter("log_lines_dropped_total", "access-log lines lost (spool full, or refused by OpenSearch)")
+        self.lines_dead_lettered = Counter(
+            p + "log_lines_dead_lettered_total", "access-log lines OpenSearch refused for good, kept in the spool "
+            "directory's dead-letters file, by why: refused (an item's 4xx), too_large (413 alone), bad_request "
+            "(a 400 alone), retries_exhausted (5xx on every try), malformed (an unreadable spool line)",
+            ["reason"], registry=r)
+        for reason in DEAD_LETTER_REASONS:  # every series exported from the start, at 0
+            self.lines_dead_lettered.labels(reason=reason)
         self.lines_spooled = counter("log_lines_spooled_total", "access-log lines written to the spool")
         self.log_queue_length = gauge("log_socket_queue_length", "datagrams the log socket can queue (net.unix.max_dgram_qlen)")
         self.spool_bytes = gauge("spool_bytes", "bytes in the on-disk spool")

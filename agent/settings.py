@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.backoff import CAP
+from agent.logs.indices import namespace_problem
 from chalicelib.contract import envelope, kv_keys
 from chalicelib.contract.etcd_access import EtcdAccess
 
@@ -52,7 +53,18 @@ class AgentSettings(BaseSettings):
     listen: str = Field("127.0.0.1:9180", description="host:port of /healthz and /metrics (beyond loopback: a status token)")
     status_token: SecretStr | None = Field(None, description="Bearer token /healthz and /metrics require (environment only)")
     status_token_file: Path | None = Field(None, description="file holding the status token")
+    opensearch_sigv4: bool = Field(False, description="sign OpenSearch requests with AWS SigV4 (an IAM-protected "
+                                   "domain), credentials from botocore's chain (environment, profile, instance role)")
+    opensearch_region: str | None = Field(None, description="AWS region of the OpenSearch domain (SigV4; default: "
+                                          "botocore's, e.g. AWS_REGION)")
+    opensearch_service: str = Field("es", description="SigV4 service: es (a managed domain) or aoss (Serverless)")
     ship_batch_lines: int = Field(2000, description="log lines per _bulk request")
+    ship_batch_bytes: int = Field(5 * 1024 * 1024, description="bytes of body per _bulk request (below OpenSearch's "
+                                  "http.max_content_length, 100mb by default)")
+    ship_item_attempts: int = Field(10, description="tries of a log line OpenSearch answers 5xx before it is "
+                                    "dead-lettered (429s are retried without a bound)")
+    dead_letter_max_bytes: int = Field(16 * 1024 * 1024, description="bound of <work_dir>/spool/dead-letters.ndjson "
+                                       "(log lines OpenSearch refused for good; rotated once)")
     ship_interval: float = Field(1.0, description="seconds between _bulk flushes of a partial batch")
     aggregate_interval: float = Field(10.0, description="seconds per metric window")
     backoff_max: float = Field(CAP, description="cap of every reconnect/retry backoff, seconds")
@@ -153,6 +165,30 @@ class AgentSettings(BaseSettings):
             raise SettingsError(f"--listen {self.listen} is beyond loopback: set VAMP_AGENT_STATUS_TOKEN_FILE (or "
                                 "VAMP_AGENT_STATUS_TOKEN) so /healthz and /metrics require it, or listen on 127.0.0.1")
         self.api_token_value  # noqa: B018 - a token file that cannot be read: say so now
+        if self.opensearch_url:
+            self.check_shipping()
+
+    def check_shipping(self) -> None:
+        """What the log shipper refuses to start with (SettingsError), when logs are shipped."""
+        problem = namespace_problem(self.namespace)
+        if problem:
+            raise SettingsError(f"--namespace {self.namespace!r} cannot name OpenSearch indices: {problem} "
+                                "(OpenSearch index names are lowercase, without \\ / * ? \" < > | , # : or spaces, "
+                                "do not start with - _ +, and are at most 255 bytes)")
+        if self.opensearch_service not in ("es", "aoss"):
+            raise SettingsError(f"--opensearch-service {self.opensearch_service!r}: es (a managed domain) or aoss (Serverless)")
+        if self.ship_batch_bytes <= 0 or self.ship_batch_lines <= 0 or self.ship_item_attempts <= 0:
+            raise SettingsError("--ship-batch-bytes, --ship-batch-lines and --ship-item-attempts must be positive")
+        if self.opensearch_sigv4 and not self.sigv4_region:
+            raise SettingsError("--opensearch-sigv4 needs the domain's region: --opensearch-region or AWS_REGION")
+
+    @property
+    def sigv4_region(self) -> str | None:
+        if self.opensearch_region:
+            return self.opensearch_region
+        import botocore.session  # only agents that sign load botocore
+
+        return botocore.session.Session().get_config_variable("region")
 
 
 def _str(path: Path | None) -> str | None:

@@ -54,6 +54,13 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# The times an event can have: what OpenSearch's `date_nanos` holds (nanoseconds since the
+# epoch in a signed 64-bit long), to the microsecond; the DynamoDB store's sort keys take the
+# same range, so both backends accept the same events (docs/decisions/0028).
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2262, 4, 11, 23, 47, 16, 854775, tzinfo=timezone.utc)
+
+
 class Event(Model):
     tags: Tags
     value: Any = None
@@ -79,6 +86,13 @@ class Event(Model):
     def _utc(cls, value: datetime) -> datetime:
         """Timestamps without a zone are UTC, so every stored timestamp compares."""
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+    @field_validator("timestamp")
+    @classmethod
+    def _storable(cls, value: datetime) -> datetime:
+        if not EARLIEST <= value <= LATEST:
+            raise ValueError(f"between {EARLIEST.isoformat()} and {LATEST.isoformat()}: the times the event store holds")
+        return value
 
     @field_serializer("timestamp")
     def _iso(self, value: datetime) -> str:

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Literal, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
+from chalicelib.dsl.event import EARLIEST, LATEST
 from chalicelib.errors import Unavailable
 from chalicelib.store.tokens import AGENT
 
@@ -31,6 +32,31 @@ class EventQuery(BaseModel):
     lte: datetime | None = None
     page: int = Field(1, ge=1)
     per_page: int = Field(30, ge=1)
+
+    @model_validator(mode="after")
+    def _within_event_times(self) -> "EventQuery":
+        """Bounds beyond the times an event can have (dsl/event.py) are moved onto them, so every
+        backend answers alike and OpenSearch is never sent a date its date_nanos refuses: a lower
+        bound before 1970 bounds nothing, nor an upper one after 2262; the others match nothing."""
+        tightest: dict[str, datetime] = {}
+        for op in ("gt", "gte", "lt", "lte"):
+            if getattr(self, op) is not None:
+                op_, bound = _onto_event_times(op, to_utc(getattr(self, op)))
+                pick = max if op_ in ("gt", "gte") else min
+                tightest[op_] = pick(tightest[op_], bound) if op_ in tightest else bound
+        for op in ("gt", "gte", "lt", "lte"):
+            setattr(self, op, tightest.get(op))
+        return self
+
+
+def _onto_event_times(op: str, bound: datetime) -> tuple[str, datetime]:
+    if op in ("gt", "gte"):
+        if bound < EARLIEST:
+            return "gte", EARLIEST  # every event is at or after it
+        return (op, bound) if bound <= LATEST else ("gt", LATEST)  # no event is after it
+    if bound > LATEST:
+        return "lte", LATEST
+    return (op, bound) if bound >= EARLIEST else ("lt", EARLIEST)
 
 
 class Aggregator(BaseModel):

@@ -7,20 +7,33 @@ each number found in `value`, keyed `value/<path with / for .>`, always mapped a
 the next one's an object, which a dynamic mapping would reject. Aggregations run on `numbers`.
 The index template (EVENTS_TEMPLATE, the same as infra/opensearch/vamp-events.json) is put
 once per process, before the first write, if the cluster does not have it yet.
+
+When OpenSearch says no (docs/decisions/0028): a cluster unreachable, slow, throttling (429) or
+failing (5xx), on any call, is EventStoreUnavailable (503, Retry-After). A publish is all or
+nothing as far as a bulk allows: timestamps date_nanos cannot hold are refused before anything
+is sent; items refused for now (429, 5xx) are sent again, a few times, with backoff (a 403
+write block is a 503 at once); an item refused for good (mapper_parsing_exception, the
+total-fields limit...) is a 400 naming the event and OpenSearch's reason. Whatever ends in an
+error, the events of the batch already written are deleted again, so the caller may send the
+whole batch again.
 """
 from __future__ import annotations
 
+import logging
 import re
 import weakref
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable, TypeVar
 from urllib.parse import urlparse
 
 import boto3
 from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth
+from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError
 
-from chalicelib.errors import ValidationFailed
+from chalicelib.dsl.event import EARLIEST, LATEST
+from chalicelib.errors import FieldError, PayloadTooLarge, ValidationFailed
+from chalicelib.retry import Backoff
 from chalicelib.settings import settings
 from chalicelib.store.event_store import (
     POSTED_BY,
@@ -31,11 +44,19 @@ from chalicelib.store.event_store import (
     format_timestamp,
     normalized,
     numeric_leaves,
+    parse_timestamp,
 )
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PREFIX = "vamp-events"
 MAX_WINDOW = 10_000  # index.max_result_window: from + size beyond it is refused by OpenSearch
 _AGGS = {"min": "min", "max": "max", "average": "avg", "sum": "sum", "count": "value_count"}
+# Statuses that say "not now": throttled (429), or the cluster failing or unreachable behind a proxy.
+BUSY = frozenset({429, 500, 502, 503, 504})
+# Items refused for now are sent again: inside a Lambda's time, so a few quick tries.
+ITEM_RETRY = Backoff(attempts=4, base=0.05, cap=0.5)
 
 EVENTS_TEMPLATE: dict = {
     "index_patterns": [f"{PREFIX}-*"],
@@ -112,7 +133,9 @@ def _client_for(url: str):
     if host.endswith((".es.amazonaws.com", ".aoss.amazonaws.com")):  # Amazon OpenSearch: SigV4
         service = "aoss" if host.endswith(".aoss.amazonaws.com") else "es"
         kwargs = {"http_auth": Urllib3AWSV4SignerAuth(boto3.Session().get_credentials(), settings().region, service)}
-    return OpenSearch(hosts=[url], timeout=10, max_retries=2, retry_on_timeout=True, **kwargs)
+    # Three tries of at most 5 s (502/503/504 and timeouts are retried; writes carry their ids, so
+    # a retried bulk overwrites itself) end inside API Gateway's 29 s, as a 503 rather than its 504.
+    return OpenSearch(hosts=[url], timeout=5, max_retries=2, retry_on_timeout=True, **kwargs)
 
 
 _TEMPLATE_READY: "weakref.WeakSet[Any]" = weakref.WeakSet()  # clients known to have the template
@@ -138,8 +161,8 @@ class OpenSearchEventStore:
         client = self.client
         if client in _TEMPLATE_READY:  # once per client: a HEAD per write would be waste
             return
-        if not client.indices.exists_index_template(name=PREFIX):
-            client.indices.put_index_template(name=PREFIX, body=EVENTS_TEMPLATE)
+        if not _call("checking the events index template", lambda: client.indices.exists_index_template(name=PREFIX)):
+            _call("putting the events index template", lambda: client.indices.put_index_template(name=PREFIX, body=EVENTS_TEMPLATE))
         _TEMPLATE_READY.add(client)
 
     # --- writes ---------------------------------------------------------------------------
@@ -147,20 +170,70 @@ class OpenSearchEventStore:
     def publish(self, namespace: str, events: list[dict]) -> None:
         if not events:
             return
-
+        stored = [normalized(e) for e in events]
+        for i, event in enumerate(stored):  # before anything is sent: the whole batch or none of it
+            if not EARLIEST <= parse_timestamp(event["timestamp"]) <= LATEST:
+                raise ValidationFailed.at(f"events[{i}].timestamp", f"between {EARLIEST.isoformat()} and "
+                                          f"{LATEST.isoformat()}: what the event store's date_nanos holds")
         self.ensure_template()
-        lines: list[dict] = []
-        for event in map(normalized, events):
-            lines.append({"index": {"_index": index_name(namespace, event["timestamp"]), "_id": event["id"]}})
-            lines.append(to_document(namespace, event))
+        written: list[int] = []
+        try:
+            self._write_all(namespace, stored, written)
+        except (ValidationFailed, EventStoreUnavailable, PayloadTooLarge) as error:
+            if written:
+                self._take_back(namespace, [stored[i] for i in written], error)
+            raise
+
+    def _write_all(self, namespace: str, stored: list[dict], written: list[int]) -> None:
+        """Bulk-index the events, sending the items refused for now again; `written` collects
+        the positions stored so far (for the caller to take back if this raises)."""
+        pending = list(range(len(stored)))
+        later: list[tuple[int, dict]] = []
+        for _ in ITEM_RETRY.attempts_iter():
+            lines: list[dict] = []
+            for i in pending:
+                lines.append({"index": {"_index": index_name(namespace, stored[i]["timestamp"]), "_id": stored[i]["id"]}})
+                lines.append(to_document(namespace, stored[i]))
+            response = _call("writing the events", lambda: self.client.bulk(
+                body=lines, params={"refresh": str(self._refresh).lower()}))
+            later, refused, blocked = [], [], []
+            for i, item in zip(pending, response["items"]):
+                result = next(iter(item.values()))
+                status = result.get("status", 500)
+                if status < 300:
+                    written.append(i)
+                elif status == 403:  # a write block (disk flood stage, an operator): not the event's fault
+                    blocked.append((i, result))
+                else:
+                    (later if status in BUSY else refused).append((i, result))
+            if blocked:
+                raise EventStoreUnavailable("the event store does not take writes now; retry later",
+                                            [FieldError(f"events[{i}]", _reason(r)) for i, r in blocked[:10]])
+            if refused:
+                raise ValidationFailed("The event store refused events",
+                                       [FieldError(_refused_field(i, r), _reason(r)) for i, r in refused])
+            if not later:
+                return
+            pending = [i for i, _ in later]
+        raise EventStoreUnavailable(
+            f"the event store refused {len(later)} of {len(stored)} events for now; retry later",
+            [FieldError(f"events[{i}]", _reason(r)) for i, r in later[:10]], retry_after=2)
+
+    def _take_back(self, namespace: str, events: list[dict], error: Exception) -> None:
+        """Delete the events of a failed publish that were written (best effort: said if not)."""
+        lines = [{"delete": {"_index": index_name(namespace, e["timestamp"]), "_id": e["id"]}} for e in events]
         try:
             response = self.client.bulk(body=lines, params={"refresh": str(self._refresh).lower()})
+            failed = [i for i in response["items"] if next(iter(i.values())).get("status", 500) not in (200, 404)]
         except TransportError as e:
-            raise EventStoreUnavailable(f"event store refused the events: {e}") from e
-        if response.get("errors"):
-            failed = [i for item in response["items"] for i in item.values() if i.get("status", 500) >= 300]
-            reason = failed[0].get("error") if failed else "unknown"
-            raise EventStoreUnavailable(f"event store refused {len(failed)} of {len(events)} events: {reason}")
+            failed, why = lines, str(e)
+        else:
+            why = "some deletes were refused"
+        if failed:
+            log.warning("event store: %d events of a failed publish could not be taken back: %s", len(failed), why)
+            if isinstance(error, (ValidationFailed, EventStoreUnavailable)):
+                error.errors.append(FieldError("events", f"{len(failed)} of the events written before the error may "
+                                                         "remain stored (taking them back failed)"))
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -193,6 +266,55 @@ class OpenSearchEventStore:
 
     def _search(self, namespace: str, body: dict) -> dict:
         # ignore_unavailable/allow_no_indices: a namespace without events yet is an empty result
-        return self.client.search(
+        return _call("reading events", lambda: self.client.search(
             index=index_pattern(namespace), body=body, params={"ignore_unavailable": "true", "allow_no_indices": "true"}
-        )
+        ))
+
+
+def _call(what: str, request: Callable[[], T]) -> T:
+    """One request to OpenSearch; what says "not now" (unreachable, timed out, throttled, 5xx,
+    or refusing our credentials) becomes EventStoreUnavailable, a body too large PayloadTooLarge.
+    Anything else (a 400 to a request this module built) is a bug, and stays an error."""
+    try:
+        return request()
+    except OpenSearchConnectionError as e:  # refused, reset, timed out (ConnectionTimeout), TLS
+        raise EventStoreUnavailable(f"the event store is unreachable while {what}; retry later",
+                                    [FieldError("backend", type(e).__name__)]) from e
+    except TransportError as e:
+        status = e.status_code if isinstance(e.status_code, int) else 0
+        if status == 413:
+            raise PayloadTooLarge("the events are too large for the event store in one request",
+                                  [FieldError("body", "send fewer events per request")]) from e
+        if status in BUSY or status in (401, 403):
+            reason = f"{status} {e.error}" if status in BUSY else f"{status}: access refused (the role's es:ESHttp* permissions?)"
+            raise EventStoreUnavailable(f"the event store did not answer while {what}; retry later",
+                                        [FieldError("backend", reason)], retry_after=2 if status == 429 else 1) from e
+        raise
+
+
+def _reason(result: dict) -> str:
+    error = result.get("error") or {}
+    if not isinstance(error, dict):
+        return str(error)
+    reason = f"{error.get('type', 'error')}: {error.get('reason', '')}"
+    cause = error.get("caused_by")
+    if isinstance(cause, dict) and cause.get("reason"):
+        reason += f" ({cause['reason']})"
+    return reason
+
+
+_PARSED_FIELD = re.compile(r"^failed to parse field \[([^\]]+)\]")
+
+
+def _refused_field(i: int, result: dict) -> str:
+    """The event's field OpenSearch refused, as the API names it: events[i].value for its
+    numbers (and the total-fields limit they reach), events[i].<field>, else events[i]."""
+    error = result.get("error") or {}
+    reason = str(error.get("reason", "")) if isinstance(error, dict) else ""
+    if reason.startswith("Limit of total fields"):
+        return f"events[{i}].value"
+    m = _PARSED_FIELD.match(reason)
+    if m:
+        top = m.group(1).split(".", 1)[0]
+        return f"events[{i}].{'value' if top == 'numbers' else top}"
+    return f"events[{i}]"

@@ -59,6 +59,7 @@ EXPORTED = {
     "vamp_agent_etcd_connected": "gauge", "vamp_agent_log_lines_received_total": "counter",
     "vamp_agent_log_lines_invalid_total": "counter", "vamp_agent_log_lines_shipped_total": "counter",
     "vamp_agent_log_lines_dropped_total": "counter", "vamp_agent_log_lines_spooled_total": "counter",
+    "vamp_agent_log_lines_dead_lettered_total": "counter",
     "vamp_agent_log_socket_queue_length": "gauge", "vamp_agent_spool_bytes": "gauge",
     "vamp_agent_ship_failures_total": "counter", "vamp_agent_metric_events_posted_total": "counter",
     "vamp_agent_metric_events_dropped_total": "counter",

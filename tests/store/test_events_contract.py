@@ -195,7 +195,7 @@ class TestDynamoDB(EventStoreContract):
 class TestOpenSearchFake(EventStoreContract):
     @pytest.fixture()
     def store(self, fake_opensearch):
-        return OpenSearchEventStore(url=fake_opensearch.url)
+        return OpenSearchEventStore(url=fake_opensearch.url, refresh="wait_for")  # as a real cluster: visible after a refresh
 
 
 def test_timestamps_are_stored_in_one_fixed_width_form(aws):

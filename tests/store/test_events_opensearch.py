@@ -12,7 +12,7 @@ import requests
 from chalicelib.errors import ValidationFailed
 from chalicelib.settings import settings
 from chalicelib.store.event_store import Aggregator, EventQuery, EventStoreUnavailable, new_event
-from chalicelib.store.opensearch_events import EVENTS_TEMPLATE, OpenSearchEventStore, index_name
+from chalicelib.store.opensearch_events import EVENTS_TEMPLATE, ITEM_RETRY, OpenSearchEventStore, index_name
 from tests.fakes import FakeOpenSearch
 
 INFRA = Path(__file__).resolve().parents[2] / "infra" / "opensearch"
@@ -42,7 +42,7 @@ def test_index_names_are_daily_lowercase_and_safe():
 
 
 def test_documents_land_in_daily_indices_with_namespace_and_numbers(fake_opensearch):
-    store = OpenSearchEventStore(url=fake_opensearch.url)
+    store = OpenSearchEventStore(url=fake_opensearch.url, refresh="wait_for")
     today = new_event(["a"], {"cpu": 0.5, "latency": {"p95": 120}, "name": "x"}, timestamp=NOW)
     yesterday = new_event(["a"], 3, timestamp=NOW - timedelta(days=1))
     store.publish("Team A", [today, yesterday])
@@ -93,8 +93,8 @@ def test_aggregations_run_on_the_numbers(fake_opensearch):
     assert body["aggs"] == {"result": {"avg": {"field": "numbers.value/latency/p95"}}} and body["size"] == 0
 
 
-def test_rejected_items_fail_the_publish(fake_opensearch):
-    fake_opensearch.reject_bulk_items(1, status=429)
+def test_items_rejected_on_every_try_fail_the_publish(fake_opensearch):
+    fake_opensearch.reject_bulk_items(ITEM_RETRY.attempts, status=429)
     with pytest.raises(EventStoreUnavailable, match="refused 2 of 2"):
         OpenSearchEventStore(url=fake_opensearch.url).publish("ns", [new_event(["a"], 1), new_event(["a"], 2)])
 
@@ -134,9 +134,9 @@ def test_the_url_comes_from_settings(fake_opensearch, monkeypatch):
 # --- the fake itself ------------------------------------------------------------------------
 
 
-def bulk(url: str, lines: list[dict], index: str | None = None) -> requests.Response:
+def bulk(url: str, lines: list[dict], index: str | None = None, query: str = "") -> requests.Response:
     body = "".join(json.dumps(line) + "\n" for line in lines)
-    path = f"/{index}/_bulk" if index else "/_bulk"
+    path = (f"/{index}/_bulk" if index else "/_bulk") + query
     return requests.post(url + path, data=body, headers={"Content-Type": "application/x-ndjson"}, timeout=5)
 
 
@@ -177,7 +177,7 @@ def test_fake_bulk_items_report_each_status(fake_opensearch):
 def test_fake_search_count_sort_and_delete(fake_opensearch):
     url = fake_opensearch.url
     docs = [{"n": n, "tags": ["odd" if n % 2 else "even"], "t": f"2024-05-01T00:00:0{n}Z"} for n in range(6)]
-    bulk(url, [line for d in docs for line in ({"index": {"_index": f"x-{d['n'] % 2}"}}, d)])
+    bulk(url, [line for d in docs for line in ({"index": {"_index": f"x-{d['n'] % 2}"}}, d)], query="?refresh=true")
     query = {"bool": {"filter": [{"terms": {"tags": ["odd"]}}, {"range": {"t": {"gt": "2024-05-01T00:00:01Z"}}}]}}
     r = requests.post(f"{url}/x-*/_search", json={"query": query, "sort": [{"t": "desc"}], "size": 1, "track_total_hits": True,
                                                   "aggs": {"s": {"sum": {"field": "n"}}, "c": {"value_count": {"field": "n"}}}}, timeout=5).json()
@@ -198,7 +198,8 @@ def test_fake_takes_compressed_and_chunked_bodies(fake_opensearch):
     client = OpenSearch([fake_opensearch.url], http_compress=True)
     assert client.bulk(body=[{"index": {"_index": "z"}}, {"a": 1}])["errors"] is False
     chunks = (line.encode() for line in ['{"index": {"_index": "z"}}\n', '{"a": 2}\n'])
-    assert requests.post(f"{fake_opensearch.url}/_bulk", data=chunks, timeout=5).json()["errors"] is False
+    ndjson = {"Content-Type": "application/x-ndjson"}
+    assert requests.post(f"{fake_opensearch.url}/_bulk", data=chunks, headers=ndjson, timeout=5).json()["errors"] is False
     assert sorted(d["a"] for d in fake_opensearch.documents("z")) == [1, 2]
 
 
