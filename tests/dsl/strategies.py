@@ -198,7 +198,7 @@ def breeds(draw, name=None, depth=1):
            "ports": {p: draw(ports) for p in port_names}}
     doc.update(draw(_fixed(
         environment_variables=_maybe(st.dictionaries(env_names, env_values, max_size=3)),
-        constants=_maybe(st.dictionaries(env_names, env_values, max_size=2)),
+        constants=_maybe(st.dictionaries(env_names, env_values.filter(lambda v: v is not None), max_size=2)),
         arguments=_maybe(st.lists(st.dictionaries(names, st.one_of(names, st.booleans()), min_size=1, max_size=1), max_size=2)),
         metadata=_maybe(metadata),
     )))
