@@ -187,6 +187,32 @@ def _metadata(value: Any) -> Any:
     return _metadata_value(value)
 
 
+def generic_parameters(data: Any, known_types: tuple[str, ...], core: tuple[str, ...]) -> Any:
+    """Vamp's generic SLAs and escalations: a `type` Vamp does not know is kept with every other
+    key as its parameters, passed through to the workflows that act on it (stored under
+    `parameters`, written back at the top level by `flatten_parameters`)."""
+    if not isinstance(data, dict):
+        return data
+    if "parameters" in data and data.get("type") in known_types:
+        fail_at(("parameters",), "unknown field")
+    kind = data.get("type")
+    if not isinstance(kind, str) or kind in known_types:
+        return data
+    try:
+        check_name(kind, what="type")
+    except ValueError as error:
+        fail_at(("type",), str(error))
+    parameters = {k: v for k, v in data.items() if k not in core}
+    _metadata_value(parameters)
+    return {**{k: v for k, v in data.items() if k in core}, "parameters": parameters}
+
+
+def flatten_parameters(data: Any) -> Any:
+    if isinstance(data, dict) and "parameters" in data:
+        data = {**{k: v for k, v in data.items() if k != "parameters"}, **data["parameters"]}
+    return data
+
+
 def _privileged(arguments: Any) -> Any:
     """`privileged` is a boolean, as Vamp's ArgumentReader says (`true`/`false`, any case)."""
     problems = Problems()
