@@ -39,8 +39,7 @@ from .units import parse_port, port_type
 
 UNRESOLVED_PORT = ""
 _GATEWAY_KEYS = {"routes", "sticky", "virtual_hosts"}
-_SERVICE_KEYS = ("breed", "scale", "environment_variables", "env", "arguments", "health_checks", "network",
-                 "dialects", "dialect")
+_SERVICE_KEYS = ("breed", "scale", "environment_variables", "env", "arguments")
 
 
 class Service(Model):
