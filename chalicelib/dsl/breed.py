@@ -130,19 +130,23 @@ class BreedRef(Ref):
     kind: ClassVar[str] = "breeds"
 
 
-def _unwrap_dependency(value: Any) -> Any:
+def _dependencies(value: Any) -> Any:
     """Vamp's dependency forms `{breed: name}`, `{breed: {reference: x}}` and
     `{breed: {name, deployable, ...}}` are the breed (or reference) they hold."""
-    if isinstance(value, dict) and "breed" in value:
-        if len(value) > 1:
-            fail_at((next(k for k in value if k != "breed"),), "unknown field (a dependency is `breed: ...` alone)")
-        return value["breed"]
-    return value
-
-
-def _dependencies(value: Any) -> Any:
     value = as_dict(value)
-    return {k: _unwrap_dependency(v) for k, v in value.items()} if isinstance(value, dict) else value
+    if not isinstance(value, dict):
+        return value
+    problems = Problems()
+    out = {}
+    for alias, dependency in value.items():
+        if isinstance(dependency, dict) and "breed" in dependency:
+            for key in dependency:
+                if key != "breed":
+                    problems.add((alias, key), "unknown field (a dependency is `breed: ...` alone)")
+            dependency = dependency["breed"]
+        out[alias] = dependency
+    problems.check()
+    return out
 
 
 class Breed(Artifact):
