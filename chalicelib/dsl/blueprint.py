@@ -31,9 +31,9 @@ from .base import (
 from .breed import Breed, BreedOrRef, BreedRef, OptionalHealthChecks, matches, missing_trait, value_references
 from .escalation import Escalation
 from .gateway import Routes, Sticky, VirtualHosts, http_only_problems, route_problems, weight_problems
-from .secrets import is_secret_reference, shows_no_secret
 from .names import check_name
 from .scale import ScaleOrRef
+from .secrets import is_secret_reference, shows_no_secret
 from .sla import Sla, SlaOrRef
 from .units import parse_port, port_type
 

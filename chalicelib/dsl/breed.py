@@ -12,7 +12,6 @@ from .base import (
     DotlessName,
     EnvironmentVariables,
     ListOf,
-    MapOf,
     Model,
     Name,
     OptionalText,
