@@ -247,6 +247,30 @@ def test_malformed_selectors(selector):
     assert [p for p, _ in errors_of("gateways", {"name": "g", "port": "8080/http", "selector": selector})] == ["selector"]
 
 
+# -- where we differ on purpose (docs/decisions/0029) -------------------------------------------------
+
+DIFFERENT = [
+    # HAProxy has no algorithm `custom`: a gateway HAProxy refuses freezes the namespace's nodes
+    ("gateway/gateway5", "routes.web/port1.balance", "invalid balance 'custom 1': unknown algorithm 'custom'"),
+    # the new path `a` is Vamp's; `b` would be an HAProxy ACL no rendered configuration defines
+    ("gateway/gateway6", "routes.web/port1.rewrites[0].path", "invalid rewrite condition"),
+]
+
+
+@pytest.mark.parametrize("name, path, reason", DIFFERENT)
+def test_deliberate_differences_are_a_400_saying_why(name, path, reason):
+    errors = errors_of(kind_of(name), case(name))
+    assert any(p == path and r.startswith(reason) for p, r in errors), errors
+
+
+def test_external_route_written_as_a_flow_sequence_key_is_refused_as_a_route():
+    """`[external/1/2]:` is what Vamp's YAML reader makes of the flow sequence; ours is
+    `[host:port]` (egress-checked), so the key's text is refused with the reason."""
+    doc = {"name": "sava", "port": "8080/http", "routes": {"[external/1/2]": {"weight": "100%"}}}
+    assert errors_of("gateways", doc) == [
+        ("routes.[external/1/2]", "invalid external route '[external/1/2]': `[host:port]`")]
+
+
 # -- numbers no percentage can be ------------------------------------------------------------------
 
 @pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan, 1e300, 10**5000, -(10**40), "1e400"],
