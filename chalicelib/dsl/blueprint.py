@@ -128,7 +128,7 @@ class Cluster(Model):
             if isinstance(service.breed, Breed) and service.breed.name is None:
                 problems.add(("services", i, "breed", "name"), "an inline breed needs a name")
             for key, value in service.environment_variables.items():
-                if value is None:  # the service is the last scope: nothing could fill it
+                if value is None or value == "~":  # the service is the last scope: nothing could fill it
                     problems.add(("services", i, "environment_variables", key),
                                  "a service's environment variable needs a value")
             if breeds[i] is not None:

@@ -126,7 +126,7 @@ class Workflow(Artifact):
             problems.add(("breed", "name"), "an inline breed needs a name")
         breed = known_breed(self.breed, resolver(info))
         for key, value in self.environment_variables.items():
-            if value is None:  # the workflow is the last scope: nothing could fill it
+            if value is None or value == "~":  # the workflow is the last scope: nothing could fill it
                 problems.add(("environment_variables", key), "a workflow's environment variable needs a value")
             elif breed is not None and key not in breed.environment_variables:
                 problems.add(("environment_variables", key),

@@ -227,6 +227,18 @@ def test_what_vamp_refuses_is_a_400_naming_the_field(name, path, reason):
     assert any(p == path and r.startswith(reason) for p, r in errors), errors
 
 
+@pytest.mark.parametrize("placeholder", [None, "~"])  # YAML's `~`, and JSON users' string
+def test_a_service_or_workflow_placeholder_nothing_can_fill(placeholder):
+    blueprint = {"name": "b", "clusters": {"c": {"breed": "x", "environment_variables": {"A": placeholder}}}}
+    assert errors_of("blueprints", blueprint) == [
+        ("clusters.c.services[0].environment_variables.A", "a service's environment variable needs a value")]
+    workflow = {"name": "w", "breed": "x", "schedule": "daemon", "environment_variables": {"A": placeholder}}
+    assert errors_of("workflows", workflow) == [
+        ("environment_variables.A", "a workflow's environment variable needs a value")]
+    # a breed's `~` is filled at deploy time by the blueprint or the service, as before
+    assert parse("breeds", {"name": "x", "deployable": "x", "environment_variables": {"A": placeholder}}).name == "x"
+
+
 def test_breed_reference_checks_wait_for_the_breed():
     """`$db.ports.x` of a dependency given by reference is checked when it is deployed."""
     doc = {"name": "b", "deployable": "x", "environment_variables": {"A": "$db.ports.x"}, "dependencies": {"db": "y"}}
