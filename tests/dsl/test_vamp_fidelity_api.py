@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 
 def raw_post(api, path: str, text: str):
@@ -37,3 +39,15 @@ def test_huge_weight_and_step_are_a_400(api, number):
     r = raw_post(api, "/api/v1/release-policies", policy)
     assert r.status_code == 400, r.body
     assert api.get("/api/v1/gateways/g").status_code == 404
+
+
+@pytest.mark.parametrize("kind, name", [("breeds", "breed/breed23"), ("slas", "sla/sla6"),
+                                        ("blueprints", "blueprint/blueprint90"), ("workflows", "workflow/workflow10")])
+def test_vamp_files_stored_read_back_and_put_back_unchanged(api, kind, name):
+    text = (Path(__file__).parent / "vamp_cases" / f"{name}.yml").read_text()
+    r = api.post(f"/api/v1/{kind}", yaml_body=text)
+    assert r.status_code in (201, 202), r.body
+    stored_name = yaml.safe_load(text)["name"]
+    first = api.get(f"/api/v1/{kind}/{stored_name}").json
+    assert api.put(f"/api/v1/{kind}/{stored_name}", first).status_code in (200, 202)
+    assert api.get(f"/api/v1/{kind}/{stored_name}").json == first
