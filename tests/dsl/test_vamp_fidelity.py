@@ -33,7 +33,7 @@ ACCEPTED = [
     "tutorials/split_a_monolith",
     "breed/breed5", "breed/breed6", "breed/breed8",  # {breed: name}, {breed: {reference}}, {breed: {name, ...}}
     "breed/breed23",  # timeout[TIME_OUT]
-    "breed/breed38",  # health-check paths without a leading /
+    "breed/breed38", "breed/breed39",  # health-check paths without a leading /
     "blueprint/blueprint5", "blueprint/blueprint7",  # generic SLAs and escalations, SLA reference + escalations
     "blueprint/blueprint34",  # a dependency on a breed nobody stored yet
     "blueprint/blueprint42",  # a cluster given as a list
