@@ -175,6 +175,8 @@ def _metadata_value(value: Any, path: tuple = ()) -> Any:
         problems.check()
     elif isinstance(value, float) and not math.isfinite(value):
         fail_at(path, "not a finite number")
+    elif isinstance(value, int) and value.bit_length() > 14_000:  # no text for it (Python's 4,300 digits)
+        fail_at(path, "a number that large")
     elif value is not None and not isinstance(value, (str, int, float, bool)):
         fail_at(path, f"a map, a list, a string, a number or a boolean (got {type(value).__name__})")
     return value

@@ -243,15 +243,26 @@ def _named_ports(value: Any) -> Any:
     out: dict = {}
     problems = Problems()
     for key, gateway in value.items():
+        try:
+            parse_port(key)
+            named = False
+        except ValueError:
+            named = True
         if isinstance(gateway, dict) and "port" in gateway:
-            try:
-                parse_port(key)
-            except ValueError:
-                out[gateway["port"]] = {k: v for k, v in gateway.items() if k != "port"}
-                continue
-            problems.add((key, "port"), "the key is the port already: give `port` only under a name")
-            continue
-        out[key] = gateway
+            port = gateway["port"]
+            port = str(port) if isinstance(port, int) and not isinstance(port, bool) else port
+            if named and not isinstance(port, str):
+                problems.add((key, "port"), "a port is a number or text like 8080/http")
+            elif named and (port in value or port in out):
+                problems.add((key, "port"), f"port {port} has a gateway already")
+            elif named:
+                out[port] = {k: v for k, v in gateway.items() if k != "port"}
+            else:
+                problems.add((key, "port"), "the key is the port already: give `port` only under a name")
+        elif named:
+            problems.add((key,), f"{key!r} is not a port: key a gateway by its port, or by a name with `port` inside")
+        else:
+            out[key] = gateway
     problems.check()
     return out
 

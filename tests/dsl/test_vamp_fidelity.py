@@ -147,6 +147,11 @@ def test_named_blueprint_gateway_is_the_gateway_of_its_port():
     doc = {"name": "b", "clusters": {"c": "x"}, "gateways": {"8080": {"port": "8080", "routes": "c/web"}}}
     assert errors_of("blueprints", doc) == [
         ("gateways.8080.port", "the key is the port already: give `port` only under a name")]
+    doc = {"name": "b", "clusters": {"c": "x"}, "gateways": {"8080": "c/web", "web": {"port": 8080, "routes": "c/web"}}}
+    assert errors_of("blueprints", doc) == [("gateways.web.port", "port 8080 has a gateway already")]
+    doc = {"name": "b", "clusters": {"c": "x"}, "gateways": {"web": {"routes": "c/web"}}}
+    assert errors_of("blueprints", doc) == [
+        ("gateways.web", "'web' is not a port: key a gateway by its port, or by a name with `port` inside")]
 
 
 @pytest.mark.parametrize("name", ["blueprint/blueprint83", "blueprint/blueprint84"])
@@ -161,6 +166,8 @@ def test_nested_and_boolean_metadata():
     assert dumped["gateways"]["8080/http"]["metadata"] == {"labels": {"essential": False}}
     assert errors_of("breeds", {"name": "b", "deployable": "x", "metadata": {"a": {"b": math.nan}}}) == [
         ("metadata.a.b", "not a finite number")]
+    assert errors_of("breeds", {"name": "b", "deployable": "x", "metadata": {"a": [10**5000]}}) == [
+        ("metadata.a[0]", "a number that large")]
 
 
 def test_rewrite_path_without_a_leading_slash():
