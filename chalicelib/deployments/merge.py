@@ -33,6 +33,7 @@ from chalicelib.dsl import (
     default_scale,
     dump,
 )
+from chalicelib.dsl.breed import matches
 from chalicelib.errors import FieldError, ValidationFailed
 
 Resolve = Callable[[str, str], "dict | None"]
@@ -162,7 +163,29 @@ def merge(deployment: Deployment | None, name: str, blueprint: Any, resolve: Res
         dep.clusters[cname] = cluster
     dep.gateways = {**dep.gateways, **blueprint.gateways}
     check_gateways(dep)
+    check_dependencies(dep)
     return dep, inline_breeds
+
+
+def check_dependencies(dep: Deployment) -> None:
+    """Every dependency of a breed being deployed is a breed being deployed in this deployment:
+    references a stored blueprint or breed left open (a breed stored later, a breed inline in
+    another cluster, Vamp's "split a monolith") are resolved here, or the deploy is a 400."""
+    deployed = [s.name for _, _, s in dep.services() if s.deploying]
+    errors = []
+    for cname, cluster in dep.clusters.items():
+        for i, service in enumerate(cluster.services):
+            if not service.deploying:
+                continue
+            for alias, dependency in service.breed.dependencies.items():
+                wanted = dependency.reference if isinstance(dependency, BreedRef) else dependency.name
+                if wanted and not any(matches(wanted, name) for name in deployed):
+                    errors.append(FieldError(
+                        f"clusters.{cname}.services[{i}].breed.dependencies.{alias}",
+                        f"breed {wanted!r} is not deployed in deployment {dep.name!r}: "
+                        "add it to the blueprint (or deploy it first)"))
+    if errors:
+        raise ValidationFailed("Unresolved dependencies", errors)
 
 
 def check_gateways(dep: Deployment) -> None:

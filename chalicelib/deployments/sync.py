@@ -77,8 +77,9 @@ def service_spec(dep, cname: str, service, ports: dict[tuple[str, str], int], ho
     """The driver spec of a service (ValueError with the reason when it cannot be built), its
     secret references read through `secrets` (every driver gets their values this way)."""
     secrets = secrets if secrets is not None else SecretSource()
-    env = environment(dep, cname, service, host, ports, secrets=secrets)
     breed = service.breed
+    # References name a breed's variable; the container sees its alias (`timeout[TIME_OUT]`).
+    env = {breed.container_name(k): v for k, v in environment(dep, cname, service, host, ports, secrets=secrets).items()}
     cluster = dep.clusters[cname]
     checks = service.health_checks if service.health_checks is not None else (
         cluster.health_checks if cluster.health_checks is not None else breed.health_checks)

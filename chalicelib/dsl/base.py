@@ -6,6 +6,7 @@ one validator can report every problem it sees, each at its exact path.
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Callable, ClassVar, Union
 
@@ -149,6 +150,111 @@ def rename(data: Any, alias: str, field: str) -> Any:
     return data
 
 
+def _metadata_value(value: Any, path: tuple = ()) -> Any:
+    """Vamp's metadata is free YAML (`labels: {essential: true}`): maps with string keys, lists
+    and scalars, at any depth the body's own bound allows; never NaN or an infinity (they
+    have no JSON, and every listing holding one would be invalid)."""
+    if isinstance(value, dict):
+        problems = Problems()
+        for key, item in value.items():
+            if not isinstance(key, str):
+                problems.add((*path, str(key)), "metadata keys are strings")
+                continue
+            try:
+                _metadata_value(item, (*path, key))
+            except PydanticCustomError as error:
+                problems.extend(error.context["problems"])
+        problems.check()
+    elif isinstance(value, list):
+        problems = Problems()
+        for i, item in enumerate(value):
+            try:
+                _metadata_value(item, (*path, i))
+            except PydanticCustomError as error:
+                problems.extend(error.context["problems"])
+        problems.check()
+    elif isinstance(value, float) and not math.isfinite(value):
+        fail_at(path, "not a finite number")
+    elif isinstance(value, int) and value.bit_length() > 14_000:  # no text for it (Python's 4,300 digits)
+        fail_at(path, "a number that large")
+    elif value is not None and not isinstance(value, (str, int, float, bool)):
+        fail_at(path, f"a map, a list, a string, a number or a boolean (got {type(value).__name__})")
+    return value
+
+
+def _metadata(value: Any) -> Any:
+    value = as_dict(value)
+    if not isinstance(value, dict):
+        fail_at((), "metadata is a map")
+    return _metadata_value(value)
+
+
+def generic_parameters(data: Any, known_types: tuple[str, ...], core: tuple[str, ...]) -> Any:
+    """Vamp's generic SLAs and escalations: a `type` Vamp does not know is kept with every other
+    key as its parameters, passed through to the workflows that act on it (stored under
+    `parameters`, written back at the top level by `flatten_parameters`)."""
+    if not isinstance(data, dict):
+        return data
+    if "parameters" in data and data.get("type") in known_types:
+        fail_at(("parameters",), "unknown field")
+    kind = data.get("type")
+    if not isinstance(kind, str) or kind in known_types:
+        return data
+    try:
+        check_name(kind, what="type")
+    except ValueError as error:
+        fail_at(("type",), str(error))
+    parameters = {k: v for k, v in data.items() if k not in core}
+    _metadata_value(parameters)
+    return {**{k: v for k, v in data.items() if k in core}, "parameters": parameters}
+
+
+def flatten_parameters(data: Any) -> Any:
+    if isinstance(data, dict) and "parameters" in data:
+        data = {**{k: v for k, v in data.items() if k != "parameters"}, **data["parameters"]}
+    return data
+
+
+def _privileged(arguments: Any) -> Any:
+    """`privileged` is a boolean, as Vamp's ArgumentReader says (`true`/`false`, any case)."""
+    problems = Problems()
+    for i, argument in enumerate(arguments):
+        value = argument.get("privileged")
+        if value is not None and value.lower() not in ("true", "false"):
+            problems.add((i, "privileged"), f"privileged is `true` or `false` (got {value!r})")
+    problems.check()
+    return arguments
+
+
+def split_trait(key: Any) -> tuple[Any, str | None]:
+    """`timeout[TIME_OUT]` -> ("timeout", "TIME_OUT"): Vamp's trait alias, the name a container
+    sees; other keys -> (key, None). Both parts are then checked as names."""
+    if isinstance(key, str) and key.endswith("]") and "[" in key:
+        at = key.index("[")
+        return key[:at], key[at + 1:-1]
+    return key, None
+
+
+def drop_aliases(value: Any) -> Any:
+    """Vamp reads an alias on ports, constants and a service's or blueprint's variables, and
+    keeps it only on a breed's variables: here too, `port[PORT]` is the port `port`."""
+    value = as_dict(value)
+    if not isinstance(value, dict):
+        return value
+    out: dict = {}
+    for key, item in value.items():
+        name, alias = split_trait(key)
+        if alias is not None:
+            check_name(alias, what="alias")
+        out[name] = item
+    return out
+
+
+def rename_dialect(data: Any) -> Any:
+    """Vamp's DialectReader reads `dialects` or `dialect`."""
+    return rename(data, "dialect", "dialects")
+
+
 def split_arguments(value: Any) -> Any:
     """Arguments are one-key maps; a map of several keys is split into several, in order."""
     if value is None:
@@ -164,10 +270,11 @@ def split_arguments(value: Any) -> Any:
     return value
 
 
-Metadata = MapOf(str, Scalar)
+Metadata = Annotated[dict[str, Any], BeforeValidator(_metadata)]
 # Values are strings, as in Vamp; `${ssm:...}` / `${secretsmanager:...}` inside one name a secret (secrets.py).
-EnvironmentVariables = MapOf(Name, Annotated[OptionalText, AfterValidator(check_environment_value)])
-Arguments = Annotated[list[dict[Name, Text]], BeforeValidator(split_arguments)]
+EnvironmentVariables = Annotated[
+    dict[Name, Annotated[OptionalText, AfterValidator(check_environment_value)]], BeforeValidator(drop_aliases)]
+Arguments = Annotated[list[dict[Name, Text]], BeforeValidator(split_arguments), AfterValidator(_privileged)]
 Dialects = MapOf(Name, Any)
 
 

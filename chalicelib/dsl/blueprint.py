@@ -17,19 +17,23 @@ from .base import (
     Dialects,
     EnvironmentVariables,
     MapOf,
+    Metadata,
     Model,
     Name,
     Problems,
     SafeText,
     as_dict,
+    drop_empty_metadata,
     rename,
+    rename_dialect,
     resolver,
 )
-from .breed import Breed, BreedOrRef, BreedRef, OptionalHealthChecks, matches
+from .breed import Breed, BreedOrRef, BreedRef, OptionalHealthChecks, matches, missing_trait, value_references
 from .escalation import Escalation
-from .gateway import Routes, Sticky, VirtualHosts, http_only_problems, weight_problems
+from .gateway import Routes, Sticky, VirtualHosts, http_only_problems, route_problems, weight_problems
 from .names import check_name
 from .scale import ScaleOrRef
+from .secrets import is_secret_reference, shows_no_secret
 from .sla import Sla, SlaOrRef
 from .units import parse_port, port_type
 
@@ -52,7 +56,10 @@ class Service(Model):
     def _shorthand(cls, data: Any) -> Any:
         if isinstance(data, str):
             return {"breed": data}
-        return rename(data, "env", "environment_variables")
+        if isinstance(data, dict) and "breed" not in data and ("reference" in data or "ref" in data):
+            data = dict(data)  # Vamp: `- reference: name` (or `ref:`) is the service's breed
+            data["breed"] = {"reference": data.pop("reference" if "reference" in data else "ref")}
+        return rename_dialect(rename(data, "env", "environment_variables"))
 
     @property
     def breed_name(self) -> str | None:
@@ -87,8 +94,11 @@ class Cluster(Model):
     def _shorthand(cls, data: Any) -> Any:
         if isinstance(data, str):
             return {"services": [{"breed": data}]}
+        if isinstance(data, list):  # Vamp: a cluster given as the list of its services
+            return {"services": data}
         if not isinstance(data, dict):
             return data
+        data = rename_dialect(data)
         if "services" not in data and "breed" in data:
             service = {k: data[k] for k in _SERVICE_KEYS if k in data}
             data = {k: v for k, v in data.items() if k not in _SERVICE_KEYS}
@@ -117,6 +127,10 @@ class Cluster(Model):
         for i, service in enumerate(self.services):
             if isinstance(service.breed, Breed) and service.breed.name is None:
                 problems.add(("services", i, "breed", "name"), "an inline breed needs a name")
+            for key, value in service.environment_variables.items():
+                if value is None or value == "~":  # the service is the last scope: nothing could fill it
+                    problems.add(("services", i, "environment_variables", key),
+                                 "a service's environment variable needs a value")
             if breeds[i] is not None:
                 # A health check on a port the breed lacks has nothing to probe (issue 11).
                 own = service.health_checks is not None
@@ -131,6 +145,14 @@ class Cluster(Model):
                             ("services", i, "environment_variables", key),
                             f"{key!r} is not an environment variable of breed {breeds[i].name!r}",
                         )
+        for i, service in enumerate(self.services):
+            for j, check in enumerate(service.health_checks or []):
+                if breeds[i] is not None and check.port not in breeds[i].ports:
+                    problems.add(("services", i, "health_checks", j, "port"),
+                                 f"port {check.port!r} is not a port of breed {breeds[i].name!r}")
+        for j, check in enumerate(self.health_checks or []):
+            if all(b is not None and check.port not in b.ports for b in breeds):
+                problems.add(("health_checks", j, "port"), f"port {check.port!r} is not a port of this cluster's breeds")
         ports = _ports(breeds)
         if ports is not None and UNRESOLVED_PORT in self.gateways:
             if len(ports) == 1:
@@ -142,6 +164,7 @@ class Cluster(Model):
             for key in gateway.routes:
                 if key not in names:
                     problems.add(("gateways", port, "routes", key), f"{key!r} is not a breed of this cluster")
+            route_problems(gateway.routes, problems, ("gateways", port, "routes"))
             weight_problems(gateway.routes, problems, ("gateways", port, "routes"), exact=False)
             if ports is not None and port != UNRESOLVED_PORT:
                 if port not in ports:
@@ -206,17 +229,55 @@ class BlueprintGateway(Model):
     sticky: Sticky = None
     routes: Routes = {}
     virtual_hosts: VirtualHosts = []
+    metadata: Metadata = {}
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
         return {"routes": {data: {}}} if isinstance(data, str) else data
 
+    @model_serializer(mode="wrap")
+    def _quiet(self, handler: Any) -> Any:
+        return drop_empty_metadata(handler(self))
+
+
+def _named_ports(value: Any) -> Any:
+    """Vamp's `web: {port: 8080/http, routes: ...}`: a gateway keyed by a name and given its
+    port inside is the gateway of that port (the port is the key we store it under)."""
+    value = as_dict(value)
+    if not isinstance(value, dict):
+        return value
+    out: dict = {}
+    problems = Problems()
+    for key, gateway in value.items():
+        try:
+            parse_port(key)
+            named = False
+        except ValueError:
+            named = True
+        if isinstance(gateway, dict) and "port" in gateway:
+            port = gateway["port"]
+            port = str(port) if isinstance(port, int) and not isinstance(port, bool) else port
+            if named and not isinstance(port, str):
+                problems.add((key, "port"), "a port is a number or text like 8080/http")
+            elif named and (port in value or port in out):
+                problems.add((key, "port"), f"port {port} has a gateway already")
+            elif named:
+                out[port] = {k: v for k, v in gateway.items() if k != "port"}
+            else:
+                problems.add((key, "port"), "the key is the port already: give `port` only under a name")
+        elif named:
+            problems.add((key,), f"{key!r} is not a port: key a gateway by its port, or by a name with `port` inside")
+        else:
+            out[key] = gateway
+    problems.check()
+    return out
+
 
 BlueprintGateways = Annotated[
     dict[Annotated[str, BeforeValidator(parse_port)], BlueprintGateway],
     BeforeValidator(_unique_ports),
-    BeforeValidator(as_dict),
+    BeforeValidator(_named_ports),
 ]
 
 
@@ -230,7 +291,7 @@ class Blueprint(Artifact):
     @model_validator(mode="before")
     @classmethod
     def _aliases(cls, data: Any) -> Any:
-        return rename(data, "env", "environment_variables")
+        return rename_dialect(rename(data, "env", "environment_variables"))
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> "Blueprint":
@@ -248,11 +309,55 @@ class Blueprint(Artifact):
                     if target not in self.clusters:
                         problems.add(path, f"escalation target {target!r} is not a cluster of this blueprint")
         for key in self.environment_variables:
-            cluster, dot, _ = key.partition(".")
+            cluster, dot, variable = key.partition(".")
             if not dot or cluster not in self.clusters:
                 problems.add(("environment_variables", key), "expected `<cluster>.<variable>` naming a cluster")
+                continue
+            breeds = [known_breed(s.breed, resolve) for s in self.clusters[cluster].services]
+            if None not in breeds and not any(variable in b.environment_variables for b in breeds):
+                problems.add(("environment_variables", key),
+                             f"{variable!r} is not an environment variable of a breed of cluster {cluster!r}")
+        self._reference_problems(problems, resolve)
         problems.check()
         return self
+
+    def _reference_problems(self, problems: Problems, resolve: Any) -> None:
+        """`$x.ports.p` (and `environment_variables`, `constants`) in an inline breed's or the
+        blueprint's variables, where `x` is a dependency whose breed is in this blueprint, or a
+        cluster of it, and every breed there is known: one of them has that port (Vamp's
+        BlueprintTraitValidator; an inline dependency is its breed's own check)."""
+        known = {s.breed_name: known_breed(s.breed, resolve) for _, s in self.services()}
+
+        def targets(breed: Breed | None, first: str) -> list[Breed | None] | None:
+            dependency = breed.dependencies.get(first) if breed is not None else None
+            if isinstance(dependency, BreedRef):
+                found = [b for n, b in known.items() if n and matches(dependency.reference, n)]
+                return found or None
+            if dependency is None and first in self.clusters:
+                return [known[s.breed_name] for s in self.clusters[first].services]
+            return None
+
+        def check(path: tuple, value: str | None, breed: Breed | None) -> None:
+            for ref in value_references(value or ""):
+                parts = ref.split(".")
+                if is_secret_reference(ref) or len(parts) != 3:
+                    continue
+                candidates = targets(breed, parts[0])
+                if not candidates or None in candidates:
+                    continue
+                reasons = [missing_trait(b, ref) for b in candidates]
+                if all(reasons):
+                    shown = f"${ref}" if shows_no_secret(ref) else "a reference"
+                    problems.add(path, f"{shown}: {reasons[0]}")
+
+        for path, service in self.services():
+            if isinstance(service.breed, Breed):
+                for key, value in service.breed.environment_variables.items():
+                    check((*path, "breed", "environment_variables", key), value, service.breed)
+        for key, value in self.environment_variables.items():
+            cluster = self.clusters.get(key.partition(".")[0])
+            breeds = [known.get(s.breed_name) for s in cluster.services] if cluster else []
+            check(("environment_variables", key), value, breeds[0] if len(breeds) == 1 else None)
 
     def services(self) -> Iterator[tuple[tuple, Service]]:
         for name, cluster in self.clusters.items():
@@ -287,6 +392,7 @@ class Blueprint(Artifact):
     def _gateway_problems(self, problems: Problems, resolve: Any) -> None:
         for port, gateway in self.gateways.items():
             path = ("gateways", port)
+            route_problems(gateway.routes, problems, (*path, "routes"))
             weight_problems(gateway.routes, problems, (*path, "routes"), exact=True)
             http_only_problems(gateway, problems, path, port_type(port))
             for key in gateway.routes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Callable, ClassVar, Iterator, Literal
 
-from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, model_serializer, model_validator
 
 from .base import (
     Arguments,
@@ -12,16 +12,20 @@ from .base import (
     DotlessName,
     EnvironmentVariables,
     ListOf,
-    MapOf,
     Model,
     Name,
     OptionalText,
     Problems,
     Ref,
+    as_dict,
+    check_name,
+    drop_aliases,
+    drop_empty_metadata,
     fail_at,
     ref_or,
     rename,
     resolver,
+    split_trait,
 )
 from .secrets import is_secret_reference, shows_no_secret
 from .units import Duration, Port
@@ -58,8 +62,13 @@ def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
 
+def _rooted(value: Any) -> Any:
+    """Vamp takes `path: health` (its fixtures write it so); the probe asks for `/health`."""
+    return f"/{value}" if isinstance(value, str) and not value.startswith("/") else value
+
+
 class HealthCheck(Model):
-    path: str = Field("/", pattern=r"^/[A-Za-z0-9\-._~/:@!$&()*+,;=%?]*$")
+    path: Annotated[str, BeforeValidator(_rooted)] = Field("/", pattern=r"^/[A-Za-z0-9\-._~/:@!$&()*+,;=%?]*$")
     port: DotlessName
     initial_delay: Duration
     timeout: Duration
@@ -120,20 +129,75 @@ class BreedRef(Ref):
     kind: ClassVar[str] = "breeds"
 
 
+def _dependencies(value: Any) -> Any:
+    """Vamp's dependency forms `{breed: name}`, `{breed: {reference: x}}` and
+    `{breed: {name, deployable, ...}}` are the breed (or reference) they hold."""
+    value = as_dict(value)
+    if not isinstance(value, dict):
+        return value
+    problems = Problems()
+    out = {}
+    for alias, dependency in value.items():
+        if isinstance(dependency, dict) and "breed" in dependency:
+            for key in dependency:
+                if key != "breed":
+                    problems.add((alias, key), "unknown field (a dependency is `breed: ...` alone)")
+            dependency = dependency["breed"]
+        out[alias] = dependency
+    problems.check()
+    return out
+
+
 class Breed(Artifact):
     kind: ClassVar[str] = "breeds"
     deployable: Deployable
-    ports: MapOf(DotlessName, Port) = {}
+    ports: Annotated[dict[DotlessName, Port], BeforeValidator(drop_aliases)] = {}
     environment_variables: EnvironmentVariables = {}
-    constants: MapOf(DotlessName, OptionalText) = {}
+    constants: Annotated[dict[DotlessName, OptionalText], BeforeValidator(drop_aliases)] = {}
     arguments: Arguments = []
-    dependencies: MapOf(Name, ref_or(BreedRef, "Breed")) = {}
+    dependencies: Annotated[dict[Name, ref_or(BreedRef, "Breed")], BeforeValidator(_dependencies)] = {}
     health_checks: HealthChecks = []
+    # Variable name -> its alias, the name the container gets (`timeout[TIME_OUT]`); written
+    # back into the keys by the serializer, never given as a field of its own.
+    environment_aliases: dict[str, str] = Field(default_factory=dict, exclude=True)
 
     @model_validator(mode="before")
     @classmethod
     def _aliases(cls, data: Any) -> Any:
-        return rename(data, "env", "environment_variables")
+        data = rename(data, "env", "environment_variables")
+        if not isinstance(data, dict):
+            return data
+        if "environment_aliases" in data:
+            fail_at(("environment_aliases",), "unknown field")
+        variables = as_dict(data.get("environment_variables"))
+        if not isinstance(variables, dict):
+            return data
+        names: dict = {}
+        aliases: dict[str, str] = {}
+        problems = Problems()
+        for key, value in variables.items():
+            name, alias = split_trait(key)
+            if alias is not None:
+                try:
+                    aliases[check_name(name)] = check_name(alias, what="alias")
+                except ValueError as error:
+                    problems.add(("environment_variables", key), str(error))
+            names[name] = value
+        problems.check()
+        return {**data, "environment_variables": names, "environment_aliases": aliases}
+
+    @model_serializer(mode="wrap")
+    def _quiet(self, handler: Any) -> Any:
+        data = drop_empty_metadata(handler(self))
+        if self.environment_aliases and isinstance(data.get("environment_variables"), dict):
+            data["environment_variables"] = {
+                (f"{k}[{self.environment_aliases[k]}]" if k in self.environment_aliases else k): v
+                for k, v in data["environment_variables"].items()}
+        return data
+
+    def container_name(self, variable: str) -> str:
+        """The name a container sees for one of this breed's variables (its alias, if any)."""
+        return self.environment_aliases.get(variable, variable)
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> "Breed":
@@ -141,6 +205,9 @@ class Breed(Artifact):
         for alias, dep in self.dependencies.items():
             if isinstance(dep, Breed) and dep.name is None:
                 problems.add(("dependencies", alias, "name"), "an inline breed needs a name")
+        for key, value in self.constants.items():
+            if value is None:
+                problems.add(("constants", key), "a constant needs a value")
         for i, check in enumerate(self.health_checks):
             if check.port not in self.ports:
                 problems.add(("health_checks", i, "port"), f"port {check.port!r} is not a port of this breed")
@@ -155,9 +222,26 @@ class Breed(Artifact):
                 elif "." in ref and ref.split(".")[0] not in self.dependencies:
                     alias = f"${ref.split('.')[0]}" if shows_no_secret(ref) else "a reference"
                     problems.add(("environment_variables", key), f"{alias} is not a dependency of this breed")
+                elif (lacking := missing_trait(self.dependencies.get(ref.split(".")[0]), ref)) is not None:
+                    shown = f"${ref}" if shows_no_secret(ref) else "a reference"
+                    problems.add(("environment_variables", key), f"{shown}: {lacking}")
         dependency_problems(self, resolver(info), problems)
         problems.check()
         return self
+
+
+_GROUPS = {"ports": "port", "environment_variables": "environment variable", "constants": "constant"}
+
+
+def missing_trait(breed: Any, ref: str) -> str | None:
+    """Why `alias.<group>.<name>` names nothing of `breed` (a Breed model; None when the breed
+    is only a reference, known at deploy time): Vamp's BreedTraitValueValidator."""
+    parts = ref.split(".")
+    if not isinstance(breed, Breed) or len(parts) != 3 or parts[1] not in _GROUPS:
+        return None
+    if parts[2] in getattr(breed, parts[1]):
+        return None
+    return f"breed {breed.name!r} has no {_GROUPS[parts[1]]} {parts[2]!r}"
 
 
 def _dependencies_of(node: Any) -> Iterator[tuple[str, str | None, Any]]:
@@ -179,8 +263,9 @@ def _dependencies_of(node: Any) -> Iterator[tuple[str, str | None, Any]]:
 def dependency_problems(
     breed: Breed, resolve: Callable[[str, str], dict | None] | None, problems: Problems
 ) -> None:
-    """Cycles among dependencies (inline ones, and stored ones when `resolve` is given), and
-    direct dependencies that name no stored breed (only knowable with `resolve`)."""
+    """Cycles among dependencies (inline ones, and stored ones when `resolve` finds them). A
+    dependency no stored breed has yet is no error here: as in Vamp, it may be a breed defined
+    inline in another cluster of the blueprint, or stored later; deploying checks it."""
     if breed.name is None:
         return
     done: set[str] = set()
@@ -200,8 +285,6 @@ def dependency_problems(
                     continue
                 target = resolve("breeds", dep_name)
                 if target is None:
-                    if top_alias is None:
-                        problems.add(("dependencies", alias), f"unknown breed {dep_name!r}")
                     continue
             visit(dep_name, target, [*chain, dep_name], alias_at_top)
             done.add(dep_name)

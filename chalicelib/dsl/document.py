@@ -10,6 +10,7 @@ from pydantic_core import to_jsonable_python
 
 from ..errors import FieldError, ValidationFailed
 from .base import INLINE_TAG, REF_TAG, normalize_kind
+from .names import check_name
 from .registry import KINDS
 from .template import deep_merge
 
@@ -62,17 +63,37 @@ def _short(text: str, keep: int = 200) -> str:
     return text if len(text) <= 2 * keep + 5 else f"{text[:keep]} ... {text[-keep:]}"
 
 
+def import_reference(item: Any) -> tuple[str, str]:
+    """`name` (a template) or `<kind>/<name>` (any stored artifact, `breeds/sava`), as Vamp's
+    ImportReader reads them; ValidationFailed for anything else (an empty name was a 500: an
+    empty DynamoDB key)."""
+    if not isinstance(item, str):
+        raise ValidationFailed.at("import", f"an import is `<name>` or `<kind>/<name>` (got {type(item).__name__})")
+    if not item:
+        raise ValidationFailed.at("import", "an import names a template (`<name>`) or an artifact (`<kind>/<name>`)")
+    kind, slash, name = item.rpartition("/")
+    if slash and "/" in kind:
+        raise ValidationFailed.at("import", f"invalid import {item!r}: `<name>` or `<kind>/<name>`")
+    try:
+        return (normalize_kind(kind) if slash else "templates"), check_name(name, what="import")
+    except ValueError as error:
+        raise ValidationFailed.at("import", str(error)) from None
+
+
 def apply_imports(data: dict, resolve: Resolve | None, depth: int = 0) -> dict:
-    """`import: name` (or a list): the named templates are deep-merged under the document."""
+    """`import: name` (or a list): the named templates (or `<kind>/<name>`: stored artifacts)
+    are deep-merged under the document, later ones over earlier ones."""
     if "import" not in data:
         return data
     names = data["import"]
     names = names if isinstance(names, list) else [names]
     merged: dict = {}
-    for name in names:
-        template = resolve("templates", name) if resolve is not None and isinstance(name, str) else None
+    for item in names:
+        kind, name = import_reference(item)
+        template = resolve(kind, name) if resolve is not None else None
         if not isinstance(template, dict):
-            raise ValidationFailed.at("import", f"unknown template {name!r}")
+            what = "template" if kind == "templates" else singular(kind)
+            raise ValidationFailed.at("import", f"unknown {what} {name!r}")
         if depth >= _MAX_IMPORT_DEPTH:
             raise ValidationFailed.at("import", f"templates import each other more than {_MAX_IMPORT_DEPTH} deep")
         template = apply_imports(template, resolve, depth + 1)

@@ -6,11 +6,23 @@ cluster) and the groups to_all / to_one (`escalations`).
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import Field, model_serializer, model_validator
 
-from .base import Artifact, ListOf, Name, Problems, Ref, drop_empty_metadata, fail_at, ref_or
+from .base import (
+    Artifact,
+    ListOf,
+    Name,
+    Problems,
+    Ref,
+    drop_empty_metadata,
+    fail_at,
+    flatten_parameters,
+    generic_parameters,
+    is_reference,
+    ref_or,
+)
 from .scale import MAX_INSTANCES
 from .units import MAX_CPU, MAX_MEMORY, parse_cpu, parse_memory
 
@@ -18,6 +30,7 @@ SCALING = ("scale_instances", "scale_cpu", "scale_memory")
 _MAXIMUM = {"scale_instances": (MAX_INSTANCES, " instances"), "scale_cpu": (MAX_CPU, " cores"),
             "scale_memory": (MAX_MEMORY, "MB (16 TiB)")}
 GROUPS = ("to_all", "to_one")
+TYPES = (*SCALING, *GROUPS)
 
 
 def _whole(value: float) -> int | float:
@@ -28,19 +41,35 @@ class EscalationRef(Ref):
     kind: ClassVar[str] = "escalations"
 
 
+def _is_escalation_reference(value: Any) -> bool:
+    """`notify` is a reference; `{to_one: [...]}` is Vamp's shorthand of a group, inline."""
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in GROUPS:
+        return False
+    return is_reference(value)
+
+
 class Escalation(Artifact):
+    """The scaling and group types as Vamp defines them; any other type is generic, its keys
+    kept as `parameters` for the workflows that act on it."""
+
     kind: ClassVar[str] = "escalations"
-    type: Literal["scale_instances", "scale_cpu", "scale_memory", "to_all", "to_one"]
+    type: str
     minimum: float | None = Field(None, ge=0)
     maximum: float | None = Field(None, ge=0)
     scale_by: float | None = Field(None, gt=0)
     target: Name | None = None
-    escalations: ListOf(ref_or(EscalationRef, "Escalation")) | None = None
+    escalations: ListOf(ref_or(EscalationRef, "Escalation", _is_escalation_reference)) | None = None
+    parameters: dict[str, Any] | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _units(cls, data: Any) -> Any:
-        """scale_memory takes memory units (MB), scale_cpu cpu units; as floats."""
+        """`{to_one: [...]}` / `{to_all: {escalations: [...]}}` are Vamp's group shorthands;
+        scale_memory takes memory units (MB), scale_cpu cpu units; as floats."""
+        if isinstance(data, dict) and len(data) == 1 and next(iter(data)) in GROUPS:
+            group, body = next(iter(data.items()))
+            data = {"type": group, **(body if isinstance(body, dict) else {"escalations": body})}
+        data = generic_parameters(data, TYPES, ("name", "kind", "metadata", "type"))
         if isinstance(data, dict) and data.get("type") in ("scale_memory", "scale_cpu"):
             parse = parse_memory if data["type"] == "scale_memory" else parse_cpu
             data = dict(data)
@@ -55,7 +84,9 @@ class Escalation(Artifact):
     @model_validator(mode="after")
     def _rules(self) -> "Escalation":
         problems = Problems()
-        if self.type in SCALING:
+        if self.type not in TYPES:
+            pass
+        elif self.type in SCALING:
             for key in ("minimum", "maximum", "scale_by"):
                 value = getattr(self, key)
                 if value is None:
@@ -79,7 +110,7 @@ class Escalation(Artifact):
 
     @model_serializer(mode="wrap")
     def _numbers(self, handler: Any) -> dict:
-        data = drop_empty_metadata(handler(self))
+        data = flatten_parameters(drop_empty_metadata(handler(self)))
         for key in ("minimum", "maximum", "scale_by"):
             if isinstance(data.get(key), float):
                 data[key] = _whole(data[key])
@@ -94,4 +125,4 @@ class Escalation(Artifact):
         return found
 
 
-EscalationOrRef = ref_or(EscalationRef, Escalation)
+EscalationOrRef = ref_or(EscalationRef, Escalation, _is_escalation_reference)

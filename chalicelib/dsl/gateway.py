@@ -21,6 +21,7 @@ from .base import (
 from .condition import ConditionOrRef
 from .names import check_gateway_name
 from .rewrite import RewriteOrRef
+from .selector import check_selector
 from .units import Percent, Port, port_type
 from .weights import effective_weights as fill_weights  # Vamp's weight defaults, one place (the renderer uses them too)
 
@@ -48,6 +49,13 @@ def _balance(value: Any) -> str:
         return parse_balance(value)
     except ValueError as error:
         raise ValueError(f"invalid balance {value!r}: {error}") from None
+
+
+def _selector(value: Any) -> Any:
+    """`selector: ""` (or `~`) is no selector, as in Vamp; anything else is its grammar."""
+    if value is None or value == "":
+        return None
+    return check_selector(value)
 
 
 def _sticky(value: Any) -> Any:
@@ -81,6 +89,7 @@ MAX_REWRITES = 16
 Host = Annotated[str, AfterValidator(_host)]
 VirtualHosts = ListOf(Annotated[str, AfterValidator(_virtual_host)], at_most=MAX_VIRTUAL_HOSTS)
 Balance = Annotated[str, AfterValidator(_balance)]
+Selector = Annotated[SafeText | None, BeforeValidator(_selector)]
 Sticky = Annotated[Literal["route", "instance"] | None, BeforeValidator(_sticky)]
 
 
@@ -94,12 +103,22 @@ class Route(Artifact):
     condition_strength: Percent | None = None
     rewrites: ListOf(RewriteOrRef, at_most=MAX_REWRITES) = []
     balance: Balance | None = None
-    selector: SafeText | None = None
+    selector: Selector = None
 
     @model_validator(mode="before")
     @classmethod
     def _empty(cls, data: Any) -> Any:
-        return {} if data is None else data
+        """`~` is a route with nothing set; an empty condition (`""`, `{condition: ""}`) is no
+        condition, as Vamp's RouteReader reads it."""
+        if data is None:
+            return {}
+        if isinstance(data, dict) and "condition" in data:
+            condition = data["condition"]
+            if (isinstance(condition, str) and not condition.strip()) or (
+                    isinstance(condition, dict) and set(condition) <= {"condition", "name", "metadata"}
+                    and isinstance(condition.get("condition"), str) and not condition["condition"].strip()):
+                data = {k: v for k, v in data.items() if k != "condition"}
+        return data
 
     @model_validator(mode="after")
     def _defaults(self) -> "Route":
@@ -146,6 +165,20 @@ Routes = Annotated[
 ]
 
 
+def route_problems(routes: dict, problems: Problems, path: tuple) -> None:
+    """A route in a gateway is a reference or an inline definition, not both (a `name` with
+    more: Vamp's EitherReferenceOrAnonymous); a route's selector is for a route to one
+    gateway by name (Vamp's RouteSelectorOnlyRouteError, RouteSelectorExternalTargetError)."""
+    for key, route in routes.items():
+        if not isinstance(route, Route):
+            continue
+        if route.name is not None:
+            problems.add((*path, key, "name"), "a route is a reference or an inline route, not both: "
+                                               "drop `name`, or give only `reference`")
+        if route.selector is not None and (key.startswith("[") or "/" in key):
+            problems.add((*path, key, "selector"), "a selector is only for a route to one gateway by name")
+
+
 def weight_problems(routes: dict, problems: Problems, path: tuple, *, exact: bool) -> None:
     """At most 100% in all; with `exact` (standalone gateways) the filled weights sum to 0 or 100."""
     weights = [r.weight if isinstance(r, Route) else None for r in routes.values()]
@@ -183,7 +216,7 @@ class Gateway(Artifact):
     service: GatewayService | None = None
     sticky: Sticky = None
     virtual_hosts: VirtualHosts = []
-    selector: SafeText | None = None
+    selector: Selector = None
     routes: Routes = {}
     deployed: bool = False
 
@@ -199,6 +232,7 @@ class Gateway(Artifact):
     @model_validator(mode="after")
     def _rules(self) -> "Gateway":
         problems = Problems()
+        route_problems(self.routes, problems, ("routes",))
         weight_problems(self.routes, problems, ("routes",), exact=True)
         http_only_problems(self, problems, (), port_type(self.port) if self.port else None)
         problems.check()

@@ -89,8 +89,11 @@ def expand_references(kind: str, doc: dict, resolve: Callable[[str, str], dict |
         stored = resolve(value.kind, value.reference)
         if not isinstance(stored, dict):
             return value
+        # An inline route has no name (Vamp: a route is a reference or inline, not both): the
+        # expanded document reads back as it is shown.
+        drop = ("kind", "name") if value.kind == "routes" else ("kind",)
         try:
-            inline = KINDS[value.kind].model_validate({k: v for k, v in stored.items() if k != "kind"})
+            inline = KINDS[value.kind].model_validate({k: v for k, v in stored.items() if k not in drop})
         except ValueError:
             return value
         return _transform(inline, lambda v: change(v, (*seen, key)))

@@ -15,7 +15,10 @@ from .condition_grammar import Node, parse_tree
 
 _LITERAL = r"[A-Za-z0-9\-._~/:@!+,;=*&]"
 _SAMPLE = r"%\[[A-Za-z0-9_.,():\-/^]+\]"
-_NEW_PATH_RE = re.compile(rf"^(?:/|{_SAMPLE})(?:{_LITERAL}|{_SAMPLE})*$")
+# Vamp takes any path (`path: a if b` in its own fixtures): a literal or a sample first, never
+# `-` (HAProxy could read a flag), then the safe charset.
+_FIRST = r"[A-Za-z0-9._~/:@!+,;=*&]"
+_NEW_PATH_RE = re.compile(rf"^(?:{_FIRST}|{_SAMPLE})(?:{_LITERAL}|{_SAMPLE})*$")
 # On the stripped text: `(.+?)\s*$` made the condition's trailing spaces quadratic to backtrack,
 # and `\s+(.+)` can split a run of spaces in as many ways; `\s+(\S.*)` cannot.
 _SPLIT_RE = re.compile(r"^(\S+)\s+if\s+(\S.*)$", re.IGNORECASE | re.DOTALL)
@@ -31,7 +34,7 @@ def split_rewrite(text: Any) -> tuple[str, Node]:
     new_path, condition = m.groups()
     if not _NEW_PATH_RE.fullmatch(new_path):
         raise ValueError(
-            f"invalid new path {new_path!r}: starts with `/`, safe URL characters only, "
+            f"invalid new path {new_path!r}: safe URL characters only, not starting with `-`, "
             "`%` only as a sample fetch `%[...]`"
         )
     try:

@@ -40,9 +40,22 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _shown(value: object) -> str:
+    """The value as a reason quotes it; a 5,000-digit integer has no repr (Python's limit)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**18:
+        return "a number that large"
+    return repr(value)
+
+
 def parse_percent(value: object) -> int:
     """"90%", "90" or 90 -> 90; whole percentages 0..100 only (Vamp's Percentage is an int)."""
     if _is_number(value):
+        # JSON's 1e400 is float inf and int(inf) an OverflowError (a 500); NaN and huge floats
+        # are refused here with the same words as any other number out of range.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"invalid percentage {value!r}: a whole number 0..100 followed by %")
+        if not 0 <= value <= 100:
+            raise ValueError(f"percentage {_shown(value)} out of range 0..100%")
         if value != int(value):
             raise ValueError(f"invalid percentage {value!r}: a whole number 0..100 followed by %")
         number = int(value)

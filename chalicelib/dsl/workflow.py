@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, model_serializer, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, model_serializer, model_validator
 
 from .base import (
     Arguments,
@@ -16,7 +16,10 @@ from .base import (
     Problems,
     SafeText,
     rename,
+    rename_dialect,
+    resolver,
 )
+from .blueprint import known_breed
 from .breed import Breed, BreedOrRef, OptionalHealthChecks
 from .event import Tags
 from .scale import ScaleOrRef
@@ -33,6 +36,14 @@ def _period(value: str) -> str:
     return value
 
 
+def _timestamp(value: Any) -> Any:
+    """YAML reads `start: 2007-12-03T08:15:30Z` as a timestamp, as Vamp's reader takes it: kept
+    as its ISO-8601 text."""
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value
+
+
 def _start(value: str) -> str:
     if value != "now":
         try:
@@ -44,7 +55,7 @@ def _start(value: str) -> str:
 
 class TimeSchedule(Model):
     period: Annotated[str, AfterValidator(_period)]
-    start: Annotated[str, AfterValidator(_start)] | None = None
+    start: Annotated[str, BeforeValidator(_timestamp), AfterValidator(_start)] | None = None
     repeat: int | None = Field(None, ge=1)
 
     @model_validator(mode="before")
@@ -106,12 +117,19 @@ class Workflow(Artifact):
     @model_validator(mode="before")
     @classmethod
     def _aliases(cls, data: Any) -> Any:
-        return rename(data, "env", "environment_variables")
+        return rename_dialect(rename(data, "env", "environment_variables"))
 
     @model_validator(mode="after")
-    def _rules(self) -> "Workflow":
+    def _rules(self, info: ValidationInfo) -> "Workflow":
         problems = Problems()
         if isinstance(self.breed, Breed) and self.breed.name is None:
             problems.add(("breed", "name"), "an inline breed needs a name")
+        breed = known_breed(self.breed, resolver(info))
+        for key, value in self.environment_variables.items():
+            if value is None or value == "~":  # the workflow is the last scope: nothing could fill it
+                problems.add(("environment_variables", key), "a workflow's environment variable needs a value")
+            elif breed is not None and key not in breed.environment_variables:
+                problems.add(("environment_variables", key),
+                             f"{key!r} is not an environment variable of breed {breed.name!r}")
         problems.check()
         return self

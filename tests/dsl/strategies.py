@@ -132,6 +132,8 @@ def weighted(draw, keys, *, exact: bool, body=route_bodies):
     unassigned = draw(st.booleans()) if keys else False
     for i, key in enumerate(keys):
         route = draw(body)
+        if isinstance(route, dict) and ("/" in key or key.startswith("[")):
+            route.pop("selector", None)  # a route's selector only picks among one gateway's targets
         last = i == len(keys) - 1
         if last and unassigned:
             pass
@@ -198,7 +200,7 @@ def breeds(draw, name=None, depth=1):
            "ports": {p: draw(ports) for p in port_names}}
     doc.update(draw(_fixed(
         environment_variables=_maybe(st.dictionaries(env_names, env_values, max_size=3)),
-        constants=_maybe(st.dictionaries(env_names, env_values, max_size=2)),
+        constants=_maybe(st.dictionaries(env_names, env_values.filter(lambda v: v is not None), max_size=2)),
         arguments=_maybe(st.lists(st.dictionaries(names, st.one_of(names, st.booleans()), min_size=1, max_size=1), max_size=2)),
         metadata=_maybe(metadata),
     )))
@@ -311,15 +313,21 @@ schedules = st.one_of(
               _maybe(st.integers(1, 10))),
     st.lists(names, min_size=1, max_size=3).map(lambda tags: {"event": tags}),
 )
-workflows = st.builds(
-    lambda n, b, s, extra: {"name": n, "breed": b, "schedule": s, **extra},
-    names,
-    st.one_of(_ref(), breeds(depth=0)),
-    schedules,
-    _fixed(status=_maybe(st.sampled_from(["starting", "running", "suspended"])),
-           scale=_maybe(st.one_of(_ref(), scale_bodies)),
-           environment_variables=_maybe(st.dictionaries(env_names, env_values, max_size=2))),
-)
+@st.composite
+def workflows(draw):
+    """A workflow's variables have values and, with an inline breed, are the breed's (Vamp's
+    WorkflowReader)."""
+    breed = draw(st.one_of(_ref(), breeds(depth=0)))
+    doc = {"name": draw(names), "breed": breed, "schedule": draw(schedules)}
+    doc.update(draw(_fixed(status=_maybe(st.sampled_from(["starting", "running", "suspended"])),
+                           scale=_maybe(st.one_of(_ref(), scale_bodies)))))
+    inline = isinstance(breed, dict) and "deployable" in breed
+    known = list(breed.get("environment_variables") or {}) if inline else []
+    keys = st.sampled_from(known) if inline else env_names
+    if (known or not inline) and draw(st.booleans()):
+        doc["environment_variables"] = draw(st.dictionaries(keys, env_values.filter(lambda v: v is not None),
+                                                            max_size=2))
+    return doc
 templates = st.builds(
     lambda n, content: {"name": n, **content},
     names,
@@ -369,7 +377,7 @@ KIND_STRATEGIES = {
     "routes": routes,
     "conditions": conditions,
     "rewrites": rewrites,
-    "workflows": workflows,
+    "workflows": workflows(),
     "gateways": gateways(),
     "templates": templates,
     "release-policies": release_policies,

@@ -159,7 +159,7 @@ def test_rewrite_artifact():
     [
         "/new",  # no condition
         "/a if",  # no condition
-        "new if true",  # not a path
+        "-new if true",  # HAProxy could read a flag
         "/a\nhttp-request deny if true",
         "/a#b if true",
         "/a'b if true",

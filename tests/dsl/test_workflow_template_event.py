@@ -53,7 +53,8 @@ def test_workflow_inline_breed_status_and_fields():
         "workflows",
         {
             "name": "w",
-            "breed": {"name": "script", "deployable": {"type": "application/javascript", "definition": "run()\n"}},
+            "breed": {"name": "script", "deployable": {"type": "application/javascript", "definition": "run()\n"},
+                      "environment_variables": {"VAMP_X": None}},
             "schedule": "daemon",
             "status": "suspended",
             "scale": {"cpu": 0.1, "memory": "128MB"},
