@@ -145,14 +145,6 @@ class Cluster(Model):
                             ("services", i, "environment_variables", key),
                             f"{key!r} is not an environment variable of breed {breeds[i].name!r}",
                         )
-        for i, service in enumerate(self.services):
-            for j, check in enumerate(service.health_checks or []):
-                if breeds[i] is not None and check.port not in breeds[i].ports:
-                    problems.add(("services", i, "health_checks", j, "port"),
-                                 f"port {check.port!r} is not a port of breed {breeds[i].name!r}")
-        for j, check in enumerate(self.health_checks or []):
-            if all(b is not None and check.port not in b.ports for b in breeds):
-                problems.add(("health_checks", j, "port"), f"port {check.port!r} is not a port of this cluster's breeds")
         ports = _ports(breeds)
         if ports is not None and UNRESOLVED_PORT in self.gateways:
             if len(ports) == 1:
