@@ -3,8 +3,8 @@
 Per release (a healthy 5-step release, promoted): the Step Functions state transitions (from the
 execution history), the Lambda invocations of its tasks and their run time, and the DynamoDB
 requests its tasks (and the start call) make, with the request units they would bill, priced
-at AWS's public prices (printed). Idle: nothing is scheduled, so nothing runs and nothing is
-billed. Detect-to-rollback, through real traffic: on a whole local stack (the agent's HAProxy,
+at AWS's public prices (printed). Idle: no release runs anything (no execution, no schedule);
+the control plane's own idle cost, its every-minute pass, is bench/idle.py's. Detect-to-rollback, through real traffic: on a whole local stack (the agent's HAProxy,
 the local driver running examples/canary/service.py, 50 requests/s through the gateway), a canary
 answering 500 to 30% of its requests is released with a 1 s interval and rollback at the first
 failed check; measured from the end of the first agent metric window that holds canary errors
