@@ -133,8 +133,9 @@ def _seed(store, ns: str, n: int) -> dict[str, str]:
             s.digest = f"{i}-{c}-{s.name}"
             digests[service_key(name, c, s.name)] = s.digest
         writes.append(Write("deployments", name, dump(dep), expected_version=None))
-    for j in range(0, len(writes), MAX_WRITES):
-        store.apply(ns, writes[j:j + MAX_WRITES])
+    chunk = MAX_WRITES // 2  # each deployment write carries its summary's (here: its removal)
+    for j in range(0, len(writes), chunk):
+        store.apply(ns, writes[j:j + chunk])
     return digests
 
 

@@ -94,14 +94,30 @@ def namespaces() -> list[str]:
     return registry.registered(KIND)
 
 
+def summary_of(doc: dict) -> dict:
+    """The stored deployment in brief: what the scheduled pass needs to see that it has nothing
+    to do without reading it (docs/decisions/0034). `settled`: every service intended deployed,
+    `done`, no retry pending; `services`: [cluster, service, the digest it was deployed with]."""
+    settled, services = True, []
+    for cname, cluster in (doc.get("clusters") or {}).items():
+        for s in cluster.get("services") or []:
+            status = s.get("status") or {}
+            settled = settled and (status.get("intention") == "deployment"
+                                   and (status.get("phase") or {}).get("name") == "done" and not s.get("retry_at"))
+            services.append([cname, (s.get("breed") or {}).get("name"), s.get("digest")])
+    return {"settled": settled, "services": services}
+
+
 def write(store, namespace: str, name: str, before, after, expected: int | None, publish: Publish,
           extra: list[Write] = ()) -> StoredArtifact | None:
-    """Store the deployment (None deletes it) and the gateways it implies, in one transaction
-    with the gateway layer's port claims and generation; then publish the namespace."""
+    """Store the deployment (None deletes it) with its summary and the gateways it implies, in
+    one transaction with the gateway layer's port claims and generation; then publish the
+    namespace."""
     old = G.documents(before) if before is not None else {}
     new = G.documents(after) if after is not None else {}
     existing = stored_gateways(store, namespace, list(old | new))
-    writes: list[Write] = [Write(KIND, name, dump(after) if after is not None else None, expected)]
+    doc = dump(after) if after is not None else None
+    writes: list[Write] = [Write(KIND, name, doc, expected, summary=summary_of(doc) if doc is not None else None)]
     for gname, doc in new.items():
         canonical = dsl.dump(dsl.parse("gateways", doc))
         if gname in existing and existing[gname].get("port") and "port" not in doc:

@@ -1,10 +1,11 @@
 """Synchronisation: what each deployment wants against what its driver runs.
 
 Run after every change (for that deployment) and on a schedule (every deployment of every
-namespace). A pass reads the namespace's deployments (a Query, ~1 MB per call) and asks the
+namespace). A pass reads the namespace's deployment summaries (one small item per deployment,
+written in every transaction that writes the deployment: docs/decisions/0034) and asks the
 driver once what it runs (`running`: key -> spec digest). A deployment whose services are all
-`done` with the digest the driver runs, and with no retry due, costs nothing more: no status
-call, no write. Otherwise, in dependency order:
+`done` with the digest the driver runs, and with no retry pending, costs nothing more: its
+document is not read, no status call, no write. The others are read, then, in dependency order:
 
 - deployment intended: build the driver spec (environment resolved against the internal
   gateways' ports); deploy when the driver runs another digest (or nothing); then the driver's
@@ -30,7 +31,7 @@ from typing import Any, Callable
 from chalicelib.deployments import implied_gateways as G
 from chalicelib.deployments.environment import EnvironmentError_, dependencies, environment, order
 from chalicelib.deployments.model import DeployedInstance, load, set_phase
-from chalicelib.deployments.operations import KIND, namespaces, stored_gateways, write
+from chalicelib.deployments.operations import KIND, namespaces, stored_gateways, summary_of, write
 from chalicelib.deployments.secrets import SecretSource
 from chalicelib.deployments.slice import prune
 from chalicelib.drivers import driver_for
@@ -110,19 +111,17 @@ def _quiet(dep, running: dict | None, now: datetime) -> bool:
     return True
 
 
-def _quiet_raw(doc: dict, running: dict | None) -> bool:
-    """`_quiet` on the stored JSON, before paying for the model: the common case of a pass."""
-    if running is None:
+def quiet(name: str, summary: dict, running: dict | None) -> bool:
+    """`_quiet` on a deployment's summary (operations.summary_of): what the pass decides without
+    reading the document."""
+    if running is None or not summary["settled"]:
         return False
-    name = doc.get("name")
-    for cname, cluster in (doc.get("clusters") or {}).items():
-        for s in cluster.get("services") or []:
-            status = s.get("status") or {}
-            if status.get("intention") != "deployment" or (status.get("phase") or {}).get("name") != "done":
-                return False
-            if s.get("retry_at") or running.get(f"{name}/{cname}/{(s.get('breed') or {}).get('name')}") != s.get("digest"):
-                return False
-    return True
+    return all(running.get(service_key(name, c, s)) == digest for c, s, digest in summary["services"])
+
+
+def _quiet_raw(doc: dict, running: dict | None) -> bool:
+    """`_quiet` on the stored JSON, before paying for the model."""
+    return quiet(doc.get("name"), summary_of(doc), running)
 
 
 def run_all(publish: Publish | None = None) -> dict[str, Pass]:
@@ -141,7 +140,7 @@ def sync_namespace(namespace: str, *, store=None, driver=None, publish: Publish 
     publish = publish or _default_publish
     result = Pass()
     running = driver.running(namespace)
-    items = [store.get(namespace, KIND, only)] if only else store.all_of_kind(namespace, KIND)
+    items = [store.get(namespace, KIND, only)] if only else _not_quiet(store, namespace, running, result)
     for stored in items:
         if stored is None:
             continue
@@ -157,6 +156,30 @@ def sync_namespace(namespace: str, *, store=None, driver=None, publish: Publish 
             log.exception("sync of %s/%s failed", namespace, stored.name)
             result.errors.append(f"{stored.name}: {e}")
     return result
+
+
+def _not_quiet(store, namespace: str, running: dict | None, result: Pass) -> list:
+    """The deployments the pass must read: those whose summary is not quiet. The quiet ones are
+    counted (deployments, skipped) and cost their summary's share of one Query. When some
+    deployment has no summary (stored before summaries existed, or dropped by a restore), every
+    document is read as before and the missing or differing summaries are written."""
+    found = store.summaries(namespace, KIND)
+    if found.complete:
+        names = [n for n, (_, summary) in found.items.items() if not quiet(n, summary, running)]
+        quiet_ones = len(found.items) - len(names)
+        result.deployments += quiet_ones
+        result.skipped += quiet_ones
+        read = store.get_many(namespace, [(KIND, n) for n in names]) if names else {}
+        return [read[(KIND, n)] for n in names if (KIND, n) in read]
+    items = store.all_of_kind(namespace, KIND)
+    if len(items) != found.total:
+        log.warning("%s: %d deployments counted, %d stored: each pass reads every document until they agree",
+                    namespace, found.total, len(items))
+    for stored in items:
+        summary = summary_of(stored.document)
+        if found.items.get(stored.name) != (stored.version, summary):
+            store.put_summary(namespace, KIND, stored.name, stored.version, summary)  # False: written since
+    return items
 
 
 def sync_deployment(store, namespace: str, stored, driver, running: dict | None, publish: Publish,

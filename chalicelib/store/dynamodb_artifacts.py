@@ -13,14 +13,19 @@ from datetime import datetime, timezone
 
 from chalicelib.errors import Conflict, FieldError, NotFound, Unavailable, ValidationFailed
 from chalicelib.store import table
-from chalicelib.store.artifact_store import ArtifactPage, StoredArtifact, Write
+from chalicelib.store.artifact_store import ArtifactPage, StoredArtifact, Summaries, Write
 
-# DynamoDB transactions take at most 100 items; each kind touched adds one counter update.
+# DynamoDB transactions take at most 100 items; each kind touched adds one counter update, each
+# write of a summarised kind its summary (counted against MAX_WRITES).
 MAX_WRITES = 90
 
 
 def _key(namespace: str, kind: str, name: str) -> dict:
     return {"pk": {"S": table.artifact_pk(namespace, kind)}, "sk": {"S": name}}
+
+
+def _summary_key(namespace: str, kind: str, name: str) -> dict:
+    return {"pk": {"S": table.summary_pk(namespace, kind)}, "sk": {"S": name}}
 
 
 def _now() -> str:
@@ -101,6 +106,33 @@ class DynamoDBArtifactStore:
         )
         return [_from_item(i) for i in items]
 
+    def summaries(self, namespace: str, kind: str) -> Summaries:
+        items = table.query_items(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": table.summary_pk(namespace, kind)}},
+            ConsistentRead=True,
+        )
+        found = {i["sk"]["S"]: (int(i["version"]["N"]), json.loads(i["summary"]["S"])) for i in items}
+        return Summaries(found, self._count(namespace, kind))
+
+    def put_summary(self, namespace: str, kind: str, name: str, version: int, summary: dict) -> bool:
+        try:
+            self._ddb.transact_write_items(TransactItems=[
+                {"ConditionCheck": {"TableName": self._table, "Key": _key(namespace, kind, name),
+                                    "ConditionExpression": "version = :v",
+                                    "ExpressionAttributeValues": {":v": {"N": str(version)}}}},
+                {"Put": {"TableName": self._table, "Item": self._summary_item(namespace, kind, name, version, summary)}},
+            ], ClientRequestToken=uuid.uuid4().hex)
+        except self._ddb.exceptions.TransactionCanceledException:
+            return False
+        return True
+
+    @staticmethod
+    def _summary_item(namespace: str, kind: str, name: str, version: int, summary: dict) -> dict:
+        return {**_summary_key(namespace, kind, name), "version": {"N": str(version)},
+                "summary": {"S": json.dumps(summary, separators=(",", ":"), sort_keys=True)}}
+
     def _count(self, namespace: str, kind: str) -> int:
         item = self._ddb.get_item(
             TableName=self._table,
@@ -112,7 +144,7 @@ class DynamoDBArtifactStore:
     def apply(self, namespace: str, writes: list[Write]) -> list[StoredArtifact | None]:
         if not writes:
             return []
-        if len(writes) > MAX_WRITES:
+        if len(writes) + sum(w.kind in table.SUMMARISED_KINDS for w in writes) > MAX_WRITES:
             raise ValidationFailed.at("documents", f"at most {MAX_WRITES} documents per request")
         keys = [(w.kind, w.name) for w in writes]
         if len(set(keys)) != len(keys):
@@ -165,6 +197,14 @@ class DynamoDBArtifactStore:
                     "ExpressionAttributeNames": {"#c": "count"},
                     "ExpressionAttributeValues": {":d": {"N": str(delta)}},
                 }})
+        # After the writes: a cancelled transaction's reasons are read by position (_transact).
+        for w, stored in zip(writes, results):
+            if w.kind in table.SUMMARISED_KINDS:
+                if stored is None or w.summary is None:
+                    items.append({"Delete": {"TableName": self._table, "Key": _summary_key(namespace, w.kind, w.name)}})
+                else:
+                    item = self._summary_item(namespace, w.kind, w.name, stored.version, w.summary)
+                    items.append({"Put": {"TableName": self._table, "Item": item}})
         self._transact(namespace, items, writes)
         return results
 

@@ -6,6 +6,9 @@ Every key shape lives here; only modules of `store/` build keys or talk to Dynam
 Items, by partition key (`pk`) and sort key (`sk`):
   <ns>#artifact#<kind>  <name>                 an artifact: version, doc (JSON text), updated
   <ns>#counts           <kind>                 how many artifacts of a kind (for X-Total-Count)
+  <ns>#summary#<kind>   <name>                 a summarised kind's artifact in brief (SUMMARISED_KINDS): version
+                                               (the artifact's), summary (JSON text); written in the
+                                               artifact's own transactions (docs/decisions/0034)
   <ns>#event-tag#<tag>  <timestamp>#<id>       one copy of an event per (expanded) tag
   <ns>#events           <timestamp>#<id>       every event, for queries without tags
   <ns>#release          <release name>         a release's state: version, doc (JSON text)
@@ -33,6 +36,9 @@ ATTRIBUTES = [
     {"AttributeName": "sk", "AttributeType": "S"},
 ]
 TTL_ATTRIBUTE = "expires_at"
+# Kinds whose every write also writes (or, when the writer gives none, deletes) a summary item:
+# the scheduled pass reads the deployments' summaries, not their documents (docs/decisions/0034).
+SUMMARISED_KINDS = frozenset({"deployments"})
 
 def client():
     """The table's DynamoDB client (chalicelib.aws: one per process)."""
@@ -45,6 +51,25 @@ def artifact_pk(namespace: str, kind: str) -> str:
 
 def counts_pk(namespace: str) -> str:
     return f"{namespace}#counts"
+
+
+def summary_pk(namespace: str, kind: str) -> str:
+    return f"{namespace}#summary#{kind}"
+
+
+def stale_summaries(items: list[dict]) -> set[tuple[str, str]]:
+    """(pk, sk) of the summary items among `items` (as DynamoDB returns them) whose artifact is
+    not among them at the summary's version: what a restore must leave out, so that a summary
+    never disagrees with its document (a torn journal line, a dump read while writes went on).
+    A missing summary only makes the pass read the document."""
+    versions = {(i["pk"]["S"], i["sk"]["S"]): i.get("version", {}).get("N") for i in items}
+    stale = set()
+    for (pk, sk), version in versions.items():
+        namespace, _, rest = pk.partition("#")
+        what, _, kind = rest.partition("#")
+        if what == "summary" and versions.get((artifact_pk(namespace, kind), sk), "absent") != version:
+            stale.add((pk, sk))
+    return stale
 
 
 def event_tag_pk(namespace: str, tag: str) -> str:
@@ -147,8 +172,10 @@ def dump_items() -> list[dict]:
 def load_items(items: list[dict]) -> int:
     """Put items as dump_items returned them (the local stack restores them on start); returns
     how many. A dump from before events had their own table holds event items: left out, they
-    would age the table again."""
-    items = [item for item in items if not is_event_key(item["pk"]["S"])]
+    would age the table again. So are summaries that disagree with their artifact (stale_summaries)."""
+    stale = stale_summaries(items)
+    items = [item for item in items
+             if not is_event_key(item["pk"]["S"]) and (item["pk"]["S"], item["sk"]["S"]) not in stale]
     ddb, name = client(), table_name()
     for i in range(0, len(items), 25):  # BatchWriteItem's limit
         request = {name: [{"PutRequest": {"Item": item}} for item in items[i:i + 25]]}
