@@ -12,7 +12,8 @@ acknowledged write since (docs/decisions/0020-local-stack-survives-faults.md).
   they land in the new segment, whose lines are whole item states, so replaying them over a
   snapshot that already saw some of them gives the same table.
 - Restore (at start): the snapshot, then every later segment in order (the last state of each
-  key wins), straight into moto's memory; a torn last line (the crash mid-write) is skipped.
+  key wins), straight into moto's memory; a torn last line (the crash mid-write) is skipped, and
+  so is a deployment summary that no longer matches its document's version (docs/decisions/0034).
 - Stop: fsync and close. Nothing else to write, so a Ctrl-C returns at once.
 
 The older format (`dynamodb.json` holding the main table's items as a list, saved on stop) is
@@ -28,7 +29,7 @@ import threading
 import time
 from pathlib import Path
 
-from chalicelib.store.table import is_event_key
+from chalicelib.store.table import is_event_key, stale_summaries
 
 log = logging.getLogger("vamp.local")
 
@@ -154,14 +155,19 @@ class Journal:
                     items[text] = (table_name, item)
             else:
                 kept[table_name] = _applied(kept.get(table_name, []), key, item)
+        # A summary that disagrees with its document (the torn tail of a transaction's lines) is
+        # left out: the scheduled pass reads that document and writes its summary again.
+        stale = stale_summaries([row for name, row in items.values() if name == main_table])
         for table_name, item in items.values():
+            if table_name == main_table and (item["pk"]["S"], item["sk"]["S"]) in stale:
+                continue
             backend.put_item(table_name, item)
         for table_name, rows in kept.items():
             log.warning("no table %s in this stack: its %d items stay on disk, not loaded", table_name, len(rows))
         self._kept = kept  # carried into the next snapshot, so a stack without the table loses nothing
         self._segment = max([covered, *(s for s, _ in self.segments())]) + 1
         self._pending = replayed  # lines the next snapshot makes unnecessary
-        return len(items), replayed
+        return len(items) - len(stale), replayed
 
     def _read_snapshot(self, main_table: str) -> tuple[dict[str, list[dict]], int]:
         path = self.directory / SNAPSHOT
