@@ -171,7 +171,8 @@ def main() -> None:
         print(f"  idle month ({PASSES_A_MONTH:,} passes at {memory_mb} MB): "
               + ", ".join(f"{k} ${v:.4f}" for k, v in month.items()) + f"; total ${totals[deployments]:.3f}")
     per_deployment = (totals[40] - totals[10]) / (3 * 30)
-    print(f"each running deployment adds ${per_deployment:.4f} a month (the pass reads every deployment every minute; "
+    print(f"each running deployment adds ${per_deployment:.4f} a month (the pass reads each one's summary every "
+          f"minute, docs/decisions/0034; "
           f"1,000 deployments: ${totals[0] + 1000 * per_deployment:.2f} a month)")
     print("  (Lambda's free tier, 1M requests and 400,000 GB-s a month, covers the pass's Lambda part; "
           "API Gateway and Step Functions cost nothing while idle)")
