@@ -306,3 +306,29 @@ def test_every_write_path_keeps_the_summary_equal_to_its_document(aws, monkeypat
         agree(store, ns)
     sync.sync_namespace(ns, store=store, driver=driver, publish=quietly)
     agree(store, ns)
+
+
+def test_a_journal_torn_after_the_document_restores_no_summary_of_the_older_version(aws, ns, driver, tmp_path):
+    from local import state
+
+    journal = state.Journal(tmp_path / "state")
+    journal.restore(table.table_name())
+    journal.attach()
+    store = DynamoDBArtifactStore()
+    try:
+        settled(store, ns, driver, 1)
+        operations.scale(store, ns, "d0", "d0", "d0:1.0.0", {"cpu": 0.5, "memory": "256MB", "instances": 2}, quietly)
+    finally:
+        journal.close()
+    [(_, segment)] = journal.segments()
+    lines = segment.read_bytes().splitlines(keepends=True)
+    assert table.summary_pk(ns, KIND) in lines[-1].decode()  # the transaction's last line: its summary
+    segment.write_bytes(b"".join(lines[:-1]) + lines[-1][:20])  # the crash tore it
+    state.moto_backend().get_table(table.table_name()).items.clear()
+    state.Journal(tmp_path / "state").restore(table.table_name())
+    assert store.get(ns, KIND, "d0").version == 3  # created, synchronised, scaled
+    assert "d0" not in store.summaries(ns, KIND).items  # not the summary of version 2
+    with Reads(ns) as reads:
+        sync.sync_namespace(ns, store=store, driver=driver, publish=quietly)
+    assert reads.documents[0] == "Query:*"
+    agree(store, ns)
