@@ -178,7 +178,10 @@ def _not_quiet(store, namespace: str, running: dict | None, result: Pass) -> lis
     for stored in items:
         summary = summary_of(stored.document)
         if found.items.get(stored.name) != (stored.version, summary):
-            store.put_summary(namespace, KIND, stored.name, stored.version, summary)  # False: written since
+            try:  # False: written since, with its own; an error: the next pass reads it again
+                store.put_summary(namespace, KIND, stored.name, stored.version, summary)
+            except Exception:  # noqa: BLE001 - a missing summary costs reads, never a pass
+                log.exception("summary of %s/%s not written", namespace, stored.name)
     return items
 
 

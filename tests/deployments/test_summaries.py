@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from chalicelib.deployments import operations, sync
 from chalicelib.deployments.operations import KIND, summary_of
 from chalicelib.drivers.base import DriverError, Instance, ServiceStatus
-from chalicelib.errors import Conflict, NotFound
+from chalicelib.errors import Conflict, NotFound, Unavailable
 from chalicelib.releases import tasks
 from chalicelib.store import namespaces as registry
 from chalicelib.store import table
@@ -332,3 +332,20 @@ def test_a_journal_torn_after_the_document_restores_no_summary_of_the_older_vers
         sync.sync_namespace(ns, store=store, driver=driver, publish=quietly)
     assert reads.documents[0] == "Query:*"
     agree(store, ns)
+
+
+def test_a_summary_that_cannot_be_written_costs_reads_not_the_pass(aws, ns, driver, monkeypatch):
+    store = DynamoDBArtifactStore()
+    settled(store, ns, driver, 2)
+    drop_summaries(ns, ["d0", "d1"])
+    operations.change(store, ns, None, one("d0", "2.0.0"), "merge", quietly)
+    drop_summaries(ns, ["d0"])
+
+    def throttled(*args):
+        raise Unavailable("the table is throttling writes; retry later", [])
+
+    monkeypatch.setattr(store, "put_summary", throttled)
+    result = sync.sync_namespace(ns, store=store, driver=driver, publish=quietly)
+    assert (result.deployments, result.changed, result.errors) == (2, 1, [])
+    assert "d0/d0/d0:2.0.0" in driver.specs
+    assert sorted(store.summaries(ns, KIND).items) == ["d0"]  # d0's own write stored its summary
