@@ -186,13 +186,15 @@ def test_info_config_and_openapi(api):
     assert doc["openapi"].startswith("3.")
     assert "/api/v1/breeds/{name}" in doc["paths"] and "/api/v1/events" in doc["paths"]
     schemas = doc["components"]["schemas"]
-    breed_ref = doc["paths"]["/api/v1/breeds"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    one_or_many = doc["paths"]["/api/v1/breeds"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    breed_ref = one_or_many["anyOf"][0]["$ref"]  # one breed, or a list of them
     assert breed_ref.rsplit("/", 1)[-1] in schemas
 
 
 def test_openapi_documents_the_event_body(api):
     # An event is tags + value (+ type, timestamp): the document must say so, not "an object".
     doc = api.get("/api/v1/openapi.json").json
-    ref = doc["paths"]["/api/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    one_or_many = doc["paths"]["/api/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    ref = one_or_many["anyOf"][0]["$ref"]  # one event, or a list of them
     event = doc["components"]["schemas"][ref.rsplit("/", 1)[-1]]
     assert {"tags", "value"} <= set(event["properties"])
