@@ -90,8 +90,7 @@ def _op(tag: str, summary: str, responses: dict, parameters: list | None = None,
     return op
 
 
-FLAG = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no", ""],
-        "description": "true, 1, yes or empty: on; anything else: off"}
+FLAG = {"type": "string", "description": "true, 1, yes or empty: on; anything else: off"}
 
 
 def _flag(name: str, description: str) -> dict:
@@ -101,8 +100,10 @@ def _flag(name: str, description: str) -> dict:
 def _paging(per_page_max: int) -> list[dict]:
     from chalicelib.api.pagination import MAX_PAGE
 
-    return [_param("page", "query", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
-            _param("per_page", "query", {"type": "integer", "minimum": 1, "maximum": per_page_max})]
+    # Empty: the default (page 1, 30 per page).
+    return [_param("page", "query", {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, {"const": ""}]}),
+            _param("per_page", "query", {"anyOf": [{"type": "integer", "minimum": 1, "maximum": per_page_max},
+                                                   {"const": ""}]})]
 
 
 VALIDATE = _flag("validate_only", "validate, write nothing")
@@ -121,7 +122,7 @@ def _list_of(schema: dict) -> dict:
 
 
 def _one_or_many(schema: dict) -> dict:
-    return {"anyOf": [schema, _list_of(schema)]}
+    return {"anyOf": [schema, {**_list_of(schema), "minItems": 1}]}
 
 
 def _kind_paths(kind: str, request: dict, response: dict, paging: list[dict]) -> dict:
@@ -133,7 +134,7 @@ def _kind_paths(kind: str, request: dict, response: dict, paging: list[dict]) ->
                        paging + REFS),
             "post": _op(kind, f"create {kind}: one, a list, or a YAML stream",
                         _responses({changed or 201: _one_or_many(response)}, *BODY, 409, headers=ETAG),
-                        [VALIDATE], _one_or_many(request)),
+                        [VALIDATE], _one_or_many(schemas.named(request))),
         },
         f"/api/v1/{kind}/{{name}}": {
             "get": _op(kind, f"one of the {kind}", _responses({200: response}, 404, headers=ETAG), [name, *REFS]),
@@ -166,13 +167,16 @@ def _event_paths(paging: list[dict]) -> dict:
         "posted_by": {"type": "object", "properties": {"name": {"type": "string"}, "role": {"type": "string"}}}}}
     aggregate = {"type": "object", "required": ["value"], "properties": {"value": {"type": ["number", "null"]}}}
     found = _responses({200: {"anyOf": [_list_of(event), aggregate]}}, 400, headers=LIST_HEADERS)
-    bound = {"type": "string", "format": "date-time"}
+    # What pydantic reads as a datetime: RFC 3339, a date, unix seconds; empty: no bound.
+    bound = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"},
+                       {"type": "string", "pattern": r"^-?[0-9]{1,10}(\.[0-9]{1,6})?$"}, {"const": ""}]}
     aggregator = {"type": "object", "required": ["type"], "additionalProperties": False, "properties": {
         "type": {"enum": ["min", "max", "average", "sum", "count"]}, "field": {"type": ["string", "null"]}}}
     query_body = {"type": "object", "additionalProperties": False, "properties": {
         "tags": {"anyOf": [tags, {"type": "null"}]}, "type": {"type": ["string", "null"]},
         "timestamp": {"anyOf": [{"type": "object", "additionalProperties": False,
-                                 "properties": {op: bound for op in ("gt", "gte", "lt", "lte")}}, {"type": "null"}]},
+                                 "properties": {op: {"anyOf": [bound, {"type": "null"}]} for op in ("gt", "gte", "lt", "lte")}},
+                                {"type": "null"}]},
         "aggregator": {"anyOf": [aggregator, {"type": "null"}]}}}
     query = [_param("tag", "query", tags, description="every tag must match"), _param("type", "query", {"type": "string"}),
              *[_param(op, "query", bound) for op in ("gt", "gte", "lt", "lte")],
@@ -352,6 +356,34 @@ def _root_paths(stream_in: dict, stream_out: dict) -> dict:
         for verb, code in (("post", 201), ("put", 200), ("delete", 204))}}
 
 
+def _operation_id(method: str, path: str) -> str:
+    """`get /api/v1/breeds/{name}` -> `get_breeds_name`."""
+    words = [w.strip("{}") for w in path.removeprefix("/api/v1").split("/") if w]
+    return "_".join([method, *words]).replace("-", "_").replace(".", "_") if words else f"{method}_root"
+
+
+# Where a created resource can be read, changed and deleted: OpenAPI links for the stateful
+# phase of a schemathesis run (create, then read, update, delete what was created).
+def _links(paths: dict) -> None:
+    named = {p.removesuffix("/{name}"): p for p in paths if p.endswith("/{name}")}
+    for collection, item in named.items():
+        created = paths.get(collection, {}).get("post")
+        targets = {m: _operation_id(m, item) for m in ("get", "put", "delete") if m in paths[item]}
+        sources = [created] if created else []
+        sources += [paths[item][m] for m in ("put",) if m in paths[item]]
+        for source in sources:
+            for code, response in source["responses"].items():
+                if not code.startswith("2") or "content" not in response:
+                    continue
+                response["links"] = {f"{m.capitalize()}Created": {
+                    "operationId": target, "parameters": {"name": "$response.body#/name"}}
+                    for m, target in targets.items()}
+                if "ETag" in response.get("headers", {}) and "delete" in targets and any(
+                        p["name"] == "If-Match" for p in paths[item]["delete"].get("parameters", [])):
+                    response["links"]["DeleteCreatedIfUnchanged"] = {"operationId": targets["delete"], "parameters": {
+                        "name": "$response.body#/name", "header.If-Match": "$response.header.ETag"}}
+
+
 @lru_cache(maxsize=1)
 def document() -> dict:
     from chalicelib.settings import settings
@@ -367,7 +399,9 @@ def document() -> dict:
     for kind, model in dsl.KINDS.items():
         responses[kind] = schemas.artifact_response(out_refs[model], kind)
         paths.update(_kind_paths(kind, in_refs[model], responses[kind], paging))
-    stream_in = {"anyOf": [{"allOf": [in_refs[m], {"type": "object", "required": ["kind"]}]} for m in models]}
+    stream_in = {"anyOf": [{"allOf": [schemas.named(in_refs[m]), {
+        "type": "object", "required": ["kind"], "properties": {"kind": schemas.kind_pattern(sorted({kind, kind[:-1], dsl.document.singular(kind)}))}}]}
+        for kind, m in dsl.KINDS.items()]}
     stream_out = {"anyOf": list(responses.values())}
     paths.update(_root_paths(stream_in, stream_out))
     event_defs, event_paths = _event_paths(paging)
@@ -386,6 +420,10 @@ def document() -> dict:
     paths.update(_gateway_paths())
     paths.update(_token_paths())
     paths.update(_about_paths())
+    for path, item in paths.items():
+        for method, op in item.items():
+            op["operationId"] = _operation_id(method, path)
+    _links(paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": "vamp-serverless", "version": VERSION,

@@ -15,7 +15,11 @@ from typing import Any
 
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
+from chalicelib.dsl.names import DOTLESS_NAME_RE, MAX_NAME, NAME_RE
+
 ANY: dict = {}
+NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": NAME_RE.pattern}
+DOTLESS_NAME = {**NAME, "pattern": DOTLESS_NAME_RE.pattern}
 NULL = {"type": "null"}
 SCALAR_TEXT = {"type": ["string", "number", "boolean"]}
 NUMBER_OR_TEXT = {"type": ["string", "number"]}
@@ -54,7 +58,7 @@ def _open_object(inner: dict) -> dict:
 
 def _object_or_shorthand(inner: dict) -> dict:
     """A model-level `_shorthand`: the map, or a scalar or list it expands to one."""
-    return {"anyOf": [_open_object(inner), {"type": ["string", "number", "boolean", "array", "null"]}]}
+    return {"anyOf": [inner, {"type": ["string", "number", "boolean", "array", "null"]}]}
 
 
 # What each before-validator of the models accepts beyond the type it produces (by the
@@ -68,8 +72,8 @@ WIDENED = {
     "_metadata": _or_null,
     "split_arguments": lambda inner: {"anyOf": [inner, {"type": "object"}, NULL]},
     "at_most_items.<locals>.check": lambda inner: inner,
-    "_name": lambda inner: {"type": ["string", "integer"]},
-    "_dotless": lambda inner: {"type": ["string", "integer"]},
+    "_name": lambda inner: {"anyOf": [NAME, {"type": "integer"}]},  # YAML's `9050:` keys are ints
+    "_dotless": lambda inner: {"anyOf": [DOTLESS_NAME, {"type": "integer"}]},
     "_scalar_text": lambda inner: _or_null(SCALAR_TEXT) if "anyOf" in inner else SCALAR_TEXT,
     "parse_memory": lambda inner: NUMBER_OR_TEXT,
     "parse_cpu": lambda inner: NUMBER_OR_TEXT,
@@ -110,6 +114,21 @@ class RequestSchema(GenerateJsonSchema):
     def function_wrap_schema(self, schema) -> dict:
         return {}  # a wrap validator may accept anything it can turn into the inner type
 
+    def model_schema(self, schema) -> dict:
+        """extra="forbid" puts `additionalProperties: false` beside what the model-level
+        validator made of the fields: it belongs inside the map form of a shorthand, and not
+        at all where the validator renames keys."""
+        out = super().model_schema(schema)
+        closed = out.pop("additionalProperties", None)
+        name = _validator_name(schema.get("schema", {}))
+        if closed is None or any(name.endswith(s) for s, widen in MODEL_LEVEL_SUFFIXES.items() if widen is _open_object):
+            return out
+        branches = out.get("anyOf", [out])
+        for branch in branches:
+            if branch.get("type") == "object" and "properties" in branch:
+                branch["additionalProperties"] = closed
+        return out
+
 
 class ResponseSchema(GenerateJsonSchema):
     """What a response holds: the serialised (canonical) form. The DSL's model-level
@@ -147,6 +166,19 @@ def _any_of(schema: Any) -> Any:
     if isinstance(schema, list):
         return [_any_of(v) for v in schema]
     return schema
+
+
+def named(request: dict) -> dict:
+    """A request that must name its artifact (POST, the multi-document root): a string name."""
+    return {"allOf": [request, {"type": "object", "required": ["name"], "properties": {"name": NAME}}]}
+
+
+def kind_pattern(names: list[str]) -> dict:
+    """Any of `names`, in any case, with spaces around (kinds.normalize_kind)."""
+    def any_case(name: str) -> str:
+        return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in name)
+
+    return {"type": "string", "pattern": r"^\s*(" + "|".join(any_case(n) for n in names) + r")\s*$"}
 
 
 def artifact_response(ref: dict, kind: str) -> dict:

@@ -61,8 +61,8 @@ def _resolve(doc, schema):
 
 
 def test_requests_and_responses_are_separate_schemas(doc):
-    post = doc["paths"]["/api/v1/scales"]["post"]
-    request = post["requestBody"]["content"]["application/json"]["schema"]["anyOf"][0]
+    put = doc["paths"]["/api/v1/scales/{name}"]["put"]
+    request = put["requestBody"]["content"]["application/json"]["schema"]
     response = doc["paths"]["/api/v1/scales/{name}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     scale_in = _resolve(doc, request)
     assert scale_in["additionalProperties"] is False  # the DSL refuses unknown keys
