@@ -94,6 +94,10 @@ def test_the_document_is_valid_openapi(doc):
 
     operations = [r.ok() for r in from_dict(doc).get_all_operations()]  # raises on an invalid one
     assert len(operations) == 95
+    ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
+    assert len(set(ids)) == len(ids) == 95  # links name their targets by operationId
+    links = doc["paths"]["/api/v1/breeds"]["post"]["responses"]["201"]["links"]
+    assert links["GetCreated"] == {"operationId": "get_breeds_name", "parameters": {"name": "$response.body#/name"}}
 
 
 def test_import_app_builds_no_document():
