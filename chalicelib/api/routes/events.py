@@ -39,6 +39,8 @@ def _event_query(call: Call, body: dict | None):
         if not isinstance(timestamp, dict) or set(timestamp) - {"gt", "gte", "lt", "lte"}:
             raise ValidationFailed.at("timestamp", "a map of gt, gte, lt, lte")
         spec.update(timestamp)
+        if aggregator and body.get("aggregator"):  # the body's wins, but a bad query one is still refused
+            _aggregator_of(aggregator)
         aggregator = body.get("aggregator") or aggregator
     if len(spec["tags"]) > MAX_TAGS:
         raise ValidationFailed.at("tags", f"at most {MAX_TAGS} tags")
@@ -48,6 +50,15 @@ def _event_query(call: Call, body: dict | None):
     except (TypeError, ValueError) as e:
         raise _pydantic_error(e) from None
     return query, agg
+
+
+def _aggregator_of(spec: dict):
+    from chalicelib.store.event_store import Aggregator
+
+    try:
+        return Aggregator(**spec)
+    except (TypeError, ValueError) as e:
+        raise _pydantic_error(e) from None
 
 
 def _pydantic_error(e: Exception) -> ValidationFailed:
