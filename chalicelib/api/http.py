@@ -15,7 +15,12 @@ from chalicelib.settings import settings
 
 log = logging.getLogger(__name__)
 
-TRUE = {"true", "1", "yes", ""}
+# Query flags as people write them (`?validate_only`, `=on`, `=Y`); anything else is a 400, never a
+# silent false: `validate_only=on` once wrote what it meant to check.
+TRUE = {"true", "1", "yes", "y", "on", ""}
+FALSE = {"false", "0", "no", "n", "off"}
+# A query string longer than this is refused: it would be copied into every Link header.
+MAX_QUERY = 4096
 CALLER = "vamp.caller"  # where the middleware leaves the Caller in a request's context
 
 
@@ -39,7 +44,11 @@ class Call:
 
     def flag(self, name: str) -> bool:
         value = self.query.get(name)
-        return value is not None and value.lower() in TRUE
+        if value is None or value.lower() in FALSE:
+            return False
+        if value.lower() in TRUE:
+            return True
+        raise ValidationFailed.at(name, f"{value[:40]!r} is not a flag: true/false, yes/no, on/off, 1/0")
 
     def documents(self) -> list[Any]:
         return negotiation.read_body(self.raw_body, self.headers.get("content-type"), settings().max_body_bytes)
@@ -75,6 +84,9 @@ def namespace_of(raw: str | None) -> str:
 def build_call(request, namespace: str | None) -> Call:
     qp = request.query_params or {}
     multi = {k: qp.getlist(k) for k in qp} if qp else {}
+    length = sum(len(k) + sum(len(v) + 2 for v in vs) for k, vs in multi.items())
+    if length > MAX_QUERY:
+        raise ValidationFailed.at("query", f"longer than {MAX_QUERY} characters")
     headers = {k.lower(): v for k, v in (request.headers or {}).items()}
     return Call(
         namespace=namespace_of(namespace),
@@ -116,6 +128,8 @@ def dispatch(request, namespace: str | None, handler: Callable[[Call], Reply]) -
     """Run a handler; returns (status, body text, headers) ready for a chalice Response."""
     accept = (request.headers or {}).get("accept")
     try:
+        if request.method not in ("GET", "HEAD"):  # a 406 before a write: it must not do what it cannot answer
+            negotiation.wants_yaml(accept)  # (reads may answer text themselves: the VGA configuration)
         reply = handler(build_call(request, namespace))
     except VampError as e:
         reply = error_reply(e)
@@ -137,5 +151,9 @@ def dispatch(request, namespace: str | None, handler: Callable[[Call], Reply]) -
 
 
 def decoded_name(raw: str) -> str:
-    """Path names arrive URL-encoded (gateway names carry '/' as %2F)."""
-    return unquote(raw)
+    """Path names arrive URL-encoded (gateway names carry '/' as %2F); bytes that are not UTF-8
+    (`%C3%28`) are a 400, not a name holding U+FFFD."""
+    try:
+        return unquote(raw, errors="strict")
+    except UnicodeDecodeError as e:
+        raise ValidationFailed.at("name", f"not UTF-8 once decoded: {e.reason}") from None

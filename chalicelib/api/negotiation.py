@@ -3,6 +3,7 @@ in JSON, or YAML when Accept asks for it (Vamp: Accept starting with application
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -15,6 +16,7 @@ from chalicelib.errors import (
     ValidationFailed,
 )
 from chalicelib.settings import settings
+from chalicelib.text import NOT_TEXT_RE
 
 JSON_TYPES = {"application/json"}
 YAML_TYPES = {"application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml"}
@@ -69,9 +71,23 @@ def read_body(raw: bytes | None, content_type: str | None, max_bytes: int, limit
     return docs
 
 
+def _not_a_number(constant: str):
+    raise ValueError(f"{constant} is not a number JSON can carry")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (_INF, -_INF):  # `1e400`: stored as inf, every page holding it invalid JSON
+        raise ValueError(f"{text[:40]} is out of range")
+    return value
+
+
+_INF = float("inf")
+
+
 def _json(text: str, limits: Limits) -> Any:
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_not_a_number, parse_float=_finite_float)
     except json.JSONDecodeError as e:
         raise ValidationFailed.at("body", f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except RecursionError:  # json's C scanner counts its depth against Python's recursion limit
@@ -90,12 +106,50 @@ def _check_shape(doc: Any, limits: Limits) -> None:
         nodes += 1
         if nodes > limits.nodes:
             raise ValidationFailed.at("body", f"more than {limits.nodes} values")
+        _check_scalar(value)
+        if isinstance(value, dict):
+            _check_keys(value)
         if isinstance(value, (dict, list)):
             if depth >= limits.depth:
                 raise ValidationFailed.at("body", f"invalid JSON: nested more than {limits.depth} levels")
             children = value.values() if isinstance(value, dict) else value
             todo.extend((child, depth + 1) for child in children)
             nodes += len(value) if isinstance(value, dict) else 0  # the keys
+
+
+def _check_scalar(value: Any) -> None:
+    """What no stored document may hold: text that cannot be encoded (a lone surrogate made every
+    YAML listing of its kind fail) and numbers that are not finite (NaN, inf: invalid JSON)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValidationFailed.at("body", f"not text: a lone surrogate U+{ord(value[e.start]):04X}") from None
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValidationFailed.at("body", f"{value} is not a finite number")
+
+
+def _check_keys(mapping: dict) -> None:
+    """Keys are names (metadata, variables, routes): no control or format characters."""
+    for key in mapping:
+        if isinstance(key, str):
+            _check_scalar(key)
+            bad = NOT_TEXT_RE.search(key)
+            if bad:
+                raise ValidationFailed.at("body", f"key {key!r}: U+{ord(bad.group()):04X} is a control or format character")
+
+
+def _check_text(doc: Any) -> None:
+    """_check_scalar/_check_keys over a YAML document (its shape is bounded by the composer)."""
+    todo = [doc]
+    while todo:
+        value = todo.pop()
+        _check_scalar(value)
+        if isinstance(value, dict):
+            _check_keys(value)
+            todo.extend(value.values())
+        elif isinstance(value, list):
+            todo.extend(value)
 
 
 def _yaml_documents(text: str, limits: Limits) -> list[Any]:
@@ -106,6 +160,7 @@ def _yaml_documents(text: str, limits: Limits) -> list[Any]:
         while loader.check_data():
             doc = loader.get_data()
             if doc is not None:
+                _check_text(doc)
                 docs.append(doc)
         return docs
     except yaml.YAMLError as e:
@@ -137,8 +192,37 @@ def render(data: Any, accept: str | None) -> tuple[str, str]:
     """(body, content type) for a response."""
     if wants_yaml(accept):
         yaml = _yaml()
-        return yaml.dump(data, Dumper=_dumper(), sort_keys=False, default_flow_style=False, allow_unicode=True), YAML_RESPONSE
-    return json.dumps(data, separators=(",", ":"), default=str), "application/json"
+        try:
+            text = yaml.dump(data, Dumper=_dumper(), sort_keys=False, default_flow_style=False, allow_unicode=True)
+        except (UnicodeEncodeError, yaml.YAMLError):  # a lone surrogate stored before admission refused it
+            text = yaml.dump(_encodable(data), Dumper=_dumper(), sort_keys=False, default_flow_style=False,
+                             allow_unicode=True)
+        return text, YAML_RESPONSE
+    try:
+        return json.dumps(data, separators=(",", ":"), default=str, allow_nan=False), "application/json"
+    except ValueError:  # NaN or inf stored before admission refused them: null, never invalid JSON
+        return json.dumps(_finite(data), separators=(",", ":"), default=str, allow_nan=False), "application/json"
+
+
+def _encodable(value: Any) -> Any:
+    """Lone surrogates written out as `\\udXXX` text, everything else as it is."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encodable(v) for v in value]
+    return value
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 
@@ -220,29 +304,42 @@ def _bounded_loader():
             self.deepest = max(outer, self.deepest)
             return node
 
+    from yaml.nodes import ScalarNode, SequenceNode
+
+    class RouteKeyConstructor(SafeConstructor):
+        """Vamp's YAML reader takes a flow-sequence key (`[external/1/2]:`, `[127.0.0.1:8080]:`,
+        an external route written unquoted) as the text it is; PyYAML found an unhashable key."""
+
+        def construct_mapping(self, node, deep=False):
+            for i, (key, value) in enumerate(node.value):
+                if isinstance(key, SequenceNode) and key.value and all(isinstance(k, ScalarNode) for k in key.value):
+                    text = "[" + ", ".join(k.value for k in key.value) + "]"
+                    node.value[i] = (ScalarNode("tag:yaml.org,2002:str", text, key.start_mark, key.end_mark), value)
+            return super().construct_mapping(node, deep=deep)
+
     try:
         from yaml._yaml import CParser as parser  # libyaml: 5-10x faster scanning and parsing
     except ImportError:
         parser = None
     if parser is not None:
-        class BoundedLoader(BoundedComposer, parser, SafeConstructor, Resolver):
+        class BoundedLoader(BoundedComposer, parser, RouteKeyConstructor, Resolver):
             def __init__(self, stream: str, limits: Limits):
                 parser.__init__(self, stream)
                 BoundedComposer.__init__(self, limits)
-                SafeConstructor.__init__(self)
+                RouteKeyConstructor.__init__(self)
                 Resolver.__init__(self)
     else:
         from yaml.parser import Parser
         from yaml.reader import Reader
         from yaml.scanner import Scanner
 
-        class BoundedLoader(Reader, Scanner, Parser, BoundedComposer, SafeConstructor, Resolver):
+        class BoundedLoader(Reader, Scanner, Parser, BoundedComposer, RouteKeyConstructor, Resolver):
             def __init__(self, stream: str, limits: Limits):
                 Reader.__init__(self, stream)
                 Scanner.__init__(self)
                 Parser.__init__(self)
                 BoundedComposer.__init__(self, limits)
-                SafeConstructor.__init__(self)
+                RouteKeyConstructor.__init__(self)
                 Resolver.__init__(self)
 
     return BoundedLoader

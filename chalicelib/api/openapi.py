@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from chalicelib import VERSION, dsl
 from chalicelib.api import schemas
+from chalicelib.api.http import FALSE as FLAG_FALSE, TRUE as FLAG_TRUE
 from chalicelib.contract import acknowledgement
 from chalicelib.dsl.event import MAX_TAGS
 from chalicelib.gateways.telemetry import MAX_WINDOW, METRICS
@@ -30,13 +31,14 @@ _WHY = {
     404: "not found",
     406: "Accept names neither JSON nor YAML",
     409: "a conditional write lost (If-Match, a concurrent writer) or the name is taken",
-    413: "body larger than the limit",
+    413: "body larger than the limit, or a document larger than an item can hold",
     415: "Content-Type is neither JSON nor YAML",
     503: "a backend is busy: retry after Retry-After seconds",
 }
-# Every operation can answer these: the middleware (401, 403), content negotiation (406), a
-# throttled backend (503).
-ALWAYS = (401, 403, 406, 503)
+# Every operation can answer these: the request's own bounds (400: a query over 4096 characters,
+# a flag that is not one, a path name that is not UTF-8), the middleware (401, 403), content
+# negotiation (406), a throttled backend (503).
+ALWAYS = (400, 401, 403, 406, 503)
 BODY = (400, 413, 415)  # every operation that reads a body
 
 
@@ -90,7 +92,8 @@ def _op(tag: str, summary: str, responses: dict, parameters: list | None = None,
     return op
 
 
-FLAG = {"type": "string", "description": "true, 1, yes or empty: on; anything else: off"}
+FLAG = {**schemas.flag_pattern(sorted(FLAG_TRUE | FLAG_FALSE)),
+        "description": "on: true, yes, y, on, 1 or empty; off: false, no, n, off, 0 (any case); else a 400"}
 
 
 def _flag(name: str, description: str) -> dict:

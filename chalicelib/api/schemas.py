@@ -16,10 +16,11 @@ from typing import Any
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from chalicelib.dsl.names import DOTLESS_NAME_RE, MAX_NAME, NAME_RE
+from chalicelib.text import portable_pattern
 
 ANY: dict = {}
-NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": NAME_RE.pattern}
-DOTLESS_NAME = {**NAME, "pattern": DOTLESS_NAME_RE.pattern}
+NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": portable_pattern(NAME_RE.pattern)}
+DOTLESS_NAME = {**NAME, "pattern": portable_pattern(DOTLESS_NAME_RE.pattern)}
 NULL = {"type": "null"}
 SCALAR_TEXT = {"type": ["string", "number", "boolean"]}
 NUMBER_OR_TEXT = {"type": ["string", "number"]}
@@ -173,12 +174,18 @@ def named(request: dict) -> dict:
     return {"allOf": [request, {"type": "object", "required": ["name"], "properties": {"name": NAME}}]}
 
 
+def _any_case(name: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in name)
+
+
 def kind_pattern(names: list[str]) -> dict:
     """Any of `names`, in any case, with spaces around (kinds.normalize_kind)."""
-    def any_case(name: str) -> str:
-        return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in name)
+    return {"type": "string", "pattern": r"^\s*(" + "|".join(_any_case(n) for n in names) + r")\s*$"}
 
-    return {"type": "string", "pattern": r"^\s*(" + "|".join(any_case(n) for n in names) + r")\s*$"}
+
+def flag_pattern(words: list[str]) -> dict:
+    """A query flag: one of `words` in any case, nothing around (http.Call.flag)."""
+    return {"type": "string", "pattern": "^(" + "|".join(_any_case(w) for w in words) + ")$"}
 
 
 def artifact_response(ref: dict, kind: str) -> dict:

@@ -20,6 +20,7 @@ from chalicelib.deployments.model import DeploymentCluster, dump, load, new_stat
 from chalicelib.deployments.slice import prune, selection_of, slice_
 from chalicelib.dsl import Scale
 from chalicelib.dsl.document import field_errors
+from chalicelib.dsl.names import check_name
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
 from chalicelib.gateways import writes as gateway_writes
 from chalicelib.store import namespaces as registry
@@ -64,6 +65,10 @@ def _blueprint(store, namespace: str, data: Any, resolve):
     if isinstance(data, dict) and len(data) == 1 and ("reference" in data or "ref" in data):
         ref = data.get("reference", data.get("ref"))
     if ref is not None:
+        try:  # a name as the DSL spells one: `5`, `[]`, `""` reached the store as a key (a 500)
+            ref = check_name(ref, what="blueprint reference")
+        except ValueError as e:
+            raise ValidationFailed.at("reference", str(e)) from None
         doc = resolve("blueprints", ref)
         if doc is None:
             raise ValidationFailed.at("reference", f"unknown blueprint {ref!r}")

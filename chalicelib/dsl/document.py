@@ -8,11 +8,15 @@ from typing import Any, Callable
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
-from ..errors import FieldError, ValidationFailed
+from ..errors import FieldError, PayloadTooLarge, ValidationFailed
 from .base import INLINE_TAG, REF_TAG, normalize_kind
 from .names import check_name
 from .registry import KINDS
 from .template import deep_merge
+
+
+class DocumentTooLarge(PayloadTooLarge):
+    """A document that no DynamoDB item can hold (400 KB, with the item's other attributes)."""
 
 Resolve = Callable[[str, str], "dict | None"]
 
@@ -33,6 +37,8 @@ def error_path(loc: tuple) -> str:
         if isinstance(part, int):
             path += f"[{part}]"
         elif part in (REF_TAG, INLINE_TAG, "[key]", ""):  # "": a cluster gateway's unnamed port
+            continue
+        elif isinstance(part, str) and part.startswith(("function-", "list[", "dict[")):  # a validator's tag, not a field
             continue
         else:
             path = f"{path}.{part}" if path else str(part)
@@ -158,7 +164,7 @@ def normalize_kind_or_fail(kind: Any) -> str:
 
 def dump(artifact: Any) -> dict:
     """The canonical JSON-able form: `name` and plural `kind` first, None-valued fields left out.
-    ValidationFailed when it is larger than an item can hold (MAX_DOCUMENT_BYTES)."""
+    DocumentTooLarge (413) when it is larger than an item can hold (MAX_DOCUMENT_BYTES)."""
     body = artifact.model_dump(mode="json", exclude_none=True)
     if artifact.__pydantic_extra__:  # a template's free content keeps its nulls
 
@@ -171,5 +177,6 @@ def dump(artifact: Any) -> dict:
     document = {**head, **body}
     size = len(json.dumps(document, separators=(",", ":"), default=str))  # as the store writes it
     if size > MAX_DOCUMENT_BYTES:
-        raise ValidationFailed.at("", f"{size} bytes as stored, more than {MAX_DOCUMENT_BYTES}")
+        raise DocumentTooLarge(f"the document is larger than an item can hold ({MAX_DOCUMENT_BYTES} bytes)",
+                               [FieldError("", f"{size} bytes as stored, more than {MAX_DOCUMENT_BYTES}")])
     return document

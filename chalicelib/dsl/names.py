@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 
-NAME_RE = re.compile(r"^[^\s/\[\]#'\"\\{}\x00-\x1f\x7f]+$")
-DOTLESS_NAME_RE = re.compile(r"^[^\s/\[\].#'\"\\{}\x00-\x1f\x7f]+$")
+from chalicelib.text import NOT_TEXT
+
+NAME_RE = re.compile(r"^[^\s/\[\]#'\"\\{}" + NOT_TEXT + "]+$")
+DOTLESS_NAME_RE = re.compile(r"^[^\s/\[\].#'\"\\{}" + NOT_TEXT + "]+$")
 MAX_NAME = 255
 
 
@@ -24,7 +26,7 @@ def check_name(value: object, *, dotless: bool = False, what: str = "name") -> s
         extra = ", `.`" if dotless else ""
         raise ValueError(
             f"invalid {what} {value!r}: no whitespace, `/`, `[`, `]`{extra}, `#`, quotes, "
-            "backslashes or braces, 1..255 characters"
+            "backslashes, braces, control or format characters, 1..255 characters"
         )
     return value
 

@@ -11,7 +11,7 @@ import uuid
 from collections import Counter
 from datetime import datetime, timezone
 
-from chalicelib.errors import Conflict, FieldError, NotFound, Unavailable, ValidationFailed
+from chalicelib.errors import Conflict, FieldError, NotFound, PayloadTooLarge, Unavailable, ValidationFailed
 from chalicelib.store import table
 from chalicelib.store.artifact_store import ArtifactPage, StoredArtifact, Summaries, Write
 
@@ -223,11 +223,18 @@ class DynamoDBArtifactStore:
             for w, r in zip(writes, reasons):
                 if r.get("Code") == "ConditionalCheckFailed":
                     self._raise_conflict(namespace, w)
+            if any(r.get("Code") == "ValidationError" and "size" in r.get("Message", "") for r in reasons):
+                raise _too_large(e) from e
             throttled = {r.get("Code") for r in reasons} & {"ThrottlingError", "ProvisionedThroughputExceeded"}
             if throttled:  # not a lost race: the table is saturated, the client may retry
                 raise Unavailable("the table is throttling writes; retry later",
                                   [FieldError("backend", throttled.pop())]) from e
             raise Conflict("a concurrent write got there first; retry", [], current_version=None) from e
+        except self._ddb.exceptions.ClientError as e:
+            error = e.response.get("Error", {})
+            if error.get("Code") == "ValidationException" and "size" in error.get("Message", ""):
+                raise _too_large(e) from e  # a deployment grown by merges past what an item holds
+            raise
 
     def _raise_conflict(self, namespace: str, w: Write) -> None:
         now = self.get(namespace, w.kind, w.name)
@@ -237,3 +244,8 @@ class DynamoDBArtifactStore:
         raise Conflict(f"{w.kind}/{w.name} was changed concurrently",
                        [FieldError("version", "stale write rejected")],
                        current_version=now.version if now else None)
+
+
+def _too_large(error: Exception) -> PayloadTooLarge:
+    return PayloadTooLarge("the document is larger than a DynamoDB item can hold (400 KB)",
+                           [FieldError("", "item size exceeded: nothing was written")])

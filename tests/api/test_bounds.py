@@ -209,9 +209,13 @@ def test_a_release_policy_of_17_webhooks_is_refused(attack):
            field="webhooks", reason="at most 16")
 
 
-def test_a_document_larger_than_an_item_is_a_400_not_a_500(attack):
+def test_a_document_larger_than_an_item_is_a_413_not_a_500(api):
     big = {"name": "big", "deployable": {"type": "command", "definition": "x" * 300_000}}
-    attack("POST", "/api/v1/breeds", big, field="", reason="bytes as stored, more than 262144")
+    before = everything()
+    r = api.post("/api/v1/breeds", big)
+    assert r.status_code == 413, r.body[:500]
+    assert any("more than 262144" in e["reason"] for e in r.json["errors"]), r.json
+    assert everything() == before
 
 
 # -- finding 10: one gateway froze a namespace ----------------------------------------------------

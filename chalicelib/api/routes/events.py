@@ -31,7 +31,10 @@ def _event_query(call: Call, body: dict | None):
         unknown = set(body) - {"tags", "type", "timestamp", "aggregator"}
         if unknown:
             raise ValidationFailed("Invalid query", [FieldError(k, "unknown field") for k in sorted(unknown)])
-        spec["tags"] = spec["tags"] + list(body.get("tags") or [])
+        tags = body.get("tags") or []
+        if not isinstance(tags, list):  # `{"tags": 5}` reached list() as a TypeError: a 500
+            raise ValidationFailed.at("tags", "a list of tags")
+        spec["tags"] = spec["tags"] + tags
         if body.get("type"):
             spec["type"] = body["type"]
         timestamp = body.get("timestamp") or {}
@@ -42,6 +45,8 @@ def _event_query(call: Call, body: dict | None):
         if aggregator and body.get("aggregator"):  # the body's wins, but a bad query one is still refused
             _aggregator_of(aggregator)
         aggregator = body.get("aggregator") or aggregator
+        if aggregator is not None and not isinstance(aggregator, dict):
+            raise ValidationFailed.at("aggregator", "a map of type and field")
     if len(spec["tags"]) > MAX_TAGS:
         raise ValidationFailed.at("tags", f"at most {MAX_TAGS} tags")
     try:
