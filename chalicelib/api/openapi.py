@@ -13,7 +13,8 @@ from functools import lru_cache
 
 from chalicelib import VERSION, dsl
 from chalicelib.api import schemas
-from chalicelib.api.http import FALSE as FLAG_FALSE, TRUE as FLAG_TRUE
+from chalicelib.api.http import FALSE as FLAG_FALSE
+from chalicelib.api.http import TRUE as FLAG_TRUE
 from chalicelib.contract import acknowledgement
 from chalicelib.dsl.event import MAX_TAGS
 from chalicelib.gateways.telemetry import MAX_WINDOW, METRICS
