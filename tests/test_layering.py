@@ -20,12 +20,13 @@ CHALICELIB = ROOT / "chalicelib"
 
 # What each part of chalicelib may import of the others (besides itself).
 BASE = {"chalicelib", "chalicelib.errors", "chalicelib.settings", "chalicelib.kinds", "chalicelib.retry",
-        "chalicelib.contract", "chalicelib.aws"}
+        "chalicelib.contract", "chalicelib.aws", "chalicelib.text"}
 ALLOWED: dict[str, set[str]] = {
     "chalicelib.contract": set(),
     "chalicelib.errors": set(),
     "chalicelib.settings": set(),
     "chalicelib.retry": set(),
+    "chalicelib.text": set(),
     "chalicelib.aws": {"chalicelib.settings"},
     "chalicelib.kinds": {"chalicelib.errors"},
     "chalicelib.dsl": BASE,
