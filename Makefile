@@ -5,7 +5,7 @@ REQS   := requirements.txt requirements-dev.txt agent/requirements.txt
 STAMP  := $(STATE)/.setup-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: setup run demo test bench lint package clean
+.PHONY: setup run demo test bench lint package deploy destroy clean
 
 setup: $(STAMP)
 
@@ -33,21 +33,31 @@ bench: setup              ## speed and scale figures
 	$(PYTHON) -m bench
 
 lint: setup               ## imports (ruff: unused, undefined, order) and the CloudFormation
-	ruff check chalicelib agent local bench tests app.py
-	cfn-lint infra/*.yaml
+	ruff check chalicelib agent local bench tests app.py infra
+	$(PYTHON) -m infra.template dev > $(STATE)/sam.json && cfn-lint $(STATE)/sam.json
 
 # The CloudFormation package for AWS in out/, for the python3.12 Lambda runtime (3.11 is retired).
 # Chalice targets the runtime of the Python that runs it, so it runs from a python3.12 venv; the
 # bundle gets that Python's bytecode (Lambda's /var/task is read-only: without it, every cold
 # start recompiles the sources) and Linux wheels matching the runtime.
 LAMBDA_PYTHON ?= python3.12
+STAGE ?= dev
 package: setup
 	@$(LAMBDA_PYTHON) -c "import sys; assert sys.version_info[:2] == (3, 12)" 2>/dev/null || { echo "package needs Python 3.12, the Lambda runtime: set LAMBDA_PYTHON=/path/to/python3.12"; exit 1; }
 	@[ -x $(STATE)/package-venv/bin/chalice ] || { $(LAMBDA_PYTHON) -m venv $(STATE)/package-venv && \
 	  $(STATE)/package-venv/bin/pip install -q chalice==1.34.0 boto3==1.43.11; }
 	$(STATE)/package-venv/bin/python -m compileall -q app.py chalicelib
-	AWS_DEFAULT_REGION=$(AWS_DEFAULT_REGION) $(STATE)/package-venv/bin/chalice package --merge-template infra/resources.yaml out/
-	cfn-lint out/sam.yaml
+	AWS_DEFAULT_REGION=$(AWS_DEFAULT_REGION) $(STATE)/package-venv/bin/chalice package --merge-template infra/resources.yaml out/$(STAGE)/
+	cfn-lint out/$(STAGE)/sam.yaml
+
+# The stack vamp-$(STAGE) in the account and region of your AWS credentials (docs/decisions/0035).
+# DRIVER=kubernetes|ecs CLUSTER=<EKS or ECS cluster> OPENSEARCH_DOMAIN=<domain> BUCKET=<s3 bucket>
+deploy: package           ## make deploy STAGE=<name>: package, upload, deploy; prints the outputs
+	$(PYTHON) -m infra.deploy deploy --stage $(STAGE) --out out/$(STAGE) --driver $(or $(DRIVER),kubernetes) \
+	  --cluster "$(CLUSTER)" --opensearch-domain "$(OPENSEARCH_DOMAIN)" $(if $(BUCKET),--bucket $(BUCKET))
+
+destroy: setup            ## make destroy STAGE=<name>: delete the stack (the tables are kept, and said)
+	$(PYTHON) -m infra.deploy destroy --stage $(STAGE)
 
 clean:
 	rm -rf $(STATE) .pytest_cache .hypothesis

@@ -10,6 +10,10 @@ moto 5.2's Query also walks every item of the table to find its partition: with 
 metric events stored, every artifact request's Query cost ~100 ms of the GIL the API shares.
 A Query on a table's own key (no index) now reads only its partition, as DynamoDB does.
 
+moto 5.2's CloudFormation executes a change set without computing the stack's outputs (a
+stack made by CreateStack has them): an executed change set now gives the stack its outputs,
+as CloudFormation does (tests/infra/test_deploy.py deploys through change sets).
+
 Applied by the local stack, the test fixtures and the benchmarks.
 """
 from __future__ import annotations
@@ -73,7 +77,25 @@ def apply() -> None:
 
         DynamoDBBackend.transact_write_items = serialised
         _query_reads_its_partition()
+        _change_sets_give_outputs()
         _applied = True
+
+
+def _change_sets_give_outputs() -> None:
+    from moto.cloudformation.models import CloudFormationBackend
+
+    original = CloudFormationBackend.execute_change_set
+
+    def execute_change_set(self, change_set_name: str, stack_name: str | None = None) -> None:
+        original(self, change_set_name, stack_name)
+        change_set = self.change_sets.get(change_set_name) or next(
+            c for c in self.change_sets.values() if c.change_set_name == change_set_name
+            and stack_name in (None, getattr(c, "stack_name", None), c.stack_id))
+        stack = self.stacks[change_set.stack_id]
+        stack._parse_template()  # the template the change set applied
+        stack.output_map = stack._create_output_map()
+
+    CloudFormationBackend.execute_change_set = execute_change_set
 
 
 def _query_reads_its_partition() -> None:

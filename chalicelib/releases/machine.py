@@ -3,7 +3,6 @@ execution, stop one, answer a waiting task token."""
 from __future__ import annotations
 
 import json
-import os
 import re
 
 from chalicelib import aws
@@ -28,22 +27,9 @@ class StepFunctionsMachine:
 
     @property
     def arn(self) -> str | None:
-        if self._arn is None:
-            self._arn = self._deployed_arn()
+        """The machine's ARN from settings only (VAMP_RELEASE_STATE_MACHINE: the template sets it by
+        reference); never guessed from a function's name, a partition or a naming scheme."""
         return self._arn
-
-    @staticmethod
-    def _deployed_arn() -> str | None:
-        """On AWS, infra/resources.yaml names the machine vamp-<stage>-release, next to the
-        function vamp-<stage>-<name> running this code (ARN from the function's own)."""
-        function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
-        region = os.environ.get("AWS_REGION")
-        parts = function.split("-")
-        if len(parts) < 3 or not region:
-            return None
-
-        account = aws.client("sts").get_caller_identity()["Account"]
-        return f"arn:aws:states:{region}:{account}:stateMachine:{parts[0]}-{parts[1]}-release"
 
     @property
     def client(self):
