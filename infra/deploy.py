@@ -15,10 +15,11 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import click
-import yaml
+
+from infra.template import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 ASL = ROOT / "infra" / "release.asl.json"
@@ -28,30 +29,6 @@ DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 
 def stack_name(stage: str) -> str:
     return f"vamp-{stage}"
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """CloudFormation's short tags (`!Ref X`, `!GetAtt A.B`, `!Sub ...`) as their long forms."""
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _tag)
-
-
-def load_template(path: Path) -> dict:
-    return yaml.load(path.read_text(), Loader=_CfnLoader)
 
 
 def locate(template: dict, code: dict, definition: str) -> dict:
@@ -106,7 +83,7 @@ def upload(s3, bucket: str, key: str, body: bytes) -> dict:
     return {"Bucket": bucket, "Key": key}
 
 
-def _wait(cfn, stack: str, say: Callable[[str], None], timeout: float = 3600, poll: float = 5) -> dict:
+def _wait(cfn, stack: str, timeout: float = 3600, poll: float = 5) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         found = cfn.describe_stacks(StackName=stack)["Stacks"][0]
@@ -157,7 +134,7 @@ def deploy_stack(cfn, stack: str, template_url: str, parameters: dict[str, str],
         c = change["ResourceChange"]
         say(f"  {c['Action']:<7} {c['LogicalResourceId']} ({c['ResourceType']})")
     cfn.execute_change_set(StackName=stack, ChangeSetName=name)
-    found = _wait(cfn, stack, say, poll=poll)
+    found = _wait(cfn, stack, poll=poll)
     if found["StackStatus"] not in DONE:
         raise click.ClickException(f"{stack}: {found['StackStatus']}\n" + "\n".join(_failures(cfn, stack)))
     return outputs(cfn, stack)
@@ -178,21 +155,23 @@ def destroy_stack(cfn, stack: str, say: Callable[[str], None] = print, poll: flo
     kept = [r["PhysicalResourceId"] for r in resources if r["LogicalResourceId"] in RETAINED]
     stack_id = cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackId"]
     cfn.delete_stack(StackName=stack)
-    found = _wait(cfn, stack_id, say, poll=poll)
+    found = _wait(cfn, stack_id, poll=poll)
     if found["StackStatus"] != "DELETE_COMPLETE":
         raise click.ClickException(f"{stack}: {found['StackStatus']}\n" + "\n".join(_failures(cfn, stack_id)))
     return kept
 
 
-def build(out: Path, region: str, s3, bucket: str, stack: str) -> tuple[dict, str]:
-    """The packaged template of out/ located in S3 and transformed; (template, its URL)."""
-    code = (out / "deployment.zip").read_bytes()
-    located = locate(load_template(out / "sam.yaml"), upload(s3, bucket, content_key(stack, code, ".zip"), code),
-                     ASL.read_text())
-    template = transform(located, region)
+def prepare(template: dict, code: bytes, region: str, s3, bucket: str, stack: str) -> dict:
+    """A packaged template with its code uploaded and located in S3, transformed."""
+    where = upload(s3, bucket, content_key(stack, code, ".zip"), code)
+    return transform(locate(template, where, ASL.read_text()), region)
+
+
+def publish(template: dict, region: str, s3, bucket: str, stack: str) -> str:
+    """The template uploaded (CloudFormation takes large ones only from S3); its URL."""
     body = json.dumps(template, indent=1).encode()
-    where = upload(s3, bucket, content_key(stack, body, ".json"), body)
-    return template, f"https://{bucket}.s3.{region}.amazonaws.com/{where['Key']}"
+    key = upload(s3, bucket, content_key(stack, body, ".json"), body)["Key"]
+    return f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
 
 
 def first_token_command(outs: dict[str, str], region: str) -> str:
@@ -226,7 +205,8 @@ def deploy(stage: str, out_dir: Path | None, bucket: str | None, driver: str, cl
     s3, cfn = session.client("s3"), session.client("cloudformation")
     stack = stack_name(stage)
     bucket = ensure_bucket(s3, session.client("sts"), region, bucket)
-    _, url = build(out, region, s3, bucket, stack)
+    template = prepare(load_template(out / "sam.yaml"), (out / "deployment.zip").read_bytes(), region, s3, bucket, stack)
+    url = publish(template, region, s3, bucket, stack)
     click.echo(f"{stack}: deploying in {region} (code and template in s3://{bucket}/{stack}/)")
     outs = deploy_stack(cfn, stack, url, {"Driver": driver, "ClusterName": cluster, "OpenSearchDomain": opensearch_domain},
                         say=click.echo)

@@ -7,9 +7,36 @@ from __future__ import annotations
 import copy
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_RUNTIME = "python3.12"  # the Makefile's LAMBDA_PYTHON
+
+
+class CfnLoader(yaml.SafeLoader):
+    """CloudFormation's short tags (`!Ref X`, `!GetAtt A.B`, `!Sub ...`) as their long forms."""
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt" and isinstance(value, str):
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+CfnLoader.add_multi_constructor("!", _tag)
+
+
+def load_template(path: Path) -> dict:
+    return yaml.load(path.read_text(), Loader=CfnLoader)
 
 
 @lru_cache(maxsize=None)

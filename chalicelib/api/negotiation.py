@@ -77,12 +77,9 @@ def _not_a_number(constant: str):
 
 def _finite_float(text: str) -> float:
     value = float(text)
-    if value in (_INF, -_INF):  # `1e400`: stored as inf, every page holding it invalid JSON
+    if math.isinf(value):  # `1e400`: stored as inf, every page holding it invalid JSON
         raise ValueError(f"{text[:40]} is out of range")
     return value
-
-
-_INF = float("inf")
 
 
 def _json(text: str, limits: Limits) -> Any:
@@ -195,34 +192,31 @@ def render(data: Any, accept: str | None) -> tuple[str, str]:
         try:
             text = yaml.dump(data, Dumper=_dumper(), sort_keys=False, default_flow_style=False, allow_unicode=True)
         except (UnicodeEncodeError, yaml.YAMLError):  # a lone surrogate stored before admission refused it
-            text = yaml.dump(_encodable(data), Dumper=_dumper(), sort_keys=False, default_flow_style=False,
+            text = yaml.dump(_leaves(data, _encodable), Dumper=_dumper(), sort_keys=False, default_flow_style=False,
                              allow_unicode=True)
         return text, YAML_RESPONSE
     try:
         return json.dumps(data, separators=(",", ":"), default=str, allow_nan=False), "application/json"
     except ValueError:  # NaN or inf stored before admission refused them: null, never invalid JSON
-        return json.dumps(_finite(data), separators=(",", ":"), default=str, allow_nan=False), "application/json"
+        return json.dumps(_leaves(data, _finite), separators=(",", ":"), default=str, allow_nan=False), "application/json"
+
+
+def _leaves(value: Any, leaf) -> Any:
+    """`value` with `leaf` applied to every key and scalar in it."""
+    if isinstance(value, dict):
+        return {leaf(k): _leaves(v, leaf) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_leaves(v, leaf) for v in value]
+    return leaf(value)
 
 
 def _encodable(value: Any) -> Any:
-    """Lone surrogates written out as `\\udXXX` text, everything else as it is."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, dict):
-        return {_encodable(k): _encodable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_encodable(v) for v in value]
-    return value
+    """Lone surrogates written out as `\\udXXX` text."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(value, str) else value
 
 
 def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 

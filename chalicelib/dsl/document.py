@@ -14,10 +14,6 @@ from .names import check_name
 from .registry import KINDS
 from .template import deep_merge
 
-
-class DocumentTooLarge(PayloadTooLarge):
-    """A document that no DynamoDB item can hold (400 KB, with the item's other attributes)."""
-
 Resolve = Callable[[str, str], "dict | None"]
 
 _MESSAGES = {
@@ -164,7 +160,7 @@ def normalize_kind_or_fail(kind: Any) -> str:
 
 def dump(artifact: Any) -> dict:
     """The canonical JSON-able form: `name` and plural `kind` first, None-valued fields left out.
-    DocumentTooLarge (413) when it is larger than an item can hold (MAX_DOCUMENT_BYTES)."""
+    PayloadTooLarge (413) when it is larger than an item can hold (MAX_DOCUMENT_BYTES)."""
     body = artifact.model_dump(mode="json", exclude_none=True)
     if artifact.__pydantic_extra__:  # a template's free content keeps its nulls
 
@@ -177,6 +173,6 @@ def dump(artifact: Any) -> dict:
     document = {**head, **body}
     size = len(json.dumps(document, separators=(",", ":"), default=str))  # as the store writes it
     if size > MAX_DOCUMENT_BYTES:
-        raise DocumentTooLarge(f"the document is larger than an item can hold ({MAX_DOCUMENT_BYTES} bytes)",
-                               [FieldError("", f"{size} bytes as stored, more than {MAX_DOCUMENT_BYTES}")])
+        raise PayloadTooLarge(f"the document is larger than an item can hold ({MAX_DOCUMENT_BYTES} bytes)",
+                              [FieldError("", f"{size} bytes as stored, more than {MAX_DOCUMENT_BYTES}")])
     return document

@@ -11,13 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from chalicelib.api import negotiation
-from tests.api.test_bounds import BREED, EXT, everything, local_api  # noqa: F401 (a fixture)
-
-
-def refused(r, status: int, field: str, reason: str) -> None:
-    assert r.status_code == status, r.body[:300]
-    errors = r.json["errors"]
-    assert any(e["path"] == field and reason in e["reason"] for e in errors), errors
+from tests.api.test_bounds import BREED, EXT, everything, local_api, refused  # noqa: F401 (a fixture)
 
 
 def raw(api, method: str, path: str, text: str, content_type: str = "application/json", **headers):

@@ -10,27 +10,9 @@ from typing import Any, Iterator
 
 import yaml
 
+from infra.template import CfnLoader
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class _CfnLoader(yaml.SafeLoader):
-    pass
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt" and isinstance(value, str):
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _tag)
 
 
 def load(path: Path) -> list[Any]:
@@ -38,7 +20,7 @@ def load(path: Path) -> list[Any]:
     text = path.read_text()
     if path.suffix == ".json":
         return [json.loads(text)]
-    return [d for d in yaml.load_all(text, Loader=_CfnLoader) if d is not None]
+    return [d for d in yaml.load_all(text, Loader=CfnLoader) if d is not None]
 
 
 def infra_files() -> list[Path]:

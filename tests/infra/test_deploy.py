@@ -18,16 +18,12 @@ import boto3
 import pytest
 
 from infra import deploy
-from infra.template import packaged
+from infra.template import functions, packaged
 from tests.infra.templates import ROOT
 
 ASL = json.loads((ROOT / "infra" / "release.asl.json").read_text())
 NAMED = ("TableName", "StateMachineName", "FunctionName", "RoleName", "LogGroupName", "BucketName", "Name",
          "RuleName", "TopicName", "QueueName", "ClusterName")
-
-
-def functions(template: dict) -> dict[str, dict]:
-    return {k: v for k, v in template["Resources"].items() if v.get("Type") == "AWS::Serverless::Function"}
 
 
 def test_the_state_machines_tasks_are_the_packages_functions_by_reference():
@@ -80,8 +76,7 @@ def _moto_template(s3, bucket: str, stack: str) -> str:
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as z:
         z.writestr("app.py", "app = None\n")
-    where = deploy.upload(s3, bucket, deploy.content_key(stack, code.getvalue(), ".zip"), code.getvalue())
-    template = deploy.transform(deploy.locate(packaged(), where, json.dumps(ASL)), "us-east-1")
+    template = deploy.prepare(packaged(), code.getvalue(), "us-east-1", s3, bucket, stack)
     gone = {k for k, v in template["Resources"].items() if v["Type"].startswith("AWS::ApiGateway::")}
 
     def names_gone(node) -> bool:
@@ -90,9 +85,7 @@ def _moto_template(s3, bucket: str, stack: str) -> str:
 
     template["Resources"] = {k: v for k, v in template["Resources"].items() if k not in gone and not names_gone(v)}
     template["Outputs"] = {k: v for k, v in template["Outputs"].items() if not names_gone(v)}
-    body = json.dumps(template).encode()
-    key = deploy.upload(s3, bucket, deploy.content_key(stack, body, ".json"), body)["Key"]
-    return f"https://{bucket}.s3.us-east-1.amazonaws.com/{key}"
+    return deploy.publish(template, "us-east-1", s3, bucket, stack)
 
 
 @pytest.fixture()
