@@ -249,6 +249,15 @@ def deployment_sla(name, cluster, namespace=None):
     return respond(namespace, deployments.deployment_sla, name, cluster, app.current_request.method)
 
 
+# The publisher function (docs/decisions/0036): inside the cluster's VPC, the one function that
+# reaches etcd; the others invoke it (VAMP_GATEWAY_PUBLISHER_FUNCTION). No store, no signing key.
+@app.lambda_function(name="gateway_publish")
+def gateway_publish(event, context):
+    from chalicelib.kv import aws_lambda  # etcd3gw: loaded by this function only
+
+    return aws_lambda.serve(event)
+
+
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def scheduled_pass(event):
     from chalicelib import jobs  # the domain's models (pydantic): not on every request's cold start

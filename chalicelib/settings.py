@@ -59,6 +59,14 @@ class Settings:
     etcd_username: str | None = None
     etcd_password_file: str | None = None
     etcd_password: str | None = field(default=None, repr=False)
+    # The same as one JSON document, {"username", "password", "ca", "cert", "key"} (PEMs; every
+    # key optional): how the publisher function gets its Secrets Manager secret on AWS, by a
+    # CloudFormation dynamic reference (docs/decisions/0036). A setting above wins over its key.
+    etcd_credentials: str | None = field(default=None, repr=False)
+    # The publisher function (name or ARN) inside the cluster's VPC: set, the control plane reads
+    # and publishes gateway configurations through it (chalicelib/kv/aws_lambda.py), unset, it
+    # reaches etcd at etcd_endpoint itself (docs/decisions/0036).
+    gateway_publisher_function: str | None = None
     # The key every published gateway configuration is signed with (HMAC-SHA256, shared with the
     # agents; docs/decisions/0023): from a file (its first line signs), else the value, else an
     # AWS secret: a Secrets Manager secret id or ARN, or "ssm:<parameter name>" (a SecureString).

@@ -5,13 +5,12 @@ signature (their layout and values are the contract with the agents: chalicelib/
 kv_keys.py, envelope.py). The signature is HMAC-SHA256 over namespace, version, generation and
 text, under the key `signing_key` reads (docs/decisions/0023): agents apply nothing else.
 
-A publisher reads the keys, stops if the stored generation is already >= its own, and otherwise
-writes in ONE etcd transaction guarded by the mod_revisions it read: generation and signature
-always, the configuration only when its text changed (so agents are not woken for nothing). If
-anything changed in between, it reads again. Hence two Lambdas racing can never leave an older
-configuration over a newer one (docs/decisions/0009-gateway-generations.md). The same
-generation with the same text but another signature (the key was rotated, or the text was
-written before signing) is signed again in place.
+Where they are kept is the KV store's (chalicelib/kv/: etcd directly, or through the publisher
+function inside the cluster's VPC on AWS, docs/decisions/0036): a compare-and-swap that writes
+only over an older generation, so two Lambdas racing can never leave an older configuration over
+a newer one (docs/decisions/0009-gateway-generations.md). The same generation with the same text
+but another signature (the key was rotated, or the text was written before signing) is signed
+again in place. Rendering and signing are here: the signing key never leaves these functions.
 
 The store is the source of truth, not etcd's counter: a publisher stopped by a generation the
 store has never reached (the table was restored or rebuilt) moves the store's generation past
@@ -20,21 +19,17 @@ etcd's and publishes again, so no write is dropped as "superseded" by a stale nu
 """
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
-from functools import lru_cache
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.contract import envelope
-from chalicelib.contract.envelope import format_generation, parse_generation
-from chalicelib.contract.etcd_access import EtcdAccess
-from chalicelib.contract.kv_keys import config_key, generation_key, signature_key
 from chalicelib.errors import Conflict
 from chalicelib.gateways import snapshot
+from chalicelib.kv import Held, Publication, PublishedConfigurations, Signed, configurations, publishing
 from chalicelib.settings import Settings
 from chalicelib.settings import settings as current_settings
 from chalicelib.store import namespaces
@@ -44,7 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS = 10
 FENCES = 3  # times one publication moves the store's generation past etcd's and renders again
 SECRET_TTL = 300.0  # seconds a signing key read from Secrets Manager / SSM is kept (rotation)
 
@@ -63,43 +57,6 @@ class RouteTargets(Protocol):
 
 def no_targets(store, namespace: str, gateway_docs: list[dict], loopback: str) -> InstanceSource:
     return lambda gateway, route: []
-
-
-@dataclass(frozen=True)
-class Publication:
-    status: str  # "published" (text written), "unchanged" (same text, generation moved on), "superseded"
-    generation: int
-    checksum: str
-    held: int | None = None  # superseded: the generation etcd holds
-
-
-def _b64(value: str | bytes) -> str:
-    return base64.b64encode(value.encode() if isinstance(value, str) else value).decode()
-
-
-def etcd_access(endpoint: str, s: Settings | None = None) -> EtcdAccess:
-    """How to reach etcd at `endpoint`: TLS and authentication from the settings."""
-    s = s or current_settings()
-    password = s.etcd_password
-    if s.etcd_password_file:
-        password = Path(s.etcd_password_file).read_text().strip()
-    return EtcdAccess(endpoint, ca_file=s.etcd_ca_file, cert_file=s.etcd_cert_file, key_file=s.etcd_key_file,
-                      username=s.etcd_username, password=password)
-
-
-def client(endpoint: str):
-    """An etcd3gw client for the endpoint ("host:port", or with its scheme), with the settings'
-    TLS and authentication."""
-    return _client(etcd_access(endpoint))
-
-
-@lru_cache(maxsize=8)
-def _client(access: EtcdAccess):
-    from etcd3gw.client import Etcd3Client  # imported here: not at cold start
-
-    etcd = Etcd3Client(**access.client_options(), api_path="/v3/", timeout=5)
-    access.configure(etcd.session)
-    return etcd
 
 
 # -- the signing key -----------------------------------------------------------------------------
@@ -147,60 +104,25 @@ def _secret(name: str) -> str:
     return value
 
 
-def _read(etcd, keys: list[str]) -> dict[str, tuple[bytes, int]]:
-    """key -> (value, mod_revision) for the keys that exist (one range request)."""
-    start, end = min(keys), max(keys)
-    out = etcd.post(etcd.get_url("/kv/range"),
-                    json={"key": _b64(start), "range_end": _b64(end + "\0")})
-    found = {}
-    for kv in out.get("kvs", []):
-        key = base64.b64decode(kv["key"]).decode()
-        if key in keys:
-            found[key] = (base64.b64decode(kv.get("value", "")), int(kv.get("mod_revision", 0)))
-    return found
-
-
-def publish(etcd, namespace: str, version: str, generation: int, text: str, checksum: str,
-            key: str | None = None) -> Publication:
-    """Compare-and-swap `text` in as generation `generation`, signed with `key` (default: the
-    settings' signing key); see the module doc."""
-    ckey, gkey, skey = config_key(namespace, version), generation_key(namespace, version), signature_key(namespace, version)
+def publish(kv: PublishedConfigurations, namespace: str, version: str, generation: int, text: str,
+            checksum: str, key: str | None = None) -> Publication:
+    """Sign `text` as generation `generation` with `key` (default: the settings' signing key) and
+    compare-and-swap it in (chalicelib/kv: newest generation wins)."""
     data = text.encode()
     signature = envelope.sign(key or signing_key(), namespace, version, generation, data)
-    for _ in range(ATTEMPTS):
-        found = _read(etcd, [ckey, gkey, skey])
-        stored_text, text_rev = found.get(ckey, (None, 0))
-        stored_gen, gen_rev = found.get(gkey, (b"", 0))
-        stored = parse_generation(stored_gen)  # None (nothing, or garbage): ours is a real one
-        resign = (stored == generation and stored_text == data
-                  and found.get(skey, (b"", 0))[0] != signature.encode())
-        if stored is not None and generation <= stored and not resign:
-            return Publication("superseded", generation, checksum, held=stored)
-        ops = [{"request_put": {"key": _b64(gkey), "value": _b64(format_generation(generation))}},
-               {"request_put": {"key": _b64(skey), "value": _b64(signature)}}]
-        changed = stored_text != data
-        if changed:
-            ops.append({"request_put": {"key": _b64(ckey), "value": _b64(data)}})
-        txn = {
-            "compare": [
-                {"key": _b64(gkey), "target": "MOD", "result": "EQUAL", "mod_revision": gen_rev},
-                {"key": _b64(ckey), "target": "MOD", "result": "EQUAL", "mod_revision": text_rev},
-            ],
-            "success": ops,
-            "failure": [],
-        }
-        if etcd.transaction(txn).get("succeeded"):
-            return Publication("published" if changed else "unchanged", generation, checksum)
-    raise RuntimeError(f"etcd: gave up publishing {namespace} generation {generation} after {ATTEMPTS} races")
+    return kv.publish(Signed(namespace, version, generation, data, signature))
 
 
-def current(etcd, namespace: str, version: str) -> tuple[str, int] | None:
-    """(configuration text, generation) as etcd holds them, or None."""
-    ckey, gkey = config_key(namespace, version), generation_key(namespace, version)
-    found = _read(etcd, [ckey, gkey])
-    if ckey not in found:
+def current(kv: PublishedConfigurations, namespace: str, version: str) -> tuple[str, int] | None:
+    """(configuration text, generation) as the KV store holds them, or None (also for a version
+    no key can have)."""
+    try:
+        held = kv.read([namespace], version).get(namespace, Held())
+    except ValueError:  # a version (from a URL) that names no key: nothing is published there
         return None
-    return found[ckey][0].decode(), parse_generation(found.get(gkey, (b"", 0))[0]) or 0
+    if held.configuration is None:
+        return None
+    return held.configuration.decode(), held.generation or 0
 
 
 def render_namespace(store, namespace: str, targets: RouteTargets, settings: Settings | None = None):
@@ -236,10 +158,10 @@ def publish_namespace(store, namespace: str, targets: RouteTargets, settings: Se
     Superseded by a generation the store has not reached, it fences (see `_fence`) and renders
     again."""
     s = settings or current_settings()
-    etcd = client(s.etcd_endpoint)
+    kv = configurations(s)
     for _ in range(FENCES + 1):
         snap, rendered = render_namespace(store, namespace, targets, s)
-        result = publish(etcd, namespace, s.haproxy_version, snap.generation, rendered.text, rendered.checksum,
+        result = publish(kv, namespace, s.haproxy_version, snap.generation, rendered.text, rendered.checksum,
                          key=signing_key(s))
         log.info("namespace %s generation %d: %s (%s)", namespace, snap.generation, result.status, rendered.checksum)
         if result.status != "superseded" or not _fence(store, namespace, result.held):
@@ -271,35 +193,46 @@ def _fence(store, namespace: str, held: int | None) -> bool:
     return True
 
 
-def republish_if_behind(store, namespace: str, targets: RouteTargets, settings: Settings | None = None) -> str:
-    """Publish the namespace again when etcd's generation is not the store's: older (a write
-    made while etcd was away is published by the next scheduled pass, not only by the next
+def republish_if_behind(store, namespace: str, targets: RouteTargets, settings: Settings | None = None,
+                        held: Held | None = None) -> str:
+    """Publish the namespace again when the KV store's generation is not the store's: older (a
+    write made while etcd was away is published by the next scheduled pass, not only by the next
     write), or newer (the store went back: publish_namespace fences); or when its signature is
     not the current key's (sign again: rotation). Cheap when up to date: one read of the
-    generation item, one range read of the three keys, no rendering."""
+    generation item, what the KV store holds (`held`, when the caller read it already), no
+    rendering."""
     s = settings or current_settings()
     wanted = snapshot.generation(store, namespace)
     version = s.haproxy_version
-    ckey, gkey, skey = config_key(namespace, version), generation_key(namespace, version), signature_key(namespace, version)
-    found = _read(client(s.etcd_endpoint), [ckey, gkey, skey])
-    held = parse_generation(found.get(gkey, (b"", 0))[0])
+    if held is None:
+        held = configurations(s).read([namespace], version).get(namespace, Held())
     # None (nothing, or garbage): publish a real one. A signature that is not the current key's
     # (rotated, or written before signing) is made again: agents would refuse it.
-    if held == wanted and found.get(skey, (b"", 0))[0].decode(errors="replace") == envelope.sign(
-            signing_key(s), namespace, version, held, found.get(ckey, (b"", 0))[0]):
+    if held.generation == wanted and held.signature.decode(errors="replace") == envelope.sign(
+            signing_key(s), namespace, version, held.generation, held.configuration or b""):
         return "current"
     return publish_namespace(store, namespace, targets, s)[1].status
 
 
 def republish_all(store, targets: RouteTargets) -> dict[str, str]:
-    """The scheduled pass: every namespace that has had gateways; an etcd error is reported per
-    namespace, never raised (the next pass tries again)."""
-    if not current_settings().etcd_endpoint:
+    """The scheduled pass: every namespace that has had gateways, checked against ONE read of
+    what the KV store holds for all of them (through the publisher function: one invocation a
+    pass); an error is reported per namespace, never raised (the next pass tries again)."""
+    s = current_settings()
+    if not publishing(s):
         return {}
+    names = namespaces.registered("gateways")
+    if not names:
+        return {}
+    try:
+        held = configurations(s).read(names, s.haproxy_version)
+    except Exception as e:  # noqa: BLE001 - etcd (or the publisher function) away: the next pass
+        log.warning("gateways not republished: %s", e)
+        return {ns: f"error: {e}" for ns in names}
     out = {}
-    for namespace in namespaces.registered("gateways"):
+    for namespace in names:
         try:
-            out[namespace] = republish_if_behind(store, namespace, targets)
+            out[namespace] = republish_if_behind(store, namespace, targets, s, held=held.get(namespace, Held()))
         except Exception as e:  # noqa: BLE001 - etcd away: the next pass
             log.warning("namespace %s: not republished: %s", namespace, e)
             out[namespace] = f"error: {e}"

@@ -213,7 +213,7 @@ def after(store, namespace: str, outcomes: list, publish_events: Callable[[str, 
     Never raises: the write is done, and the next one (or the scheduled pass) publishes whatever
     this one could not. A failure is an event (`gateways:<name>`, `publish-failed`) and is
     returned (PublishFailed), so a release can show it."""
-    if not settings().etcd_endpoint:
+    if not publisher.publishing(settings()):
         return None
     try:
         namespaces.register("gateways", namespace)  # the scheduled republish visits it

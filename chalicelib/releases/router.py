@@ -155,7 +155,7 @@ class GatewayRouter:
     def republish(self, namespace: str) -> str | None:
         """Publish the namespace again if etcd is behind the store (a write made while etcd was
         away); None when done or nothing to do, else why not."""
-        if not settings().etcd_endpoint:
+        if not publisher.publishing(settings()):
             return None
         try:
             publisher.republish_if_behind(self.store, namespace, route_targets.source)

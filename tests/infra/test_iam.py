@@ -59,6 +59,14 @@ def exceptions() -> dict[tuple[frozenset[str], str], str]:
             "secret references are the user's names, under the operator's prefix only",
         (frozenset({"secretsmanager:GetSecretValue"}), ARN % ("secretsmanager", "secret:${SecretsPrefix}*")):
             "secret references are the user's names, under the operator's prefix only",
+        # --- gateway publisher (0036) ---
+        # The publisher function in etcd's VPC: Lambda creates and removes its network interfaces
+        # with the function's role (AWSLambdaVPCAccessExecutionRole's EC2 actions, without its
+        # logs:* on "*"); DescribeNetworkInterfaces/DescribeSubnets have no resource-level
+        # permission, the interfaces' ids are Lambda's.
+        (frozenset({"ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+                    "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"}),
+         "*"): "Lambda's network interfaces in the etcd subnets, named by Lambda; Describe* have no resource ARN",
     }
     for function in stack_functions(STAGE):
         # Lambda names a log stream per execution environment; the log group is the function's own.
@@ -105,21 +113,40 @@ def test_no_resource_names_another_stage_or_any_region_or_account():
             assert "vamp-*" not in r, (s.file, r)  # vamp-*-release matched every stage's machine
 
 
-def test_the_log_streams_are_exactly_the_stage_functions():
-    policy = json.loads((ROOT / ".chalice" / f"policy-{STAGE}.json").read_text())
+def _log_groups(policy_file: str) -> list[str]:
+    policy = json.loads((ROOT / ".chalice" / policy_file).read_text())
     (logs,) = [s for s in policy["Statement"] if any(a.startswith("logs:") for a in s["Action"])]
-    groups = sorted(r["Fn::Sub"].split("log-group:")[1].removesuffix(":*") for r in logs["Resource"])
-    assert groups == sorted(f"/aws/lambda/{f}" for f in stack_functions(STAGE))
     assert "logs:CreateLogGroup" not in logs["Action"]  # chalice creates the groups (log_retention_in_days)
+    return sorted(r["Fn::Sub"].split("log-group:")[1].removesuffix(":*") for r in logs["Resource"])
+
+
+def test_the_log_streams_are_exactly_the_stage_functions():
+    # A function with a policy file of its own (lambda_functions in .chalice/config.json: the
+    # gateway publisher, 0036) has its own log group there, and only there.
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    own = {f"${{AWS::StackName}}-{name}": spec["iam_policy_file"]
+           for name, spec in config["stages"][STAGE].get("lambda_functions", {}).items() if "iam_policy_file" in spec}
+    assert _log_groups(f"policy-{STAGE}.json") == sorted(f"/aws/lambda/{f}" for f in stack_functions(STAGE) if f not in own)
+    for function, policy_file in own.items():
+        assert _log_groups(policy_file) == [f"/aws/lambda/{function}"]
     assert config["stages"][STAGE]["log_retention_in_days"] > 0
 
 
 def test_the_release_machine_invokes_only_this_stacks_tasks():
-    (invoke,) = [s for s in statements() if s.actions == {"lambda:InvokeFunction"}]
+    (invoke,) = [s for s in statements() if s.actions == {"lambda:InvokeFunction"} and s.file == "infra/resources.yaml"]
     tasks = ["".join(w.capitalize() for w in f.removeprefix(f"{STACK}-").split("_"))
              for f in stage_functions(STAGE) if f.startswith(f"{STACK}-release_")]
     assert sorted(invoke.resources) == sorted(f"{{GetAtt {t}.Arn}}" for t in tasks)
+
+
+def test_the_functions_invoke_only_this_stacks_gateway_publisher():
+    # --- gateway publisher (0036) ---
+    (invoke,) = [s for s in statements() if s.actions == {"lambda:InvokeFunction"} and s.file != "infra/resources.yaml"]
+    assert invoke.file == f".chalice/policy-{STAGE}.json" and invoke.body["Sid"] == "InvokeTheGatewayPublisher"
+    assert invoke.resources == ["{GetAtt GatewayPublish.Arn}"]
+    # The publisher's own role invokes nothing and reads no table or secret: logs and its ENIs.
+    own = [s for s in statements() if s.file == ".chalice/policy-gateway-publish.json"]
+    assert {a.split(":")[0] for s in own for a in s.actions} == {"logs", "ec2"}
 
 
 def test_ecs_listing_is_bounded_to_the_cluster():

@@ -51,9 +51,9 @@ def gateway_configuration(call: Call, version: str) -> Reply:
     """What the agents of this namespace apply: text/plain when asked for, else
     `{"configuration": text, "generation": n}` (JSON or YAML); 404 when nothing is published."""
     s = settings()
-    if not s.etcd_endpoint:
+    if not publisher.publishing(s):
         raise NotFound("gateway publishing is off (VAMP_ETCD_ENDPOINT is not set)", [FieldError("etcd", "not configured")])
-    found = publisher.current(publisher.client(s.etcd_endpoint), call.namespace, decoded_name(version))
+    found = publisher.current(publisher.configurations(s), call.namespace, decoded_name(version))
     if found is None:
         raise NotFound(f"no HAProxy {version} configuration published for namespace {call.namespace}",
                        [FieldError("version", "nothing published")])
