@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 API_BACKLOG = 256  # connections the local API queues while its threads are busy
 BOOTSTRAP_TOKEN = "local"  # the operator's VAMP_API_TOKEN, or the one kept in the state dir
 AGENT_TOKEN, AGENT_NAMESPACE = "local-agent", "default"  # the gateway agent's token: an agent of its namespace
+PUBLISHER_FUNCTION = "vamp-local-gateway_publish"  # VAMP_GATEWAY_PUBLISHER_FUNCTION, as the stage "local" would name it
 
 
 def free_port() -> int:
@@ -234,6 +235,15 @@ class LocalStack:
         self.etcd = etcd  # the fault tests stop and start it
         os.environ["VAMP_ETCD_ENDPOINT"] = etcd.endpoint
         os.environ.setdefault("VAMP_VIRTUAL_HOSTS_PORT", str(free_port()))
+        if getattr(self, "_embedded_moto", False):
+            # As on AWS (docs/decisions/0036): the API, the tasks and the scheduled pass publish
+            # through the publisher function, invoked on moto's Lambda and delivered to app.py's
+            # gateway_publish in this process, which alone talks to etcd.
+            from local import stepfunctions
+
+            stepfunctions.install()
+            stepfunctions.configure(self.endpoint)
+            os.environ["VAMP_GATEWAY_PUBLISHER_FUNCTION"] = PUBLISHER_FUNCTION
         settings.cache_clear()
         self.etcd_endpoint = etcd.endpoint
         self.virtual_hosts_port = int(os.environ["VAMP_VIRTUAL_HOSTS_PORT"])

@@ -1,5 +1,6 @@
 """Step Functions locally: moto's interpreter runs infra/release.asl.json, and the Lambda task
-invocations it makes are delivered to app.py's lambda functions in this process.
+invocations it makes are delivered to app.py's lambda functions in this process; so are the
+control plane's own invocations of the gateway publisher (kv/aws_lambda.py), as on AWS.
 
 moto cannot run Lambda code without Docker; its `use_docker: false` backend only echoes the
 payload. `install()` replaces that backend's `invoke` with a dispatch by function name (an ARN,
@@ -52,11 +53,13 @@ def _functions() -> dict[str, Callable]:
 
 
 def function_of(name_or_arn: str) -> str:
-    """`arn:aws:lambda:r:a:function:vamp-dev-release_analyse[:qualifier]` -> `release_analyse`."""
+    """`arn:aws:lambda:r:a:function:vamp-dev-release_analyse[:qualifier]` -> `release_analyse`;
+    the same for every lambda function of app.py (the gateway publisher's `vamp-local-gateway_publish`:
+    docs/decisions/0036)."""
     name = name_or_arn
     if name.startswith("arn:"):
         name = name.split(":function:", 1)[-1].split(":", 1)[0]
-    for known in FUNCTIONS.values():
+    for known in (*FUNCTIONS.values(), *sorted(_functions(), key=len, reverse=True)):
         if name == known or name.endswith("-" + known):
             return known
     return name

@@ -32,7 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     "chalicelib.dsl": BASE,
     "chalicelib.store": BASE | {"chalicelib.dsl"},
     "chalicelib.drivers": BASE,
-    "chalicelib.gateways": BASE | {"chalicelib.dsl", "chalicelib.store"},
+    "chalicelib.kv": BASE,  # the published configurations' KV store (docs/decisions/0036)
+    "chalicelib.gateways": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.kv"},
     "chalicelib.artifacts": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.gateways"},
     "chalicelib.deployments": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.drivers",
                                       "chalicelib.gateways", "chalicelib.artifacts"},

@@ -91,7 +91,8 @@ def _lambda(region: str, endpoint: str | None):
 
     # Its own client (chalicelib/aws.py's reads time out after 10 s): see INVOKE_TIMEOUT.
     return boto3.client("lambda", region_name=region, endpoint_url=endpoint, config=Config(
-        retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=INVOKE_TIMEOUT))
+        retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=INVOKE_TIMEOUT,
+        max_pool_connections=64))  # the local API's threads share it, as chalicelib/aws.py's
 
 
 class LambdaConfigurations:

@@ -6,6 +6,7 @@ import pytest
 
 from chalicelib.contract.envelope import checksum
 from chalicelib.gateways import publisher
+from chalicelib.kv import etcd as kv_etcd
 from tests.agent.helpers import FakeApi, free_port, haproxy_config, sample, wait_for
 
 pytestmark = pytest.mark.slow
@@ -19,7 +20,7 @@ def fake_api():
 
 
 def _publish(etcd, namespace, generation, text):
-    return publisher.publish(publisher.client(etcd.endpoint), namespace, "2.6", generation, text, checksum(text))
+    return publisher.publish(kv_etcd.at(etcd.endpoint), namespace, "2.6", generation, text, checksum(text))
 
 
 def _acks(api, node):

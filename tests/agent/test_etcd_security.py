@@ -16,6 +16,7 @@ from chalicelib.contract import kv_keys
 from chalicelib.contract.envelope import checksum
 from chalicelib.contract.etcd_access import EtcdAccess
 from chalicelib.gateways import publisher
+from chalicelib.kv import etcd as kv_etcd
 from tests.agent.helpers import Certificates, EtcdServer, free_port, get, haproxy_config, sample, wait_for
 
 pytestmark = pytest.mark.slow
@@ -52,8 +53,8 @@ def control_plane(monkeypatch, etcd: EtcdServer, **settings: str):
     for name, value in settings.items():
         monkeypatch.setenv(f"VAMP_ETCD_{name.upper()}", value)
     current.cache_clear()
-    publisher._client.cache_clear()
-    return publisher.client(current().etcd_endpoint)
+    kv_etcd._client.cache_clear()
+    return kv_etcd.at(current().etcd_endpoint)
 
 
 @pytest.fixture()
@@ -62,7 +63,7 @@ def clean_settings():
 
     yield
     current.cache_clear()
-    publisher._client.cache_clear()
+    kv_etcd._client.cache_clear()
 
 
 def _publish(etcd_client, namespace: str, generation: int, text: str):
@@ -80,7 +81,7 @@ def test_etcd_with_auth_refuses_anonymous_clients_and_serves_the_configured_user
 
         # Anonymous: refused, nothing written (read back as root).
         with pytest.raises(Etcd3Exception) as anonymous_put:
-            _publish(etcd.client(), namespace, 1, text)
+            _publish(kv_etcd.EtcdConfigurations(etcd.client()), namespace, 1, text)
         assert "user name is empty" in anonymous_put.value.detail_text
         root = EtcdAccess(etcd.endpoint, username="root", password=ROOT_PASSWORD)
         session = requests.Session()
@@ -121,7 +122,7 @@ def test_etcd_with_auth_refuses_anonymous_clients_and_serves_the_configured_user
 
         # Tokens expire (--auth-token-ttl 2, renewed by each use: asked less often than that): the
         # client authenticates again and goes on.
-        auth = etcd_client.session.auth
+        auth = etcd_client.client.session.auth
         first = auth.token()
         wait_for(lambda: requests.post(f"{etcd.url}/v3/kv/range", json={"key": _b64("/vamp/")}, timeout=5,
                                        headers={"Authorization": first}).status_code == 401, 30, interval=3,
@@ -163,7 +164,7 @@ def test_etcd_over_tls_refuses_clients_without_a_certificate_of_its_ca(
         wait_for(lambda: agent.agent.watcher.state.connected, 15, what="the agent's watch over TLS")
         etcd_client = control_plane(monkeypatch, etcd, ca_file=str(certs.ca_cert), cert_file=str(certs.client_cert),
                                     key_file=str(certs.client_key))
-        assert etcd_client.protocol == "https"
+        assert etcd_client.client.protocol == "https"
         assert _publish(etcd_client, namespace, 1, text).status == "published"
         agent.wait_reloads(1)
         assert get(port) == "A"

@@ -8,6 +8,7 @@ import threading
 
 from chalicelib.contract.envelope import checksum
 from chalicelib.gateways import publisher, snapshot, writes
+from chalicelib.kv import etcd as kv_etcd
 from chalicelib.store import table
 from chalicelib.store.artifact_store import Write
 from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
@@ -32,7 +33,7 @@ def test_a_write_after_the_table_went_back_reaches_haproxy(gw_api, publishing, n
     agent = start_agent(namespace=namespace)
     port = free_port()
     path = f"/{namespace}/api/v1/gateways/shop"
-    etcd = publisher.client(publishing["VAMP_ETCD_ENDPOINT"])
+    etcd = kv_etcd.at(publishing["VAMP_ETCD_ENDPOINT"])
     store = DynamoDBArtifactStore()
 
     assert gw_api.put(path, split_gateway("shop", port, a.port, b.port, (100, 0))).status_code == 202
@@ -56,7 +57,7 @@ def test_a_write_after_the_table_went_back_reaches_haproxy(gw_api, publishing, n
 
 
 def test_the_scheduled_pass_republishes_a_store_that_went_back(publishing, api, namespace):
-    etcd = publisher.client(publishing["VAMP_ETCD_ENDPOINT"])
+    etcd = kv_etcd.at(publishing["VAMP_ETCD_ENDPOINT"])
     store = DynamoDBArtifactStore()
     path = f"/{namespace}/api/v1/gateways/shop"
     assert api.put(path, {"name": "shop", "routes": {"[127.0.0.1:8080]": {}}}).status_code == 202
@@ -74,7 +75,7 @@ def test_the_scheduled_pass_republishes_a_store_that_went_back(publishing, api, 
 
 
 def test_a_rebuilt_table_without_a_generation_item_publishes_past_etcd(publishing, api, namespace):
-    etcd = publisher.client(publishing["VAMP_ETCD_ENDPOINT"])
+    etcd = kv_etcd.at(publishing["VAMP_ETCD_ENDPOINT"])
     empty = table.dump_items()  # only the API's token
     for port in (8080, 8081):
         body = {"name": "shop", "routes": {f"[127.0.0.1:{port}]": {}}}
@@ -87,7 +88,7 @@ def test_a_rebuilt_table_without_a_generation_item_publishes_past_etcd(publishin
 
 
 def test_racing_writers_and_passes_after_the_store_went_back_leave_the_newest(publishing, api, namespace):
-    etcd = publisher.client(publishing["VAMP_ETCD_ENDPOINT"])
+    etcd = kv_etcd.at(publishing["VAMP_ETCD_ENDPOINT"])
     store = DynamoDBArtifactStore()
     for port in (8080, 8081, 8082):
         body = {"name": "shop", "routes": {f"[127.0.0.1:{port}]": {}}}

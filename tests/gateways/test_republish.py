@@ -3,6 +3,7 @@ next write; the pass does nothing (no render) when etcd is current."""
 from __future__ import annotations
 
 from chalicelib.gateways import publisher
+from chalicelib.kv import etcd as kv_etcd
 from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
 
 
@@ -16,7 +17,7 @@ def test_scheduled_pass_republishes_what_etcd_missed(publishing, api, namespace,
 
     monkeypatch.setenv("VAMP_ETCD_ENDPOINT", publishing["VAMP_ETCD_ENDPOINT"])  # etcd is back
     settings.cache_clear()
-    etcd = publisher.client(publishing["VAMP_ETCD_ENDPOINT"])
+    etcd = kv_etcd.at(publishing["VAMP_ETCD_ENDPOINT"])
     assert publisher.current(etcd, namespace, "2.6") is None
     store = DynamoDBArtifactStore()
     assert publisher.republish_all(store, publisher.no_targets) == {namespace: "published"}

@@ -8,6 +8,7 @@ import pytest
 from chalicelib import aws as aws_clients
 from chalicelib.contract import envelope, kv_keys
 from chalicelib.gateways import publisher
+from chalicelib.kv import etcd as kv_etcd
 from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
 
 KEY_1, KEY_2 = "first-key-" + "1" * 40, "second-key-" + "2" * 40
@@ -58,7 +59,7 @@ def test_without_a_usable_key_nothing_is_published(key_settings, publishing, api
         assert "signing key" in str(missing.value)
     key_settings()
     assert api.post(f"/{namespace}/api/v1/gateways", body).status_code == 202  # stored ...
-    etcd = live_etcd.client()
+    etcd = kv_etcd.EtcdConfigurations(live_etcd.client())
     assert publisher.current(etcd, namespace, "2.6") is None  # ... never published unsigned
     events = api.get(f"/{namespace}/api/v1/events?tag=gateways:unsigned&tag=publish-failed").json
     assert events and "VAMP_GATEWAY_SIGNING_KEY" in events[0]["value"]["error"]
@@ -69,11 +70,11 @@ def test_a_publication_is_signed_for_its_namespace_and_generation_and_a_rotation
     key_settings(VAMP_GATEWAY_SIGNING_KEY=KEY_1)
     body = {"name": "signed", "routes": {"[127.0.0.1:8080]": {"weight": "100%"}}}
     assert api.post(f"/{namespace}/api/v1/gateways", body).status_code == 202
-    etcd = live_etcd.client()
+    etcd = kv_etcd.EtcdConfigurations(live_etcd.client())
 
     def stored() -> tuple[bytes, int, bytes]:
         text, generation = publisher.current(etcd, namespace, "2.6")
-        return text.encode(), generation, etcd.get(kv_keys.signature_key(namespace, "2.6"))[0]
+        return text.encode(), generation, etcd.client.get(kv_keys.signature_key(namespace, "2.6"))[0]
 
     text, generation, signature = stored()
     assert envelope.verify((KEY_1,), namespace, "2.6", generation, text, signature) == envelope.key_id(KEY_1)
