@@ -57,6 +57,10 @@ class RelayError(RuntimeError):
     answered something that is not the wire format; str() says which and why."""
 
 
+class EtcdFailed(RuntimeError):
+    """The publisher function could not do what it was asked in etcd; str() says where and why."""
+
+
 class Refused(ValueError):
     """A payload the publisher function does not execute; str() names the field and the reason."""
 
@@ -207,13 +211,23 @@ def serve(event: object, store=None) -> dict:
     except Refused as refused:
         log.warning("refused a payload: %s", refused)
         raise
+    where = "etcd"
     if store is None:
         s = current_settings()
         if not s.etcd_endpoint:
             raise RuntimeError("the publisher function has no VAMP_ETCD_ENDPOINT")
         from chalicelib.kv.etcd import at
 
+        where = f"etcd at {s.etcd_endpoint}"
         store = at(s.etcd_endpoint, s)
+    try:
+        return _execute(request, store)
+    except Exception as e:  # etcd3gw's errors often say nothing themselves: where, which, etcd's words
+        detail = getattr(e, "detail_text", None)
+        raise EtcdFailed(f"{where}: {type(e).__name__}: {str(e)[:200]}" + (f" ({str(detail)[:300]})" if detail else "")) from e
+
+
+def _execute(request: dict, store) -> dict:
     if request["operation"] == "read":
         held = store.read(request["namespaces"], request["version"])
         answer: dict[str, dict] = {}
