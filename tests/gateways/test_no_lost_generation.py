@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from chalicelib.contract.envelope import checksum
 from chalicelib.gateways import publisher, snapshot, writes
 from chalicelib.kv import etcd as kv_etcd
@@ -56,7 +58,16 @@ def test_a_write_after_the_table_went_back_reaches_haproxy(gw_api, publishing, n
     assert publisher.current(etcd, namespace, "2.6")[1] == 6
 
 
-def test_the_scheduled_pass_republishes_a_store_that_went_back(publishing, api, namespace):
+@pytest.fixture(params=["etcd", "relay"])
+def way(request, publishing):
+    """The control plane reaches etcd itself, or through the publisher function (0036)."""
+    if request.param == "relay":
+        request.getfixturevalue("relay")
+    return publishing
+
+
+def test_the_scheduled_pass_republishes_a_store_that_went_back(way, api, namespace):
+    publishing = way
     etcd = kv_etcd.at(publishing["VAMP_ETCD_ENDPOINT"])
     store = DynamoDBArtifactStore()
     path = f"/{namespace}/api/v1/gateways/shop"
@@ -87,7 +98,8 @@ def test_a_rebuilt_table_without_a_generation_item_publishes_past_etcd(publishin
     assert generation == 3 and "127.0.0.1:9090" in text
 
 
-def test_racing_writers_and_passes_after_the_store_went_back_leave_the_newest(publishing, api, namespace):
+def test_racing_writers_and_passes_after_the_store_went_back_leave_the_newest(way, api, namespace):
+    publishing = way
     etcd = kv_etcd.at(publishing["VAMP_ETCD_ENDPOINT"])
     store = DynamoDBArtifactStore()
     for port in (8080, 8081, 8082):
