@@ -192,7 +192,13 @@ def cli() -> None:
 @click.option("--driver", type=click.Choice(["kubernetes", "ecs"]), default="kubernetes", show_default=True)
 @click.option("--cluster", default="", help="the EKS or ECS cluster deployments run on")
 @click.option("--opensearch-domain", default="", help="the Amazon OpenSearch domain for events and logs")
-def deploy(stage: str, out_dir: Path | None, bucket: str | None, driver: str, cluster: str, opensearch_domain: str) -> None:
+# --- gateway publisher (0036) ---
+@click.option("--etcd-endpoint", default="", help="etcd's client URL in the cluster's VPC, https://host:2379 (empty: not published)")
+@click.option("--etcd-subnets", default="", help="comma-separated private subnets that reach etcd (the publisher function's)")
+@click.option("--etcd-security-groups", default="", help="comma-separated security groups of the publisher function")
+@click.option("--etcd-secret", default="", help="Secrets Manager secret of etcd's client credentials (JSON; README)")
+def deploy(stage: str, out_dir: Path | None, bucket: str | None, driver: str, cluster: str, opensearch_domain: str,
+           etcd_endpoint: str, etcd_subnets: str, etcd_security_groups: str, etcd_secret: str) -> None:
     import boto3
 
     session = boto3.session.Session()
@@ -208,8 +214,12 @@ def deploy(stage: str, out_dir: Path | None, bucket: str | None, driver: str, cl
     template = prepare(load_template(out / "sam.yaml"), (out / "deployment.zip").read_bytes(), region, s3, bucket, stack)
     url = publish(template, region, s3, bucket, stack)
     click.echo(f"{stack}: deploying in {region} (code and template in s3://{bucket}/{stack}/)")
-    outs = deploy_stack(cfn, stack, url, {"Driver": driver, "ClusterName": cluster, "OpenSearchDomain": opensearch_domain},
-                        say=click.echo)
+    etcd = {"EtcdEndpoint": etcd_endpoint, "EtcdSubnetIds": etcd_subnets, "EtcdSecurityGroupIds": etcd_security_groups,
+            "EtcdSecret": etcd_secret}
+    if etcd_endpoint and not (etcd_subnets and etcd_security_groups):
+        raise click.ClickException("--etcd-endpoint needs --etcd-subnets and --etcd-security-groups (docs/decisions/0036)")
+    outs = deploy_stack(cfn, stack, url, {"Driver": driver, "ClusterName": cluster, "OpenSearchDomain": opensearch_domain,
+                                          **etcd}, say=click.echo)
     for key, value in sorted(outs.items()):
         click.echo(f"{key:<24} {value}")
     click.echo("\nthe first admin token (shown once):\n  " + first_token_command(outs, region))
