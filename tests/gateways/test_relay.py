@@ -270,3 +270,18 @@ def test_the_credentials_document_is_checked_without_showing_its_values():
         with pytest.raises(ValueError, match=reason.replace("[", r"\[").replace("]", r"\]")) as refused:
             kv_etcd.credentials(text)
         assert "s3cret" not in str(refused.value)
+
+
+def test_a_read_over_the_answer_budget_comes_in_several_answers(relay, live_etcd, namespace, deliveries, monkeypatch):
+    from chalicelib.kv import aws_lambda
+
+    store = LambdaConfigurations(relay)
+    names = [f"{namespace}-{i}" for i in range(4)]
+    for ns in names:
+        publisher.publish(store, ns, "2.6", 1, f"{ns}\n" * 50, checksum(f"{ns}\n" * 50))
+    monkeypatch.setattr(aws_lambda, "ANSWER_BUDGET", 1000)  # about one configuration an answer
+    before = len(deliveries.seen)
+    held = store.read(names + [f"{namespace}-none"], "2.6")
+    assert held == kv_etcd.EtcdConfigurations(live_etcd.client()).read(names + [f"{namespace}-none"], "2.6")
+    assert [held[ns].configuration for ns in names] == [f"{ns}\n".encode() * 50 for ns in names]
+    assert len(deliveries.seen) - before == 4  # each answer holds at least one, and stays under the budget
