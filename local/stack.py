@@ -238,7 +238,8 @@ class LocalStack:
         if getattr(self, "_embedded_moto", False):
             # As on AWS (docs/decisions/0036): the API, the tasks and the scheduled pass publish
             # through the publisher function, invoked on moto's Lambda and delivered to app.py's
-            # gateway_publish in this process, which alone talks to etcd.
+            # gateway_publish in this process, which alone talks to etcd. (With LocalStack or AWS as
+            # the endpoint no such function exists there: the stack reaches etcd directly.)
             from local import stepfunctions
 
             stepfunctions.install()
