@@ -6,7 +6,10 @@ Counted per pass: DynamoDB requests and the read units they would bill (bench.re
 meter), etcd requests, driver calls, and the pass's run time (in this process: a proxy for the
 Lambda's billed duration). The month: 43,800 passes (60 x 730 h), Lambda requests and GB-s at
 the dev stage's memory, DynamoDB reads, CloudWatch Logs ingestion of Lambda's own START/END/REPORT
-lines (about 300 bytes a pass; the pass logs nothing more when nothing changed). Not counted:
+lines (about 300 bytes a pass; the pass logs nothing more when nothing changed). The pass runs as
+on AWS: it reads etcd through the publisher function (docs/decisions/0036, moto's Lambda delivering
+to app.py's gateway_publish here), whose invocations are counted and priced at its own memory and
+measured run time. Not counted:
 API Gateway (no requests while idle), Step Functions (no execution runs), the EKS control plane
 and the agents' nodes (the cluster's bill, not the control plane's), OpenSearch.
 """
@@ -79,13 +82,29 @@ def idle_pass(namespaces: int = 3, deployments: int = 10, gateways: int = 5, pas
     from chalicelib.deployments import sync
     from chalicelib.settings import settings
     from chalicelib.store import table
+    from local import stepfunctions
     from tests.agent.helpers import EtcdServer
 
     with tempfile.TemporaryDirectory() as tmp:
         etcd = EtcdServer(Path(tmp) / "etcd").start()
         os.environ["VAMP_ETCD_ENDPOINT"] = etcd.endpoint
         os.environ["VAMP_GATEWAY_SIGNING_KEY"] = uuid.uuid4().hex * 2
+        # As on AWS: the pass outside the VPC, etcd through the publisher function (0036).
+        stepfunctions.install()
+        stepfunctions.configure(os.environ["VAMP_AWS_ENDPOINT"])
+        os.environ["VAMP_GATEWAY_PUBLISHER_FUNCTION"] = "vamp-bench-gateway_publish"
         settings.cache_clear()
+        publisher_walls: list[float] = []
+
+        def timed(name, event, proceed):
+            t = time.perf_counter()
+            try:
+                return proceed(event)
+            finally:
+                if name == "gateway_publish":
+                    publisher_walls.append(time.perf_counter() - t)
+
+        stepfunctions.interceptors.append(timed)
         try:
             digests = _settle(namespaces, deployments, gateways)
             drivers = {ns: _Settled(d) for ns, d in digests.items()}
@@ -100,6 +119,7 @@ def idle_pass(namespaces: int = 3, deployments: int = 10, gateways: int = 5, pas
                 jobs.every_minute()  # warm: imports, clients
                 meter.calls = meter.rru = meter.wru = 0
                 etcd_calls.clear()
+                publisher_walls.clear()
                 for _ in range(passes):
                     _counting.on = True
                     t = time.perf_counter()
@@ -114,11 +134,15 @@ def idle_pass(namespaces: int = 3, deployments: int = 10, gateways: int = 5, pas
                     u()
                 etcd_calls.stop()
         finally:
+            stepfunctions.interceptors.remove(timed)
+            os.environ.pop("VAMP_GATEWAY_PUBLISHER_FUNCTION", None)
+            settings.cache_clear()
             etcd.stop()
     return {"namespaces": namespaces, "deployments": deployments, "gateways": gateways, "passes": passes,
             "dynamodb": meter.calls / passes, "rru": meter.rru / passes, "wru": meter.wru / passes,
             "etcd": len(etcd_calls) / passes, "driver": sum(d.calls for d in drivers.values()) / (passes + 1),
-            "wall_s": sorted(walls)[len(walls) // 2]}
+            "wall_s": sorted(walls)[len(walls) // 2], "publisher": len(publisher_walls) / passes,
+            "publisher_wall_s": sorted(publisher_walls)[len(publisher_walls) // 2] if publisher_walls else 0.0}
 
 
 class _count_etcd(list):
@@ -144,31 +168,37 @@ class _count_etcd(list):
         requests.Session.request = self._original
 
 
-def _month(f: dict, memory_mb: int) -> dict[str, float]:
+def _month(f: dict, memory_mb: int, publisher_mb: int) -> dict[str, float]:
+    # The pass's own time includes its wait for the publisher: billed once in each function.
     billed_s = max(0.001, round(f["wall_s"], 3))
+    publisher_s = max(0.001, round(f["publisher_wall_s"], 3))
     return {
-        "Lambda requests": PASSES_A_MONTH * PRICES["request"],
-        "Lambda GB-s": PASSES_A_MONTH * billed_s * memory_mb / 1024 * PRICES["gb_second"],
+        "Lambda requests": PASSES_A_MONTH * (1 + f["publisher"]) * PRICES["request"],
+        "Lambda GB-s": PASSES_A_MONTH * (billed_s * memory_mb + f["publisher"] * publisher_s * publisher_mb) / 1024
+        * PRICES["gb_second"],
         "DynamoDB reads": PASSES_A_MONTH * f["rru"] * PRICES["rru"],
         "DynamoDB writes": PASSES_A_MONTH * f["wru"] * PRICES["wru"],
-        "CloudWatch Logs": PASSES_A_MONTH * LOG_BYTES_A_PASS / 1e9 * PRICES["log_gb"],
+        "CloudWatch Logs": PASSES_A_MONTH * (1 + f["publisher"]) * LOG_BYTES_A_PASS / 1e9 * PRICES["log_gb"],
     }
 
 
 def main() -> None:
-    memory_mb = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["dev"].get("lambda_memory_size", 128)
+    dev = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["dev"]
+    memory_mb = dev.get("lambda_memory_size", 128)
+    publisher_mb = dev.get("lambda_functions", {}).get("gateway_publish", {}).get("lambda_memory_size", memory_mb)
     print("\n== idle: the scheduled pass with nothing to do (AWS public prices, before the free tier) ==")
     totals = {}
     for deployments in (0, 10, 40):
         with local_aws(f"vamp-bench-idle-{deployments}"):
             f = idle_pass(deployments=deployments)
-        month = _month(f, memory_mb)
+        month = _month(f, memory_mb, publisher_mb)
         totals[deployments] = sum(month.values())
         print(f"{f['namespaces']} namespaces x {f['deployments']} running deployments (2 clusters x 2 services) and "
               f"{f['gateways']} published gateways, {f['passes']} passes: per pass {f['dynamodb']:.1f} DynamoDB "
               f"requests ({f['rru']:.1f} RRU, {f['wru']:.1f} WRU), {f['etcd']:.1f} etcd requests, {f['driver']:.1f} "
-              f"driver calls, {f['wall_s'] * 1000:.1f} ms run time (median, here)")
-        print(f"  idle month ({PASSES_A_MONTH:,} passes at {memory_mb} MB): "
+              f"driver calls, {f['wall_s'] * 1000:.1f} ms run time (median, here); {f['publisher']:.1f} publisher "
+              f"invocations ({f['publisher_wall_s'] * 1000:.1f} ms)")
+        print(f"  idle month ({PASSES_A_MONTH:,} passes at {memory_mb} MB, the publisher at {publisher_mb} MB): "
               + ", ".join(f"{k} ${v:.4f}" for k, v in month.items()) + f"; total ${totals[deployments]:.3f}")
     per_deployment = (totals[40] - totals[10]) / (3 * 30)
     print(f"each running deployment adds ${per_deployment:.4f} a month (the pass reads each one's summary every "
