@@ -103,15 +103,20 @@ def overlay(stage: str, image: str, bundled_etcd: bool) -> dict:
     image_entry = {"name": AGENT_IMAGE, "newName": name}
     if tag:
         image_entry["newTag"] = tag
-    return {
+    out = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": ["../.." if bundled_etcd else "../../base"],
+        # the base and the etcd component, not infra/agent itself: kustomize refuses a base that
+        # holds the overlay (stages/ is inside it)
+        "resources": ["../../base"],
         "configMapGenerator": [{"name": "vamp-agent", "namespace": "vamp-system", "behavior": "merge",
                                 "envs": ["agent.env"]}],
         "secretGenerator": generators,
         "images": [image_entry],
     }
+    if bundled_etcd:
+        out["components"] = ["../../etcd"]
+    return out
 
 
 def current_image(stage: str) -> str | None:
