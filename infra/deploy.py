@@ -256,7 +256,7 @@ def agent_config(stage: str, namespace: str, etcd_endpoint: str, image: str | No
         where = write_overlay(stage, outs["EndpointURL"], namespace, etcd_endpoint, image, stack)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    rel = where.relative_to(ROOT)
+    rel = where.relative_to(ROOT) if where.is_relative_to(ROOT) else where
     click.echo(f"{rel}/: the agents report to {outs['EndpointURL']} (namespace {namespace}, etcd {etcd_endpoint}, "
                f"image {image})")
     missing = missing_secrets(stage, etcd_endpoint == ETCD_ENDPOINT)
