@@ -457,3 +457,15 @@ def test_make_agent_image_tags_with_the_commit_agent_config_names():
     out = subprocess.run(["make", "-s", "-n", "agent-image"], cwd=ROOT, capture_output=True, text=True, check=True)
     assert f"-t vamp-serverless/agent:{deploy.git_commit()} " in out.stdout
     assert "docker build -f infra/agent/Dockerfile" in out.stdout
+
+
+# -- gateways on the node's address -----------------------------------------------------------------
+
+def test_the_agents_serve_gateways_on_their_nodes_address_and_the_stage_renders_for_it(base):
+    from chalicelib.contract.log_format import NODE_BIND
+
+    (agent,) = by_kind(base)[("DaemonSet", "vamp-agent")]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in agent["env"]}
+    assert env["VAMP_AGENT_NODE_ADDRESS"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.hostIP"}}
+    for name, function in functions(packaged()).items():
+        assert function["Properties"]["Environment"]["Variables"]["VAMP_GATEWAY_BIND"] == NODE_BIND, name
