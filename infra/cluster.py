@@ -90,6 +90,9 @@ def agent_env(api_url: str, namespace: str, etcd_endpoint: str, stack: str) -> s
             f"VAMP_AGENT_ETCD_ENDPOINT={etcd_endpoint}\n")
 
 
+OWNED = ("apiVersion", "kind", "resources", "components", "configMapGenerator", "secretGenerator", "images")
+
+
 def overlay(stage: str, image: str, bundled_etcd: bool) -> dict:
     """The stage's kustomization: the base (with the bundled etcd or without), the settings merged,
     the Secrets generated from secrets/, the image pushed."""
@@ -140,8 +143,12 @@ def write_overlay(stage: str, api_url: str, namespace: str, etcd_endpoint: str, 
     bundled = etcd_endpoint == ETCD_ENDPOINT
     header = (f"# The agents of stage {stage} (docs/decisions/0037), written by `make agent-config STAGE={stage}`.\n"
               f"# kubectl apply -k infra/agent/stages/{stage}   (secrets/ must hold the files below first)\n")
-    (where / "kustomization.yaml").write_text(
-        header + yaml.safe_dump(overlay(stage, image, bundled), sort_keys=False))
+    path = where / "kustomization.yaml"
+    # What agent-config owns is written again; anything else the operator added (patches: a
+    # StorageClass, resources, ...) is kept.
+    kept = {k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items()
+            if k not in OWNED} if path.exists() else {}
+    path.write_text(header + yaml.safe_dump({**overlay(stage, image, bundled), **kept}, sort_keys=False))
     (where / "agent.env").write_text(agent_env(api_url, namespace, etcd_endpoint, stack))
     return where
 

@@ -117,7 +117,11 @@ def test_agent_config_writes_the_overlay_from_the_stacks_outputs(agent_tree):
         assert "VAMP_TABLE_NAME=vamp-t-VampTable-1" in result.output
         assert f"kubectl apply -k {where}" in result.output
         assert oct((where / "secrets").stat().st_mode & 0o777) == "0o700"
-        # the image is kept when agent-config runs again without --image
+        # the image is kept when agent-config runs again without --image, and so is a patch of one's own
+        kustomization = yaml.safe_load((where / "kustomization.yaml").read_text())
+        patch = [{"target": {"kind": "StatefulSet", "name": "vamp-etcd"}, "patch": '[{"op": "add", "path": '
+                  '"/spec/volumeClaimTemplates/0/spec/storageClassName", "value": "gp3"}]'}]
+        (where / "kustomization.yaml").write_text(yaml.safe_dump({**kustomization, "patches": patch}))
         again = CliRunner().invoke(deploy.cli, ["agent-config", "--stage", "t", "--namespace", "team-a"])
         assert again.exit_code == 0, again.output
         assert yaml.safe_load((where / "kustomization.yaml").read_text())["images"] == [
@@ -127,6 +131,8 @@ def test_agent_config_writes_the_overlay_from_the_stacks_outputs(agent_tree):
         (where / path).write_text("x")
     out = subprocess.run(["kubectl", "kustomize", str(where)], capture_output=True, text=True, check=True).stdout
     (config,) = [d for d in yaml.safe_load_all(out) if d["kind"] == "ConfigMap"]
+    (sts,) = [d for d in yaml.safe_load_all(out) if d["kind"] == "StatefulSet"]
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "gp3"
     assert config["data"]["VAMP_AGENT_API_URL"] == "https://abc.execute-api.us-east-1.amazonaws.com/api"
 
 
