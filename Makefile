@@ -6,6 +6,7 @@ STAMP  := $(STATE)/.setup-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: setup run demo test bench lint package deploy destroy clean
+.PHONY: agent-image agent-push agent-config agent-certs agent-etcd-auth
 
 setup: $(STAMP)
 
@@ -61,6 +62,35 @@ deploy: package           ## make deploy STAGE=<name>: package, upload, deploy; 
 
 destroy: setup            ## make destroy STAGE=<name>: delete the stack (the tables are kept, and said)
 	$(PYTHON) -m infra.deploy destroy --stage $(STAGE)
+
+# --- the agents on EKS (docs/decisions/0037): infra/agent/README.md, in this order ---
+# The image is tagged with the commit (what agent-config names by default); -dirty: files differ.
+AGENT_TAG = $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo -dirty)
+agent-image:              ## docker build of the gateway agent: vamp-serverless/agent:<commit>
+	DOCKER_BUILDKIT=1 docker build -f infra/agent/Dockerfile -t vamp-serverless/agent:$(AGENT_TAG) .
+
+# ECR=<account>.dkr.ecr.<region>.amazonaws.com: the repository vamp-agent made once (tags immutable,
+# scanned on push), the image pushed, and the stage's overlay pointed at it.
+agent-push: agent-image   ## make agent-push STAGE=<name> ECR=<registry>: push, then agent-config
+	@[ -n "$(ECR)" ] || { echo "ECR=<account>.dkr.ecr.<region>.amazonaws.com is needed"; exit 1; }
+	@case "$(AGENT_TAG)" in *-dirty) echo "commit first: the tag names the commit (tags are immutable)"; exit 1;; esac
+	aws ecr describe-repositories --repository-names vamp-agent >/dev/null 2>&1 || \
+	  aws ecr create-repository --repository-name vamp-agent --image-tag-mutability IMMUTABLE \
+	    --image-scanning-configuration scanOnPush=true >/dev/null
+	aws ecr get-login-password | docker login --username AWS --password-stdin $(ECR)
+	docker tag vamp-serverless/agent:$(AGENT_TAG) $(ECR)/vamp-agent:$(AGENT_TAG)
+	docker push $(ECR)/vamp-agent:$(AGENT_TAG)
+	$(PYTHON) -m infra.deploy agent-config --stage $(STAGE) --image $(ECR)/vamp-agent:$(AGENT_TAG)
+
+agent-config: setup       ## make agent-config STAGE=<name>: infra/agent/stages/<name>/ from the stack
+	$(PYTHON) -m infra.deploy agent-config --stage $(STAGE) $(if $(NAMESPACE),--namespace $(NAMESPACE)) \
+	  $(if $(ETCD_ENDPOINT),--etcd-endpoint $(ETCD_ENDPOINT)) $(if $(IMAGE),--image $(IMAGE))
+
+agent-certs:              ## make agent-certs STAGE=<name>: the bundled etcd's CA and member certificate
+	infra/agent/etcd-certs.sh infra/agent/stages/$(STAGE)/secrets/etcd
+
+agent-etcd-auth:          ## make agent-etcd-auth STAGE=<name>: etcd's users and roles, once, after the apply
+	infra/agent/etcd-auth.sh infra/agent/stages/$(STAGE)/secrets
 
 clean:
 	rm -rf $(STATE) .pytest_cache .hypothesis

@@ -25,6 +25,7 @@ from chalicelib.contract.log_format import (
     GLOBAL_LOG_LINE,
     IDLE_BIND_LINE,
     LOG_FORMAT_LINE,
+    NODE_ADDRESS_ENV,
     TCP_LOG_FORMAT_LINE,
     proxy_gateway,
 )
@@ -92,6 +93,9 @@ def _exact(line: str) -> re.Pattern[str]:
     return re.compile("^" + re.escape(line))
 
 
+# A gateway on the node's address (contract node_bind_line): the one variable is the agent's own.
+NODE_BIND_LINE = re.compile(r'^bind "\$\{' + NODE_ADDRESS_ENV + r'\}:' + NUM + '"')
+
 # Per section kind: (keyword, pattern of the whole line). `if COND` and ACL criteria are checked
 # apart (see _condition, _criterion): a pattern ends in (?P<cond>...) / (?P<criterion>...).
 COND = r"(?P<cond>.+)"
@@ -117,6 +121,7 @@ SECTIONS: dict[str, list[tuple[str, re.Pattern[str]]]] = {
     "frontend": [
         ("bind", _line(rf"bind {ADDR}:{NUM}")),
         ("bind", _exact(IDLE_BIND_LINE)),
+        ("bind", NODE_BIND_LINE),
         ("mode", _line(rf"mode {MODE}")),
         ("log-format", _exact(TCP_LOG_FORMAT_LINE)),
         ("acl", _line(rf"acl {IDENT} (?P<criterion>.+)")),
@@ -235,7 +240,7 @@ def _syntax(line: str) -> str | None:
     if line in QUOTED:
         return None
     if '"' in line or "'" in line or "$" in line:
-        if _QUOTED_COOKIE.fullmatch(" ".join(line.split())):
+        if _QUOTED_COOKIE.fullmatch(" ".join(line.split())) or NODE_BIND_LINE.fullmatch(line.strip()):
             return None
         return "has quotes or `$` (environment expansion) outside the renderer's constant lines"
     return None

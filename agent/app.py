@@ -34,7 +34,7 @@ class Agent:
         token = s.api_token_value
         self.events = EventPoster(s.events_url, token) if s.events_url else None
         self.haproxy = HAProxy(s.haproxy_bin, s.work_dir, s.log_socket_path, backoff_max=s.backoff_max,
-                               on_restart=m.haproxy_restarts.inc)
+                               on_restart=m.haproxy_restarts.inc, node_address=s.node_address)
         self.acknowledger = (Acknowledger(s.api_url, token, s.node_id, s.namespace, s.heartbeat_interval,
                                           lambda: self.applier.state) if s.api_url else None)
         self.applier = Applier(self.haproxy, m, signing_keys=s.signing_keys, namespace=s.namespace,

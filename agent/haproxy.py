@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.backoff import CAP, HAPROXY, Backoff
-from chalicelib.contract.log_format import LOG_SOCKET_ENV
+from chalicelib.contract.log_format import LOG_SOCKET_ENV, NODE_ADDRESS_ENV
 
 log = logging.getLogger("agent.haproxy")
 
@@ -86,7 +86,7 @@ frontend vamp-agent-idle
 
 class HAProxy:
     def __init__(self, binary: str, work_dir: Path, log_socket: Path, *, on_restart=None,
-                 backoff_max: float = CAP) -> None:
+                 backoff_max: float = CAP, node_address: str = "127.0.0.1") -> None:
         # An absolute path: HAProxy's master re-executes argv[0] on every reload, and its PATH is
         # its own minimal one (env()).
         self.binary = shutil.which(binary) or binary
@@ -94,6 +94,7 @@ class HAProxy:
         self.config = work_dir / "haproxy.cfg"
         self.master_socket = work_dir / "master.sock"
         self.log_socket = log_socket
+        self.node_address = node_address
         self.on_restart = on_restart
         self.backoff_max = backoff_max
         self._proc: subprocess.Popen[bytes] | None = None
@@ -106,10 +107,11 @@ class HAProxy:
 
     # -- process -------------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
-        """HAProxy's whole environment: the log socket and a PATH, nothing of the agent's (its API
+        """HAProxy's whole environment: the log socket, the node's address and a PATH, nothing of the agent's (its API
         token, signing key, cloud credentials): a configuration can read variables ("${X}",
         env()), and a process's environment is readable in /proc by its user."""
-        return {"PATH": SYSTEM_PATH, LOG_SOCKET_ENV: str(self.log_socket)}
+        # The node's address always set: HAProxy would read an unset one as "", every address.
+        return {"PATH": SYSTEM_PATH, LOG_SOCKET_ENV: str(self.log_socket), NODE_ADDRESS_ENV: self.node_address}
 
     def write_bootstrap(self) -> None:
         if not self.config.exists():

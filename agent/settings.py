@@ -72,6 +72,8 @@ class AgentSettings(BaseSettings):
     node_id: str = Field(default_factory=socket.gethostname,
                          description="this node's name in its acknowledgements (default: the hostname)")
     heartbeat_interval: float = Field(5.0, description="seconds between acknowledgements (also sent after each apply)")
+    node_address: str = Field("127.0.0.1", description="this node's address, where gateways rendered for `node` "
+                              "(VAMP_GATEWAY_BIND=node) listen besides loopback; the DaemonSet gives the pod's hostIP")
 
     @property
     def prefix(self) -> str:
@@ -160,6 +162,12 @@ class AgentSettings(BaseSettings):
     def check(self) -> None:
         """What the agent refuses to start with (SettingsError)."""
         self.signing_keys  # noqa: B018
+        try:  # HAProxy reads it into `bind "${VAMP_NODE_ADDRESS}:<port>"`: an address, nothing else
+            if ipaddress.ip_address(self.node_address).is_unspecified:
+                raise ValueError
+        except ValueError:
+            raise SettingsError(f"--node-address {self.node_address!r}: one IP address of this node (not a name, "
+                                "not 0.0.0.0 or ::): the DaemonSet sets the pod's status.hostIP") from None
         self.etcd_access  # noqa: B018
         if not self.listens_on_loopback and not self.status_token_value:
             raise SettingsError(f"--listen {self.listen} is beyond loopback: set VAMP_AGENT_STATUS_TOKEN_FILE (or "

@@ -83,7 +83,8 @@ class Settings:
     # lies inside the allowed one; the virtual hosts port is always refused as well.
     gateway_ports_allowed: str = "1024-65535"
     gateway_ports_reserved: str = "2379-2381,6443,9100,9180,10248-10260,30000-32767"
-    # Address the gateway frontends bind on every node (0.0.0.0 to serve beyond the node).
+    # Address the gateway frontends bind on every node (0.0.0.0 to serve beyond the node; "node":
+    # loopback and each node's own address, which its agent gives HAProxy, docs/decisions/0037).
     gateway_bind: str = "127.0.0.1"
     # Port of the shared virtual-host frontend routing by Host to gateways (0: none).
     virtual_hosts_port: int = 80

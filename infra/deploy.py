@@ -19,6 +19,7 @@ from typing import Callable
 
 import click
 
+from infra.cluster import ETCD_ENDPOINT, check_cluster, current_image, missing_secrets, write_overlay
 from infra.template import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,6 +181,14 @@ def first_token_command(outs: dict[str, str], region: str) -> str:
             "python -m local token --aws create admin --role admin --namespaces '*'")
 
 
+def agent_token_command(outs: dict[str, str], region: str, stage: str, namespace: str, target: str) -> str:
+    """The agents' token (role `agent`: acknowledgements and metric events of `namespace`) into `target`."""
+    return (f"(umask 077; AWS_REGION={region} VAMP_TABLE_NAME={outs.get('Table', '?')} "
+            f"VAMP_EVENTS_TABLE_NAME={outs.get('EventsTable', '?')} "
+            f"python -m local token --aws create agents-{stage}-{namespace} --role agent --namespaces {namespace} "
+            f"> {target})")
+
+
 @click.group()
 def cli() -> None:
     """Deploy the control plane to AWS, or take it down."""
@@ -205,6 +214,12 @@ def deploy(stage: str, out_dir: Path | None, bucket: str | None, driver: str, cl
     region = session.region_name
     if not region:
         raise click.ClickException("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)")
+    if driver == "kubernetes" and cluster:
+        problems = check_cluster(session.client("eks"), cluster, region)
+        if problems:  # before anything is uploaded: the stack would deploy and never reach the cluster
+            raise click.ClickException("refusing to deploy:\n- " + "\n- ".join(problems))
+    elif driver == "kubernetes":
+        click.echo("note: no --cluster (CLUSTER=<EKS cluster>): the API works, deployments fail until one is named")
     out = out_dir or ROOT / "out" / stage
     if not (out / "sam.yaml").exists():
         raise click.ClickException(f"{out}/sam.yaml is missing: run `make package STAGE={stage}` first")
@@ -223,6 +238,59 @@ def deploy(stage: str, out_dir: Path | None, bucket: str | None, driver: str, cl
     for key, value in sorted(outs.items()):
         click.echo(f"{key:<24} {value}")
     click.echo("\nthe first admin token (shown once):\n  " + first_token_command(outs, region))
+
+
+@cli.command("agent-config")
+@click.option("--stage", required=True, help="the stack vamp-<stage> whose API the agents report to")
+@click.option("--namespace", default="default", show_default=True, help="the Vamp namespace the agents serve")
+@click.option("--etcd-endpoint", default=ETCD_ENDPOINT, show_default=True,
+              help="etcd's client URL (another than the default: an etcd of your own, the bundled one left out)")
+@click.option("--image", help="the agent image (default: what the overlay names, else vamp-serverless/agent:<commit>)")
+def agent_config(stage: str, namespace: str, etcd_endpoint: str, image: str | None) -> None:
+    """Write infra/agent/stages/<stage>/ (the agents' kustomize overlay) from the stack's outputs."""
+    import boto3
+
+    session = boto3.session.Session()
+    region = session.region_name
+    if not region:
+        raise click.ClickException("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)")
+    stack = stack_name(stage)
+    cfn = session.client("cloudformation")
+    if not _exists(cfn, stack):
+        raise click.ClickException(f"{stack}: no such stack in {region}: `make deploy STAGE={stage}` first")
+    outs = outputs(cfn, stack)
+    if not outs.get("EndpointURL"):
+        raise click.ClickException(f"{stack} has no EndpointURL output: is it a stack `make deploy` made?")
+    try:
+        image = image or current_image(stage) or f"vamp-serverless/agent:{git_commit()}"
+        where = write_overlay(stage, outs["EndpointURL"], namespace, etcd_endpoint, image, stack)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    rel = where.relative_to(ROOT) if where.is_relative_to(ROOT) else where
+    click.echo(f"{rel}/: the agents report to {outs['EndpointURL']} (namespace {namespace}, etcd {etcd_endpoint}, "
+               f"image {image})")
+    missing = missing_secrets(stage, etcd_endpoint == ETCD_ENDPOINT)
+    if missing:
+        click.echo("\nbefore `kubectl apply -k`, make these files (never committed):")
+        for path, what in missing:
+            click.echo(f"  {rel}/{path:<32} {what}")
+        click.echo(f"\nthe agents' token:\n  {agent_token_command(outs, region, stage, namespace, f'{rel}/secrets/api-token')}")
+        click.echo(f"etcd's certificates: make agent-certs STAGE={stage}; the etcd users: infra/agent/README.md")
+    click.echo(f"\nthen: kubectl apply -k {rel}")
+
+
+def git_commit() -> str:
+    """The checkout's commit (the agent image's tag), `-dirty` when files differ from it."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short=12", "HEAD")
+        return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.CalledProcessError):
+        raise click.ClickException("not a git checkout: pass --image") from None
 
 
 @cli.command()

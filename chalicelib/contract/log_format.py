@@ -78,6 +78,18 @@ TCP_LOG_FORMAT_LINE = "log-format '{" + ",".join(
 # without the virtual-hosts frontend) gets one no client uses: a unix socket next to the agent's
 # log socket (the one node-specific path the rendered text may name, through the agent's env).
 IDLE_BIND_LINE = 'bind "unix@${' + LOG_SOCKET_ENV + '}.idle"'
+# Gateways on the node's own address (VAMP_GATEWAY_BIND=node, docs/decisions/0037): the text stays
+# one for every node (one signature, one checksum acknowledged); HAProxy reads the address from
+# the environment the agent gives it (VAMP_AGENT_NODE_ADDRESS: the pod's status.hostIP), which
+# the agent always sets, since HAProxy reads an unset variable as "" and `bind ":port"` is every
+# address. Each such frontend also binds loopback, where chained gateways and virtual hosts reach it.
+NODE_BIND = "node"
+NODE_ADDRESS_ENV = "VAMP_NODE_ADDRESS"
+
+
+def node_bind_line(port: int) -> str:
+    return 'bind "${' + NODE_ADDRESS_ENV + '}:' + str(int(port)) + '"'
+
 
 FRONTEND_PREFIX = "gw."
 BACKEND_PREFIX = "rt."

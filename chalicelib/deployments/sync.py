@@ -70,7 +70,7 @@ def backoff(attempts: int) -> float:
 
 def gateway_host() -> str:
     bind = settings().gateway_bind
-    return "127.0.0.1" if bind in ("0.0.0.0", "*", "") else bind
+    return "127.0.0.1" if bind in ("0.0.0.0", "*", "", "node") else bind
 
 
 def service_spec(dep, cname: str, service, ports: dict[tuple[str, str], int], host: str,

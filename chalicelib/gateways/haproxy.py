@@ -35,12 +35,14 @@ from chalicelib.contract.log_format import (
     GLOBAL_LOG_LINE,
     IDLE_BIND_LINE,
     LOG_FORMAT_LINE,
+    NODE_BIND,
     TCP_LOG_FORMAT_LINE,
     VIRTUAL_HOST_PREFIX,
     VIRTUAL_HOSTS_FRONTEND,
     backend_name,
     encode_name,
     frontend_name,
+    node_bind_line,
 )
 from chalicelib.dsl import balance as B
 from chalicelib.dsl import weights as W
@@ -94,7 +96,14 @@ class Options:
     @property
     def loopback(self) -> str:
         """Where one proxy of the configuration reaches another (chaining, virtual hosts)."""
-        return "127.0.0.1" if self.bind in ("0.0.0.0", "*", "") else ("::1" if self.bind == "::" else self.bind)
+        if self.bind in ("0.0.0.0", "*", "", NODE_BIND):
+            return "127.0.0.1"
+        return "::1" if self.bind == "::" else self.bind
+
+    @property
+    def address(self) -> str:
+        """The address every frontend binds; with `node`, loopback and the node's address too."""
+        return self.loopback if self.bind == NODE_BIND else self.bind
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,11 @@ FILTERS = {
 _CONSTANTS = frozenset({GLOBAL_LOG_LINE, LOG_FORMAT_LINE, TCP_LOG_FORMAT_LINE, IDLE_BIND_LINE})
 
 
+def _node_bind(port: Any) -> Checked:
+    """`bind "${VAMP_NODE_ADDRESS}:<port>"`: the one bind line whose address the agent fills."""
+    return Checked(node_bind_line(int(FILTERS["num"](port))))
+
+
 def _constant(value: Any) -> Checked:
     if value not in _CONSTANTS:
         raise RenderError(f"refusing {value!r}: not one of the renderer's constant lines")
@@ -174,6 +188,7 @@ def environment():
     )
     env.filters.update(FILTERS)
     env.filters["constant"] = _constant
+    env.filters["node_bind"] = _node_bind
     return env
 
 
@@ -295,7 +310,8 @@ def compile_gateway(gw: GatewaySpec, view: _View, ids, ports: dict[str, tuple[in
     for index, upper in W.thresholds(shares):
         weighted.append({"backend": backends[index]["name"], "upper": upper})
     view.frontends.append({
-        "name": frontend_name(gw.name), "gateway": encode_name(gw.name), "bind": opts.bind, "port": gw.port,
+        "name": frontend_name(gw.name), "gateway": encode_name(gw.name), "bind": opts.address, "port": gw.port,
+        "node_bind": opts.bind == NODE_BIND,
         "mode": gw.mode, "acls": fe.acls, "rules": fe.rules, "conditional": conditional,
         "route_cookie": route_cookie, "sticky": sticky, "weighted": weighted,
         "log_format": None if http else TCP_LOG_FORMAT_LINE,
@@ -353,7 +369,8 @@ def render(namespace: str, gateways: Iterable[GatewaySpec], options: Options | N
     text = environment().get_template("haproxy.cfg.j2").render(
         namespace=namespace, global_log=GLOBAL_LOG_LINE, log_format=LOG_FORMAT_LINE, maxconn=opts.maxconn,
         frontends=view.frontends, backends=view.backends, virtual_hosts=view.virtual_hosts,
-        virtual_hosts_frontend=VIRTUAL_HOSTS_FRONTEND, bind=opts.bind, virtual_hosts_port=opts.virtual_hosts_port,
+        virtual_hosts_frontend=VIRTUAL_HOSTS_FRONTEND, bind=opts.address, node_bind=opts.bind == NODE_BIND,
+        virtual_hosts_port=opts.virtual_hosts_port,
         resolvers=any(s["resolve"] for b in view.backends for s in b["servers"]), idle_bind=IDLE_BIND_LINE,
     )
     for problem in view.problems:
@@ -378,5 +395,6 @@ def check_gateway(gw: GatewaySpec, virtual_hosts_port: int = 0, policy: PortPoli
     environment().get_template("haproxy.cfg.j2").render(
         namespace="check", global_log=GLOBAL_LOG_LINE, log_format=LOG_FORMAT_LINE, maxconn=1,
         frontends=[{**f, "port": f["port"] or 1} for f in view.frontends], backends=view.backends,
-        virtual_hosts=[], virtual_hosts_frontend=VIRTUAL_HOSTS_FRONTEND, bind="127.0.0.1", virtual_hosts_port=0,
+        virtual_hosts=[], virtual_hosts_frontend=VIRTUAL_HOSTS_FRONTEND, bind="127.0.0.1", node_bind=False,
+        virtual_hosts_port=0,
         resolvers=False, idle_bind=IDLE_BIND_LINE)

@@ -77,7 +77,7 @@ def test_the_local_agent_gets_its_token_by_file_and_haproxy_gets_no_secret(live_
         assert len(pids) >= 2
         for haproxy_pid in pids:
             env = environ(haproxy_pid)
-            assert given_to_haproxy(env) == {"PATH", "VAMP_LOG_SOCKET"}, env
+            assert given_to_haproxy(env) == {"PATH", "VAMP_LOG_SOCKET", "VAMP_NODE_ADDRESS"}, env
             assert not {AGENT_TOKEN, SIGNING_KEY, *STACK_SECRETS.values()} & set(env.values())
             assert (work / PIDFILE).read_text().strip() == str(pids[0])
     finally:
@@ -96,8 +96,8 @@ def test_an_in_process_agent_started_with_secrets_in_its_environment_gives_hapro
     agent.wait_reloads(1)
     for pid in haproxy_pids(agent.agent.settings.work_dir):
         env = environ(pid)
-        assert given_to_haproxy(env) == {"PATH", "VAMP_LOG_SOCKET"} and AGENT_TOKEN not in env.values(), env
-    assert agent.agent.haproxy.env().keys() == {"PATH", "VAMP_LOG_SOCKET"}  # `haproxy -c` runs with it too
+        assert given_to_haproxy(env) == {"PATH", "VAMP_LOG_SOCKET", "VAMP_NODE_ADDRESS"} and AGENT_TOKEN not in env.values(), env
+    assert agent.agent.haproxy.env().keys() == {"PATH", "VAMP_LOG_SOCKET", "VAMP_NODE_ADDRESS"}  # `haproxy -c` runs with it too
 
 
 def test_a_secret_on_the_command_line_is_refused():

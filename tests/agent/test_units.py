@@ -90,12 +90,21 @@ def test_two_agents_in_one_process_count_apart():
 
 
 def _manifests():
+    """infra/agent as kustomize renders its base (the ConfigMap from base/agent.env), and the
+    agent's Secret as a stage's overlay generates it (its keys: infra/cluster.AGENT_SECRETS)."""
     from pathlib import Path
 
     import yaml
 
+    from infra.cluster import AGENT_SECRETS
+
     root = Path(__file__).resolve().parents[2] / "infra" / "agent"
-    config_map, secret, daemonset = yaml.safe_load_all((root / "daemonset.yaml").read_text())
+    docs = list(yaml.safe_load_all((root / "base" / "daemonset.yaml").read_text()))
+    (daemonset,) = [d for d in docs if d["kind"] == "DaemonSet"]
+    env = dict(line.split("=", 1) for line in (root / "base" / "agent.env").read_text().splitlines()
+               if line and not line.startswith("#"))
+    config_map = {"kind": "ConfigMap", "data": env}
+    secret = {"kind": "Secret", "stringData": dict.fromkeys(AGENT_SECRETS, "")}
     return root, config_map, secret, daemonset
 
 

@@ -21,7 +21,7 @@ instances = st.lists(st.builds(haproxy.Instance, instance_names, instance_hosts,
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(gateway_batches(), st.sampled_from(["127.0.0.1", "0.0.0.0", "::", "10.1.2.3"]), st.sampled_from([0, 8081]),
+@given(gateway_batches(), st.sampled_from(["127.0.0.1", "0.0.0.0", "::", "10.1.2.3", "node"]), st.sampled_from([0, 8081]),
        st.data())
 def test_every_configuration_the_renderer_produces_passes_the_allowlist(docs, bind, vh_port, data):
     ports = itertools.count(20000)

@@ -105,8 +105,10 @@ def test_two_stages_deploy_side_by_side_and_one_comes_back_after_a_delete(moto_a
     said: list[str] = []
     outs = {}
     for stack in stacks:
+        # No ClusterName: the EKS access entries' condition is false (moto's CloudFormation cannot
+        # create AWS::EKS::AccessEntry; they are checked on paper and by cfn-lint, 0037).
         outs[stack] = deploy.deploy_stack(cfn, stack, _moto_template(s3, bucket, stack),
-                                          {"Driver": "kubernetes", "ClusterName": "vamp"}, say=said.append, poll=0.2)
+                                          {"Driver": "kubernetes", "ClusterName": ""}, say=said.append, poll=0.2)
         resources = cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"]
         assert resources and all(r["ResourceStatus"] == "CREATE_COMPLETE" for r in resources), resources
         assert {"Table", "EventsTable", "ReleaseStateMachineArn", "APIHandlerArn"} <= set(outs[stack])
@@ -127,7 +129,7 @@ def test_two_stages_deploy_side_by_side_and_one_comes_back_after_a_delete(moto_a
     assert ddb.describe_table(TableName=outs[a]["Table"])["Table"]["TableStatus"] == "ACTIVE"  # kept on purpose
     assert lam.list_functions()["Functions"] and not any(
         f["FunctionName"].startswith(a) for f in lam.list_functions()["Functions"])
-    again = deploy.deploy_stack(cfn, a, _moto_template(s3, bucket, a), {"Driver": "kubernetes", "ClusterName": "vamp"},
+    again = deploy.deploy_stack(cfn, a, _moto_template(s3, bucket, a), {"Driver": "kubernetes", "ClusterName": ""},
                                 say=said.append, poll=0.2)
     assert again["Table"] not in kept  # a new table: the retained one's name is not wanted again
     for stack in stacks:
