@@ -46,6 +46,8 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from chalicelib.aws import EKS_TOKEN_TTL as TOKEN_TTL
+from chalicelib.aws import eks_token
 from chalicelib.drivers.base import (
     DriverError,
     Instance,
@@ -57,8 +59,6 @@ from chalicelib.drivers.base import (
     service_key,
 )
 from chalicelib.drivers.kube_policy import KubeRules, NamespacePolicy, dialect_problems, harden
-from chalicelib.aws import EKS_TOKEN_TTL as TOKEN_TTL
-from chalicelib.aws import eks_token
 from chalicelib.settings import settings
 
 log = logging.getLogger(__name__)

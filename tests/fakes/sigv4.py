@@ -58,8 +58,7 @@ def verify_presigned(expected: tuple[str, str, str, str], method: str, url: str,
     secret key, region, service) whose signed headers are `headers`, within its X-Amz-Expires
     (a presign never lasts more than 7 days) or `lifetime` seconds when given (EKS takes its
     tokens for 15 minutes whatever they say); else what AWS would say."""
-    from urllib.parse import quote, urlencode, urlsplit, urlunsplit
-    from urllib.parse import parse_qsl
+    from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
     from botocore.auth import SigV4QueryAuth
 
