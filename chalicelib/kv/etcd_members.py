@@ -131,26 +131,24 @@ class ClusterApi:
 
     def endpoint_slices(self, namespace: str, service: str) -> list[dict]:
         url = f"{self.endpoint}/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
-        where = f"the API of EKS cluster {self.cluster} ({self.endpoint})"
+        # The words that say what to fix first: the caller's event keeps ~300 characters of it all.
+        where = f"EKS cluster {self.cluster}'s API"
         try:
             answer = self.session.get(url, params={"labelSelector": f"{SERVICE_LABEL}={service}"},
                                       headers={"Authorization": f"Bearer {self.token()}", "Accept": "application/json"},
                                       timeout=self.timeout)
         except requests.RequestException as e:
-            raise MembersUnknown(f"{where} did not answer ({type(e).__name__}: {str(e)[:200]}): the publisher "
-                                 "function reaches the cluster's private endpoint (endpointPrivateAccess=true, "
-                                 "its security group admitting the function's on 443)") from None
+            raise MembersUnknown(f"{where} did not answer at {self.endpoint} (is its private endpoint on, and "
+                                 f"443 open to this function?): {type(e).__name__}: {str(e)[:200]}") from None
         if answer.status_code != 200:
             try:
                 message = str(answer.json().get("message", ""))[:300]
             except ValueError:
                 message = answer.text[:200]
-            hint = {401: ": the cluster does not accept the publisher role's token (its access entry)",
-                    403: f": the publisher role's access entry (group vamp:gateway-publisher) and the Role "
-                         f"vamp-gateway-publisher in {namespace} (infra/agent/etcd/publisher-rbac.yaml) let it "
-                         "list endpointslices"}.get(answer.status_code, "")
-            raise MembersUnknown(f"{where} refused to list the endpointslices of {namespace}/{service}: "
-                                 f"HTTP {answer.status_code} {message}{hint}")
+            hint = {401: " (no access entry for this function's role?)",
+                    403: " (needs access entry group vamp:gateway-publisher, Role vamp-gateway-publisher)"}
+            raise MembersUnknown(f"{where} refused to list endpointslices in {namespace}: HTTP {answer.status_code}"
+                                 f"{hint.get(answer.status_code, '')}: {message}")
         try:
             items = answer.json().get("items")
         except (ValueError, AttributeError):
