@@ -55,6 +55,11 @@ def exceptions() -> dict[tuple[frozenset[str], str], str]:
             "the tasks of the one cluster, named by ECS",
         (frozenset({"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut"}),
          ARN % ("es", "domain/${OpenSearchDomain}/*")): "the indices of the one domain, one per day",
+        # The ECS tasks' execution role (0038): images from any repository of the account's
+        # region (the user names them); GetAuthorizationToken has no resource-level permission.
+        (frozenset({"ecr:GetAuthorizationToken"}), "*"): "no resource-level permission exists",
+        (frozenset({"ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"}),
+         ARN % ("ecr", "repository/*")): "the services' images: any repository of the account, named by the user",
         (frozenset({"ssm:GetParameter"}), ARN % ("ssm", "parameter/${SecretsPrefix}*")):
             "secret references are the user's names, under the operator's prefix only",
         (frozenset({"secretsmanager:GetSecretValue"}), ARN % ("secretsmanager", "secret:${SecretsPrefix}*")):
@@ -120,6 +125,12 @@ def test_the_release_machine_invokes_only_this_stacks_tasks():
     tasks = ["".join(w.capitalize() for w in f.removeprefix(f"{STACK}-").split("_"))
              for f in stage_functions(STAGE) if f.startswith(f"{STACK}-release_")]
     assert sorted(invoke.resources) == sorted(f"{{GetAtt {t}.Arn}}" for t in tasks)
+
+
+def test_the_ecs_execution_role_is_passed_exactly_and_only_to_ecs_tasks():
+    (passing,) = [s for s in statements() if "iam:PassRole" in s.actions]
+    assert passing.actions == {"iam:PassRole"} and passing.resources == ["{GetAtt EcsTaskExecutionRole.Arn}"]
+    assert passing.body["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
 
 
 def test_ecs_listing_is_bounded_to_the_cluster():
