@@ -68,7 +68,12 @@ def product_caller(frame: Any) -> tuple[str, int, str] | None:
             continue
         if kind == 2:
             return None
-        return (os.path.relpath(frame.f_code.co_filename, ROOT), frame.f_lineno, frame.f_code.co_name)
+        filename, line, function = frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name
+        outer = frame  # a comprehension or lambda is named after the function around it
+        while function.startswith("<") and outer.f_back is not None and outer.f_back.f_code.co_filename == filename:
+            outer = outer.f_back
+            function = outer.f_code.co_name
+        return (os.path.relpath(filename, ROOT), line, function)
     return None
 
 
@@ -94,6 +99,8 @@ NO_PERMISSION = {
 EXCLUDED_CALLERS = {
     ("chalicelib/store/table.py", "ensure_table"):
         "the local stack and the tests make their tables; on AWS the stack does (infra/resources.yaml)",
+    ("chalicelib/store/table.py", "dump_items"): "test tooling: no handler calls it (tests/test_aws_calls.py checks)",
+    ("chalicelib/store/table.py", "load_items"): "test tooling: no handler calls it (tests/test_aws_calls.py checks)",
 }
 # Resource kinds by (IAM service prefix, operation) where the operation names its resource by
 # a parameter the recorder does not read; default: the service's main kind below, else "*".
