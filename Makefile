@@ -52,9 +52,11 @@ package: setup
 
 # The stack vamp-$(STAGE) in the account and region of your AWS credentials (docs/decisions/0035).
 # DRIVER=kubernetes|ecs CLUSTER=<EKS or ECS cluster> OPENSEARCH_DOMAIN=<domain> BUCKET=<s3 bucket>
+# ECS (0038): ECS_SUBNETS=subnet-a,subnet-b ECS_SECURITY_GROUPS=sg-x ECS_PUBLIC_IP=ENABLED|DISABLED
 deploy: package           ## make deploy STAGE=<name>: package, upload, deploy; prints the outputs
 	$(PYTHON) -m infra.deploy deploy --stage $(STAGE) --out out/$(STAGE) --driver $(or $(DRIVER),kubernetes) \
-	  --cluster "$(CLUSTER)" --opensearch-domain "$(OPENSEARCH_DOMAIN)" $(if $(BUCKET),--bucket $(BUCKET))
+	  --cluster "$(CLUSTER)" --opensearch-domain "$(OPENSEARCH_DOMAIN)" $(if $(BUCKET),--bucket $(BUCKET)) \
+	  --ecs-subnets "$(ECS_SUBNETS)" --ecs-security-groups "$(ECS_SECURITY_GROUPS)" --ecs-public-ip $(or $(ECS_PUBLIC_IP),ENABLED)
 
 destroy: setup            ## make destroy STAGE=<name>: delete the stack (the tables are kept, and said)
 	$(PYTHON) -m infra.deploy destroy --stage $(STAGE)

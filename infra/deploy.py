@@ -192,7 +192,13 @@ def cli() -> None:
 @click.option("--driver", type=click.Choice(["kubernetes", "ecs"]), default="kubernetes", show_default=True)
 @click.option("--cluster", default="", help="the EKS or ECS cluster deployments run on")
 @click.option("--opensearch-domain", default="", help="the Amazon OpenSearch domain for events and logs")
-def deploy(stage: str, out_dir: Path | None, bucket: str | None, driver: str, cluster: str, opensearch_domain: str) -> None:
+# ECS (docs/decisions/0038): where the services' tasks run
+@click.option("--ecs-subnets", default="", help="ecs: comma-separated subnet ids (e.g. a default VPC's)")
+@click.option("--ecs-security-groups", default="", help="ecs: comma-separated security group ids (empty: the VPC's default)")
+@click.option("--ecs-public-ip", type=click.Choice(["ENABLED", "DISABLED"]), default="ENABLED", show_default=True,
+              help="ecs: a public address per task (public subnets); DISABLED needs a NAT or VPC endpoints")
+def deploy(stage: str, out_dir: Path | None, bucket: str | None, driver: str, cluster: str, opensearch_domain: str,
+           ecs_subnets: str, ecs_security_groups: str, ecs_public_ip: str) -> None:
     import boto3
 
     session = boto3.session.Session()
@@ -208,8 +214,9 @@ def deploy(stage: str, out_dir: Path | None, bucket: str | None, driver: str, cl
     template = prepare(load_template(out / "sam.yaml"), (out / "deployment.zip").read_bytes(), region, s3, bucket, stack)
     url = publish(template, region, s3, bucket, stack)
     click.echo(f"{stack}: deploying in {region} (code and template in s3://{bucket}/{stack}/)")
-    outs = deploy_stack(cfn, stack, url, {"Driver": driver, "ClusterName": cluster, "OpenSearchDomain": opensearch_domain},
-                        say=click.echo)
+    parameters = {"Driver": driver, "ClusterName": cluster, "OpenSearchDomain": opensearch_domain,
+                  "EcsSubnetIds": ecs_subnets, "EcsSecurityGroupIds": ecs_security_groups, "EcsAssignPublicIp": ecs_public_ip}
+    outs = deploy_stack(cfn, stack, url, parameters, say=click.echo)
     for key, value in sorted(outs.items()):
         click.echo(f"{key:<24} {value}")
     click.echo("\nthe first admin token (shown once):\n  " + first_token_command(outs, region))
