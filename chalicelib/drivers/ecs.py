@@ -7,7 +7,8 @@ Tasks run `awsvpc` in the configured subnets and security groups (`VAMP_ECS_SUBN
 `VAMP_ECS_SECURITY_GROUPS`, a public address unless `VAMP_ECS_ASSIGN_PUBLIC_IP=DISABLED`) on
 `VAMP_ECS_LAUNCH_TYPE` (FARGATE by default: the task size is the smallest Fargate size that fits
 the scale; the container gets exactly the scale). The task definition names the execution role
-(`VAMP_ECS_EXECUTION_ROLE_ARN`: image pulls, logs) and sends the container's output to the
+(`VAMP_ECS_EXECUTION_ROLE_ARN`: image pulls, logs, the secrets a variable is wholly made of,
+which go in `secrets` rather than as values) and sends the container's output to the
 `awslogs` group `VAMP_ECS_LOG_GROUP`, under a stream prefix of its own (docs/decisions/0038).
 A changed spec registers a new revision and updates the service to it; ECS rolls the tasks.
 
@@ -151,6 +152,14 @@ class EcsDriver:
     def task_definition(self, name: str, spec: ServiceSpec, tags: list[dict]) -> dict:
         """RegisterTaskDefinition's arguments for a spec (family `name`)."""
         container = container_definition(spec)
+        if self.execution_role_arn and spec.secret_sources:
+            # The task reads these secrets itself as it starts (the execution role may, under
+            # SecretsPrefix): their values stay out of the task definition, which any
+            # ecs:DescribeTaskDefinition shows. Without the role they stay values, as before.
+            sources = spec.secret_sources
+            container["environment"] = [e for e in container.get("environment", []) if e.get("name") not in sources]
+            container["secrets"] = [*container.get("secrets", []),
+                                    *({"name": n, "valueFrom": v} for n, v in sorted(sources.items()))]
         if self.log_group:
             # Set after the dialect merge on purpose: a service may not send its logs elsewhere
             # with the stack's execution role. The prefix names the service's streams:

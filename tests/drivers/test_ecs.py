@@ -177,3 +177,23 @@ def test_an_unreachable_driver_is_a_failed_status_with_the_setting_named(monkeyp
     finally:
         settings.cache_clear()
     assert st.state == "failed" and "VAMP_ECS_SUBNETS must hold subnet ids" in st.reason
+
+
+def test_a_variable_wholly_a_secret_is_read_by_the_task_not_written_in_its_definition(ecs):
+    driver, client, cluster = ecs
+    sm = "arn:aws:secretsmanager:us-east-1:123456789012:secret:vamp/db-AbCdEf:password::v1"
+    spec = image_spec(env={"A": "1", "DB_PASSWORD": "hunter2", "DB_URL": "postgres://u:hunter2@db"},
+                      secret_sources={"DB_PASSWORD": sm})
+    with_role = EcsDriver(cluster, driver.subnets, driver.security_groups, client=client, execution_role_arn=ROLE)
+    with_role.deploy("ns", spec)
+    (arn,) = client.list_services(cluster=cluster)["serviceArns"]
+    service = client.describe_services(cluster=cluster, services=[arn])["services"][0]
+    (c,) = client.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]["containerDefinitions"]
+    assert c["secrets"] == [{"name": "DB_PASSWORD", "valueFrom": sm}]
+    # a secret inside a longer value has no valueFrom: it stays a value
+    assert c["environment"] == [{"name": "A", "value": "1"}, {"name": "DB_URL", "value": "postgres://u:hunter2@db"}]
+    # without an execution role no task could read it: the value, as before
+    driver.deploy("other", spec)
+    (c,) = client.describe_task_definition(taskDefinition=driver._name("other", "sava", "sava", "sava:1.0.0"))[
+        "taskDefinition"]["containerDefinitions"]
+    assert "secrets" not in c and {"name": "DB_PASSWORD", "value": "hunter2"} in c["environment"]

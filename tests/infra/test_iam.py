@@ -64,6 +64,8 @@ def exceptions() -> dict[tuple[frozenset[str], str], str]:
         (frozenset({"ecr:GetAuthorizationToken"}), "*"): "no resource-level permission exists",
         (frozenset({"ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"}),
          ARN % ("ecr", "repository/*")): "the services' images: any repository of the account, named by the user",
+        (frozenset({"ssm:GetParameters"}), ARN % ("ssm", "parameter/${SecretsPrefix}*")):
+            "the ECS tasks' secrets: the user's names, under the operator's prefix only",
         (frozenset({"ssm:GetParameter"}), ARN % ("ssm", "parameter/${SecretsPrefix}*")):
             "secret references are the user's names, under the operator's prefix only",
         (frozenset({"secretsmanager:GetSecretValue"}), ARN % ("secretsmanager", "secret:${SecretsPrefix}*")):
