@@ -77,6 +77,23 @@ def product_caller(frame: Any) -> tuple[str, int, str] | None:
     return None
 
 
+# Functions whose role is narrower than the others' because they run one entry only: a call with
+# that entry on its stack is checked against that function's role, any other call against the
+# roles of every function that is not confined (the publisher's role could not make the ECS calls).
+CONFINED = {("chalicelib/kv/aws_lambda.py", "serve"): "GatewayPublish"}
+
+
+def confined_function(frame: Any) -> str:
+    """The confined function whose entry is on the stack from `frame` outward, or ""."""
+    while frame is not None:
+        if frame.f_code.co_name == "serve" and _kind(frame.f_code.co_filename) == 1:
+            where = (os.path.relpath(frame.f_code.co_filename, ROOT), frame.f_code.co_name)
+            if where in CONFINED:
+                return CONFINED[where]
+        frame = frame.f_back
+    return ""
+
+
 # --- what a call needs -------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -166,7 +183,11 @@ def needs(service: str, operation: str, params: dict) -> tuple[Need, ...]:
     if service == "eks":
         return (Need(f"eks:{operation}", "eks:cluster"),)
     if service == "lambda":
-        return (Need(f"lambda:{operation}", "lambda:function"),)
+        action = {"Invoke": "InvokeFunction"}.get(operation, operation)  # the API's name is not the action's
+        # `${AWS::StackName}-gateway_publish` (or its ARN) is chalice's function GatewayPublish
+        name = str(params.get("FunctionName", "")).rsplit(":function:", 1)[-1].split(":")[0].rsplit("-", 1)[-1]
+        logical = "".join(w.capitalize() for w in name.split("_"))
+        return (Need(f"lambda:{action}", f"function:{logical}" if logical else "lambda:function"),)
     return (Need(f"{service}:{operation}", "*"),)
 
 
@@ -190,7 +211,7 @@ def resource_matches(kind: str, resource: str) -> bool:
         return True
     if kind == "*":
         return False  # an action without resource-level permission is allowed only on "*"
-    if kind.startswith(("table:", "role:")):
+    if kind.startswith(("table:", "role:", "function:")):
         logical, _, sub = kind.partition(":")[2].partition("/")
         arn = f"{{GetAtt {logical}.Arn}}"
         return resource == arn if not sub else resource.startswith(f"{arn}/{sub}/")
@@ -277,6 +298,15 @@ class Record:
     operation: str
     caller: str  # path:line (function)
     needs: tuple[Need, ...]
+    function: str = ""  # a CONFINED function whose entry made the call; "": any other function
+
+
+def roles_for(record: Record, roles: list[Role]) -> list[Role]:
+    """The roles a call must be allowed by: the confined function's own, or every other one."""
+    if record.function:
+        return [r for r in roles if record.function in r.functions]
+    confined = set(CONFINED.values())
+    return [r for r in roles if not confined & set(r.functions)]
 
 
 def check(records: Iterable[Record], roles: list[Role]) -> tuple[list[str], list[str], list[str]]:
@@ -294,7 +324,7 @@ def check(records: Iterable[Record], roles: list[Role]) -> tuple[list[str], list
             excluded.add(f"{r.service}:{r.operation}: {NO_PERMISSION[(r.service, r.operation)]}")
         for need in r.needs:
             reached.add(need.action.lower())
-            denying = [role.name for role in roles if not role.allows(need)]
+            denying = [role.name for role in roles_for(r, roles) if not role.allows(need)]
             if denying:
                 refused.append(f"{r.service}:{r.operation} needs {need.text()}, denied to {', '.join(denying)}; "
                                f"called at {r.caller}")
@@ -324,7 +354,8 @@ def _on_call(model: Any, params: dict, **_: Any) -> None:
         needed = needs(service, model.name, params)
     except Exception as e:  # noqa: BLE001 - a parameter shape the mapping misreads is a finding, not a crash
         needed = (Need(f"{service}:{model.name}", f"unreadable parameters: {e!r}"),)
-    key = (service, model.name, f"{caller[0]}:{caller[1]} ({caller[2]})", needed)
+    frame = sys._getframe(1)
+    key = (service, model.name, f"{caller[0]}:{caller[1]} ({caller[2]})", needed, confined_function(frame))
     with _LOCK:
         _RECORDS[key] = _RECORDS.get(key, 0) + 1
 
@@ -351,9 +382,9 @@ def install() -> None:
 def _dump() -> list[dict]:
     with _LOCK:
         items = list(_RECORDS.items())
-    return [{"service": s, "operation": o, "caller": c, "count": n,
+    return [{"service": s, "operation": o, "caller": c, "count": n, "function": f,
              "needs": [{"action": x.action, "resource": x.resource, "context": dict(x.context)} for x in needed]}
-            for (s, o, c, needed), n in items]
+            for (s, o, c, needed, f), n in items]
 
 
 def _load(rows: Iterable[dict]) -> dict[Record, int]:
@@ -361,7 +392,7 @@ def _load(rows: Iterable[dict]) -> dict[Record, int]:
     for row in rows:
         record = Record(row["service"], row["operation"], row["caller"],
                         tuple(Need(n["action"], n["resource"], tuple(sorted(n["context"].items())))
-                              for n in row["needs"]))
+                              for n in row["needs"]), row.get("function", ""))
         merged[record] = merged.get(record, 0) + row["count"]
     return merged
 

@@ -109,8 +109,17 @@ def test_the_deployed_roles_are_every_functions_and_deny_what_the_code_must_not_
     roles = deployed_roles()
     assert sorted(f for r in roles for f in r.functions) == sorted(
         ["APIHandler", "VampToken", "ScheduledPass", "ReleaseAnalyse", "ReleaseSetWeight", "ReleaseGate",
-         "ReleasePromote", "ReleaseRollback"])
-    for r in roles:
+         "ReleasePromote", "ReleaseRollback", "GatewayPublish"])
+    outside = aws_calls.roles_for(aws_calls.Record("dynamodb", "PutItem", "app.py:1 (f)", ()), roles)
+    (publisher,) = aws_calls.roles_for(aws_calls.Record("lambda", "Invoke", "x", (), "GatewayPublish"), roles)
+    assert publisher not in outside and len(outside) == len(roles) - 1
+    # The publisher function reaches etcd only: no table, no release, no invoking anything.
+    for need in (Need("dynamodb:GetItem", "table:VampTable"), Need("states:StartExecution", "states:stateMachine"),
+                 Need("lambda:InvokeFunction", "function:GatewayPublish"), Need("ecs:CreateService", "ecs:service")):
+        assert not publisher.allows(need)
+    for r in outside:
+        assert r.allows(Need("lambda:InvokeFunction", "function:GatewayPublish"))
+        assert not r.allows(Need("lambda:InvokeFunction", "function:ReleaseAnalyse"))
         assert r.allows(Need("dynamodb:PutItem", "table:VampTable"))
         assert r.allows(Need("states:StartExecution", "states:stateMachine"))
         assert not r.allows(Need("dynamodb:Scan", "table:VampTable"))
@@ -162,7 +171,23 @@ def test_the_hook_records_a_product_call_and_not_a_tests(aws):
         caller(client, table.table_name())
         (new,) = set(aws_calls._RECORDS) - before
         assert new == ("dynamodb", "DescribeTable", "chalicelib/recorder_probe.py:2 (call)",
-                       (Need("dynamodb:DescribeTable", "table:VampTable"),))
+                       (Need("dynamodb:DescribeTable", "table:VampTable"),), "")
     finally:  # a probe's call is no product call: the session's check must not see it
         for key in set(aws_calls._RECORDS) - before:
             del aws_calls._RECORDS[key]
+
+
+def test_a_call_under_the_publishers_entry_is_checked_against_its_role_only():
+    # The publisher function (kv/aws_lambda.serve) has a narrower role than the others: a call it
+    # made that only the others allow is a refusal, and the others' roles do not judge it.
+    import sys
+
+    frame = _function_in("chalicelib/kv/aws_lambda.py", "def serve(f):\n    return f()\ncall = serve\n")(sys._getframe)
+    assert aws_calls.confined_function(frame) == "GatewayPublish"
+    assert aws_calls.confined_function(sys._getframe()) == ""
+    roles = deployed_roles()
+    get = aws_calls.Record("dynamodb", "GetItem", "chalicelib/kv/x.py:1 (serve)",
+                           (Need("dynamodb:GetItem", "table:VampTable"),), "GatewayPublish")
+    refused, _, _ = aws_calls.check([get], roles)
+    assert len(refused) == 1 and refused[0].endswith("denied to GatewayPublishRole; called at chalicelib/kv/x.py:1 (serve)")
+    assert not aws_calls.check([aws_calls.Record(get.service, get.operation, get.caller, get.needs)], roles)[0]
