@@ -54,11 +54,13 @@ package: setup
 # The stack vamp-$(STAGE) in the account and region of your AWS credentials (docs/decisions/0035).
 # DRIVER=kubernetes|ecs CLUSTER=<EKS or ECS cluster> OPENSEARCH_DOMAIN=<domain> BUCKET=<s3 bucket>
 # ETCD_ENDPOINT=https://<etcd>:2379 ETCD_SUBNETS=<subnet,...> ETCD_SECURITY_GROUPS=<sg,...> ETCD_SECRET=<secret> (0036)
+# ECS (0038): ECS_SUBNETS=subnet-a,subnet-b ECS_SECURITY_GROUPS=sg-x ECS_PUBLIC_IP=ENABLED|DISABLED
 deploy: package           ## make deploy STAGE=<name>: package, upload, deploy; prints the outputs
 	$(PYTHON) -m infra.deploy deploy --stage $(STAGE) --out out/$(STAGE) --driver $(or $(DRIVER),kubernetes) \
 	  --cluster "$(CLUSTER)" --opensearch-domain "$(OPENSEARCH_DOMAIN)" $(if $(BUCKET),--bucket $(BUCKET)) \
 	  --etcd-endpoint "$(ETCD_ENDPOINT)" --etcd-subnets "$(ETCD_SUBNETS)" --etcd-security-groups "$(ETCD_SECURITY_GROUPS)" \
-	  --etcd-secret "$(ETCD_SECRET)"
+	  --etcd-secret "$(ETCD_SECRET)" \
+	  --ecs-subnets "$(ECS_SUBNETS)" --ecs-security-groups "$(ECS_SECURITY_GROUPS)" --ecs-public-ip $(or $(ECS_PUBLIC_IP),ENABLED)
 
 destroy: setup            ## make destroy STAGE=<name>: delete the stack (the tables are kept, and said)
 	$(PYTHON) -m infra.deploy destroy --stage $(STAGE)

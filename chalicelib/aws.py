@@ -41,12 +41,19 @@ def read_secret(service: str, name: str, via=None) -> tuple[str | None, str]:
     """(value, version) of an SSM parameter (`service` "ssm", decrypted) or a Secrets Manager
     secret ("secretsmanager"; value None when it is binary), through `via` (a client of that
     service) or this module's; botocore's errors pass through, for the caller to word."""
+    value, version, _ = read_secret_and_arn(service, name, via)
+    return value, version
+
+
+def read_secret_and_arn(service: str, name: str, via=None) -> tuple[str | None, str, str | None]:
+    """read_secret's (value, version) and the secret's or parameter's full ARN (None if the
+    service did not say), which ECS's `valueFrom` needs (docs/decisions/0038)."""
     via = via or client(service)
     if service == "ssm":
         found = via.get_parameter(Name=name, WithDecryption=True)["Parameter"]
-        return found["Value"], str(found.get("Version", ""))
+        return found["Value"], str(found.get("Version", "")), found.get("ARN")
     found = via.get_secret_value(SecretId=name)
-    return found.get("SecretString"), str(found.get("VersionId", ""))
+    return found.get("SecretString"), str(found.get("VersionId", "")), found.get("ARN")
 
 
 def reset_clients() -> None:

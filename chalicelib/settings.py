@@ -17,6 +17,7 @@ AuthMode = Literal["token", "iam"]
 DriverKind = Literal["local", "kubernetes", "ecs"]
 PodSecurityLevel = Literal["restricted", "baseline", "privileged"]
 EgressRouteNames = Literal["listed", "resolved"]
+EcsAssignPublicIp = Literal["ENABLED", "DISABLED"]
 
 
 @dataclass(frozen=True)
@@ -114,9 +115,16 @@ class Settings:
     eks_cluster: str | None = None  # kubernetes: reach this EKS cluster (else kubeconfig / in-cluster config)
     kube_context: str | None = None
     ecs_cluster: str = "vamp"
-    ecs_subnets: str | None = None  # comma-separated; ECS services run awsvpc
-    ecs_security_groups: str | None = None
+    ecs_subnets: str | None = None  # comma-separated subnet ids; ECS services run awsvpc
+    ecs_security_groups: str | None = None  # comma-separated security group ids
     ecs_launch_type: str = "FARGATE"
+    # ECS tasks (docs/decisions/0038): ENABLED gives each task a public address, which a public
+    # subnet (a default VPC's) needs to pull images and send logs without a NAT gateway; DISABLED
+    # for private subnets with a NAT or VPC endpoints. The execution role pulls images and writes
+    # the awslogs log group (each service its own stream prefix); the stack makes both.
+    ecs_assign_public_ip: str = "ENABLED"
+    ecs_execution_role_arn: str | None = None
+    ecs_log_group: str | None = None
     # Kubernetes (docs/decisions/0026): Vamp namespace <ns> is Kubernetes namespace <prefix><ns>,
     # created with Pod Security Admission labels at this level and version; the pods get a
     # restricted securityContext and `dialects.kubernetes` an allowlist. VAMP_KUBE_NAMESPACE_POLICIES
@@ -264,7 +272,8 @@ def parse_egress_allow(text: str) -> tuple[tuple, tuple[str, ...]]:
 
 
 _HINTS = {"event_store": EventStoreKind, "auth_mode": AuthMode, "driver": DriverKind,
-          "kube_pod_security": PodSecurityLevel, "egress_route_names": EgressRouteNames}
+          "kube_pod_security": PodSecurityLevel, "egress_route_names": EgressRouteNames,
+          "ecs_assign_public_ip": EcsAssignPublicIp}
 
 
 def json_map_setting(setting: str, text: str, shape: str) -> dict:

@@ -215,8 +215,14 @@ def cli() -> None:
 @click.option("--etcd-subnets", default="", help="comma-separated private subnets that reach etcd (the publisher function's)")
 @click.option("--etcd-security-groups", default="", help="comma-separated security groups of the publisher function")
 @click.option("--etcd-secret", default="", help="Secrets Manager secret of etcd's client credentials (JSON; README)")
+# ECS (docs/decisions/0038): where the services' tasks run
+@click.option("--ecs-subnets", default="", help="ecs: comma-separated subnet ids (e.g. a default VPC's)")
+@click.option("--ecs-security-groups", default="", help="ecs: comma-separated security group ids (empty: the VPC's default)")
+@click.option("--ecs-public-ip", type=click.Choice(["ENABLED", "DISABLED"]), default="ENABLED", show_default=True,
+              help="ecs: a public address per task (public subnets); DISABLED needs a NAT or VPC endpoints")
 def deploy(stage: str, out_dir: Path | None, bucket: str | None, driver: str, cluster: str, opensearch_domain: str,
-           etcd_endpoint: str, etcd_subnets: str, etcd_security_groups: str, etcd_secret: str) -> None:
+           etcd_endpoint: str, etcd_subnets: str, etcd_security_groups: str, etcd_secret: str,
+           ecs_subnets: str, ecs_security_groups: str, ecs_public_ip: str) -> None:
     import boto3
 
     session = boto3.session.Session()
@@ -253,12 +259,14 @@ def deploy(stage: str, out_dir: Path | None, bucket: str | None, driver: str, cl
     template = prepare(load_template(out / "sam.yaml"), (out / "deployment.zip").read_bytes(), region, s3, bucket, stack)
     url = publish(template, region, s3, bucket, stack)
     click.echo(f"{stack}: deploying in {region} (code and template in s3://{bucket}/{stack}/)")
-    etcd = {"EtcdEndpoint": etcd_endpoint, "EtcdSubnetIds": etcd_subnets, "EtcdSecurityGroupIds": etcd_security_groups,
-            "EtcdSecret": etcd_secret}
     if etcd_endpoint and not (etcd_subnets and etcd_security_groups):
         raise click.ClickException("--etcd-endpoint needs --etcd-subnets and --etcd-security-groups (docs/decisions/0036)")
-    outs = deploy_stack(cfn, stack, url, {"Driver": driver, "ClusterName": cluster, "OpenSearchDomain": opensearch_domain,
-                                          **etcd, **eks_parameters}, say=click.echo)
+    parameters = {"Driver": driver, "ClusterName": cluster, "OpenSearchDomain": opensearch_domain,
+                  "EtcdEndpoint": etcd_endpoint, "EtcdSubnetIds": etcd_subnets,
+                  "EtcdSecurityGroupIds": etcd_security_groups, "EtcdSecret": etcd_secret,
+                  "EcsSubnetIds": ecs_subnets, "EcsSecurityGroupIds": ecs_security_groups, "EcsAssignPublicIp": ecs_public_ip,
+                  **eks_parameters}
+    outs = deploy_stack(cfn, stack, url, parameters, say=click.echo)
     for key, value in sorted(outs.items()):
         click.echo(f"{key:<24} {value}")
     click.echo("\nthe first admin token (shown once):\n  " + first_token_command(outs, region))

@@ -29,4 +29,5 @@ os.environ.setdefault("VAMP_GATEWAY_SIGNING_KEY", TEST_SIGNING_KEY)
 os.environ.setdefault("VAMP_AGENT_SIGNING_KEY", TEST_SIGNING_KEY)
 
 
-pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.api", "tests.fixtures.gateways", "tests.fixtures.fakes"]
+# tests.aws_calls first: it hooks botocore before any fixture makes a client (docs/decisions/0038).
+pytest_plugins = ["tests.aws_calls", "tests.fixtures.aws", "tests.fixtures.api", "tests.fixtures.gateways", "tests.fixtures.fakes"]

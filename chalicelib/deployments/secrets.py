@@ -24,6 +24,7 @@ class SecretSource:
     def __init__(self, clients: dict[str, Any] | None = None):
         self._clients = dict(clients or {})
         self._read: dict[str, tuple[str, str]] = {}  # reference -> (value, version)
+        self._arns: dict[str, str] = {}  # reference -> the secret's or parameter's ARN, when known
 
     def _client(self, service: str):
         if service not in self._clients:
@@ -47,13 +48,15 @@ class SecretSource:
         from chalicelib import aws  # boto3: only when a secret is read
 
         try:
-            value, version = aws.read_secret(service, name, self._client(service))
+            value, version, arn = aws.read_secret_and_arn(service, name, self._client(service))
         except ClientError as e:  # the code only: AWS messages may quote what was asked
             raise EnvironmentError_(f"secret ${{{ref}}}: {e.response.get('Error', {}).get('Code', 'error')}") from None
         except BotoCoreError as e:
             raise EnvironmentError_(f"secret ${{{ref}}}: {type(e).__name__}") from None
         if value is None:
             raise EnvironmentError_(f"secret ${{{ref}}}: a binary secret (only strings are environment values)")
+        if arn:
+            self._arns[ref] = arn
         if key is None:
             return value, version
         try:
@@ -75,6 +78,24 @@ class SecretSource:
                 if secret:
                     value = value.replace(secret, f"${{{ref}@{version}}}")
             out[name] = value
+        return out
+
+    def value_sources(self, env: dict[str, str]) -> dict[str, str]:
+        """The variables of `env` whose whole value is one secret read here, each as the
+        reference ECS's `secrets` field takes (`valueFrom`), so the value need not be in a task
+        definition: a parameter's ARN; a secret's ARN with its JSON key and version id
+        (`<arn>:<key>::<version>`: exactly the version the digest holds). A reference inside a
+        longer value has no such form and stays a value (docs/decisions/0038)."""
+        out = {}
+        for name, sealed in self.seal(env).items():
+            if not (sealed.startswith("${") and sealed.endswith("}")):
+                continue
+            ref, _, version = sealed[2:-1].rpartition("@")
+            arn = self._arns.get(ref)
+            if arn is None or ref not in self._read or self._read[ref][1] != version:
+                continue
+            service, _, key = parse_secret_reference(ref)
+            out[name] = arn if service != "secretsmanager" else f"{arn}:{key or ''}::{version}"
         return out
 
     def scrub(self, text: str | None) -> str | None:

@@ -90,6 +90,7 @@ def service_spec(dep, cname: str, service, ports: dict[tuple[str, str], int], ho
         deployable_type=breed.deployable.type, definition=breed.deployable.definition,
         ports=tuple(PortSpec(n, port_number(p), port_type(p)) for n, p in breed.ports.items()),
         env=env, sealed_env=secrets.seal(env) if secrets.used else None,
+        secret_sources=secrets.value_sources(env) if secrets.used else {},
         arguments=tuple((k, v) for a in [*breed.arguments, *service.arguments] for k, v in a.items()),
         cpu=service.scale.cpu, memory=service.scale.memory, instances=service.scale.instances,
         health_checks=tuple(HealthCheckSpec(h.port, h.path, h.protocol, h.initial_delay, h.timeout, h.interval,

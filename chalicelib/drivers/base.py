@@ -63,6 +63,9 @@ class ServiceSpec:
     # `env` as the digest sees it when it holds secrets (their references and versions in place
     # of their values, deployments/secrets.py); None: `env` itself.
     sealed_env: dict[str, str] | None = field(default=None, repr=False, compare=False)
+    # Variables of `env` whose whole value is a secret, as ECS's `valueFrom` names it (the ECS
+    # driver lets the task read them, docs/decisions/0038); sealed_env already covers them.
+    secret_sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def key(self) -> str:
@@ -72,6 +75,7 @@ class ServiceSpec:
         """A short hash of everything that, changed, needs a redeploy (sync compares it)."""
         data = asdict(self)
         sealed = data.pop("sealed_env")  # popped always: specs without secrets keep their digests
+        data.pop("secret_sources")  # the sealed env names the same secrets and versions
         if sealed is not None:
             data["env"] = sealed
         raw = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)

@@ -4,9 +4,13 @@ Family and service are both named `object_name(namespace, deployment, cluster, s
 digits and `-`, with a hash of the exact names); the service is tagged with the exact key, the
 namespace and the spec's digest, so `running()` is a listing plus one describe per 10 services.
 Tasks run `awsvpc` in the configured subnets and security groups (`VAMP_ECS_SUBNETS`,
-`VAMP_ECS_SECURITY_GROUPS`) on `VAMP_ECS_LAUNCH_TYPE` (FARGATE by default: the task size is the
-smallest Fargate size that fits the scale; the container gets exactly the scale). A changed spec
-registers a new revision and updates the service to it; ECS rolls the tasks.
+`VAMP_ECS_SECURITY_GROUPS`, a public address unless `VAMP_ECS_ASSIGN_PUBLIC_IP=DISABLED`) on
+`VAMP_ECS_LAUNCH_TYPE` (FARGATE by default: the task size is the smallest Fargate size that fits
+the scale; the container gets exactly the scale). The task definition names the execution role
+(`VAMP_ECS_EXECUTION_ROLE_ARN`: image pulls, logs, the secrets a variable is wholly made of,
+which go in `secrets` rather than as values) and sends the container's output to the
+`awslogs` group `VAMP_ECS_LOG_GROUP`, under a stream prefix of its own (docs/decisions/0038).
+A changed spec registers a new revision and updates the service to it; ECS rolls the tasks.
 
 Status: running when the primary deployment has all desired tasks running and no other
 deployment is left; instances are the running tasks' private IPs (moto simulates no tasks, so
@@ -15,6 +19,7 @@ there its counts say "0/N tasks running").
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import boto3
@@ -31,6 +36,12 @@ from chalicelib.drivers.base import (
 from chalicelib.settings import settings
 
 log = logging.getLogger(__name__)
+
+ASSIGN_PUBLIC_IP = ("ENABLED", "DISABLED")
+_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_SECURITY_GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+_LOG_GROUP = re.compile(r"^[A-Za-z0-9_/.#-]{1,512}$")
 
 KEY_TAG, NAMESPACE_TAG, DIGEST_TAG = "vamp:key", "vamp:namespace", "vamp:digest"
 # Fargate task sizes: cpu units -> allowed memory (MiB).
@@ -96,13 +107,34 @@ def container_definition(spec: ServiceSpec) -> dict:
     return container
 
 
+def _check(values: list[str], pattern: re.Pattern, setting: str, what: str) -> None:
+    wrong = [v for v in values if not pattern.match(v)]
+    if wrong:
+        raise DriverError(f"{setting} must hold {what}, not {', '.join(map(repr, wrong))}")
+
+
 class EcsDriver:
     name = "ecs"
 
     def __init__(self, cluster: str, subnets: list[str], security_groups: list[str], launch_type: str = "FARGATE",
-                 client: Any = None, region: str | None = None, endpoint_url: str | None = None):
+                 client: Any = None, region: str | None = None, endpoint_url: str | None = None, *,
+                 assign_public_ip: str = "ENABLED", execution_role_arn: str | None = None,
+                 log_group: str | None = None):
+        _check(subnets, _SUBNET, "VAMP_ECS_SUBNETS", "subnet ids (subnet-0123abcd...)")
+        _check(security_groups, _SECURITY_GROUP, "VAMP_ECS_SECURITY_GROUPS", "security group ids (sg-0123abcd...)")
+        if assign_public_ip not in ASSIGN_PUBLIC_IP:
+            raise DriverError(f"VAMP_ECS_ASSIGN_PUBLIC_IP must be one of {', '.join(ASSIGN_PUBLIC_IP)}, "
+                              f"not {assign_public_ip!r}")
+        if execution_role_arn is not None:
+            _check([execution_role_arn], _ROLE_ARN, "VAMP_ECS_EXECUTION_ROLE_ARN", "an IAM role ARN")
+        if log_group is not None:
+            _check([log_group], _LOG_GROUP, "VAMP_ECS_LOG_GROUP", "a CloudWatch Logs group name")
+            if execution_role_arn is None:  # Fargate's awslogs writes with the execution role
+                raise DriverError("VAMP_ECS_LOG_GROUP needs VAMP_ECS_EXECUTION_ROLE_ARN: "
+                                  "the execution role writes the tasks' logs")
         self.cluster, self.subnets, self.security_groups = cluster, subnets, security_groups
-        self.launch_type = launch_type
+        self.launch_type, self.assign_public_ip = launch_type, assign_public_ip
+        self.execution_role_arn, self.log_group = execution_role_arn, log_group
         self._client, self._region, self._endpoint = client, region, endpoint_url
 
     @classmethod
@@ -110,7 +142,43 @@ class EcsDriver:
         s = settings()
         split = lambda v: [x.strip() for x in (v or "").split(",") if x.strip()]  # noqa: E731
         return cls(s.ecs_cluster, split(s.ecs_subnets), split(s.ecs_security_groups), s.ecs_launch_type,
-                   region=s.region, endpoint_url=s.aws_endpoint)
+                   region=s.region, endpoint_url=s.aws_endpoint, assign_public_ip=s.ecs_assign_public_ip,
+                   execution_role_arn=s.ecs_execution_role_arn, log_group=s.ecs_log_group)
+
+    def network(self) -> dict:
+        return {"awsvpcConfiguration": {"subnets": self.subnets, "securityGroups": self.security_groups,
+                                        "assignPublicIp": self.assign_public_ip}}
+
+    def task_definition(self, name: str, spec: ServiceSpec, tags: list[dict]) -> dict:
+        """RegisterTaskDefinition's arguments for a spec (family `name`)."""
+        container = container_definition(spec)
+        if self.execution_role_arn and spec.secret_sources:
+            # The task reads these secrets itself as it starts (the execution role may, under
+            # SecretsPrefix): their values stay out of the task definition, which any
+            # ecs:DescribeTaskDefinition shows. Without the role they stay values, as before.
+            sources = spec.secret_sources
+            container["environment"] = [e for e in container.get("environment", []) if e.get("name") not in sources]
+            container["secrets"] = [*container.get("secrets", []),
+                                    *({"name": n, "valueFrom": v} for n, v in sorted(sources.items()))]
+        if self.log_group:
+            # Set after the dialect merge on purpose: a service may not send its logs elsewhere
+            # with the stack's execution role. The prefix names the service's streams:
+            # <family>/service/<task id>.
+            container["logConfiguration"] = {"logDriver": "awslogs", "options": {
+                "awslogs-group": self.log_group, "awslogs-region": self._region or settings().region,
+                "awslogs-stream-prefix": name}}
+        task: dict[str, Any] = {
+            "family": name,
+            "networkMode": "awsvpc",
+            "containerDefinitions": [container],
+            "tags": tags,
+        }
+        if self.execution_role_arn:
+            task["executionRoleArn"] = self.execution_role_arn
+        if self.launch_type == "FARGATE":
+            cpu, memory = fargate_size(spec.cpu, spec.memory)
+            task.update(requiresCompatibilities=["FARGATE"], cpu=str(cpu), memory=str(memory))
+        return task
 
     @property
     def ecs(self) -> Any:
@@ -132,28 +200,20 @@ class EcsDriver:
         digest = spec.digest()
         tags = [{"key": KEY_TAG, "value": spec.key}, {"key": NAMESPACE_TAG, "value": namespace},
                 {"key": DIGEST_TAG, "value": digest}]
-        task: dict[str, Any] = {
-            "family": name,
-            "networkMode": "awsvpc",
-            "containerDefinitions": [container_definition(spec)],
-            "tags": tags,
-        }
-        if self.launch_type == "FARGATE":
-            cpu, memory = fargate_size(spec.cpu, spec.memory)
-            task.update(requiresCompatibilities=["FARGATE"], cpu=str(cpu), memory=str(memory))
+        task = self.task_definition(name, spec, tags)
+        if not self.subnets:
+            raise DriverError("ecs: VAMP_ECS_SUBNETS names no subnet: ECS services run awsvpc in the operator's subnets")
         try:
             arn = self.ecs.register_task_definition(**task)["taskDefinition"]["taskDefinitionArn"]
             current = self._describe([name]).get(name)
             if current is not None and current.get("status") == "ACTIVE":
                 self.ecs.update_service(cluster=self.cluster, service=name, taskDefinition=arn,
-                                        desiredCount=spec.instances)
+                                        desiredCount=spec.instances, networkConfiguration=self.network())
                 self.ecs.tag_resource(resourceArn=current["serviceArn"], tags=tags)
                 return
-            network = {"awsvpcConfiguration": {"subnets": self.subnets, "securityGroups": self.security_groups,
-                                               "assignPublicIp": "DISABLED"}}
             self.ecs.create_service(
                 cluster=self.cluster, serviceName=name, taskDefinition=arn, desiredCount=spec.instances,
-                launchType=self.launch_type, networkConfiguration=network, tags=tags, propagateTags="SERVICE",
+                launchType=self.launch_type, networkConfiguration=self.network(), tags=tags, propagateTags="SERVICE",
                 enableECSManagedTags=True,
             )
         except (ClientError, BotoCoreError) as e:

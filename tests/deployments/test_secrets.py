@@ -96,6 +96,9 @@ def test_the_driver_gets_the_values_the_store_and_history_keep_the_references(ap
     assert service(api)["digest"] == spec.digest()
     assert PASSWORD not in repr(spec) and PASSWORD not in json.dumps(spec.sealed_env)
     assert spec.sealed_env["DB_PASSWORD"] == "${ssm:/shop/db/password@1}"
+    # ECS lets the task read a variable that is wholly a secret (0038); DB_URL only holds one
+    assert set(spec.secret_sources) == {"DB_PASSWORD"} and spec.secret_sources["DB_PASSWORD"].endswith(
+        ":parameter/shop/db/password")
 
 
 def test_a_rotated_secret_is_a_new_digest_the_same_value_the_same_digest(stored_secrets):
@@ -139,3 +142,17 @@ def test_a_malformed_secret_reference_is_a_400(api, driver):
     r = api.post(f"/{NS}/api/v1/deployments", blueprint(API_KEY="${ssm:/has space}"))
     assert r.status_code == 400, r.body
     assert r.json["errors"][0]["reason"].startswith("invalid secret reference"), r.body
+
+
+def test_whole_secret_values_get_the_reference_ecs_reads_them_by(stored_secrets):
+    ssm, sm = stored_secrets
+    source = SecretSource()
+    env = {"PW": source("ssm:/shop/db/password"), "JSON": source("secretsmanager:shop/db#password"),
+           "URL": f"postgres://shop:{source('secretsmanager:shop/db#password')}@db/shop", "LEVEL": "info"}
+    parameter = ssm.get_parameter(Name="/shop/db/password")["Parameter"]
+    secret = sm.get_secret_value(SecretId="shop/db")
+    assert source.value_sources(env) == {
+        "PW": parameter["ARN"],
+        "JSON": f"{secret['ARN']}:password::{secret['VersionId']}",  # the version the digest holds
+    }
+    assert SecretSource().value_sources({"LEVEL": "info"}) == {}

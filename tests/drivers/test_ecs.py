@@ -7,8 +7,9 @@ import boto3
 import pytest
 
 from chalicelib.drivers import Guarded
-from chalicelib.drivers.base import PortSpec
+from chalicelib.drivers.base import DriverError, PortSpec
 from chalicelib.drivers.ecs import EcsDriver, fargate_size
+from chalicelib.settings import settings
 from tests.drivers.helpers import image_spec
 
 
@@ -81,3 +82,118 @@ def test_fargate_sizes():
     assert fargate_size(4, 9000) == (4096, 9216)
     with pytest.raises(Exception):
         fargate_size(64, 1)
+
+
+ROLE = "arn:aws:iam::123456789012:role/vamp-dev-EcsTaskExecutionRole-ABC"
+
+
+def test_the_task_definition_has_the_execution_role_the_logs_and_the_network_of_the_settings(ecs, monkeypatch):
+    _, client, cluster = ecs
+    subnet, group = ecs[0].subnets[0], ecs[0].security_groups[0]
+    monkeypatch.setenv("VAMP_ECS_CLUSTER", cluster)
+    monkeypatch.setenv("VAMP_ECS_SUBNETS", f" {subnet} ,")
+    monkeypatch.setenv("VAMP_ECS_SECURITY_GROUPS", group)
+    monkeypatch.setenv("VAMP_ECS_ASSIGN_PUBLIC_IP", "DISABLED")
+    monkeypatch.setenv("VAMP_ECS_EXECUTION_ROLE_ARN", ROLE)
+    monkeypatch.setenv("VAMP_ECS_LOG_GROUP", "/vamp/vamp-dev/services")
+    settings.cache_clear()
+    try:
+        driver = EcsDriver.from_settings()
+    finally:
+        settings.cache_clear()
+    driver._client = client
+    # a dialect may not send the logs elsewhere with the stack's role
+    spec = image_spec(dialects={"ecs": {"logConfiguration": {"logDriver": "splunk", "options": {}}}})
+    driver.deploy("team-a", spec)
+    (arn,) = client.list_services(cluster=cluster)["serviceArns"]
+    service = client.describe_services(cluster=cluster, services=[arn])["services"][0]
+    assert service["networkConfiguration"] == {"awsvpcConfiguration": {
+        "subnets": [subnet], "securityGroups": [group], "assignPublicIp": "DISABLED"}}
+    task = client.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    assert task["executionRoleArn"] == ROLE
+    (c,) = task["containerDefinitions"]
+    family = task["family"]
+    assert c["logConfiguration"] == {"logDriver": "awslogs", "options": {
+        "awslogs-group": "/vamp/vamp-dev/services", "awslogs-region": "us-east-1", "awslogs-stream-prefix": family}}
+    assert family.startswith("team-a-sava-sava-sava-1-0-0-")
+
+
+def test_by_default_tasks_get_a_public_address_and_no_role_or_logs(ecs):
+    driver, client, cluster = ecs
+    driver.deploy("ns", image_spec())
+    (arn,) = client.list_services(cluster=cluster)["serviceArns"]
+    service = client.describe_services(cluster=cluster, services=[arn])["services"][0]
+    # a default VPC's subnets are public: without a public address a task reaches no registry
+    assert service["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] == "ENABLED"
+    task = client.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    assert "executionRoleArn" not in task and "logConfiguration" not in task["containerDefinitions"][0]
+
+
+def test_an_update_applies_the_network_of_the_settings(ecs):
+    driver, client, cluster = ecs
+    driver.deploy("ns", image_spec())
+    closed = EcsDriver(cluster, driver.subnets, driver.security_groups, client=client, assign_public_ip="DISABLED")
+    closed.deploy("ns", image_spec(instances=3))
+    (arn,) = client.list_services(cluster=cluster)["serviceArns"]
+    service = client.describe_services(cluster=cluster, services=[arn])["services"][0]
+    assert service["desiredCount"] == 3
+    assert service["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] == "DISABLED"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"VAMP_ECS_ASSIGN_PUBLIC_IP": "maybe"}, "VAMP_ECS_ASSIGN_PUBLIC_IP must be one of ENABLED, DISABLED, not 'maybe'"),
+    ({"VAMP_ECS_SUBNETS": "subnet-0123abcd,sg-0123abcd"}, "VAMP_ECS_SUBNETS must hold subnet ids"),
+    ({"VAMP_ECS_SECURITY_GROUPS": "default"}, "VAMP_ECS_SECURITY_GROUPS must hold security group ids"),
+    ({"VAMP_ECS_EXECUTION_ROLE_ARN": "EcsTaskExecutionRole"}, "VAMP_ECS_EXECUTION_ROLE_ARN must hold an IAM role ARN"),
+    ({"VAMP_ECS_LOG_GROUP": "/vamp/x"}, "VAMP_ECS_LOG_GROUP needs VAMP_ECS_EXECUTION_ROLE_ARN"),
+])
+def test_a_bad_setting_is_refused_naming_it(monkeypatch, env, message):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings.cache_clear()
+    try:
+        with pytest.raises((ValueError, DriverError)) as refused:
+            EcsDriver.from_settings()
+    finally:
+        settings.cache_clear()
+    assert message in str(refused.value)
+
+
+def test_the_driver_refuses_a_bad_public_ip_value_given_directly():
+    with pytest.raises(DriverError, match="VAMP_ECS_ASSIGN_PUBLIC_IP must be one of ENABLED, DISABLED, not 'maybe'"):
+        EcsDriver("vamp", ["subnet-0123abcd"], [], assign_public_ip="maybe")
+
+
+def test_an_unreachable_driver_is_a_failed_status_with_the_setting_named(monkeypatch):
+    # what the API shows for every service when the operator's setting is wrong
+    from chalicelib import drivers
+
+    monkeypatch.setenv("VAMP_DRIVER", "ecs")
+    monkeypatch.setenv("VAMP_ECS_SUBNETS", "subnet-nothex")
+    monkeypatch.setattr(drivers, "_DRIVERS", {})
+    settings.cache_clear()
+    try:
+        st = drivers.driver_for("ns").status("ns", ["a/b/c"])["a/b/c"]
+    finally:
+        settings.cache_clear()
+    assert st.state == "failed" and "VAMP_ECS_SUBNETS must hold subnet ids" in st.reason
+
+
+def test_a_variable_wholly_a_secret_is_read_by_the_task_not_written_in_its_definition(ecs):
+    driver, client, cluster = ecs
+    sm = "arn:aws:secretsmanager:us-east-1:123456789012:secret:vamp/db-AbCdEf:password::v1"
+    spec = image_spec(env={"A": "1", "DB_PASSWORD": "hunter2", "DB_URL": "postgres://u:hunter2@db"},
+                      secret_sources={"DB_PASSWORD": sm})
+    with_role = EcsDriver(cluster, driver.subnets, driver.security_groups, client=client, execution_role_arn=ROLE)
+    with_role.deploy("ns", spec)
+    (arn,) = client.list_services(cluster=cluster)["serviceArns"]
+    service = client.describe_services(cluster=cluster, services=[arn])["services"][0]
+    (c,) = client.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]["containerDefinitions"]
+    assert c["secrets"] == [{"name": "DB_PASSWORD", "valueFrom": sm}]
+    # a secret inside a longer value has no valueFrom: it stays a value
+    assert c["environment"] == [{"name": "A", "value": "1"}, {"name": "DB_URL", "value": "postgres://u:hunter2@db"}]
+    # without an execution role no task could read it: the value, as before
+    driver.deploy("other", spec)
+    (c,) = client.describe_task_definition(taskDefinition=driver._name("other", "sava", "sava", "sava:1.0.0"))[
+        "taskDefinition"]["containerDefinitions"]
+    assert "secrets" not in c and {"name": "DB_PASSWORD", "value": "hunter2"} in c["environment"]

@@ -121,6 +121,10 @@ def test_two_stages_deploy_side_by_side_and_one_comes_back_after_a_delete(moto_a
         assert env["VAMP_TABLE_NAME"] == outs[stack]["Table"]
         assert env["VAMP_RELEASE_STATE_MACHINE"] == outs[stack]["ReleaseStateMachineArn"]
         assert sfn.describe_state_machine(stateMachineArn=env["VAMP_RELEASE_STATE_MACHINE"])["name"] == f"{stack}-release"
+        # ECS (0038): the stack's own execution role and log group; the network of the parameters
+        assert env["VAMP_ECS_LOG_GROUP"] == f"/vamp/{stack}/services"
+        assert env["VAMP_ECS_EXECUTION_ROLE_ARN"].startswith("arn:aws:iam::123456789012:role/")
+        assert (env["VAMP_ECS_ASSIGN_PUBLIC_IP"], env["VAMP_ECS_SUBNETS"]) == ("ENABLED", "")
         own = {f["FunctionName"] for f in lam.list_functions()["Functions"] if f["FunctionName"].startswith(stack)}
         assert {f"{stack}-release_{t}" for t in ("analyse", "set_weight", "gate", "promote", "rollback")} <= own
 

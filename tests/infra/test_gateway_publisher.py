@@ -36,7 +36,8 @@ def test_the_publisher_gets_etcd_and_its_credentials_and_nothing_of_the_store():
     assert env["VAMP_ETCD_CREDENTIALS"] == {"Fn::If": [
         "HasEtcdSecret", {"Fn::Sub": "{{resolve:secretsmanager:${EtcdSecret}:SecretString}}"}, NO_VALUE]}
     assert template["Conditions"]["HasEtcdSecret"]["Fn::And"][0] == {"Condition": "HasEtcd"}
-    assert not {k for k in env if k.startswith(("VAMP_TABLE", "VAMP_EVENTS_TABLE", "VAMP_GATEWAY_"))}, env
+    assert not {k for k in env if k.startswith(("VAMP_TABLE", "VAMP_EVENTS_TABLE", "VAMP_GATEWAY_SIGNING",
+                                                "VAMP_GATEWAY_PUBLISHER"))}, env
     role = template["Resources"]["GatewayPublishRole"]["Properties"]
     actions = {a for p in role["Policies"] for s in p["PolicyDocument"]["Statement"] for a in s["Action"]}
     assert {a.split(":")[0] for a in actions} == {"logs", "ec2"}  # no dynamodb, secretsmanager, lambda

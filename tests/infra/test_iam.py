@@ -55,6 +55,17 @@ def exceptions() -> dict[tuple[frozenset[str], str], str]:
             "the tasks of the one cluster, named by ECS",
         (frozenset({"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut"}),
          ARN % ("es", "domain/${OpenSearchDomain}/*")): "the indices of the one domain, one per day",
+        # ECS authorises a create action's tags as ecs:TagResource (0038): on any family, since
+        # families are named per deployment, and only as RegisterTaskDefinition creates them.
+        (frozenset({"ecs:TagResource"}), ARN % ("ecs", "task-definition/*")):
+            "task definition families are named per deployment; only with ecs:CreateAction RegisterTaskDefinition",
+        # The ECS tasks' execution role (0038): images from any repository of the account's
+        # region (the user names them); GetAuthorizationToken has no resource-level permission.
+        (frozenset({"ecr:GetAuthorizationToken"}), "*"): "no resource-level permission exists",
+        (frozenset({"ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"}),
+         ARN % ("ecr", "repository/*")): "the services' images: any repository of the account, named by the user",
+        (frozenset({"ssm:GetParameters"}), ARN % ("ssm", "parameter/${SecretsPrefix}*")):
+            "the ECS tasks' secrets: the user's names, under the operator's prefix only",
         (frozenset({"ssm:GetParameter"}), ARN % ("ssm", "parameter/${SecretsPrefix}*")):
             "secret references are the user's names, under the operator's prefix only",
         (frozenset({"secretsmanager:GetSecretValue"}), ARN % ("secretsmanager", "secret:${SecretsPrefix}*")):
@@ -147,6 +158,18 @@ def test_the_functions_invoke_only_this_stacks_gateway_publisher():
     # The publisher's own role invokes nothing and reads no table or secret: logs and its ENIs.
     own = [s for s in statements() if s.file == ".chalice/policy-gateway-publish.json"]
     assert {a.split(":")[0] for s in own for a in s.actions} == {"logs", "ec2"}
+
+
+def test_the_ecs_execution_role_is_passed_exactly_and_only_to_ecs_tasks():
+    (passing,) = [s for s in statements() if "iam:PassRole" in s.actions]
+    assert passing.actions == {"iam:PassRole"} and passing.resources == ["{GetAtt EcsTaskExecutionRole.Arn}"]
+    assert passing.body["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+
+
+def test_task_definitions_are_tagged_only_as_they_are_registered():
+    (tagging,) = [s for s in statements() if s.resources == [ARN % ("ecs", "task-definition/*")]]
+    assert tagging.actions == {"ecs:TagResource"}
+    assert tagging.body["Condition"] == {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}}
 
 
 def test_ecs_listing_is_bounded_to_the_cluster():
