@@ -196,3 +196,33 @@ def test_the_cluster_check_names_the_private_endpoint_only_for_the_bundled_etcd(
     (problem,) = cluster.cluster_problems(found, etcd_through_cluster=True)
     assert "no private API server endpoint" in problem and "endpointPrivateAccess=true" in problem
     assert shutil.which("kubectl")  # the manifests' tests above rendered with it
+
+
+def test_the_stack_creates_on_moto_with_the_bundled_etcd_and_the_publisher_gets_the_cluster(moto_server):
+    """After the SAM transform, on moto's CloudFormation (which skips AWS::EKS::AccessEntry: cfn-lint
+    and the template test above hold it): the publisher's environment has the cluster's endpoint,
+    CA and name; the API function's has no endpoint or CA."""
+    from tests.infra.test_deploy import _moto_template
+
+    def client(service: str):
+        return boto3.client(service, endpoint_url=moto_server, region_name="us-east-1")
+
+    ec2, s3, cfn, lam = (client(s) for s in ("ec2", "s3", "cloudformation", "lambda"))
+    vpc = ec2.create_vpc(CidrBlock="10.41.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.41.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
+    group = ec2.create_security_group(GroupName="vamp-publisher-route", Description="x", VpcId=vpc)["GroupId"]
+    bucket = deploy.ensure_bucket(s3, client("sts"), "us-east-1", None)
+    stack = deploy.stack_name("etcdroute")
+    parameters = {**BUNDLED, "EtcdSubnetIds": ",".join(subnets), "EtcdSecurityGroupIds": group}
+    deploy.deploy_stack(cfn, stack, _moto_template(s3, bucket, stack), parameters, say=lambda _: None, poll=0.2)
+    try:
+        resources = cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"]
+        assert resources and all(r["ResourceStatus"] == "CREATE_COMPLETE" for r in resources), resources
+        env = lam.get_function_configuration(FunctionName=f"{stack}-gateway_publish")["Environment"]["Variables"]
+        assert env["VAMP_ETCD_ENDPOINT"] == cluster.PUBLISHER_ETCD_ENDPOINT
+        assert (env["VAMP_EKS_ENDPOINT"], env["VAMP_EKS_CERTIFICATE_AUTHORITY"], env["VAMP_EKS_CLUSTER"]) == (
+            BUNDLED["EksEndpoint"], BUNDLED["EksCertificateAuthority"], "prod")
+        api = lam.get_function_configuration(FunctionName=stack)["Environment"]["Variables"]
+        assert "VAMP_EKS_ENDPOINT" not in api and "VAMP_EKS_CERTIFICATE_AUTHORITY" not in api
+    finally:
+        deploy.destroy_stack(cfn, stack, say=lambda _: None, poll=0.2)
