@@ -90,7 +90,8 @@ def _moto_template(s3, bucket: str, stack: str) -> str:
 
 
 @pytest.fixture()
-def moto_aws(moto_server):
+def moto_aws(cloudformation_lambda):
+    moto_server = cloudformation_lambda
     def client(service: str):
         return boto3.client(service, endpoint_url=moto_server, region_name="us-east-1")
     return client

@@ -66,7 +66,8 @@ def test_after_the_sam_transform_the_function_has_its_vpc_and_the_others_their_p
     assert "InvokeTheGatewayPublisher" not in json.dumps(plain["GatewayPublishRole"])
 
 
-def test_the_stack_creates_with_etcd_on_moto(moto_server, monkeypatch):
+def test_the_stack_creates_with_etcd_on_moto(cloudformation_lambda, monkeypatch):
+    moto_server = cloudformation_lambda
     import boto3
 
     from tests.infra.test_deploy import _moto_template
