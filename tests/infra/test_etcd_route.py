@@ -198,10 +198,11 @@ def test_the_cluster_check_names_the_private_endpoint_only_for_the_bundled_etcd(
     assert shutil.which("kubectl")  # the manifests' tests above rendered with it
 
 
-def test_the_stack_creates_on_moto_with_the_bundled_etcd_and_the_publisher_gets_the_cluster(moto_server):
+def test_the_stack_creates_on_moto_with_the_bundled_etcd_and_the_publisher_gets_the_cluster(cloudformation_lambda):
     """After the SAM transform, on moto's CloudFormation (which skips AWS::EKS::AccessEntry: cfn-lint
     and the template test above hold it): the publisher's environment has the cluster's endpoint,
     CA and name; the API function's has no endpoint or CA."""
+    moto_server = cloudformation_lambda
     from tests.infra.test_deploy import _moto_template
 
     def client(service: str):
