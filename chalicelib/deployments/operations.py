@@ -102,15 +102,17 @@ def namespaces() -> list[str]:
 def summary_of(doc: dict) -> dict:
     """The stored deployment in brief: what the scheduled pass needs to see that it has nothing
     to do without reading it (docs/decisions/0034). `settled`: every service intended deployed,
-    `done`, no retry pending; `services`: [cluster, service, the digest it was deployed with]."""
-    settled, services = True, []
+    `done`, no retry pending; `services`: [cluster, service, the digest it was deployed with];
+    `sla`: some cluster has an SLA (the SLA pass reads only those: chalicelib/slas)."""
+    settled, services, sla = True, [], False
     for cname, cluster in (doc.get("clusters") or {}).items():
+        sla = sla or cluster.get("sla") is not None
         for s in cluster.get("services") or []:
             status = s.get("status") or {}
             settled = settled and (status.get("intention") == "deployment"
                                    and (status.get("phase") or {}).get("name") == "done" and not s.get("retry_at"))
             services.append([cname, (s.get("breed") or {}).get("name"), s.get("digest")])
-    return {"settled": settled, "services": services}
+    return {"settled": settled, "services": services, "sla": sla}
 
 
 def write(store, namespace: str, name: str, before, after, expected: int | None, publish: Publish,
