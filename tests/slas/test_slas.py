@@ -285,3 +285,36 @@ def test_the_idle_pass_reads_no_deployment_without_an_sla(world):
         result = world.run(T0)
     assert reads.documents == [] and result.summary()["checked"] == 0
     assert sorted(set(reads.calls)) == ["GetItem", "Query"]  # the summaries, and the kind's count
+
+
+BAD = {
+    "target": (rtsw([instances(target="nope")]), "sla.escalations[0].target"),
+    "reference": ({"reference": "nosuch"}, "sla.reference"),
+    "threshold": ({"type": "response_time_sliding_window", "window": {"interval": 60, "cooldown": 60}},
+                  "sla.threshold"),
+    "lower over upper": (rtsw([instances()], upper=10, lower=20), "sla.threshold.lower"),
+    "interval": (rtsw([instances()], interval=0), "sla.window.interval"),
+    "scale_by": (rtsw([instances(scale_by=0)]), "sla.escalations[0].scale_by"),
+    "whole instances": (rtsw([instances(scale_by=1.5)]), "sla.escalations[0].scale_by"),
+    "minimum over maximum": (rtsw([instances(minimum=5, maximum=2)]), "sla.escalations[0].minimum"),
+    "empty group": (rtsw([{"type": "to_one", "escalations": []}]), "sla.escalations[0].escalations"),
+    "nested target": (rtsw([{"to_all": [instances(), instances(target="db2")]}]),
+                      "sla.escalations[0].escalations[1].target"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_bad_sla_is_a_400_with_the_field_and_nothing_written(api, case):
+    body, path = BAD[case]
+    assert api.post("/api/v1/deployments", blueprint(rtsw([instances()]))).status_code == 202
+    before = api.get("/api/v1/deployments/shop/clusters/web/sla").json
+    r = api.put("/api/v1/deployments/shop/clusters/web/sla", body)
+    assert r.status_code == 400, r.body
+    assert path in [e["path"] for e in r.json["errors"]], r.json
+    assert api.get("/api/v1/deployments/shop/clusters/web/sla").json == before
+
+
+def test_a_blueprint_sla_reference_with_escalations_to_an_unknown_cluster_is_a_400(api):
+    r = api.post("/api/v1/deployments", blueprint({"reference": "fast", "escalations": [instances(target="nope")]}))
+    assert r.status_code == 400
+    assert [e["path"] for e in r.json["errors"]] == ["clusters.web.sla.escalations[0].target"]
