@@ -196,7 +196,8 @@ def _deployment(ctx: _Namespace, stored, result: Pass) -> None:
         if sla is None:
             result.errors.append(f"{dep.name}/{cname}: sla {cluster.sla.reference} does not exist")
             continue
-        _cluster(ctx, dep.name, cname, sla, result)
+        if _cluster(ctx, dep, cname, sla, result):  # scaled: the next cluster sees what is stored now
+            dep = load(operations.get(ctx.store, ctx.ns, dep.name).document)
 
 
 def _tags(deployment: str, cluster: str) -> list[str]:
@@ -220,9 +221,9 @@ def _done(cluster: DeploymentCluster) -> bool:
         s.deploying and s.status.phase.name == "done" and s.retry_at is None for s in cluster.services)
 
 
-def _cluster(ctx: _Namespace, d: str, c: str, sla: Sla, result: Pass) -> None:
-    now = ctx.now
-    dep = load(operations.get(ctx.store, ctx.ns, d).document)
+def _cluster(ctx: _Namespace, dep: Deployment, c: str, sla: Sla, result: Pass) -> bool:
+    """Check one cluster and apply its pending escalations; True when something was scaled."""
+    now, d = ctx.now, dep.name
     cluster = dep.clusters[c]
     held = _release_on(ctx, dep, c)
     if held is None:
@@ -234,7 +235,7 @@ def _cluster(ctx: _Namespace, d: str, c: str, sla: Sla, result: Pass) -> None:
         log.info("sla of %s/%s skipped: %s", d, c, reason)
         ctx.publish(ctx.ns, [new_event(["slas", "slas:skipped", *_tags(d, c)], {
             "deployment": d, "cluster": c, "reason": reason, "release": held[0], "gateway": held[1]})])
-        return
+        return False
     window = sla.window
     quiet = timedelta(seconds=(window.interval + window.cooldown)) if window else timedelta(0)
     sla_events = ctx.events_of([f"deployments:{d}", "sla", f"clusters:{c}"], now - max(LOOKBACK, quiet))
@@ -245,8 +246,7 @@ def _cluster(ctx: _Namespace, d: str, c: str, sla: Sla, result: Pass) -> None:
     elif sla.type == RTSW:
         made = _check(ctx, d, c, dep, cluster, sla, sla_events, quiet, result)
     pending = [e for e in sorted(sla_events + made, key=lambda e: (e["timestamp"], e["id"])) if _direction(e)]
-    if pending:
-        _escalate(ctx, d, c, sla, pending, result)
+    return _escalate(ctx, d, c, sla, pending, result) if pending else False
 
 
 def _direction(event: dict) -> str | None:
@@ -300,9 +300,10 @@ def _handled(ctx: _Namespace, d: str, c: str, since: datetime) -> set[str]:
             if isinstance(e.get("value"), dict)}
 
 
-def _escalate(ctx: _Namespace, d: str, c: str, sla: Sla, pending: list[dict], result: Pass) -> None:
+def _escalate(ctx: _Namespace, d: str, c: str, sla: Sla, pending: list[dict], result: Pass) -> bool:
     handled = _handled(ctx, d, c, ctx.now - LOOKBACK - timedelta(minutes=1))
     _, resolve_escalation = _resolver(ctx)
+    scaled = False
     for event in pending:
         if event["id"] in handled:
             continue
@@ -320,7 +321,8 @@ def _escalate(ctx: _Namespace, d: str, c: str, sla: Sla, pending: list[dict], re
             _apply(ctx, d, dep, plan)
         except Conflict:  # written concurrently: the event stays pending for the next pass
             result.errors.append(f"{d}/{c}: deployment changed concurrently; escalation on the next pass")
-            return
+            return scaled
+        scaled = scaled or bool(plan.actions)
         marks = [new_event(["escalations", f"escalation:{a.escalation}", *_tags(d, c)], {**why, **a.figures()})
                  for a in plan.actions]
         marks += [new_event(["escalations", f"escalation:{g['type']}", *_tags(d, c)], {**why, "generic": g})
@@ -338,6 +340,7 @@ def _escalate(ctx: _Namespace, d: str, c: str, sla: Sla, pending: list[dict], re
                 sync.sync_namespace(ctx.ns, store=ctx.store, driver=ctx.driver, publish=ctx.publish, only=d)
             except Exception:  # noqa: BLE001 - the scale is stored; the next scheduled pass deploys it
                 log.exception("synchronisation after the escalation of %s/%s failed", d, c)
+    return scaled
 
 
 def _apply(ctx: _Namespace, d: str, dep: Deployment, plan: rules.Plan) -> None:

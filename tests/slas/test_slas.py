@@ -318,3 +318,15 @@ def test_a_blueprint_sla_reference_with_escalations_to_an_unknown_cluster_is_a_4
     r = api.post("/api/v1/deployments", blueprint({"reference": "fast", "escalations": [instances(target="nope")]}))
     assert r.status_code == 400
     assert [e["path"] for e in r.json["errors"]] == ["clusters.web.sla.escalations[0].target"]
+
+
+def test_the_scheduled_pass_runs_the_sla_check(world):
+    from chalicelib import jobs
+    from chalicelib.store import namespaces as registry
+
+    world.deploy(blueprint(rtsw([instances()])))
+    registry.register("deployments", world.ns)
+    world.response_times([900], datetime.now(timezone.utc))
+    out = jobs.check_slas()
+    assert out[world.ns]["escalate"] == 1 and out[world.ns]["actions"] == 1
+    assert world.scale()["instances"] == 3
