@@ -78,7 +78,12 @@ def run_all(publish: Publish | None = None) -> dict:
     """The scheduled pass: every namespace that has deployments."""
     out = {}
     for ns in operations.namespaces():
-        result = check_namespace(ns, publish=publish)
+        try:
+            result = check_namespace(ns, publish=publish)
+        except Exception as e:  # noqa: BLE001 - one namespace never stops the others; the next pass retries
+            log.exception("sla pass of namespace %s failed", ns)
+            out[ns] = {"error": str(e)}
+            continue
         if result.checked or result.actions or result.skipped or result.errors:
             out[ns] = result.summary()
     return out

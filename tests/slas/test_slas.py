@@ -180,6 +180,14 @@ def test_a_release_on_an_external_gateway_routing_to_the_cluster_holds_it_too(wo
     assert world.run(T0).skipped == {"release": 1}
 
 
+def test_a_release_elsewhere_does_not_hold_the_cluster(world):
+    world.deploy(blueprint(rtsw([instances()])))
+    world.releases.states = [SimpleNamespace(name="r", gateway="other/web/webport", holds_gateway=True,
+                                             stable="other/web/web:1.0.0/webport", canary="other/web/web:2/webport")]
+    world.response_times([900], T0)
+    assert world.run(T0).escalate == 1 and world.scale()["instances"] == 3
+
+
 def test_to_one_from_the_head_on_escalate_from_the_tail_on_deescalate(world):
     sla = rtsw([{"type": "to_one", "escalations": [
         instances(minimum=1, maximum=5, scale_by=1),
@@ -303,8 +311,14 @@ BAD = {
 }
 
 
+@pytest.fixture()
+def quiet_driver(monkeypatch):
+    """The API's synchronisation after a change runs this driver, not local processes."""
+    monkeypatch.setattr(sync, "driver_for", lambda namespace: Driver())
+
+
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_a_bad_sla_is_a_400_with_the_field_and_nothing_written(api, case):
+def test_a_bad_sla_is_a_400_with_the_field_and_nothing_written(api, quiet_driver, case):
     body, path = BAD[case]
     assert api.post("/api/v1/deployments", blueprint(rtsw([instances()]))).status_code == 202
     before = api.get("/api/v1/deployments/shop/clusters/web/sla").json
@@ -314,7 +328,7 @@ def test_a_bad_sla_is_a_400_with_the_field_and_nothing_written(api, case):
     assert api.get("/api/v1/deployments/shop/clusters/web/sla").json == before
 
 
-def test_a_blueprint_sla_reference_with_escalations_to_an_unknown_cluster_is_a_400(api):
+def test_a_blueprint_sla_reference_with_escalations_to_an_unknown_cluster_is_a_400(api, quiet_driver):
     r = api.post("/api/v1/deployments", blueprint({"reference": "fast", "escalations": [instances(target="nope")]}))
     assert r.status_code == 400
     assert [e["path"] for e in r.json["errors"]] == ["clusters.web.sla.escalations[0].target"]
