@@ -314,7 +314,9 @@ BAD = {
 @pytest.fixture()
 def quiet_driver(monkeypatch):
     """The API's synchronisation after a change runs this driver, not local processes."""
-    monkeypatch.setattr(sync, "driver_for", lambda namespace: Driver())
+    driver = Driver()
+    monkeypatch.setattr(sync, "driver_for", lambda namespace: driver)
+    return driver
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
@@ -344,3 +346,24 @@ def test_the_scheduled_pass_runs_the_sla_check(world):
     out = jobs.check_slas()
     assert out[world.ns]["escalate"] == 1 and out[world.ns]["actions"] == 1
     assert world.scale()["instances"] == 3
+
+
+def test_through_the_api_a_breach_scales_and_the_events_say_why(api, quiet_driver):
+    """A platform engineer's sentence: keep this cluster under 200 ms between 2 and 10 instances."""
+    from chalicelib import jobs
+
+    sla = rtsw([instances(minimum=2, maximum=10, scale_by=1)], upper=200, lower=20, interval=30, cooldown=30)
+    assert api.post("/api/v1/deployments", blueprint(sla)).status_code == 202
+    assert api.get("/api/v1/deployments/shop/clusters/web/sla").json["threshold"] == {"upper": 200, "lower": 20}
+    window = [{"tags": ["gateways:shop/web/webport", "metrics:responseTime"], "type": "metrics", "value": v}
+              for v in (310, 290)]
+    assert api.post("/api/v1/events", window, token=api.token_of("agent")).status_code == 201
+    jobs.check_slas()
+    scale = api.get("/api/v1/deployments/shop/clusters/web/services/web:1.0.0/scale").json
+    assert scale["instances"] == 3
+    (why,) = api.get("/api/v1/events?tag=sla:escalate&tag=deployments:shop").json
+    assert why["value"]["response_time"] == 300.0
+    (action,) = api.get("/api/v1/events?tag=escalation:scale_instances").json
+    assert (action["value"]["before"], action["value"]["after"], action["value"]["sla_event"]) == (2, 3, why["id"])
+    services = api.get("/api/v1/deployments/shop").json["clusters"]["web"]["services"]
+    assert services[0]["status"]["phase"]["name"] == "done"  # synchronised at once, as an API scale is
