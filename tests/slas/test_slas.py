@@ -367,3 +367,20 @@ def test_through_the_api_a_breach_scales_and_the_events_say_why(api, quiet_drive
     assert (action["value"]["before"], action["value"]["after"], action["value"]["sla_event"]) == (2, 3, why["id"])
     services = api.get("/api/v1/deployments/shop").json["clusters"]["web"]["services"]
     assert services[0]["status"]["phase"]["name"] == "done"  # synchronised at once, as an API scale is
+
+
+def test_a_summary_from_before_the_flag_is_read_once_then_carries_it(world):
+    from chalicelib.deployments.operations import KIND
+    from tests.deployments.test_summaries import Reads
+
+    world.deploy(blueprint())
+    version, summary = world.store.summaries(world.ns, KIND).items["shop"]
+    old = {k: v for k, v in summary.items() if k != "sla"}
+    assert world.store.put_summary(world.ns, KIND, "shop", version, old)
+    with Reads(world.ns) as reads:
+        world.run(T0)
+    assert reads.documents == ["BatchGetItem:shop"]
+    assert world.store.summaries(world.ns, KIND).items["shop"] == (version, {**old, "sla": False})
+    with Reads(world.ns) as reads:
+        world.run(T0)
+    assert reads.documents == []
