@@ -39,8 +39,11 @@ ALLOWED: dict[str, set[str]] = {
                                       "chalicelib.gateways", "chalicelib.artifacts"},
     "chalicelib.releases": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.gateways",
                                    "chalicelib.artifacts", "chalicelib.deployments"},
-    "chalicelib.jobs": BASE | {"chalicelib.store", "chalicelib.gateways", "chalicelib.deployments",
+    # SLAs and escalations (issue 14): checks from the telemetry, escalations through deployments.
+    "chalicelib.slas": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.gateways", "chalicelib.deployments",
                                "chalicelib.releases"},
+    "chalicelib.jobs": BASE | {"chalicelib.store", "chalicelib.gateways", "chalicelib.deployments",
+                               "chalicelib.releases", "chalicelib.slas"},
     "chalicelib.api": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.gateways", "chalicelib.artifacts",
                               "chalicelib.deployments", "chalicelib.releases", "chalicelib.drivers"},
 }
