@@ -283,6 +283,13 @@ def workflow_run(event, context):
     return runs.handle(event)
 
 
+@app.on_cw_event({"source": ["vamp.user"]}, name="workflow_bus_event")
+def workflow_bus_event(event):
+    from chalicelib.workflows import runs  # as above
+
+    return runs.handle_bus_event(event.to_dict())
+
+
 @route("/{kind}", ["GET"])
 def artifacts_list(kind, namespace=None):
     return respond(namespace, artifacts.list_artifacts, kind)

@@ -152,9 +152,8 @@ class LocalStack:
             self.scheduler.start()
             self._stops.append(self.scheduler.stop)
             # --- workflows (0039): their time schedules, fired through the app's workflow_run
-            from local.workflow_schedules import WorkflowTimer
-
             import app as vamp_app
+            from local.workflow_schedules import WorkflowTimer
 
             self.workflow_timer = WorkflowTimer(vamp_app.workflow_run)
             self.workflow_timer.start()

@@ -37,6 +37,14 @@ def handle(event: dict) -> dict:
     return run(DynamoDBArtifactStore(), event["namespace"], event["workflow"], event.get("trigger"))
 
 
+def handle_bus_event(event: dict) -> dict:
+    """A custom event on the EventBridge bus (source `vamp.user`): stored, and the workflows it
+    triggers run (triggers.py)."""
+    from chalicelib.workflows import triggers
+
+    return triggers.on_bus_event(event, event_store().publish, DynamoDBArtifactStore())
+
+
 def run(store: ArtifactStore, namespace: str, name: str, trigger: dict | None = None) -> dict:
     stored = store.get(namespace, lifecycle.KIND, name)
     if stored is None:
@@ -45,7 +53,14 @@ def run(store: ArtifactStore, namespace: str, name: str, trigger: dict | None = 
     if status != "running":  # a firing in flight when it was suspended, or one still starting
         return {"skipped": status}
     events = event_store()
-    publish = events.publish
+    origin = tuple((trigger or {}).get("origin") or ()) + (name,)
+
+    def publish(ns: str, made: list[dict]) -> None:  # stored, then the workflows they trigger run
+        from chalicelib.workflows import triggers
+
+        events.publish(ns, made)
+        triggers.on_published(store, ns, made, origin)
+
     breed = stored.document.get("breed") or {}
     builtin = breed.get("reference") if isinstance(breed, dict) else None
     started = time.monotonic()
