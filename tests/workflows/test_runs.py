@@ -163,3 +163,29 @@ def test_the_stack_restarted_schedules_what_the_store_holds(api):
     in_process.TIMER.clear()
     assert reload() == 2
     assert in_process.TIMER.entry("default", "m").enabled and not in_process.TIMER.entry("default", "n").enabled
+
+
+def test_health_per_deployment_cluster_and_service_from_its_routes(api):
+    from chalicelib.store.artifact_store import Write
+
+    store = DynamoDBArtifactStore()
+    gateway = {"name": "sava/9050", "port": "9050/http",
+               "routes": {ROUTE_OLD: {"weight": "80%"}, ROUTE_NEW: {"weight": "20%"}}}
+    deployment = {"name": "sava", "clusters": {"sava": {"services": [
+        {"breed": {"name": "sava:1.0.0"}, "scale": {"cpu": 1, "memory": "1GB", "instances": 1}},
+        {"breed": {"name": "sava:1.1.0"}, "scale": {"cpu": 1, "memory": "1GB", "instances": 1}}]},
+        "other": {"services": [{"breed": {"name": "db"}, "scale": {"cpu": 1, "memory": "1GB", "instances": 1}}]}}}
+    store.apply("default", [Write("gateways", "sava/9050", gateway, None), Write("deployments", "sava", deployment, None)])
+    body = {"status": "applied", "generation": 0, "sent": time.time(), "interval": 5.0}
+    assert api.put("/api/v1/vga/nodes/n1", body, token=api.token_of("agent")).status_code == 200
+    events = [{"tags": ["gateways:sava/9050", f"routes:{route}", "metrics:errors"], "type": "metrics", "value": errors}
+              for route, errors in ((ROUTE_OLD, 0), (ROUTE_NEW, 3))]
+    assert api.post("/api/v1/events", events, token=api.token_of("agent")).status_code == 201
+    _workflow(api, "h", "health")
+    runs.run(store, "default", "h")
+    health = {tuple(t for t in e["tags"] if ":" in t): e["value"] for e in _query("health", type="health")}
+    assert health[("deployments:sava", "clusters:sava", "services:sava:1.0.0")] == 1
+    assert health[("deployments:sava", "clusters:sava", "services:sava:1.1.0")] == 0
+    assert health[("deployments:sava", "clusters:sava")] == 0
+    assert health[("deployments:sava", "clusters:other")] == 1
+    assert health[("deployments:sava",)] == 0
