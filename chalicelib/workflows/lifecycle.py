@@ -37,6 +37,10 @@ def event(name: str, what: str, value) -> dict:
     return new_event(tags=tags(name, what), value=value, type=EVENT_TYPE)
 
 
+def is_daemon(document: dict) -> bool:
+    return document.get("schedule") == "daemon"
+
+
 def _without_status(document: dict) -> dict:
     return {k: v for k, v in document.items() if k != "status"}
 
@@ -106,6 +110,8 @@ def after(store: ArtifactStore, namespace: str, results: list[tuple[Write, Store
             continue
         namespaces.register(KIND, namespace)  # the local stack's timer reloads these at start
         status = stored.document.get("status")
+        if is_daemon(stored.document):
+            continue  # daemons do not run yet (decision 0039): it stays `starting`, truthfully
         try:
             if status == "starting":
                 _schedule(namespace, w.name, stored.document, True, publish)
@@ -172,6 +178,9 @@ def set_status(store: ArtifactStore, namespace: str, name: str, request: str, pu
     for _ in range(ATTEMPTS):
         stored = get(store, namespace, name)
         current = stored.document.get("status")
+        if request != "suspend" and is_daemon(stored.document):
+            raise Conflict(f"workflow {name} is a daemon: daemons do not run yet",
+                           [FieldError("schedule", "daemon workflows are not run by this version")], stored.version)
         if current == final and request != "restart":
             return current  # nothing to do
         transient = _advance(store, namespace, stored, during)
