@@ -3,9 +3,11 @@ schedule group), the local stack's in-process timer otherwise. One interface, on
 system (eventbridge_scheduler.py, in_process.py)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Protocol
 
+from chalicelib.errors import ValidationFailed
 from chalicelib.settings import settings
 from chalicelib.workflows import periods
 
@@ -41,8 +43,25 @@ class WorkflowScheduler(Protocol):
         """Remove it; nothing to remove is fine."""
 
 
+class Unconfigured:
+    """On Lambda without the stack's group: no timer in this process would ever fire, so a time
+    schedule is refused rather than accepted and never run."""
+
+    def check(self, schedule: TimeSchedule) -> None:
+        raise ValidationFailed.at("schedule.time", "workflow time schedules are not configured on this function "
+                                                   "(VAMP_WORKFLOW_SCHEDULE_GROUP)")
+
+    def put(self, namespace: str, workflow: str, schedule: TimeSchedule, enabled: bool) -> None:
+        self.check(schedule)
+
+    def delete(self, namespace: str, workflow: str) -> None:
+        return None  # nothing was ever made
+
+
 def scheduler() -> WorkflowScheduler:
     s = settings()
+    if not s.workflow_schedule_group and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return Unconfigured()
     if s.workflow_schedule_group:
         from chalicelib.workflows.eventbridge_scheduler import EventBridgeScheduler
 

@@ -28,3 +28,10 @@ def test_a_stored_breed_and_a_breed_in_the_same_request_are_known(api):
             {"kind": "workflows", "name": "w", "breed": "job", "schedule": {"event": ["deploy"]}}]
     assert api.post("/api/v1", docs).status_code == 202
     assert api.get("/api/v1/workflows/w/status").json == "running"
+
+
+def test_on_lambda_without_the_stacks_group_a_time_schedule_is_refused(api, monkeypatch):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "vamp-dev")
+    r = api.post("/api/v1/workflows", {"name": "t", "breed": "metrics", "schedule": {"time": "PT1M"}})
+    assert r.status_code == 400 and r.json["errors"][0]["path"] == "schedule.time"
+    assert api.post("/api/v1/workflows", {"name": "e", "breed": "metrics", "schedule": {"event": ["x"]}}).status_code == 202
