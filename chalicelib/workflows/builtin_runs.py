@@ -12,14 +12,31 @@ Each returns the events it made and log lines; the caller publishes them."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
+from chalicelib.errors import FieldError, ValidationFailed
 from chalicelib.gateways import nodes, telemetry
 from chalicelib.settings import settings
 from chalicelib.store.artifact_store import ArtifactStore
 from chalicelib.store.event_store import EventQuery, from_agents, new_event
 
 WINDOW = telemetry.DEFAULT_WINDOW  # seconds, as the API's health and metrics default
+
+# Writes a gateway document through the API's write path (validation, ports, the HAProxy
+# configuration published): given by the handler layer, which may reach it (decision 0016).
+GatewayWriter = Callable[[str, dict, int], None]  # (namespace, document, expected version)
+
+
+@dataclass(frozen=True)
+class Run:
+    store: ArtifactStore
+    events: object  # the event store
+    nodes: object  # the node store
+    namespace: str
+    environment: dict = field(default_factory=dict)  # the workflow's environment_variables
+    write_gateway: GatewayWriter | None = None
 
 
 class Figures:
@@ -50,7 +67,8 @@ def _gateways(store: ArtifactStore, namespace: str) -> list[tuple[str, list[str]
     return out
 
 
-def metrics(store: ArtifactStore, events, node_store, namespace: str) -> tuple[list[dict], list[str]]:
+def metrics(run: "Run") -> tuple[list[dict], list[str]]:
+    store, events, namespace = run.store, run.events, run.namespace
     figures = Figures(events, namespace, WINDOW)
     out, log = [], []
     for gateway, routes in _gateways(store, namespace):
@@ -66,7 +84,8 @@ def metrics(store: ArtifactStore, events, node_store, namespace: str) -> tuple[l
     return out, log
 
 
-def health(store: ArtifactStore, events, node_store, namespace: str) -> tuple[list[dict], list[str]]:
+def health(run: "Run") -> tuple[list[dict], list[str]]:
+    store, events, node_store, namespace = run.store, run.events, run.nodes, run.namespace
     figures = Figures(events, namespace, WINDOW)
     views, generation = nodes.read(node_store, store, namespace, time.time(), settings().node_silent_after)
     liveness = nodes.liveness(views, generation)
@@ -101,7 +120,8 @@ def health(store: ArtifactStore, events, node_store, namespace: str) -> tuple[li
     return out, log
 
 
-def allocation(store: ArtifactStore, events, node_store, namespace: str) -> tuple[list[dict], list[str]]:
+def allocation(run: "Run") -> tuple[list[dict], list[str]]:
+    store, namespace = run.store, run.namespace
     from chalicelib.dsl.units import parse_memory
 
     out, log = [], []
@@ -120,4 +140,67 @@ def allocation(store: ArtifactStore, events, node_store, namespace: str) -> tupl
     return out, log
 
 
-RUNS = {"metrics": metrics, "health": health, "allocation": allocation}
+# --- canary: Vamp's "automate a canary release" recipe (REFERENCE.md 6) ---------------------
+CANARY_STEP, CANARY_WINDOW = 5, 30  # points per run, seconds of errors looked at
+
+
+def _int_env(environment: dict, key: str, default: int, low: int, high: int) -> int:
+    raw = environment.get(key)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(str(raw))
+        if low <= value <= high:
+            return value
+    except ValueError:
+        pass
+    raise ValidationFailed.at(f"environment_variables.{key}", f"an integer from {low} to {high}")
+
+
+def canary_settings(environment: dict) -> tuple[str, str, str, int, int]:
+    """(gateway, from route, to route, step, window) from the workflow's environment variables
+    VAMP_GATEWAY, VAMP_CANARY_FROM, VAMP_CANARY_TO, VAMP_CANARY_STEP (5), VAMP_CANARY_WINDOW (30 s)."""
+    missing = [k for k in ("VAMP_GATEWAY", "VAMP_CANARY_FROM", "VAMP_CANARY_TO") if not environment.get(k)]
+    if missing:
+        raise ValidationFailed("Invalid input", [FieldError(f"environment_variables.{k}", "the canary built-in needs it")
+                                                 for k in missing])
+    return (str(environment["VAMP_GATEWAY"]), str(environment["VAMP_CANARY_FROM"]), str(environment["VAMP_CANARY_TO"]),
+            _int_env(environment, "VAMP_CANARY_STEP", CANARY_STEP, 1, 100),
+            _int_env(environment, "VAMP_CANARY_WINDOW", CANARY_WINDOW, 1, telemetry.MAX_WINDOW))
+
+
+def _weight(route: dict) -> int:
+    text = str(route.get("weight") or "0%").strip().rstrip("%")
+    return int(float(text))
+
+
+def canary(run: Run) -> tuple[list[dict], list[str]]:
+    """Every run: any 5xx on the gateway within the window rolls back to 100/0; otherwise `step`
+    points move from the old route to the new, the gateway written through the API's path."""
+    gateway, old, new, step, window = canary_settings(run.environment)
+    if run.write_gateway is None:
+        raise RuntimeError("no gateway writer in this process")
+    stored = run.store.get(run.namespace, "gateways", gateway)
+    if stored is None:
+        raise ValueError(f"gateway {gateway!r} does not exist")
+    routes = stored.document.get("routes") or {}
+    if old not in routes or new not in routes:
+        raise ValueError(f"gateway {gateway!r} has no route {old if old not in routes else new!r}")
+    errors = sum(Figures(run.events, run.namespace, window).values(gateway, None, "errors"))
+    before = (_weight(routes[old]), _weight(routes[new]))
+    if errors > 0:
+        after, action = (100, 0), "rollback"
+    else:
+        moved = min(step, before[0])
+        after, action = (before[0] - moved, before[1] + moved), "step" if moved else "done"
+    value = {"gateway": gateway, "from": old, "to": new, "errors": errors, "window": window,
+             "before": list(before), "after": list(after), "action": action}
+    if after != before:
+        document = {**stored.document, "routes": {**routes, old: {**routes[old], "weight": f"{after[0]}%"},
+                                                  new: {**routes[new], "weight": f"{after[1]}%"}}}
+        run.write_gateway(run.namespace, document, stored.version)
+    line = f"{gateway}: {errors:g} 5xx in {window} s, {old} {before[0]}% -> {after[0]}%, {new} {before[1]}% -> {after[1]}%"
+    return [new_event([f"gateways:{gateway}", "canary", f"canary:{action}"], value, type="canary")], [line]
+
+
+RUNS = {"metrics": metrics, "health": health, "allocation": allocation, "canary": canary}

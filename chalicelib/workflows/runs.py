@@ -30,22 +30,23 @@ def tail(lines: list[str]) -> list[str]:
     return [line[:TAIL_LINE_CHARS] for line in lines[-TAIL_LINES:]]
 
 
-def handle(event: dict) -> dict:
+def handle(event: dict, write_gateway: builtin_runs.GatewayWriter | None = None) -> dict:
     if not isinstance(event, dict) or not isinstance(event.get("namespace"), str) \
             or not isinstance(event.get("workflow"), str):
         raise ValidationFailed.at("event", "a workflow run needs {namespace, workflow}")
-    return run(DynamoDBArtifactStore(), event["namespace"], event["workflow"], event.get("trigger"))
+    return run(DynamoDBArtifactStore(), event["namespace"], event["workflow"], event.get("trigger"), write_gateway)
 
 
-def handle_bus_event(event: dict) -> dict:
+def handle_bus_event(event: dict, write_gateway: builtin_runs.GatewayWriter | None = None) -> dict:
     """A custom event on the EventBridge bus (source `vamp.user`): stored, and the workflows it
     triggers run (triggers.py)."""
     from chalicelib.workflows import triggers
 
-    return triggers.on_bus_event(event, event_store().publish, DynamoDBArtifactStore())
+    return triggers.on_bus_event(event, event_store().publish, DynamoDBArtifactStore(), write_gateway)
 
 
-def run(store: ArtifactStore, namespace: str, name: str, trigger: dict | None = None) -> dict:
+def run(store: ArtifactStore, namespace: str, name: str, trigger: dict | None = None,
+        write_gateway: builtin_runs.GatewayWriter | None = None) -> dict:
     stored = store.get(namespace, lifecycle.KIND, name)
     if stored is None:
         return {"skipped": "no such workflow"}
@@ -59,7 +60,7 @@ def run(store: ArtifactStore, namespace: str, name: str, trigger: dict | None = 
         from chalicelib.workflows import triggers
 
         events.publish(ns, made)
-        triggers.on_published(store, ns, made, origin)
+        triggers.on_published(store, ns, made, origin, write_gateway)
 
     breed = stored.document.get("breed") or {}
     builtin = breed.get("reference") if isinstance(breed, dict) else None
@@ -70,7 +71,9 @@ def run(store: ArtifactStore, namespace: str, name: str, trigger: dict | None = 
         if builtin not in builtin_runs.RUNS:
             raise NotImplementedError("script and container breeds do not run yet: only the built-ins "
                                       f"({', '.join(sorted(builtin_runs.RUNS))})")
-        made, lines = builtin_runs.RUNS[builtin](store, events, DynamoDBNodeStore(settings().node_ttl), namespace)
+        made, lines = builtin_runs.RUNS[builtin](builtin_runs.Run(
+            store, events, DynamoDBNodeStore(settings().node_ttl), namespace,
+            stored.document.get("environment_variables") or {}, write_gateway))
         if made:
             publish(namespace, made)
         lines.append(f"published {len(made)} events")

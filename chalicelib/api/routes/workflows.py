@@ -8,6 +8,16 @@ from chalicelib.errors import ValidationFailed
 from chalicelib.workflows import lifecycle
 
 
+def write_gateway(namespace: str, document: dict, expected_version: int) -> None:
+    """The canary built-in's gateway writes, through the API's write path (validated, ports and
+    the HAProxy configuration published), conditional on the version it read."""
+    from chalicelib import artifacts
+    from chalicelib.deployments import route_targets
+
+    artifacts.change(artifact_store(), publish_events, namespace, [artifacts.Document("gateways", document)], "upsert",
+                     url_name=document["name"], expected_version=expected_version, targets=route_targets.source)
+
+
 def get_status(call: Call, name: str) -> Reply:
     return Reply(200, lifecycle.status(artifact_store(), call.namespace, decoded_name(name)))
 
