@@ -280,14 +280,14 @@ def workflow_status_put(name, namespace=None):
 def workflow_run(event, context):
     from chalicelib.workflows import runs  # the built-ins' models: loaded by this function only
 
-    return runs.handle(event, workflows.write_gateway)
+    return runs.handle(event, workflows.writers())
 
 
 @app.on_cw_event({"source": ["vamp.user"]}, name="workflow_bus_event")
 def workflow_bus_event(event):
     from chalicelib.workflows import runs  # as above
 
-    return runs.handle_bus_event(event.to_dict(), workflows.write_gateway)
+    return runs.handle_bus_event(event.to_dict(), workflows.writers())
 
 
 @route("/{kind}", ["GET"])

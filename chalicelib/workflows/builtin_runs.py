@@ -11,6 +11,7 @@ figures the gateway agents post (chalicelib/gateways/telemetry.py computes them:
 Each returns the events it made and log lines; the caller publishes them."""
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -24,9 +25,18 @@ from chalicelib.store.event_store import EventQuery, from_agents, new_event
 
 WINDOW = telemetry.DEFAULT_WINDOW  # seconds, as the API's health and metrics default
 
-# Writes a gateway document through the API's write path (validation, ports, the HAProxy
-# configuration published): given by the handler layer, which may reach it (decision 0016).
-GatewayWriter = Callable[[str, dict, int], None]  # (namespace, document, expected version)
+@dataclass(frozen=True)
+class Writers:
+    """What the built-ins change, through the API's own paths, handed in by the handler layer
+    (app.py, the API's routes), which may reach them (decision 0016): the domain's workflows
+    package may not import the artifact and deployment paths that call into it."""
+
+    # (namespace, gateway document, expected version): validated, ports, HAProxy config published
+    write_gateway: Callable[[str, dict, int], None] | None = None
+    # (namespace, deployment, cluster, service, instances): the scale PUT, then synchronised
+    scale_service: Callable[[str, str, str, str, int], None] | None = None
+    # (namespace, gateway) -> the release holding it, or None
+    releasing: Callable[[str, str], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -36,7 +46,7 @@ class Run:
     nodes: object  # the node store
     namespace: str
     environment: dict = field(default_factory=dict)  # the workflow's environment_variables
-    write_gateway: GatewayWriter | None = None
+    writers: Writers = field(default_factory=Writers)
 
 
 class Figures:
@@ -178,7 +188,7 @@ def canary(run: Run) -> tuple[list[dict], list[str]]:
     """Every run: any 5xx on the gateway within the window rolls back to 100/0; otherwise `step`
     points move from the old route to the new, the gateway written through the API's path."""
     gateway, old, new, step, window = canary_settings(run.environment)
-    if run.write_gateway is None:
+    if run.writers.write_gateway is None:
         raise RuntimeError("no gateway writer in this process")
     stored = run.store.get(run.namespace, "gateways", gateway)
     if stored is None:
@@ -198,9 +208,68 @@ def canary(run: Run) -> tuple[list[dict], list[str]]:
     if after != before:
         document = {**stored.document, "routes": {**routes, old: {**routes[old], "weight": f"{after[0]}%"},
                                                   new: {**routes[new], "weight": f"{after[1]}%"}}}
-        run.write_gateway(run.namespace, document, stored.version)
+        run.writers.write_gateway(run.namespace, document, stored.version)
     line = f"{gateway}: {errors:g} 5xx in {window} s, {old} {before[0]}% -> {after[0]}%, {new} {before[1]}% -> {after[1]}%"
     return [new_event([f"gateways:{gateway}", "canary", f"canary:{action}"], value, type="canary")], [line]
 
 
-RUNS = {"metrics": metrics, "health": health, "allocation": allocation, "canary": canary}
+# --- autoscale: instances from each route's share of the request rate ------------------------
+
+def autoscale_settings(environment: dict) -> tuple[str, int, int, int]:
+    """(gateway, minimum, maximum, window) from VAMP_GATEWAY, VAMP_AUTOSCALE_MINIMUM (1),
+    VAMP_AUTOSCALE_MAXIMUM (10), VAMP_AUTOSCALE_WINDOW (60 s)."""
+    if not environment.get("VAMP_GATEWAY"):
+        raise ValidationFailed.at("environment_variables.VAMP_GATEWAY", "the autoscale built-in needs it")
+    low = _int_env(environment, "VAMP_AUTOSCALE_MINIMUM", 1, 0, 1000)
+    high = _int_env(environment, "VAMP_AUTOSCALE_MAXIMUM", 10, 1, 1000)
+    if high < low:
+        raise ValidationFailed.at("environment_variables.VAMP_AUTOSCALE_MAXIMUM", "at least the minimum")
+    return str(environment["VAMP_GATEWAY"]), low, high, _int_env(environment, "VAMP_AUTOSCALE_WINDOW", WINDOW, 1,
+                                                                  telemetry.MAX_WINDOW)
+
+
+def instances_for(shares: dict[str, float], low: int, high: int) -> dict[str, int]:
+    """Each service's instances: its share of the requests times the maximum, rounded up, kept
+    between the minimum and the maximum. Pure."""
+    return {key: max(low, min(high, math.ceil(share * high - 1e-9))) for key, share in shares.items()}
+
+
+def autoscale(run: Run) -> tuple[list[dict], list[str]]:
+    """The services a gateway's deployment routes (<deployment>/<cluster>/<service>/<port>) reach,
+    scaled by their share of its requests over the window. Never while a release holds the
+    gateway: a canary's partial traffic is not a service's load (issue 14)."""
+    gateway, low, high, window = autoscale_settings(run.environment)
+    if run.writers.scale_service is None:
+        raise RuntimeError("no scale writer in this process")
+    holder = run.writers.releasing(run.namespace, gateway) if run.writers.releasing else None
+    if holder is not None:
+        value = {"gateway": gateway, "action": "held", "release": holder}
+        return ([new_event([f"gateways:{gateway}", "autoscale", "autoscale:held"], value, type="autoscale")],
+                [f"{gateway}: release {holder} runs on it, no scaling"])
+    stored = run.store.get(run.namespace, "gateways", gateway)
+    if stored is None:
+        raise ValueError(f"gateway {gateway!r} does not exist")
+    figures = Figures(run.events, run.namespace, window)
+    requests = {}
+    for route in stored.document.get("routes") or {}:
+        parts = route.split("/")
+        if len(parts) == 4:
+            requests[tuple(parts[:3])] = requests.get(tuple(parts[:3]), 0.0) + sum(figures.values(gateway, route, "requests"))
+    total = sum(requests.values())
+    if total <= 0:
+        return [], [f"{gateway}: no requests in {window} s, no scaling"]
+    wanted = instances_for({k: v / total for k, v in requests.items()}, low, high)
+    out, log = [], []
+    for (deployment, cluster, service), instances in sorted(wanted.items()):
+        run.writers.scale_service(run.namespace, deployment, cluster, service, instances)
+        share = requests[(deployment, cluster, service)] / total
+        value = {"gateway": gateway, "deployment": deployment, "cluster": cluster, "service": service,
+                 "share": round(share, 4), "requests": requests[(deployment, cluster, service)], "window": window,
+                 "instances": instances, "minimum": low, "maximum": high}
+        out.append(new_event([f"gateways:{gateway}", f"deployments:{deployment}", f"clusters:{cluster}",
+                              f"services:{service}", "autoscale"], value, type="autoscale"))
+        log.append(f"{deployment}/{cluster}/{service}: {share:.0%} of {total:g} requests -> {instances} instances")
+    return out, log
+
+
+RUNS = {"metrics": metrics, "health": health, "allocation": allocation, "canary": canary, "autoscale": autoscale}

@@ -2,4 +2,4 @@
 here (checked on every workflow write); what they do: builtin_runs.py."""
 from __future__ import annotations
 
-BUILTINS = frozenset({"health", "metrics", "allocation", "canary"})
+BUILTINS = frozenset({"health", "metrics", "allocation", "canary", "autoscale"})

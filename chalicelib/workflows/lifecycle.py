@@ -61,11 +61,12 @@ def check(document: dict, path: str, resolve) -> list[FieldError]:
     if reference is not None and reference not in builtins.BUILTINS and resolve("breeds", reference) is None:
         errors.append(FieldError(prefix + "breed", f"{reference!r} is neither a built-in breed "
                                                     f"({', '.join(sorted(builtins.BUILTINS))}) nor a stored breed"))
-    if reference == "canary":  # what it moves, checked before it is stored
-        from chalicelib.workflows.builtin_runs import canary_settings
+    if reference in ("canary", "autoscale"):  # what it changes, checked before it is stored
+        from chalicelib.workflows.builtin_runs import autoscale_settings, canary_settings
 
         try:
-            canary_settings(document.get("environment_variables") or {})
+            {"canary": canary_settings, "autoscale": autoscale_settings}[reference](
+                document.get("environment_variables") or {})
         except ValidationFailed as e:
             errors += [FieldError(prefix + x.path, x.reason) for x in e.errors]
     time = TimeSchedule.of(document)

@@ -30,23 +30,23 @@ def tail(lines: list[str]) -> list[str]:
     return [line[:TAIL_LINE_CHARS] for line in lines[-TAIL_LINES:]]
 
 
-def handle(event: dict, write_gateway: builtin_runs.GatewayWriter | None = None) -> dict:
+def handle(event: dict, writers: "builtin_runs.Writers | None" = None) -> dict:
     if not isinstance(event, dict) or not isinstance(event.get("namespace"), str) \
             or not isinstance(event.get("workflow"), str):
         raise ValidationFailed.at("event", "a workflow run needs {namespace, workflow}")
-    return run(DynamoDBArtifactStore(), event["namespace"], event["workflow"], event.get("trigger"), write_gateway)
+    return run(DynamoDBArtifactStore(), event["namespace"], event["workflow"], event.get("trigger"), writers)
 
 
-def handle_bus_event(event: dict, write_gateway: builtin_runs.GatewayWriter | None = None) -> dict:
+def handle_bus_event(event: dict, writers: "builtin_runs.Writers | None" = None) -> dict:
     """A custom event on the EventBridge bus (source `vamp.user`): stored, and the workflows it
     triggers run (triggers.py)."""
     from chalicelib.workflows import triggers
 
-    return triggers.on_bus_event(event, event_store().publish, DynamoDBArtifactStore(), write_gateway)
+    return triggers.on_bus_event(event, event_store().publish, DynamoDBArtifactStore(), writers)
 
 
 def run(store: ArtifactStore, namespace: str, name: str, trigger: dict | None = None,
-        write_gateway: builtin_runs.GatewayWriter | None = None) -> dict:
+        writers: "builtin_runs.Writers | None" = None) -> dict:
     stored = store.get(namespace, lifecycle.KIND, name)
     if stored is None:
         return {"skipped": "no such workflow"}
@@ -60,7 +60,7 @@ def run(store: ArtifactStore, namespace: str, name: str, trigger: dict | None = 
         from chalicelib.workflows import triggers
 
         events.publish(ns, made)
-        triggers.on_published(store, ns, made, origin, write_gateway)
+        triggers.on_published(store, ns, made, origin, writers)
 
     breed = stored.document.get("breed") or {}
     builtin = breed.get("reference") if isinstance(breed, dict) else None
@@ -73,7 +73,7 @@ def run(store: ArtifactStore, namespace: str, name: str, trigger: dict | None = 
                                       f"({', '.join(sorted(builtin_runs.RUNS))})")
         made, lines = builtin_runs.RUNS[builtin](builtin_runs.Run(
             store, events, DynamoDBNodeStore(settings().node_ttl), namespace,
-            stored.document.get("environment_variables") or {}, write_gateway))
+            stored.document.get("environment_variables") or {}, writers or builtin_runs.Writers()))
         if made:
             publish(namespace, made)
         lines.append(f"published {len(made)} events")

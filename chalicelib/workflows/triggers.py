@@ -54,7 +54,7 @@ def _trigger(event: dict, origin: tuple[str, ...]) -> dict:
 
 
 def on_published(store: ArtifactStore, namespace: str, events: list[dict], origin: tuple[str, ...] = (),
-                 write_gateway=None) -> list[dict]:
+                 writers=None) -> list[dict]:
     """Run the workflows the events trigger (`origin`: the chain of workflows whose runs published
     them); returns the runs' outcomes. A failure to look or to run is logged, never the
     publisher's error (the events are stored)."""
@@ -71,13 +71,13 @@ def on_published(store: ArtifactStore, namespace: str, events: list[dict], origi
     for event in events:
         for name in matching(listeners, event, origin):
             try:
-                outcomes.append(runs.run(store, namespace, name, _trigger(event, origin), write_gateway))
+                outcomes.append(runs.run(store, namespace, name, _trigger(event, origin), writers))
             except Exception:  # noqa: BLE001
                 log.exception("workflow %s/%s triggered by %s not run", namespace, name, event.get("id"))
     return outcomes
 
 
-def on_bus_event(event: dict, publish, store: ArtifactStore, write_gateway=None) -> dict:
+def on_bus_event(event: dict, publish, store: ArtifactStore, writers=None) -> dict:
     """A custom event from the bus: detail {namespace, tags, value} validated as the API's events
     are, stored, then the workflows it triggers run."""
     from chalicelib import dsl
@@ -98,4 +98,4 @@ def on_bus_event(event: dict, publish, store: ArtifactStore, write_gateway=None)
     stored = new_event(tags=list(parsed.tags), value=parsed.value, type=parsed.type,
                        posted_by={"name": f"eventbridge:{event.get('source')}", "role": None})
     publish(namespace, [stored])
-    return {"event": stored["id"], "runs": on_published(store, namespace, [stored], (), write_gateway)}
+    return {"event": stored["id"], "runs": on_published(store, namespace, [stored], (), writers)}

@@ -127,7 +127,7 @@ def publish_events(call: Call) -> Reply:
 def _trigger_workflows(namespace: str, events: list[dict]) -> None:
     # --- workflows (0039): the event schedules these events match run now
     from chalicelib.api.backends import artifact_store
-    from chalicelib.api.routes.workflows import write_gateway
+    from chalicelib.api.routes.workflows import writers
     from chalicelib.workflows import triggers
 
-    triggers.on_published(artifact_store(), namespace, events, (), write_gateway)
+    triggers.on_published(artifact_store(), namespace, events, (), writers())

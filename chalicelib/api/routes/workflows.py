@@ -18,6 +18,33 @@ def write_gateway(namespace: str, document: dict, expected_version: int) -> None
                      url_name=document["name"], expected_version=expected_version, targets=route_targets.source)
 
 
+def scale_service(namespace: str, deployment: str, cluster: str, service: str, instances: int) -> None:
+    """The autoscale built-in's writes: the scale PUT's path, then the deployment synchronised."""
+    from chalicelib.api.routes.deployments import _sync
+    from chalicelib.deployments import operations
+
+    store = artifact_store()
+    scale = operations.scale(store, namespace, deployment, cluster, service, None, publish_events)
+    if scale.get("instances") != instances:
+        operations.scale(store, namespace, deployment, cluster, service, {**scale, "instances": instances},
+                         publish_events)
+        _sync(namespace, deployment)
+
+
+def releasing(namespace: str, gateway: str) -> str | None:
+    from chalicelib.releases.model import ReleaseState
+    from chalicelib.store.dynamodb_releases import DynamoDBReleaseStore
+
+    return DynamoDBReleaseStore(ReleaseState).holder(namespace, gateway)
+
+
+def writers():
+    """What the built-ins change, through the API's paths (chalicelib/workflows/builtin_runs.Writers)."""
+    from chalicelib.workflows.builtin_runs import Writers
+
+    return Writers(write_gateway, scale_service, releasing)
+
+
 def get_status(call: Call, name: str) -> Reply:
     return Reply(200, lifecycle.status(artifact_store(), call.namespace, decoded_name(name)))
 
