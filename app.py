@@ -10,7 +10,7 @@ from chalice import AuthResponse, IAMAuthorizer, Rate, Response
 from chalicelib.api.auth import authorize_token, refusal
 from chalicelib.api.chalice_app import ThreadSafeChalice
 from chalicelib.api.http import dispatch
-from chalicelib.api.routes import about, artifacts, deployments, events, gateways, nodes, releases, tokens
+from chalicelib.api.routes import about, artifacts, deployments, events, gateways, nodes, releases, tokens, workflows
 
 app = ThreadSafeChalice(app_name="vamp")
 # Bodies of any type reach the handlers, which answer 415 in Vamp's error shape.
@@ -263,6 +263,31 @@ def scheduled_pass(event):
     from chalicelib import jobs  # the domain's models (pydantic): not on every request's cold start
 
     return jobs.every_minute(event)
+
+
+# --- workflows (docs/decisions/0039): status as Vamp's, the runs the schedules fire
+@route("/workflows/{name}/status", ["GET"])
+def workflow_status(name, namespace=None):
+    return respond(namespace, workflows.get_status, name)
+
+
+@route("/workflows/{name}/status", ["PUT"])
+def workflow_status_put(name, namespace=None):
+    return respond(namespace, workflows.put_status, name)
+
+
+@app.lambda_function(name="workflow_run")
+def workflow_run(event, context):
+    from chalicelib.workflows import runs  # the built-ins' models: loaded by this function only
+
+    return runs.handle(event, workflows.writers())
+
+
+@app.on_cw_event({"source": ["vamp.user"]}, name="workflow_bus_event")
+def workflow_bus_event(event):
+    from chalicelib.workflows import runs  # as above
+
+    return runs.handle_bus_event(event.to_dict(), workflows.writers())
 
 
 @route("/{kind}", ["GET"])

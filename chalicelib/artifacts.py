@@ -19,6 +19,7 @@ from chalicelib.store.artifact_store import (
     StoredArtifact,
     Write,
 )
+from chalicelib.workflows import lifecycle as workflow_lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +124,17 @@ def change(
             errors += [FieldError(f"{doc.path}.{e.path}" if doc.path else e.path, e.reason)
                        for e in webhook_egress_errors(model.webhooks)]
         dumped = dsl.dump(model)
+        if kind == "workflows":  # --- workflows (0039): the breed runs, the schedule can be made
+            errors += workflow_lifecycle.check(dumped, doc.path, resolve)
         canonical.append(dumped)
         expected = None if mode == "create" else (expected_version or 0)
         writes.append(Write(kind, name, dumped, expected))
     if errors:
         raise ValidationFailed("Invalid input", errors)
+    # --- workflows (0039): updated only while suspended, stored with their status
+    writes = workflow_lifecycle.prepare(store, namespace, writes, mode)
+    canonical = [w.document if w.kind == "workflows" and w.document is not None else d
+                 for w, d in zip(writes, canonical)]
     # Batches that touch gateways or what they refer to take the gateway write path.
     gateways = gateway_writes.involved(writes)
     if gateways:
@@ -143,6 +150,7 @@ def change(
     outcomes = [Outcome(w.kind, w.name, r, r.document if r is not None else d)
                 for w, r, d in zip(writes, results, canonical)]
     _archive(publish, namespace, mode, outcomes)
+    workflow_lifecycle.after(store, namespace, list(zip(writes, results)), publish)  # --- workflows (0039)
     if gateways:  # re-render and publish the namespace's HAProxy configuration
         gateway_writes.after(store, namespace, outcomes, publish, targets)
     return outcomes

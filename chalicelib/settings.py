@@ -98,6 +98,11 @@ class Settings:
     virtual_hosts_port: int = 80
     # The release state machine's ARN (infra/release.asl.json); the local stack sets it.
     release_state_machine: str | None = None
+    # --- workflows (docs/decisions/0039): the stack's EventBridge Scheduler group, the function its
+    # schedules invoke and the role they assume; no group: the local stack's in-process timer.
+    workflow_schedule_group: str | None = None
+    workflow_run_function_arn: str | None = None
+    workflow_scheduler_role_arn: str | None = None
     # Gateway nodes (docs/decisions/0018): a node whose last acknowledgement is older than this
     # many seconds is silent; its item expires (TTL) this many seconds after its last report.
     node_silent_after: int = 15

@@ -151,6 +151,13 @@ class LocalStack:
             self.scheduler = Scheduler(chalice_app)
             self.scheduler.start()
             self._stops.append(self.scheduler.stop)
+            # --- workflows (0039): their time schedules, fired through the app's workflow_run
+            import app as vamp_app
+            from local.workflow_schedules import WorkflowTimer
+
+            self.workflow_timer = WorkflowTimer(vamp_app.workflow_run)
+            self.workflow_timer.start()
+            self._stops.append(self.workflow_timer.stop)
         return self
 
     def reset(self) -> "LocalStack":

@@ -188,6 +188,12 @@ def needs(service: str, operation: str, params: dict) -> tuple[Need, ...]:
         name = str(params.get("FunctionName", "")).rsplit(":function:", 1)[-1].split(":")[0].rsplit("-", 1)[-1]
         logical = "".join(w.capitalize() for w in name.split("_"))
         return (Need(f"lambda:{action}", f"function:{logical}" if logical else "lambda:function"),)
+    if service == "scheduler":  # --- workflows (0039): schedules, and the role their target runs with
+        out = [Need(f"scheduler:{operation}", "scheduler:schedule")]
+        if (params.get("Target") or {}).get("RoleArn"):
+            out.append(Need("iam:PassRole", "role:WorkflowSchedulerRole",
+                            (("iam:PassedToService", "scheduler.amazonaws.com"),)))
+        return tuple(out)
     return (Need(f"{service}:{operation}", "*"),)
 
 
@@ -200,6 +206,7 @@ _MARKERS = {
     "states:stateMachine": (":states:", ":stateMachine:"), "states:execution": (":states:", ":execution:"),
     "ssm:parameter": (":ssm:", ":parameter/"), "secretsmanager:secret": (":secretsmanager:", ":secret:"),
     "eks:cluster": (":eks:", ":cluster/"), "lambda:function": (":lambda:", ":function:"),
+    "scheduler:schedule": (":scheduler:", ":schedule/"),
 }
 KNOWN_CONDITION_KEYS = {"iam:PassedToService", "ecs:CreateAction"}
 _OPERATORS = {"StringEquals": lambda v, p: v == p, "ArnEquals": lambda v, p: v == p,

@@ -109,7 +109,8 @@ def test_the_deployed_roles_are_every_functions_and_deny_what_the_code_must_not_
     roles = deployed_roles()
     assert sorted(f for r in roles for f in r.functions) == sorted(
         ["APIHandler", "VampToken", "ScheduledPass", "ReleaseAnalyse", "ReleaseSetWeight", "ReleaseGate",
-         "ReleasePromote", "ReleaseRollback", "GatewayPublish"])
+         "ReleasePromote", "ReleaseRollback", "GatewayPublish", "WorkflowRun",
+         "WorkflowBusEvent"])
     outside = aws_calls.roles_for(aws_calls.Record("dynamodb", "PutItem", "app.py:1 (f)", ()), roles)
     (publisher,) = aws_calls.roles_for(aws_calls.Record("lambda", "Invoke", "x", (), "GatewayPublish"), roles)
     assert publisher not in outside and len(outside) == len(roles) - 1

@@ -34,7 +34,9 @@ ALLOWED: dict[str, set[str]] = {
     "chalicelib.drivers": BASE,
     "chalicelib.kv": BASE,  # the published configurations' KV store (docs/decisions/0036)
     "chalicelib.gateways": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.kv"},
-    "chalicelib.artifacts": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.gateways"},
+    "chalicelib.workflows": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.gateways"},  # 0039
+    "chalicelib.artifacts": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.gateways",
+                                    "chalicelib.workflows"},
     "chalicelib.deployments": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.drivers",
                                       "chalicelib.gateways", "chalicelib.artifacts"},
     "chalicelib.releases": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.gateways",
@@ -45,6 +47,7 @@ ALLOWED: dict[str, set[str]] = {
     "chalicelib.jobs": BASE | {"chalicelib.store", "chalicelib.gateways", "chalicelib.deployments",
                                "chalicelib.releases", "chalicelib.slas"},
     "chalicelib.api": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.gateways", "chalicelib.artifacts",
+                              "chalicelib.workflows",
                               "chalicelib.deployments", "chalicelib.releases", "chalicelib.drivers"},
 }
 

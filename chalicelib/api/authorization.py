@@ -78,6 +78,9 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("POST", "/deployments/{name}/clusters/{cluster}/sla"): WRITE,
     ("PUT", "/deployments/{name}/clusters/{cluster}/sla"): WRITE,
     ("DELETE", "/deployments/{name}/clusters/{cluster}/sla"): WRITE,
+    # --- workflows (0039): who may write a workflow may suspend, start and restart it
+    ("GET", "/workflows/{name}/status"): READ,
+    ("PUT", "/workflows/{name}/status"): WRITE,
     ("GET", "/{kind}"): READ,
     ("POST", "/{kind}"): WRITE,
     ("GET", "/{kind}/{name}"): READ,

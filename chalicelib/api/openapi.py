@@ -273,6 +273,23 @@ def _release_paths() -> dict:
     }
 
 
+def _workflow_paths() -> dict:
+    # --- workflows (0039): status as Vamp's
+    from chalicelib.dsl.workflow import STATUSES  # noqa: PLC0415 - pydantic models, as above
+    from chalicelib.workflows.lifecycle import REQUESTS  # noqa: PLC0415
+
+    status = {"type": "string", "enum": list(STATUSES)}
+    request = {"anyOf": [{"type": "string", "enum": sorted(REQUESTS)},
+                         {"type": "object", "required": ["status"], "additionalProperties": False,
+                          "properties": {"status": {"type": "string", "enum": sorted(REQUESTS)}}}]}
+    name = _path("name")
+    return {"/api/v1/workflows/{name}/status": {
+        "get": _op("workflows", "a workflow's status", _responses({200: status}, 404), [name]),
+        "put": _op("workflows", "suspend, start or restart a workflow", _responses({202: status}, *BODY, 404, 409),
+                   [name], request),
+    }}
+
+
 def _gateway_paths() -> dict:
     window = _param("window", "query", {"type": "integer", "minimum": 1, "maximum": MAX_WINDOW},
                     description="seconds of telemetry to read")
@@ -421,6 +438,7 @@ def document() -> dict:
     release_defs, release_paths = _release_paths()
     defs.update({k: v for k, v in release_defs.items() if k not in defs})
     paths.update(release_paths)
+    paths.update(_workflow_paths())
     paths.update(_gateway_paths())
     paths.update(_token_paths())
     paths.update(_about_paths())

@@ -59,6 +59,10 @@ def exceptions() -> dict[tuple[frozenset[str], str], str]:
         # families are named per deployment, and only as RegisterTaskDefinition creates them.
         (frozenset({"ecs:TagResource"}), ARN % ("ecs", "task-definition/*")):
             "task definition families are named per deployment; only with ecs:CreateAction RegisterTaskDefinition",
+        # --- workflows (0039): the schedules of this stack's group, one per workflow, named then
+        (frozenset({"scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule",
+                    "scheduler:GetSchedule"}), ARN % ("scheduler", "schedule/${AWS::StackName}-workflows/*")):
+            "the schedules of this stack's workflow group, named per workflow",
         # The ECS tasks' execution role (0038): images from any repository of the account's
         # region (the user names them); GetAuthorizationToken has no resource-level permission.
         (frozenset({"ecr:GetAuthorizationToken"}), "*"): "no resource-level permission exists",
@@ -144,7 +148,8 @@ def test_the_log_streams_are_exactly_the_stage_functions():
 
 
 def test_the_release_machine_invokes_only_this_stacks_tasks():
-    (invoke,) = [s for s in statements() if s.actions == {"lambda:InvokeFunction"} and s.file == "infra/resources.yaml"]
+    (invoke,) = [s for s in statements() if s.actions == {"lambda:InvokeFunction"} and s.file == "infra/resources.yaml"
+                 and not any("workflow_run" in r for r in s.resources)]  # the workflows' (0039): tests/workflows
     tasks = ["".join(w.capitalize() for w in f.removeprefix(f"{STACK}-").split("_"))
              for f in stage_functions(STAGE) if f.startswith(f"{STACK}-release_")]
     assert sorted(invoke.resources) == sorted(f"{{GetAtt {t}.Arn}}" for t in tasks)
@@ -161,7 +166,8 @@ def test_the_functions_invoke_only_this_stacks_gateway_publisher():
 
 
 def test_the_ecs_execution_role_is_passed_exactly_and_only_to_ecs_tasks():
-    (passing,) = [s for s in statements() if "iam:PassRole" in s.actions]
+    (passing,) = [s for s in statements() if "iam:PassRole" in s.actions
+                  and "WorkflowSchedulerRole" not in str(s.resources)]  # the workflows' (0039): tests/workflows
     assert passing.actions == {"iam:PassRole"} and passing.resources == ["{GetAtt EcsTaskExecutionRole.Arn}"]
     assert passing.body["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
 

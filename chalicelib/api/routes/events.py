@@ -120,4 +120,14 @@ def publish_events(call: Call) -> Reply:
         raise refused
     if not call.flag("validate_only"):
         event_store().publish(call.namespace, events)
+        _trigger_workflows(call.namespace, events)
     return Reply(201, events if many else events[0])
+
+
+def _trigger_workflows(namespace: str, events: list[dict]) -> None:
+    # --- workflows (0039): the event schedules these events match run now
+    from chalicelib.api.backends import artifact_store
+    from chalicelib.api.routes.workflows import writers
+    from chalicelib.workflows import triggers
+
+    triggers.on_published(artifact_store(), namespace, events, (), writers())

@@ -1,0 +1,207 @@
+"""A workflow's life as Vamp's: created -> scheduled (status starting -> running), updated only
+while suspended, status changed through `PUT .../status`, deleted -> unscheduled. Every status
+write is conditional on the version read (the artifact store's versions), so concurrent writers
+never lose an update: a loser re-reads and applies its request again."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
+from chalicelib.store.artifact_store import ArtifactStore, StoredArtifact, Write
+from chalicelib.workflows import builtins
+from chalicelib.workflows.schedules import TimeSchedule, scheduler
+
+log = logging.getLogger(__name__)
+
+KIND = "workflows"
+EVENT_TYPE = "workflows"
+# What a PUT of the status may ask, in Vamp's words or as verbs (its UI: suspend / start / restart).
+REQUESTS = {"running": "start", "start": "start", "suspended": "suspend", "suspend": "suspend",
+            "restarting": "restart", "restart": "restart"}
+# request -> (the status while it happens, the status after it)
+TRANSITIONS = {"start": ("starting", "running"), "suspend": ("suspending", "suspended"),
+               "restart": ("restarting", "running")}
+ATTEMPTS = 5  # conditional-write retries before a 409
+
+Publish = Callable[[str, list[dict]], None]
+
+
+def tags(name: str, what: str) -> list[str]:
+    return [f"{KIND}:{name}", what]
+
+
+def event(name: str, what: str, value) -> dict:
+    from chalicelib.store.event_store import new_event  # pydantic: writes only
+
+    return new_event(tags=tags(name, what), value=value, type=EVENT_TYPE)
+
+
+def is_daemon(document: dict) -> bool:
+    return document.get("schedule") == "daemon"
+
+
+def _without_status(document: dict) -> dict:
+    return {k: v for k, v in document.items() if k != "status"}
+
+
+def _with_status(document: dict, status: str) -> dict:
+    return {**document, "status": status}
+
+
+# -- artifact writes (chalicelib/artifacts.change calls these) --------------------------------
+
+def check(document: dict, path: str, resolve) -> list[FieldError]:
+    """What the DSL cannot know: the breed runs (a built-in's name or a stored breed) and the
+    schedule can be scheduled here."""
+    errors = []
+    prefix = f"{path}." if path else ""
+    breed = document.get("breed")
+    reference = breed.get("reference") if isinstance(breed, dict) else None
+    if reference is not None and reference not in builtins.BUILTINS and resolve("breeds", reference) is None:
+        errors.append(FieldError(prefix + "breed", f"{reference!r} is neither a built-in breed "
+                                                    f"({', '.join(sorted(builtins.BUILTINS))}) nor a stored breed"))
+    if reference in ("canary", "autoscale"):  # what it changes, checked before it is stored
+        from chalicelib.workflows.builtin_runs import autoscale_settings, canary_settings
+
+        try:
+            {"canary": canary_settings, "autoscale": autoscale_settings}[reference](
+                document.get("environment_variables") or {})
+        except ValidationFailed as e:
+            errors += [FieldError(prefix + x.path, x.reason) for x in e.errors]
+    time = TimeSchedule.of(document)
+    if time is not None:
+        try:
+            scheduler().check(time)
+        except ValidationFailed as e:
+            errors += [FieldError(prefix + x.path, x.reason) for x in e.errors]
+    return errors
+
+
+def prepare(store: ArtifactStore, namespace: str, writes: list[Write], mode: str) -> list[Write]:
+    """The workflow writes of a batch as they will be stored: a new workflow `starting` (or
+    `suspended` if it says so); an update only of a suspended one (409 naming `status`, as Vamp
+    refuses), keeping its status, conditional on the version that was suspended."""
+    out = []
+    for w in writes:
+        if w.kind != KIND or w.document is None:
+            out.append(w)
+            continue
+        stored = store.get(namespace, KIND, w.name) if mode != "create" else None
+        if stored is None:
+            status = "suspended" if w.document.get("status") == "suspended" else "starting"
+            out.append(Write(w.kind, w.name, _with_status(w.document, status), w.expected_version, w.meta))
+            continue
+        current = stored.document.get("status")
+        unchanged = _without_status(stored.document) == _without_status(w.document)
+        if current != "suspended" and not unchanged:
+            raise Conflict(f"workflow {w.name} is {current}: a workflow is updated only while suspended",
+                           [FieldError("status", f"{current}: suspend it first (PUT .../status suspended)")],
+                           stored.version)
+        expected = stored.version if w.expected_version in (0, None) else w.expected_version
+        out.append(Write(w.kind, w.name, _with_status(w.document, current), expected, w.meta))
+    return out
+
+
+def after(store: ArtifactStore, namespace: str, results: list[tuple[Write, StoredArtifact | None]],
+          publish: Publish) -> None:
+    """Schedule what was created or changed, unschedule what was deleted, with their events.
+    A schedule that could not be made leaves the workflow `starting` (logged); PUT its status
+    `running` to try again."""
+    from chalicelib.store import namespaces
+
+    for w, stored in results:
+        if w.kind != KIND:
+            continue
+        if stored is None:
+            _unschedule(namespace, w.name, publish)
+            continue
+        namespaces.register(KIND, namespace)  # the local stack's timer reloads these at start
+        status = stored.document.get("status")
+        if is_daemon(stored.document):
+            continue  # daemons do not run yet (decision 0039): it stays `starting`, truthfully
+        try:
+            if status == "starting":
+                _schedule(namespace, w.name, stored.document, True, publish)
+                _advance(store, namespace, stored, "running")
+            elif status == "suspended":
+                _schedule(namespace, w.name, stored.document, False, None)
+        except Exception:  # noqa: BLE001 - the write stands; the status says it is not scheduled
+            log.exception("workflow %s/%s not scheduled", namespace, w.name)
+
+
+def _schedule(namespace: str, name: str, document: dict, enabled: bool, publish: Publish | None) -> None:
+    time = TimeSchedule.of(document)
+    if time is not None:
+        scheduler().put(namespace, name, time, enabled)
+    if enabled and publish is not None:
+        publish(namespace, [event(name, "scheduled", {"schedule": document.get("schedule")})])
+
+
+def _unschedule(namespace: str, name: str, publish: Publish, disable: dict | None = None) -> None:
+    if disable is not None and TimeSchedule.of(disable) is not None:
+        scheduler().put(namespace, name, TimeSchedule.of(disable), False)  # suspended: kept, disabled
+    else:
+        scheduler().delete(namespace, name)
+    publish(namespace, [event(name, "unscheduled", {})])
+
+
+def _advance(store: ArtifactStore, namespace: str, stored: StoredArtifact, status: str) -> StoredArtifact | None:
+    """Write `status` if the workflow is still at the version read; None if another writer got
+    there first (theirs is the later word)."""
+    try:
+        return store.apply(namespace, [Write(KIND, stored.name, _with_status(stored.document, status),
+                                             stored.version)])[0]
+    except Conflict:
+        return None
+
+
+# -- status -------------------------------------------------------------------------------
+
+def get(store: ArtifactStore, namespace: str, name: str) -> StoredArtifact:
+    found = store.get(namespace, KIND, name)
+    if found is None:
+        raise NotFound(f"workflows/{name} does not exist", [FieldError("name", "not found")])
+    return found
+
+
+def status(store: ArtifactStore, namespace: str, name: str) -> str:
+    return get(store, namespace, name).document.get("status", "starting")
+
+
+def request_of(body) -> str:
+    """The body of a status PUT: the status as a string (JSON or YAML or plain), or {status}."""
+    if isinstance(body, dict) and set(body) == {"status"}:
+        body = body["status"]
+    if not isinstance(body, str) or body.strip().lower() not in REQUESTS:
+        raise ValidationFailed.at("status", "one of running, suspended, restarting (or start, suspend, restart)")
+    return REQUESTS[body.strip().lower()]
+
+
+def set_status(store: ArtifactStore, namespace: str, name: str, request: str, publish: Publish) -> str:
+    """Apply a status request: the transient status written first (conditional on the version
+    read), the schedule changed, then the final status (conditional on the transient one). A
+    writer that loses the first write re-reads and applies its request again."""
+    during, final = TRANSITIONS[request]
+    for _ in range(ATTEMPTS):
+        stored = get(store, namespace, name)
+        current = stored.document.get("status")
+        if request != "suspend" and is_daemon(stored.document):
+            raise Conflict(f"workflow {name} is a daemon: daemons do not run yet",
+                           [FieldError("schedule", "daemon workflows are not run by this version")], stored.version)
+        if current == final and request != "restart":
+            return current  # nothing to do
+        transient = _advance(store, namespace, stored, during)
+        if transient is None:
+            continue  # another writer moved it: read again
+        if request == "suspend":
+            _unschedule(namespace, name, publish, disable=transient.document)
+        elif request == "start":
+            _schedule(namespace, name, transient.document, True, publish)
+        else:
+            _unschedule(namespace, name, publish)
+            _schedule(namespace, name, transient.document, True, publish)
+        done = _advance(store, namespace, transient, final)
+        return final if done is not None else status(store, namespace, name)
+    raise Conflict(f"workflow {name}'s status kept changing", [FieldError("status", "changed by others: try again")],
+                   get(store, namespace, name).version)

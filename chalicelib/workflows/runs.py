@@ -1,0 +1,101 @@
+"""One run of a workflow (the `workflow_run` function: EventBridge Scheduler, the local timer and
+the event triggers invoke it with {namespace, workflow[, trigger]}). Runs are recorded as events
+only (decision 0039): `workflows:<name>` + `started`, then `finished` (exit code 0) or `failed`
+(the error), each with the duration and a bounded log tail. A `time` schedule with `repeat: N`
+is unscheduled by its N-th run."""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+
+from chalicelib.errors import ValidationFailed
+from chalicelib.settings import settings
+from chalicelib.store.artifact_store import ArtifactStore
+from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
+from chalicelib.store.event_backend import event_store
+from chalicelib.store.event_store import EventQuery, parse_timestamp
+from chalicelib.store.node_store import DynamoDBNodeStore
+from chalicelib.workflows import builtin_runs, lifecycle
+from chalicelib.workflows.schedules import TimeSchedule, scheduler
+
+log = logging.getLogger(__name__)
+
+TAIL_LINES = 20
+TAIL_LINE_CHARS = 200
+
+
+def tail(lines: list[str]) -> list[str]:
+    """The last lines of a run's log, each cut: what an event carries, whatever the run printed."""
+    return [line[:TAIL_LINE_CHARS] for line in lines[-TAIL_LINES:]]
+
+
+def handle(event: dict, writers: "builtin_runs.Writers | None" = None) -> dict:
+    if not isinstance(event, dict) or not isinstance(event.get("namespace"), str) \
+            or not isinstance(event.get("workflow"), str):
+        raise ValidationFailed.at("event", "a workflow run needs {namespace, workflow}")
+    return run(DynamoDBArtifactStore(), event["namespace"], event["workflow"], event.get("trigger"), writers)
+
+
+def handle_bus_event(event: dict, writers: "builtin_runs.Writers | None" = None) -> dict:
+    """A custom event on the EventBridge bus (source `vamp.user`): stored, and the workflows it
+    triggers run (triggers.py)."""
+    from chalicelib.workflows import triggers
+
+    return triggers.on_bus_event(event, event_store().publish, DynamoDBArtifactStore(), writers)
+
+
+def run(store: ArtifactStore, namespace: str, name: str, trigger: dict | None = None,
+        writers: "builtin_runs.Writers | None" = None) -> dict:
+    stored = store.get(namespace, lifecycle.KIND, name)
+    if stored is None:
+        return {"skipped": "no such workflow"}
+    status = stored.document.get("status")
+    if status != "running":  # a firing in flight when it was suspended, or one still starting
+        return {"skipped": status}
+    events = event_store()
+    origin = tuple((trigger or {}).get("origin") or ()) + (name,)
+
+    def publish(ns: str, made: list[dict]) -> None:  # stored, then the workflows they trigger run
+        from chalicelib.workflows import triggers
+
+        events.publish(ns, made)
+        triggers.on_published(store, ns, made, origin, writers)
+
+    breed = stored.document.get("breed") or {}
+    builtin = breed.get("reference") if isinstance(breed, dict) else None
+    started = time.monotonic()
+    publish(namespace, [lifecycle.event(name, "started", {"trigger": trigger, "breed": builtin or breed.get("name")})])
+    lines: list[str] = []
+    try:
+        if builtin not in builtin_runs.RUNS:
+            raise NotImplementedError("script and container breeds do not run yet: only the built-ins "
+                                      f"({', '.join(sorted(builtin_runs.RUNS))})")
+        made, lines = builtin_runs.RUNS[builtin](builtin_runs.Run(
+            store, events, DynamoDBNodeStore(settings().node_ttl), namespace,
+            stored.document.get("environment_variables") or {}, writers or builtin_runs.Writers()))
+        if made:
+            publish(namespace, made)
+        lines.append(f"published {len(made)} events")
+        outcome = {"exit_code": 0, "duration": round(time.monotonic() - started, 3), "log": tail(lines)}
+        publish(namespace, [lifecycle.event(name, "finished", outcome)])
+    except Exception as e:  # noqa: BLE001 - a failed run is reported, never retried by the Scheduler
+        log.exception("workflow %s/%s failed", namespace, name)
+        outcome = {"error": f"{type(e).__name__}: {e}"[:500], "duration": round(time.monotonic() - started, 3),
+                   "log": tail(lines)}
+        publish(namespace, [lifecycle.event(name, "failed", outcome)])
+    _repeat_done(namespace, name, stored.document, events)
+    return outcome
+
+
+def _repeat_done(namespace: str, name: str, document: dict, events) -> None:
+    """Unschedule a `repeat: N` schedule after its N-th run since it was last scheduled."""
+    schedule = TimeSchedule.of(document)
+    if schedule is None or schedule.repeat is None:
+        return
+    last = events.query(namespace, EventQuery(tags=lifecycle.tags(name, "scheduled"), per_page=1)).items
+    since = parse_timestamp(last[0]["timestamp"]) if last else datetime.fromtimestamp(0, timezone.utc)
+    runs = events.query(namespace, EventQuery(tags=lifecycle.tags(name, "started"), gte=since, per_page=1)).total
+    if runs >= schedule.repeat:
+        scheduler().delete(namespace, name)
+        events.publish(namespace, [lifecycle.event(name, "unscheduled", {"reason": f"{runs} runs of {schedule.repeat}"})])
