@@ -9,7 +9,7 @@ from typing import Callable
 
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
 from chalicelib.store.artifact_store import ArtifactStore, StoredArtifact, Write
-from chalicelib.workflows import builtins
+from chalicelib.workflows import builtins, triggers
 from chalicelib.workflows.schedules import TimeSchedule, scheduler
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ def after(store: ArtifactStore, namespace: str, results: list[tuple[Write, Store
     for w, stored in results:
         if w.kind != KIND:
             continue
+        triggers.forget(namespace)  # its event schedule, if any, listens from now on
         if stored is None:
             _unschedule(namespace, w.name, publish)
             continue
@@ -150,10 +151,12 @@ def _advance(store: ArtifactStore, namespace: str, stored: StoredArtifact, statu
     """Write `status` if the workflow is still at the version read; None if another writer got
     there first (theirs is the later word)."""
     try:
-        return store.apply(namespace, [Write(KIND, stored.name, _with_status(stored.document, status),
-                                             stored.version)])[0]
+        written = store.apply(namespace, [Write(KIND, stored.name, _with_status(stored.document, status),
+                                                stored.version)])[0]
     except Conflict:
         return None
+    triggers.forget(namespace)  # running or not: whether its event schedule listens
+    return written
 
 
 # -- status -------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 
 from chalicelib.errors import ValidationFailed
 from chalicelib.store.artifact_store import ArtifactStore
@@ -23,9 +25,38 @@ BUS_DETAIL_TYPE = "vamp event"
 CHAIN_LIMIT = 5
 NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")  # as the API's (api/authorization.py)
 MAX_TRIGGER_VALUE = 2048  # characters of the triggering event's value carried into the run
+# Every POST /events (the agents' telemetry too, every window from every node) looks for listening
+# workflows: their list is kept this long per namespace rather than queried per post. A workflow
+# written in this process is seen at once (`forget`); one written through another Lambda
+# instance is listened for within LISTENERS_TTL seconds.
+LISTENERS_TTL = 10.0
+_cache: dict[tuple[str, str], tuple[float, list[tuple[str, frozenset[str]]]]] = {}
+_cache_lock = threading.Lock()
+_clock = time.monotonic
+
+
+def forget(namespace: str) -> None:
+    """A workflow of the namespace was written here: read its listeners again next time."""
+    with _cache_lock:
+        for key in [k for k in _cache if k[1] == namespace]:
+            del _cache[key]
 
 
 def _listeners(store: ArtifactStore, namespace: str) -> list[tuple[str, frozenset[str]]]:
+    from chalicelib.store import table
+
+    key = (table.table_name(), namespace)
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached and _clock() < cached[0]:
+        return cached[1]
+    listeners = _read_listeners(store, namespace)
+    with _cache_lock:
+        _cache[key] = (_clock() + LISTENERS_TTL, listeners)
+    return listeners
+
+
+def _read_listeners(store: ArtifactStore, namespace: str) -> list[tuple[str, frozenset[str]]]:
     out = []
     for w in store.all_of_kind(namespace, "workflows"):
         schedule = w.document.get("schedule")

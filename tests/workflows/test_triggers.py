@@ -112,3 +112,22 @@ def test_a_bad_bus_event_is_refused_with_the_field(api, detail, path):
     with pytest.raises(ValidationFailed) as refused:
         app.workflow_bus_event(_bus_event(detail), None)
     assert path in [e.path for e in refused.value.errors]
+
+
+def test_posts_read_the_listening_workflows_once_per_ttl_and_a_write_here_at_once(api, monkeypatch):
+    # Agents post telemetry every window from every node: a post must not query the workflows.
+    from chalicelib.workflows import triggers
+
+    reads = []
+    original = triggers._read_listeners
+    monkeypatch.setattr(triggers, "_read_listeners", lambda store, ns: reads.append(ns) or original(store, ns))
+    _publish(api, ["a"])
+    _publish(api, ["a"])
+    assert reads == ["default"]
+    _listen(api, "w", ["a"])  # written in this process: listened for from the next post
+    _publish(api, ["a"])
+    assert len(reads) == 2 and len(_query("workflows:w", "started")) == 1
+    later = triggers._clock() + triggers.LISTENERS_TTL + 1  # another instance's write: seen once the TTL ran out
+    monkeypatch.setattr(triggers, "_clock", lambda: later)
+    _publish(api, ["a"])
+    assert len(reads) == 3
