@@ -41,6 +41,9 @@ ALLOWED: dict[str, set[str]] = {
                                    "chalicelib.artifacts", "chalicelib.deployments"},
     "chalicelib.jobs": BASE | {"chalicelib.store", "chalicelib.gateways", "chalicelib.deployments",
                                "chalicelib.releases"},
+    # EventBridge automations (docs/decisions/0041): start and abort releases, merge breeds
+    "chalicelib.automations": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.artifacts",
+                                      "chalicelib.deployments", "chalicelib.releases"},
     "chalicelib.api": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.gateways", "chalicelib.artifacts",
                               "chalicelib.deployments", "chalicelib.releases", "chalicelib.drivers"},
 }
