@@ -188,6 +188,11 @@ def needs(service: str, operation: str, params: dict) -> tuple[Need, ...]:
         name = str(params.get("FunctionName", "")).rsplit(":function:", 1)[-1].split(":")[0].rsplit("-", 1)[-1]
         logical = "".join(w.capitalize() for w in name.split("_"))
         return (Need(f"lambda:{action}", f"function:{logical}" if logical else "lambda:function"),)
+    # --- automations (0041) ---
+    if service == "monitoring":  # CloudWatch signs as `monitoring`; IAM's prefix is cloudwatch
+        return (Need(f"cloudwatch:{operation}", "cloudwatch:alarm"),)
+    if service == "events":  # the control plane puts only on the stack's bus (VAMP_EVENT_BUS)
+        return (Need(f"events:{operation}", "bus:VampEventBus"),)
     return (Need(f"{service}:{operation}", "*"),)
 
 
@@ -200,6 +205,7 @@ _MARKERS = {
     "states:stateMachine": (":states:", ":stateMachine:"), "states:execution": (":states:", ":execution:"),
     "ssm:parameter": (":ssm:", ":parameter/"), "secretsmanager:secret": (":secretsmanager:", ":secret:"),
     "eks:cluster": (":eks:", ":cluster/"), "lambda:function": (":lambda:", ":function:"),
+    "cloudwatch:alarm": (":cloudwatch:", ":alarm:"),
 }
 KNOWN_CONDITION_KEYS = {"iam:PassedToService", "ecs:CreateAction"}
 _OPERATORS = {"StringEquals": lambda v, p: v == p, "ArnEquals": lambda v, p: v == p,
@@ -211,7 +217,7 @@ def resource_matches(kind: str, resource: str) -> bool:
         return True
     if kind == "*":
         return False  # an action without resource-level permission is allowed only on "*"
-    if kind.startswith(("table:", "role:", "function:")):
+    if kind.startswith(("table:", "role:", "function:", "bus:")):
         logical, _, sub = kind.partition(":")[2].partition("/")
         arn = f"{{GetAtt {logical}.Arn}}"
         return resource == arn if not sub else resource.startswith(f"{arn}/{sub}/")
