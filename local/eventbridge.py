@@ -122,6 +122,27 @@ def install() -> None:
         _installed = True
 
 
+LOCAL_BUS = "vamp-local-events"
+
+
+def setup(endpoint: str) -> str:
+    """Deliveries on, and the stack's own bus (VAMP_EVENT_BUS, created unless it exists);
+    returns the bus's name."""
+    import os
+
+    import boto3
+
+    from chalicelib.settings import settings
+
+    install()
+    name = os.environ.setdefault("VAMP_EVENT_BUS", LOCAL_BUS)
+    client = boto3.client("events", endpoint_url=endpoint, region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    if not any(b["Name"] == name for b in client.list_event_buses().get("EventBuses", [])):
+        client.create_event_bus(Name=name)
+    settings.cache_clear()
+    return name
+
+
 def drain(timeout: float = 30.0) -> None:
     """Wait for the deliveries under way (tests)."""
     with _lock:
