@@ -122,13 +122,16 @@ def put(namespace: str, events: list[dict], bus: str | None = None, client=None)
         _count("unserialisable", len(events))
         return 0
     taken = 0
-    for batch in batches(entries):
+    todo = list(batches(entries))
+    for i, batch in enumerate(todo):
         try:
             answer = (client or _client(s.aws_endpoint, s.region)).put_events(Entries=batch)
         except Exception as e:  # noqa: BLE001 - the bus is a copy: never the write's failure
-            log.warning("bus %s: %d events not put: %s", bus, len(batch), e)
-            _count(type(e).__name__, len(batch))
-            continue
+            # the bus is away or refuses the call: the rest of this write's batches are not tried
+            left = sum(len(b) for b in todo[i:])
+            log.warning("bus %s: %d events not put: %s", bus, left, e)
+            _count(getattr(e, "response", {}).get("Error", {}).get("Code") or type(e).__name__, left)
+            break
         failed = [r for r in answer.get("Entries", []) if r.get("ErrorCode")]
         for r in failed:
             _count(r["ErrorCode"], 1)
