@@ -125,18 +125,41 @@ def on_push(event: dict, d=None, store=None) -> list[dict]:
     return outcomes
 
 
+ATTEMPTS = 3  # a deployment another writer changed meanwhile is read again and decided again
+
+
+class _Stale(Exception):
+    """The deployment changed between the read and the merge."""
+
+
+def _matching(push: Push, cluster) -> list:
+    return [s for s in cluster.services if s.deploying and s.breed.deployable
+            and repository_of(s.breed.deployable.definition) == push.image]
+
+
 def _deployment(push: Push, namespace: str, store, stored, d) -> list[dict]:
-    dep = deployments.current(store, namespace, stored)
     out = []
-    for cname, cluster in dep.clusters.items():
-        matching = [s for s in cluster.services if s.deploying and s.breed.deployable
-                    and repository_of(s.breed.deployable.definition) == push.image]
-        if matching:
-            out.append(_cluster(push, namespace, store, dep, cname, cluster, matching, d))
+    for cname in list(stored.document.get("clusters") or {}):
+        for attempt in range(ATTEMPTS):
+            if attempt:
+                stored = store.get(namespace, deployments.KIND, stored.document["name"])
+                if stored is None:
+                    break
+            dep = deployments.current(store, namespace, stored)
+            cluster = dep.clusters.get(cname)
+            matching = _matching(push, cluster) if cluster is not None else []
+            if not matching:
+                break
+            try:
+                out.append(_cluster(push, namespace, store, dep, cname, cluster, matching, d, last=attempt + 1 == ATTEMPTS))
+                break
+            except _Stale:
+                continue
     return out
 
 
-def _cluster(push: Push, namespace: str, store, dep, cname: str, cluster, matching: list, d) -> dict:
+def _cluster(push: Push, namespace: str, store, dep, cname: str, cluster, matching: list, d, *,
+             last: bool = True) -> dict:
     tags = [f"deployments:{dep.name}", f"clusters:{cname}"]
     value = {**push.value(), "deployment": dep.name, "cluster": cname}
 
@@ -178,7 +201,8 @@ def _cluster(push: Push, namespace: str, store, dep, cname: str, cluster, matchi
     holder = d.store.holder(namespace, gateway)
     if holder is not None:
         return refuse(f"release {holder} is running on gateway {gateway}", policy=policy, release=holder)
-    canary = deployed.name if deployed is not None else _merge(push, namespace, store, dep, cname, cluster, stable)
+    canary = deployed.name if deployed is not None else _merge(push, namespace, store, dep, cname, cluster, stable,
+                                                                   last)
     if isinstance(canary, dict):
         return refuse(**canary, policy=policy)
     body = {"name": release, "gateway": gateway, "stable": service_route(dep.name, cname, stable.name, port),
@@ -194,9 +218,10 @@ def _cluster(push: Push, namespace: str, store, dep, cname: str, cluster, matchi
                  "stable": body["stable"], "canary": body["canary"]})
 
 
-def _merge(push: Push, namespace: str, store, dep, cname: str, cluster, stable) -> str | dict:
+def _merge(push: Push, namespace: str, store, dep, cname: str, cluster, stable, last: bool) -> str | dict:
     """Merge the new breed version beside `stable` (0%: the cluster's routes already hold 100%);
-    its name, or {"reason": ...} when the merge is refused."""
+    its name, or {"reason": ...} when the merge is refused. _Stale: another writer came first
+    (unless this is the `last` attempt)."""
     base = stable.name.rsplit(":", 1)[0] if ":" in stable.name else stable.name
     name = f"{base}:{push.tag or push.short}"
     if cluster.service(name) is not None:  # the tag moved to another digest: the digest tells them apart
@@ -213,7 +238,11 @@ def _merge(push: Push, namespace: str, store, dep, cname: str, cluster, stable) 
     publish = event_store().publish
     try:
         deployments.change(store, namespace, dep.name, body, "merge", publish)
-    except (Conflict, ValidationFailed, NotFound) as e:
+    except Conflict as e:
+        if not last:
+            raise _Stale() from e
+        return {"reason": f"breed {name} not merged: {e}"}
+    except (ValidationFailed, NotFound) as e:
         return {"reason": f"breed {name} not merged: {e}"}
     try:
         from chalicelib.deployments import sync

@@ -118,3 +118,52 @@ def test_push_parsing():
     assert repository_of("r.example:5000/a/b") == "r.example:5000/a/b"
     assert policy_named({"release_policy": "safe"}, "web") == "safe"
     assert policy_named({"release_policy": {"api": "safe"}}, "web") is None
+
+
+def test_every_deployment_of_the_repository_in_every_namespace_and_no_other(api, bus, events_client, stored):
+    stored(shop({"release_policy": "safe"}))
+    stored({**shop({"release_policy": "safe"}, repository="cart/web"), "name": "cart"})
+    r = api.post("/team-a/api/v1/release-policies", {"name": "safe", **policy(interval="30s")})
+    assert r.status_code in (201, 202), r.body
+    r = api.post("/team-a/api/v1/deployments", shop({"release_policy": "safe"}))
+    assert r.status_code == 202, r.body
+    push(events_client, bus)
+    name = "ecr-shop-web-" + "2" * 12
+    assert [r["name"] for r in releases(api)] == [name]
+    assert [r["name"] for r in api.get("/team-a/api/v1/releases").json] == [name]
+    cart = api.get("/api/v1/deployments/cart").json["clusters"]["web"]["services"]
+    assert [s["breed"]["name"] for s in cart] == ["web:1.0"]
+    for prefix in ("", "/team-a"):
+        assert api.post(f"{prefix}/api/v1/releases/{name}/abort").status_code == 202
+
+
+def test_a_release_running_on_the_gateway_refuses_the_next_push(api, bus, events_client, stored):
+    stored(shop({"release_policy": "safe"}))
+    push(events_client, bus)
+    push(events_client, bus, tag="3.0", digest="sha256:" + "3" * 64)
+    first = "ecr-shop-web-" + "2" * 12
+    assert [r["name"] for r in releases(api)] == [first]
+    (refused,) = automation_events(api, "ecr:refused")
+    assert refused["value"]["reason"] == f"release {first} is running on gateway shop/web/web"
+    services = api.get("/api/v1/deployments/shop").json["clusters"]["web"]["services"]
+    assert [s["breed"]["name"] for s in services] == ["web:1.0", "web:2.0"]  # 3.0 not merged
+    assert api.post(f"/api/v1/releases/{first}/abort").status_code == 202
+
+
+def test_two_deliveries_at_once_start_one_release(api, bus, events_client, stored):
+    import json
+
+    stored(shop({"release_policy": "safe"}))
+    entry = {"Source": "aws.ecr", "DetailType": "ECR Image Action", "Detail": json.dumps({
+        "result": "SUCCESS", "repository-name": "shop/web", "image-digest": DIGEST2, "action-type": "PUSH",
+        "image-tag": "2.0"})}
+    assert events_client.put_events(Entries=[entry, entry])["FailedEntryCount"] == 0  # two deliveries, two threads
+    bus.drain()
+    assert bus.deliveries["ecr_image_pushed"] == 2
+    name = "ecr-shop-web-" + "2" * 12
+    assert [r["name"] for r in releases(api)] == [name]
+    outcomes = automation_events(api, "ecr")
+    assert sorted(t for e in outcomes for t in e["tags"] if t.startswith("ecr:")) == ["ecr:refused", "ecr:started"]
+    services = api.get("/api/v1/deployments/shop").json["clusters"]["web"]["services"]
+    assert [s["breed"]["name"] for s in services] == ["web:1.0", "web:2.0"]
+    assert api.post(f"/api/v1/releases/{name}/abort").status_code == 202
