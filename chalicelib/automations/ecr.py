@@ -230,10 +230,10 @@ def _merge(push: Push, namespace: str, store, dep, cname: str, cluster, stable, 
              "deployable": {"type": stable.breed.deployable.type, "definition": f"{push.image}@{push.digest}"}}
     service: dict[str, Any] = {"breed": breed, "scale": {k: v for k, v in dsl.dump(stable.scale).items()
                                                          if k not in ("name", "metadata")}}
-    for field in ("environment_variables", "arguments", "dialects"):
-        if getattr(stable, field):
-            service[field] = dsl.dump(getattr(stable, field)) if hasattr(getattr(stable, field), "model_dump") \
-                else getattr(stable, field)
+    dumped = stable.model_dump(mode="json", exclude_none=True)
+    for field in ("environment_variables", "arguments", "health_checks", "network", "dialects"):
+        if dumped.get(field) not in (None, {}, []):
+            service[field] = dumped[field]
     body = {"name": dep.name, "clusters": {cname: {"services": [service]}}}
     publish = event_store().publish
     try:

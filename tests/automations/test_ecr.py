@@ -35,7 +35,11 @@ def releases(api):
 
 
 def test_a_push_starts_one_release_with_the_named_policy(api, bus, events_client, stored):
-    stored(shop({"release_policy": "safe"}))
+    doc = shop({"release_policy": "safe"})
+    doc["clusters"]["web"]["services"][0]["breed"]["environment_variables"] = {"MODE": "slow"}
+    doc["clusters"]["web"]["services"][0].update(environment_variables={"MODE": "fast"}, scale={
+        "cpu": 0.5, "memory": "256MB", "instances": 2})
+    stored(doc)
     push(events_client, bus)
     assert bus.deliveries["ecr_image_pushed"] == 1
     (release,) = releases(api)
@@ -48,6 +52,9 @@ def test_a_push_starts_one_release_with_the_named_policy(api, bus, events_client
     dep = api.get("/api/v1/deployments/shop").json
     services = {s["breed"]["name"]: s for s in dep["clusters"]["web"]["services"]}
     assert services["web:2.0"]["breed"]["deployable"]["definition"] == f"{REGISTRY}/shop/web@{DIGEST2}"
+    assert services["web:2.0"]["environment_variables"] == {"MODE": "fast"}  # as the stable service runs
+    assert services["web:2.0"]["scale"] == services["web:1.0"]["scale"] and services["web:2.0"]["scale"]["instances"] == 2
+    assert services["web:2.0"]["breed"]["ports"] == services["web:1.0"]["breed"]["ports"]
     assert dep["clusters"]["web"]["gateways"]["web"]["routes"]["web:2.0"]["weight"] == "0%"
     (started,) = automation_events(api, "ecr:started")
     assert started["value"]["release"] == name and started["value"]["policy"] == "safe"
