@@ -40,6 +40,7 @@ def stack_bus(aws, monkeypatch):
             sqs.delete_message_batch(QueueUrl=queue, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
     yield received
+    monkeypatch.delenv("VAMP_EVENT_BUS")  # before the other fixtures' teardown reads the settings
     settings.cache_clear()
 
 
@@ -81,6 +82,7 @@ def test_a_bus_that_is_away_fails_no_write(api, sfn, aws, monkeypatch):
                                                                            connect_timeout=1))
     assert bus_events.put("default", [new_event(["release:check"], {})], bus="b", client=closed) == 0
     assert sum(bus_events.failures.values()) == 1
+    monkeypatch.delenv("VAMP_EVENT_BUS")
     settings.cache_clear()
 
 

@@ -3,6 +3,7 @@ handlers whose pattern matches (EventBridge's matching: moto's own), and only th
 from __future__ import annotations
 
 import json
+import os
 
 import boto3
 import pytest
@@ -81,5 +82,5 @@ def test_the_local_stack_setup_makes_its_bus(aws, monkeypatch):
     names = [b["Name"] for b in boto3.client("events", endpoint_url=aws, region_name=REGION).list_event_buses()["EventBuses"]]
     assert eventbridge.LOCAL_BUS in names
     assert eventbridge.setup(aws) == eventbridge.LOCAL_BUS  # again: the bus exists
-    monkeypatch.delenv("VAMP_EVENT_BUS")
+    os.environ.pop("VAMP_EVENT_BUS")  # setup set it: monkeypatch did not, and would restore it
     settings.cache_clear()
