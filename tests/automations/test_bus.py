@@ -7,10 +7,11 @@ import uuid
 
 import boto3
 import pytest
+from botocore.config import Config
 
 from chalicelib.settings import settings
 from chalicelib.store import eventbridge_events as bus_events
-from chalicelib.store.event_store import new_event
+from chalicelib.store.event_store import EventQuery, new_event
 from tests.automations.conftest import REGION
 from tests.releases.conftest import make_gateway, release
 
@@ -78,8 +79,7 @@ def test_a_bus_that_is_away_fails_no_write(api, sfn, aws, monkeypatch):
     # no answer at all (nothing listens there): counted, never raised
     bus_events.failures.clear()
     closed = boto3.client("events", endpoint_url="http://127.0.0.1:9", region_name=REGION,
-                          config=__import__("botocore.config").config.Config(retries={"max_attempts": 1},
-                                                                           connect_timeout=1))
+                          config=Config(retries={"max_attempts": 1}, connect_timeout=1))
     assert bus_events.put("default", [new_event(["release:check"], {})], bus="b", client=closed) == 0
     assert sum(bus_events.failures.values()) == 1
     monkeypatch.delenv("VAMP_EVENT_BUS")
@@ -108,3 +108,21 @@ def test_detail_types():
     assert dt(new_event(["gateways:g", "deployed"], {})) is None  # artifact writes stay off the bus
     assert dt(new_event(["metrics:requests"], 1)) is None
     assert dt(new_event(["release:check"], {}, posted_by={"name": "t", "role": "admin"})) is None
+
+
+
+def test_every_publish_through_the_event_store_is_forwarded(aws, stack_bus):
+    """Synchronisation, SLAs, workflows publish through store/event_backend.event_store(), as the
+    synchronisation's events (deployments/sync.py) do: each kind arrives with its detail-type."""
+    from chalicelib.store.event_backend import event_store
+
+    kinds = {"synchronization:deployed": ["synchronization:deployed", "deployments:shop", "clusters:web"],
+             "sla:escalate": ["sla:escalate", "deployments:shop"], "workflows:metrics": ["workflows:metrics", "run"],
+             "gateways:publish-failed": ["gateways:shop", "publish-failed"]}
+    event_store().publish("team-a", [new_event(tags, {"n": 1}) for tags in kinds.values()] +
+                          [new_event(["gateways:shop", "deployed"], {})])
+    got = {e["detail-type"]: e for e in stack_bus()}
+    assert set(got) == set(kinds)
+    assert got["sla:escalate"]["detail"]["namespace"] == "team-a" and got["sla:escalate"]["detail"]["value"] == {"n": 1}
+    stored = event_store().query("team-a", EventQuery())
+    assert stored.total == 5  # the store has them all, the bus its share
