@@ -66,12 +66,9 @@ def on_alarm(event: dict, d=None, client=None) -> list[dict]:
     if not gateways:
         log.info("alarm %s names no gateway", alarm)
         return []
-    if d is None:
-        from chalicelib.releases import operations as releases
+    from chalicelib.releases import operations as releases  # pydantic models: loaded by this function only
 
-        d = releases.deps()
-    from chalicelib.releases import operations as releases
-
+    d = d or releases.deps()
     state = detail.get("state") or {}
     value = {"alarm": alarm, "arn": next(iter(event.get("resources") or []), None), "reason": state.get("reason"),
              "since": state.get("timestamp"), "event": event.get("id")}

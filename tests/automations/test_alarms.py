@@ -4,7 +4,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from chalicelib.automations.cloudwatch_alarms import named_gateways
+from chalicelib.automations.cloudwatch_alarms import alarm_tags, named_gateways
 from tests.automations.conftest import ACCOUNT, REGION, automation_events, put
 from tests.releases.conftest import make_gateway, release, run_until
 
@@ -66,3 +66,15 @@ def test_named_gateways():
     assert named_gateways(tags, "see vamp:gateway=default/shop and vamp:gateway=b/g\nvamp:gateway=bad") == [
         ("default", "shop"), ("team-a", "dep/web/port"), ("b", "g")]
     assert named_gateways({}, None) == []
+
+
+def test_alarm_tags_propagated_read_or_unreadable(aws):
+    assert alarm_tags({"detail": {"alarmTags": {"vamp:gateway": "default/shop"}}}) == {"vamp:gateway": "default/shop"}
+    arn = alarm(aws, "tagged", tags=[("vamp:gateway", "default/shop")])
+    assert alarm_tags({"detail": {}, "resources": [arn]}) == {"vamp:gateway": "default/shop"}
+
+    class Refusing:
+        def list_tags_for_resource(self, **kw):
+            raise RuntimeError("AccessDenied")
+    assert alarm_tags({"detail": {}, "resources": [arn]}, client=Refusing()) == {}  # the description is left
+    assert alarm_tags({"detail": {}, "resources": []}) == {}
