@@ -53,7 +53,7 @@ package: setup
 
 # The stack vamp-$(STAGE) in the account and region of your AWS credentials (docs/decisions/0035).
 # DRIVER=kubernetes|ecs CLUSTER=<EKS or ECS cluster> OPENSEARCH_DOMAIN=<domain> BUCKET=<s3 bucket>
-# ETCD_ENDPOINT=https://<etcd>:2379 ETCD_SUBNETS=<subnet,...> ETCD_SECURITY_GROUPS=<sg,...> ETCD_SECRET=<secret> (0036)
+# ETCD_ENDPOINT=https://<etcd>:2379 or eks-service://vamp-system/vamp-etcd:2379 (the bundled one) ETCD_SUBNETS=<subnet,...> ETCD_SECURITY_GROUPS=<sg,...> ETCD_SECRET=<secret> (0036)
 # ECS (0038): ECS_SUBNETS=subnet-a,subnet-b ECS_SECURITY_GROUPS=sg-x ECS_PUBLIC_IP=ENABLED|DISABLED
 deploy: package           ## make deploy STAGE=<name>: package, upload, deploy; prints the outputs
 	$(PYTHON) -m infra.deploy deploy --stage $(STAGE) --out out/$(STAGE) --driver $(or $(DRIVER),kubernetes) \

@@ -3,7 +3,9 @@ endpoint (moto or LocalStack locally, AWS itself when none is set) with the same
 retry policy. The store's DynamoDB client comes from here too; only store/ may use that one."""
 from __future__ import annotations
 
+import base64
 from functools import lru_cache
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -68,3 +70,29 @@ def busy(error: BaseException) -> str | None:
         code = error.response.get("Error", {}).get("Code")
         return code if code in _BUSY_CODES else None
     return type(error).__name__ if isinstance(error, _BUSY_ERRORS) else None
+
+
+# -- EKS authentication ----------------------------------------------------------------------
+# Here, not in drivers/kubernetes.py: the publisher function finds etcd's members through the
+# cluster's API too (chalicelib/kv/etcd_members.py) and must not import the kubernetes client.
+EKS_TOKEN_PREFIX = "k8s-aws-v1."
+EKS_TOKEN_TTL = 600  # refresh the EKS token after 10 of its 15 minutes
+
+
+def eks_token(cluster_name: str, sts_client: Any) -> str:
+    """What `aws eks get-token` prints as `status.token`: `k8s-aws-v1.` + the unpadded base64url
+    of a presigned STS GetCallerIdentity URL that signs the `x-k8s-aws-id: <cluster>` header.
+    Presigning is local: no request is made (EKS makes it, to learn who the caller is)."""
+
+    def add_cluster_header(request: Any, **_: Any) -> None:
+        request.headers["x-k8s-aws-id"] = cluster_name
+
+    events = sts_client.meta.events
+    events.register_first("before-sign.sts.GetCallerIdentity", add_cluster_header, unique_id="vamp-eks-token")
+    try:
+        url = sts_client.generate_presigned_url(
+            "get_caller_identity", Params={}, ExpiresIn=60, HttpMethod="GET"
+        )
+    finally:
+        events.unregister("before-sign.sts.GetCallerIdentity", unique_id="vamp-eks-token")
+    return EKS_TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")

@@ -22,9 +22,18 @@ def republish_gateways() -> dict:
     return publisher.republish_all(DynamoDBArtifactStore(), route_targets.source)
 
 
+# -- SLAs and escalations (issue 14, docs/decisions/0040): after synchronisation, which writes
+# the summaries the SLA pass reads.
+def check_slas() -> dict:
+    from chalicelib.slas import check
+
+    return check.run_all()
+
+
 def every_minute(_event=None) -> dict:
     out: dict = {}
-    for part, run in (("deployments", synchronise_deployments), ("gateways", republish_gateways)):
+    for part, run in (("deployments", synchronise_deployments), ("gateways", republish_gateways),
+                      ("slas", check_slas)):
         try:
             out[part] = run()
         except Exception as e:  # noqa: BLE001 - the next pass tries again

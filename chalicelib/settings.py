@@ -68,6 +68,13 @@ class Settings:
     # and publishes gateway configurations through it (chalicelib/kv/aws_lambda.py), unset, it
     # reaches etcd at etcd_endpoint itself (docs/decisions/0036).
     gateway_publisher_function: str | None = None
+    # The publisher function finds the bundled etcd's members through the EKS cluster's API
+    # (VAMP_ETCD_ENDPOINT eks-service://<namespace>/<service>:<port>, chalicelib/kv/etcd_members.py):
+    # the cluster's endpoint and its CA (describe_cluster's certificateAuthority.data, base64 PEM),
+    # given by the stack, never asked for at run time (no eks:DescribeCluster from inside the VPC).
+    # The cluster's name (for the token) is eks_cluster.
+    eks_endpoint: str | None = None
+    eks_certificate_authority: str | None = field(default=None, repr=False)
     # The key every published gateway configuration is signed with (HMAC-SHA256, shared with the
     # agents; docs/decisions/0023): from a file (its first line signs), else the value, else an
     # AWS secret: a Secrets Manager secret id or ARN, or "ssm:<parameter name>" (a SecureString).

@@ -13,6 +13,9 @@ AGENT = ROOT / "infra" / "agent"
 STAGES = AGENT / "stages"
 AGENT_IMAGE = "vamp-serverless/agent"  # the name infra/agent/base/daemonset.yaml gives the image
 ETCD_ENDPOINT = "https://vamp-etcd.vamp-system.svc:2379"  # the bundled etcd's client Service
+# The same etcd as the publisher function reaches it: its members' pod addresses, found through the
+# cluster's API (chalicelib/kv/etcd_members.py, docs/decisions/0036 "Reaching the bundled etcd").
+PUBLISHER_ETCD_ENDPOINT = "eks-service://vamp-system/vamp-etcd:2379"
 ACCESS_ENTRY_MODES = ("API", "API_AND_CONFIG_MAP")
 _STAGE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 
@@ -31,9 +34,11 @@ ETCD_SECRETS = {
 }
 
 
-def cluster_problems(cluster: dict) -> list[str]:
+def cluster_problems(cluster: dict, etcd_through_cluster: bool = False) -> list[str]:
     """Why functions outside any VPC, granted access by access entries, could not use `cluster`
-    (describe_cluster's `cluster`); [] when they can. Each names the change that fixes it."""
+    (describe_cluster's `cluster`); [] when they can. Each names the change that fixes it. With
+    `etcd_through_cluster` (the publisher finds the bundled etcd's members through the cluster's
+    API from inside the VPC) the private endpoint is needed too."""
     name = cluster.get("name", "?")
     problems = []
     if cluster.get("status") not in (None, "ACTIVE", "UPDATING"):
@@ -56,17 +61,35 @@ def cluster_problems(cluster: dict) -> list[str]:
             "outside a VPC have no fixed address to admit. Admit 0.0.0.0/0 (requests are still authenticated, and the "
             f"functions' roles authorised by RBAC): aws eks update-cluster-config --name {name} "
             "--resources-vpc-config publicAccessCidrs=0.0.0.0/0")
+    if etcd_through_cluster and not vpc.get("endpointPrivateAccess", False):
+        problems.append(
+            f"EKS cluster {name} has no private API server endpoint: the publisher function finds etcd's members "
+            "through the cluster's API from inside the VPC, without a NAT gateway (docs/decisions/0036). Turn it on "
+            f"(it costs nothing; the public one stays): aws eks update-cluster-config --name {name} "
+            "--resources-vpc-config endpointPrivateAccess=true,endpointPublicAccess=true")
     return problems
 
 
-def check_cluster(eks, name: str, region: str) -> list[str]:
-    """cluster_problems of EKS cluster `name`, or that it does not exist in `region`."""
+def describe_cluster(eks, name: str, region: str, etcd_through_cluster: bool = False) -> tuple[dict | None, list[str]]:
+    """(describe_cluster's `cluster`, its cluster_problems), or (None, that it does not exist in `region`)."""
     try:
         cluster = eks.describe_cluster(name=name)["cluster"]
     except eks.exceptions.ResourceNotFoundException:
-        return [f"EKS cluster {name} does not exist in {region}: create it, or pass the name of one "
-                "(CLUSTER=<name>, or DRIVER=ecs for an ECS cluster)"]
-    return cluster_problems(cluster)
+        return None, [f"EKS cluster {name} does not exist in {region}: create it, or pass the name of one "
+                      "(CLUSTER=<name>, or DRIVER=ecs for an ECS cluster)"]
+    return cluster, cluster_problems(cluster, etcd_through_cluster)
+
+
+def check_cluster(eks, name: str, region: str, etcd_through_cluster: bool = False) -> list[str]:
+    """cluster_problems of EKS cluster `name`, or that it does not exist in `region`."""
+    return describe_cluster(eks, name, region, etcd_through_cluster)[1]
+
+
+def publisher_parameters(cluster: dict) -> dict[str, str]:
+    """The stack parameters that let the publisher function reach the cluster's API without asking
+    EKS at run time: its endpoint and CA (describe_cluster's), empty without them."""
+    return {"EksEndpoint": cluster.get("endpoint") or "",
+            "EksCertificateAuthority": (cluster.get("certificateAuthority") or {}).get("data") or ""}
 
 
 # -- the agents' overlay of a stage ------------------------------------------------------------

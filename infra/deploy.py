@@ -19,7 +19,15 @@ from typing import Callable
 
 import click
 
-from infra.cluster import ETCD_ENDPOINT, check_cluster, current_image, missing_secrets, write_overlay
+from infra.cluster import (
+    ETCD_ENDPOINT,
+    PUBLISHER_ETCD_ENDPOINT,
+    current_image,
+    describe_cluster,
+    missing_secrets,
+    publisher_parameters,
+    write_overlay,
+)
 from infra.template import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,7 +210,8 @@ def cli() -> None:
 @click.option("--cluster", default="", help="the EKS or ECS cluster deployments run on")
 @click.option("--opensearch-domain", default="", help="the Amazon OpenSearch domain for events and logs")
 # --- gateway publisher (0036) ---
-@click.option("--etcd-endpoint", default="", help="etcd's client URL in the cluster's VPC, https://host:2379 (empty: not published)")
+@click.option("--etcd-endpoint", default="", help="etcd's client URL in the cluster's VPC, https://host:2379, or "
+              f"the bundled etcd found through the cluster's API, {PUBLISHER_ETCD_ENDPOINT} (empty: not published)")
 @click.option("--etcd-subnets", default="", help="comma-separated private subnets that reach etcd (the publisher function's)")
 @click.option("--etcd-security-groups", default="", help="comma-separated security groups of the publisher function")
 @click.option("--etcd-secret", default="", help="Secrets Manager secret of etcd's client credentials (JSON; README)")
@@ -220,10 +229,25 @@ def deploy(stage: str, out_dir: Path | None, bucket: str | None, driver: str, cl
     region = session.region_name
     if not region:
         raise click.ClickException("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)")
+    # --- reaching the bundled etcd (0036) ---
+    through_cluster = etcd_endpoint.startswith("eks-service://")
+    if through_cluster and not (driver == "kubernetes" and cluster):
+        raise click.ClickException(f"--etcd-endpoint {etcd_endpoint} finds etcd's members through an EKS cluster's "
+                                   "API: needs --driver kubernetes and --cluster <EKS cluster>")
+    if through_cluster:
+        from chalicelib.kv.etcd_members import parse
+
+        try:
+            parse(etcd_endpoint)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+    eks_parameters = {"EksEndpoint": "", "EksCertificateAuthority": ""}
     if driver == "kubernetes" and cluster:
-        problems = check_cluster(session.client("eks"), cluster, region)
+        described, problems = describe_cluster(session.client("eks"), cluster, region, through_cluster)
         if problems:  # before anything is uploaded: the stack would deploy and never reach the cluster
             raise click.ClickException("refusing to deploy:\n- " + "\n- ".join(problems))
+        if through_cluster:
+            eks_parameters = publisher_parameters(described)
     elif driver == "kubernetes":
         click.echo("note: no --cluster (CLUSTER=<EKS cluster>): the API works, deployments fail until one is named")
     out = out_dir or ROOT / "out" / stage
@@ -240,7 +264,8 @@ def deploy(stage: str, out_dir: Path | None, bucket: str | None, driver: str, cl
     parameters = {"Driver": driver, "ClusterName": cluster, "OpenSearchDomain": opensearch_domain,
                   "EtcdEndpoint": etcd_endpoint, "EtcdSubnetIds": etcd_subnets,
                   "EtcdSecurityGroupIds": etcd_security_groups, "EtcdSecret": etcd_secret,
-                  "EcsSubnetIds": ecs_subnets, "EcsSecurityGroupIds": ecs_security_groups, "EcsAssignPublicIp": ecs_public_ip}
+                  "EcsSubnetIds": ecs_subnets, "EcsSecurityGroupIds": ecs_security_groups, "EcsAssignPublicIp": ecs_public_ip,
+                  **eks_parameters}
     outs = deploy_stack(cfn, stack, url, parameters, say=click.echo)
     for key, value in sorted(outs.items()):
         click.echo(f"{key:<24} {value}")

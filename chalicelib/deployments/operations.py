@@ -102,15 +102,17 @@ def namespaces() -> list[str]:
 def summary_of(doc: dict) -> dict:
     """The stored deployment in brief: what the scheduled pass needs to see that it has nothing
     to do without reading it (docs/decisions/0034). `settled`: every service intended deployed,
-    `done`, no retry pending; `services`: [cluster, service, the digest it was deployed with]."""
-    settled, services = True, []
+    `done`, no retry pending; `services`: [cluster, service, the digest it was deployed with];
+    `sla`: some cluster has an SLA (the SLA pass reads only those: chalicelib/slas)."""
+    settled, services, sla = True, [], False
     for cname, cluster in (doc.get("clusters") or {}).items():
+        sla = sla or cluster.get("sla") is not None
         for s in cluster.get("services") or []:
             status = s.get("status") or {}
             settled = settled and (status.get("intention") == "deployment"
                                    and (status.get("phase") or {}).get("name") == "done" and not s.get("retry_at"))
             services.append([cname, (s.get("breed") or {}).get("name"), s.get("digest")])
-    return {"settled": settled, "services": services}
+    return {"settled": settled, "services": services, "sla": sla}
 
 
 def write(store, namespace: str, name: str, before, after, expected: int | None, publish: Publish,
@@ -207,6 +209,21 @@ def _scale_doc(scale) -> dict:
     return body
 
 
+def _check_sla(store, namespace: str, dep, value) -> None:
+    """What Vamp refuses of an SLA set on a deployment's cluster (issue 14): an escalation
+    `target` that is not a cluster of the deployment, a reference to an SLA that is not stored."""
+    from chalicelib.dsl.blueprint import _targets
+    from chalicelib.dsl.sla import SlaRef
+
+    problems = [FieldError(".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in path).replace(".[", "["),
+                           f"escalation target {target!r} is not a cluster of deployment {dep.name}")
+                for path, target in _targets(value, ("sla",)) if target not in dep.clusters]
+    if isinstance(value, SlaRef) and store.get(namespace, "slas", value.reference) is None:
+        problems.append(FieldError("sla.reference", f"unknown sla {value.reference!r}"))
+    if problems:
+        raise ValidationFailed("Invalid sla", problems)
+
+
 def sla(store, namespace: str, name: str, cluster: str, data: Any | None, method: str, publish: Publish):
     """GET, POST/PUT (set) or DELETE a cluster's SLA."""
     stored = get(store, namespace, name)
@@ -225,9 +242,10 @@ def sla(store, namespace: str, name: str, cluster: str, data: Any | None, method
         try:
             dep.clusters[cluster] = DeploymentCluster.model_validate(
                 {**dep.clusters[cluster].model_dump(mode="json", exclude_none=True), "sla": data})
-        except ValidationError as e:
-            raise ValidationFailed("Invalid sla", [FieldError(f"sla.{x.path}".rstrip("."), x.reason)
-                                                    for x in field_errors(e)]) from None
+        except ValidationError as e:  # the paths are the cluster's: `sla.threshold`, already under `sla`
+            raise ValidationFailed("Invalid sla", [FieldError(x.path if x.path.startswith("sla") else f"sla.{x.path}",
+                                                              x.reason) for x in field_errors(e)]) from None
+        _check_sla(store, namespace, dep, dep.clusters[cluster].sla)
     try:
         write(store, namespace, name, before, dep, stored.version, publish)
     except Conflict:

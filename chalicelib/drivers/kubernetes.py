@@ -46,6 +46,8 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from chalicelib.aws import EKS_TOKEN_TTL as TOKEN_TTL
+from chalicelib.aws import eks_token
 from chalicelib.drivers.base import (
     DriverError,
     Instance,
@@ -70,28 +72,11 @@ NAME_LABEL = "vamp.io/name"
 SELECTOR = f"{MANAGED_BY}=vamp"
 FIELD_MANAGER = "vamp"  # server-side apply's owner of the fields vamp writes
 APPLY_PATCH = "application/apply-patch+yaml"
-TOKEN_PREFIX = "k8s-aws-v1."
-TOKEN_TTL = 600  # refresh the EKS token after 10 of its 15 minutes
 
 
 # -- EKS authentication ----------------------------------------------------------------------
-
-def eks_token(cluster_name: str, sts_client: Any) -> str:
-    """What `aws eks get-token` prints as `status.token`: `k8s-aws-v1.` + the unpadded base64url
-    of a presigned STS GetCallerIdentity URL that signs the `x-k8s-aws-id: <cluster>` header."""
-
-    def add_cluster_header(request: Any, **_: Any) -> None:
-        request.headers["x-k8s-aws-id"] = cluster_name
-
-    events = sts_client.meta.events
-    events.register_first("before-sign.sts.GetCallerIdentity", add_cluster_header, unique_id="vamp-eks-token")
-    try:
-        url = sts_client.generate_presigned_url(
-            "get_caller_identity", Params={}, ExpiresIn=60, HttpMethod="GET"
-        )
-    finally:
-        events.unregister("before-sign.sts.GetCallerIdentity", unique_id="vamp-eks-token")
-    return TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+# The token itself is chalicelib/aws.py's `eks_token` (shared with the publisher function's
+# discovery of etcd's members, which must not import the kubernetes client).
 
 
 def eks_configuration(cluster_name: str, region: str, endpoint_url: str | None = None) -> Any:

@@ -34,7 +34,7 @@ from .gateway import Routes, Sticky, VirtualHosts, http_only_problems, route_pro
 from .names import check_name
 from .scale import ScaleOrRef
 from .secrets import is_secret_reference, shows_no_secret
-from .sla import Sla, SlaOrRef
+from .sla import Sla, SlaOrRef, SlaRef
 from .units import parse_port, port_type
 
 UNRESOLVED_PORT = ""
@@ -296,7 +296,7 @@ class Blueprint(Artifact):
         self._breed_problems(problems, resolve)
         self._gateway_problems(problems, resolve)
         for name, cluster in self.clusters.items():
-            if isinstance(cluster.sla, Sla):
+            if isinstance(cluster.sla, (Sla, SlaRef)):  # a reference's own escalations too (issue 14)
                 for path, target in _targets(cluster.sla, ("clusters", name, "sla")):
                     if target not in self.clusters:
                         problems.add(path, f"escalation target {target!r} is not a cluster of this blueprint")

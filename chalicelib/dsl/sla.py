@@ -37,8 +37,13 @@ class Threshold(Model):
     lower: Milliseconds
 
 
+# The SLA check averages the agents' metric events over `interval`: at least one of their
+# 10 s windows can fall in it only from 1 s on, and a day is the telemetry API's longest window.
+MAX_INTERVAL = 86_400
+
+
 class Window(Model):
-    interval: Duration
+    interval: Annotated[Duration, Field(ge=1, le=MAX_INTERVAL)]
     cooldown: Duration
 
 

@@ -12,7 +12,8 @@ The control plane needs two operations of it, whatever the system (docs/decision
 
 Rendering, signing and fencing (docs/decisions/0019) are gateways/publisher.py's, above this.
 
-Implementations, one file per system: `etcd.py` (etcd's v3 JSON gateway, directly), and
+Implementations, one file per system: `etcd.py` (etcd's v3 JSON gateway, directly; an etcd that is
+a Service of the EKS cluster through its members' pod addresses, `etcd_members.py`), and
 `aws_lambda.py` (the same operations executed by the publisher function app.py's
 `gateway_publish`, which runs inside the cluster's VPC where etcd is: the other functions stay
 outside any VPC). `configurations(settings)` picks: VAMP_GATEWAY_PUBLISHER_FUNCTION set means the

@@ -216,15 +216,19 @@ def serve(event: object, store=None) -> dict:
         s = current_settings()
         if not s.etcd_endpoint:
             raise RuntimeError("the publisher function has no VAMP_ETCD_ENDPOINT")
-        from chalicelib.kv.etcd import at
-
         where = f"etcd at {s.etcd_endpoint}"
-        store = at(s.etcd_endpoint, s)
     try:
+        if store is None:
+            from chalicelib.kv.etcd import at
+
+            store = at(s.etcd_endpoint, s)  # eks-service://...: its members found first (kv/etcd_members.py)
         return _execute(request, store)
     except Exception as e:  # etcd3gw's errors often say nothing themselves: where, which, etcd's words
         detail = getattr(e, "detail_text", None)
-        raise EtcdFailed(f"{where}: {type(e).__name__}: {str(e)[:200]}" + (f" ({str(detail)[:300]})" if detail else "")) from e
+        from chalicelib.kv.etcd_members import MembersUnknown, NoMemberAnswered
+
+        said = 500 if isinstance(e, (MembersUnknown, NoMemberAnswered)) else 200  # these name each member
+        raise EtcdFailed(f"{where}: {type(e).__name__}: {str(e)[:said]}" + (f" ({str(detail)[:300]})" if detail else "")) from e
 
 
 def _execute(request: dict, store) -> dict:

@@ -14,6 +14,10 @@ How etcd is reached (TLS, v3 authentication) comes from the settings (VAMP_ETCD_
 VAMP_ETCD_CREDENTIALS, the JSON document of the publisher function's secret on AWS
 (docs/decisions/0036): its PEMs are written to files under the temporary directory (mode 0600)
 once per content, for the TLS library to read.
+
+An endpoint `eks-service://<namespace>/<service>:<port>` is an etcd running as a Service of the
+EKS cluster (the bundled one): its members are found through the cluster's API and tried in turn,
+each verified for the Service's name (kv/etcd_members.py); any other endpoint is one URL, as given.
 """
 from __future__ import annotations
 
@@ -97,23 +101,74 @@ def etcd_access(endpoint: str, s: Settings | None = None) -> EtcdAccess:
                       password=password if password is not None else given.get("password"))
 
 
-def client(endpoint: str, s: Settings | None = None):
+def client(endpoint: str, s: Settings | None = None, server_name: str | None = None):
     """An etcd3gw client for the endpoint ("host:port", or with its scheme), with the settings'
-    TLS and authentication."""
-    return _client(etcd_access(endpoint, s))
+    TLS and authentication; etcd's certificate verified for `server_name` when given (a member
+    reached at its address), else for the endpoint's host."""
+    return _client(etcd_access(endpoint, s), server_name)
 
 
-@lru_cache(maxsize=8)
-def _client(access: EtcdAccess):
+@lru_cache(maxsize=16)
+def _client(access: EtcdAccess, server_name: str | None = None):
     from etcd3gw.client import Etcd3Client  # imported here: not at cold start
 
     etcd = Etcd3Client(**access.client_options(), api_path="/v3/", timeout=5)
     access.configure(etcd.session)
+    if server_name:
+        etcd.session.mount("https://", _verified_as(server_name))
     return etcd
 
 
-def at(endpoint: str, s: Settings | None = None) -> "EtcdConfigurations":
+def _verified_as(server_name: str):
+    """A requests adapter whose TLS connections send `server_name` (SNI) and verify the
+    certificate for it, whatever address they connect to."""
+    from requests.adapters import HTTPAdapter
+
+    class VerifiedAs(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            kwargs.update(assert_hostname=server_name, server_hostname=server_name)
+            super().init_poolmanager(*args, **kwargs)
+
+    return VerifiedAs()
+
+
+def at(endpoint: str, s: Settings | None = None):
+    """The store at `endpoint`: one etcd URL, or the members of an etcd Service of the EKS
+    cluster (eks-service://..., kv/etcd_members.py)."""
+    from chalicelib.kv import etcd_members
+
+    if etcd_members.is_service_endpoint(endpoint):
+        s = s or current_settings()
+        address = etcd_members.parse(endpoint)
+        members = _members(address, s.eks_endpoint, s.eks_certificate_authority, s.eks_cluster, s.region)
+        return etcd_members.MemberConfigurations(
+            members, lambda url: EtcdConfigurations(client(url, s, server_name=address.server_name)))
     return EtcdConfigurations(client(endpoint, s))
+
+
+@lru_cache(maxsize=4)
+def _members(address, api_endpoint: str | None, certificate_authority: str | None, cluster: str | None, region: str):
+    """The Members of `address` (kept between invocations: its addresses and the API's token)."""
+    import boto3
+
+    from chalicelib.kv import etcd_members
+
+    missing = [name for name, value in (("VAMP_EKS_ENDPOINT", api_endpoint), ("VAMP_EKS_CLUSTER", cluster),
+                                        ("VAMP_EKS_CERTIFICATE_AUTHORITY", certificate_authority)) if not value]
+    if missing:
+        raise ValueError(f"etcd endpoint {address} is found through the EKS cluster's API: "
+                         f"{', '.join(missing)} unset (the stack's EksEndpoint, ClusterName, EksCertificateAuthority)")
+    try:
+        ca = base64.b64decode(certificate_authority, validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("VAMP_EKS_CERTIFICATE_AUTHORITY: base64 of a PEM (describe_cluster's "
+                         "certificateAuthority.data)") from None
+    if not ca.lstrip().startswith("-----BEGIN "):
+        raise ValueError("VAMP_EKS_CERTIFICATE_AUTHORITY: base64 of a PEM (describe_cluster's certificateAuthority.data)")
+    # The regional STS endpoint, as `aws eks get-token` signs for; presigning makes no request.
+    sts = boto3.client("sts", region_name=region, endpoint_url=f"https://sts.{region}.amazonaws.com")
+    api = etcd_members.ClusterApi(api_endpoint, pem_file("eks-ca", ca), cluster, sts)
+    return etcd_members.Members(api, address)
 
 
 # -- the store -------------------------------------------------------------------------------------

@@ -251,7 +251,7 @@ def sla_bodies(targets=names):
     windowed = st.builds(
         lambda lo, hi, i, c, e: {"type": "response_time_sliding_window", "threshold": {"upper": max(lo, hi), "lower": min(lo, hi)},
                                  "window": {"interval": i, "cooldown": c}, **({"escalations": e} if e is not None else {})},
-        st.integers(0, 5000), st.integers(0, 5000), times, times,
+        st.integers(0, 5000), st.integers(0, 5000), times.filter(lambda t: t not in (0, "0s", "0m")), times,  # interval >= 1 s
         _maybe(st.one_of(escalation_bodies(targets), st.lists(st.one_of(escalation_bodies(targets), _ref()), max_size=3))),
     )
     only = st.builds(lambda e: {"type": "escalation_only", "escalations": e},

@@ -40,7 +40,13 @@ refuses and moves as a real one moves:
     fake.requests                            # [(method, path)]
 
 Endpoints: /api/v1/namespaces[/<ns>]; /apis/apps/v1/namespaces/<ns>/deployments[/<name>];
-/api/v1/namespaces/<ns>/services[/<name>]: GET (one, list), POST, PUT, PATCH, DELETE.
+/api/v1/namespaces/<ns>/services[/<name>]; /apis/discovery.k8s.io/v1/namespaces/<ns>/endpointslices[/<name>]
+(what the EndpointSlice controller writes; a test writes them as it would, validated the same way):
+GET (one, list by label), POST, PUT, PATCH, DELETE.
+
+`FakeKubernetes(tls=(cert, key))` serves HTTPS; `eks=EksIdentity(...)` accepts exactly the EKS
+tokens of one identity and cluster (a presigned STS GetCallerIdentity URL, its SigV4 signature
+recomputed, at most 15 minutes old), as the cluster's authenticator would, and 401 otherwise.
 """
 from __future__ import annotations
 
@@ -77,8 +83,12 @@ from tests.fakes.kubernetes_patches import (
 
 # plural -> (group path, apiVersion, kind, namespaced)
 _KINDS = {"deployments": ("apis/apps/v1", "apps/v1", "Deployment"), "services": ("api/v1", "v1", "Service"),
-          "namespaces": ("api/v1", "v1", "Namespace")}
-_RESOURCE = {"deployments": "deployments.apps", "services": "services", "namespaces": "namespaces"}
+          "namespaces": ("api/v1", "v1", "Namespace"),
+          "endpointslices": ("apis/discovery.k8s.io/v1", "discovery.k8s.io/v1", "EndpointSlice")}
+_RESOURCE = {"deployments": "deployments.apps", "services": "services", "namespaces": "namespaces",
+             "endpointslices": "endpointslices.discovery.k8s.io"}
+_GROUPS = {("api", "v1"): "api/v1", ("apis", "apps", "v1"): "apis/apps/v1",
+           ("apis", "discovery.k8s.io", "v1"): "apis/discovery.k8s.io/v1"}
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
             409: "Conflict", 415: "UnsupportedMediaType", 422: "Invalid", 429: "TooManyRequests",
             500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}
@@ -246,8 +256,10 @@ def _container_problems(where: str, c: dict) -> list[str]:
 def object_problems(kind: str, obj: dict, current: dict | None) -> list[str]:
     """What the API server's validation refuses in an object of `kind` (current: the stored one)."""
     meta = obj.get("metadata") or {}
-    rule = {"namespaces": "label", "services": "1035", "deployments": "subdomain"}[kind]
+    rule = {"namespaces": "label", "services": "1035", "deployments": "subdomain", "endpointslices": "subdomain"}[kind]
     out = _name_problems("metadata.name", meta.get("name"), rule) + _meta_problems(meta)
+    if kind == "endpointslices":
+        return out + _endpoint_slice_problems(obj, current)
     spec = obj.get("spec") or {}
     if kind == "services":
         ports = spec.get("ports") or []
@@ -298,6 +310,52 @@ def object_problems(kind: str, obj: dict, current: dict | None) -> list[str]:
                 names.add(c.get("name"))
         if spec.get("replicas") is not None and spec["replicas"] < 0:
             out.append(f"spec.replicas: Invalid value: {spec['replicas']}: must be greater than or equal to 0")
+    return out
+
+
+def _endpoint_slice_problems(obj: dict, current: dict | None) -> list[str]:
+    """ValidateEndpointSlice (pkg/apis/discovery/validation): addresses of the slice's type, at
+    most 1000 endpoints of 1 to 100 addresses, at most 100 ports, each named by a DNS label (or
+    not at all) and unique, addressType immutable."""
+    import ipaddress
+
+    out = []
+    kind = obj.get("addressType")
+    if current is not None and current.get("addressType") != kind:
+        out.append(f'addressType: Invalid value: "{kind}": field is immutable')
+    endpoints = obj.get("endpoints") or []
+    if len(endpoints) > 1000:
+        out.append(f"endpoints: Too many: {len(endpoints)}: must have at most 1000 items")
+    for i, endpoint in enumerate(endpoints):
+        addresses = endpoint.get("addresses") or []
+        if not 1 <= len(addresses) <= 100:
+            out.append(f"endpoints[{i}].addresses: Invalid value: must have 1 to 100 addresses")
+        for j, address in enumerate(addresses):
+            where = f'endpoints[{i}].addresses[{j}]: Invalid value: "{address}"'
+            if kind == "FQDN":
+                if _name_problems("", address, "subdomain"):
+                    out.append(f"{where}: must be a valid FQDN")
+                continue
+            try:
+                parsed = ipaddress.ip_address(address)
+            except ValueError:
+                out.append(f"{where}: must be a valid IP address")
+                continue
+            if parsed.version != (4 if kind == "IPv4" else 6) or str(parsed) != address:
+                out.append(f"{where}: must be a valid {kind} address in canonical form")
+    ports = obj.get("ports") or []
+    if len(ports) > 100:
+        out.append(f"ports: Too many: {len(ports)}: must have at most 100 items")
+    names = set()
+    for i, port in enumerate(ports):
+        name = port.get("name") or ""
+        if name and (len(name) > 63 or not _DNS_LABEL.match(name)):
+            out.append(f'ports[{i}].name: Invalid value: "{name}": a lowercase RFC 1123 label')
+        if name in names:
+            out.append(f'ports[{i}].name: Duplicate value: "{name}"')
+        names.add(name)
+        if port.get("port") is not None and (problem := _number_problem(f"ports[{i}].port", port["port"])):
+            out.append(problem)
     return out
 
 
@@ -399,8 +457,44 @@ def _template_hash(template: dict) -> str:
     return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
 
 
+@dataclass(frozen=True)
+class EksIdentity:
+    """Whom an EKS cluster's authenticator accepts: tokens `aws eks get-token` makes for `cluster`
+    (k8s-aws-v1. + a presigned STS GetCallerIdentity URL signing `x-k8s-aws-id: <cluster>`),
+    signed with these credentials for `region`'s STS, at most 15 minutes old."""
+
+    cluster: str
+    access_key: str
+    secret_key: str
+    region: str
+
+    def refusal(self, token: str) -> str | None:
+        import base64
+
+        from tests.fakes.sigv4 import verify_presigned
+
+        if not token.startswith("k8s-aws-v1."):
+            return "not an EKS token"
+        raw = token[len("k8s-aws-v1."):]
+        try:
+            url = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        except ValueError:
+            return "not base64url"
+        parts = urlsplit(url)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        if parts.scheme != "https" or parts.netloc not in ("sts.amazonaws.com", f"sts.{self.region}.amazonaws.com"):
+            return f"unexpected STS host {parts.netloc!r}"
+        if parts.path not in ("", "/") or query.get("Action") != "GetCallerIdentity" or query.get("Version") != "2011-06-15":
+            return "not a GetCallerIdentity request"
+        if "x-k8s-aws-id" not in query.get("X-Amz-SignedHeaders", "").split(";"):
+            return "the x-k8s-aws-id header is not signed"
+        return verify_presigned((self.access_key, self.secret_key, self.region, "sts"), "GET", url,
+                                {"x-k8s-aws-id": self.cluster}, lifetime=900)
+
+
 class FakeKubernetes:
-    def __init__(self, tick: float | None = 0.02, deadline_steps: int = 5) -> None:
+    def __init__(self, tick: float | None = 0.02, deadline_steps: int = 5, tls: tuple[str, str] | None = None,
+                 eks: EksIdentity | None = None) -> None:
         self.store: dict[tuple[str, str | None], dict[str, dict]] = {}  # (kind, ns) -> name -> body
         self.managers: dict[tuple[str, str | None, str], dict[str, set]] = {}  # object -> manager -> fields
         self.operations: dict[tuple[str, str | None, str], dict[str, str]] = {}  # object -> manager -> Apply|Update
@@ -408,6 +502,9 @@ class FakeKubernetes:
         self.rollouts: dict[tuple[str, str], _Rollout] = {}
         self.requests: list[tuple[str, str]] = []
         self.token = secrets.token_urlsafe(16)
+        # tls: (certificate file, key file): served over HTTPS. eks: only that identity's EKS
+        # tokens are accepted (fake.token then is not).
+        self.tls, self.eks = tls, eks
         self.tick, self.deadline_steps = tick, deadline_steps
         self._versions = itertools.count(1000)
         self._ips = itertools.count(10)
@@ -451,6 +548,12 @@ class FakeKubernetes:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if self.tls:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         if self.tick:
             self._running.set()
@@ -483,7 +586,7 @@ class FakeKubernetes:
     @property
     def url(self) -> str:
         assert self._server
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self._server.server_address[1]}"
 
     def objects(self, kind: str, namespace: str | None = None) -> dict[str, dict]:
         with self._lock:
@@ -538,7 +641,11 @@ class FakeKubernetes:
               authorization: str | None) -> tuple[int, dict]:
         with self._lock:
             self.requests.append((method, urlsplit(raw_path).path))
-        if authorization != f"Bearer {self.token}":
+        if self.eks is not None:
+            given = (authorization or "")[len("Bearer "):] if (authorization or "").startswith("Bearer ") else ""
+            if not given or self.eks.refusal(given) is not None:
+                return 401, _status(401, "Unauthorized")
+        elif authorization != f"Bearer {self.token}":
             return 401, _status(401, "Unauthorized")
         # A POST or PUT without a Content-Type is JSON (the API server's first serializer), as the
         # client's create and replace calls send them; a PATCH must name its patch type.
@@ -579,10 +686,10 @@ class FakeKubernetes:
                 self.requests.append((method, url.path))
             if injected := self._injected(method, url.path, body):
                 return injected
-            if parts[:2] == ["api", "v1"]:
-                group, rest = "api/v1", parts[2:]
-            elif parts[:3] == ["apis", "apps", "v1"]:
-                group, rest = "apis/apps/v1", parts[3:]
+            if tuple(parts[:2]) in _GROUPS:
+                group, rest = _GROUPS[tuple(parts[:2])], parts[2:]
+            elif tuple(parts[:3]) in _GROUPS:
+                group, rest = _GROUPS[tuple(parts[:3])], parts[3:]
             else:
                 return not_found
             if rest[:1] != ["namespaces"]:
@@ -593,7 +700,7 @@ class FakeKubernetes:
                 return self._op("namespaces", None, rest[1] if len(rest) == 2 else None, method, body, query,
                                 content_type)
             namespace, kind = rest[1], rest[2]
-            if kind not in ("deployments", "services") or len(rest) > 4 or _KINDS[kind][0] != group:
+            if kind not in ("deployments", "services", "endpointslices") or len(rest) > 4 or _KINDS[kind][0] != group:
                 return not_found
             if namespace not in self.store.get(("namespaces", None), {}):
                 if method == "GET" and len(rest) == 3:
