@@ -315,6 +315,23 @@ def artifact_delete(kind, name, namespace=None):
     return respond(namespace, artifacts.delete_artifact, kind, name)
 
 
+# --- automations (docs/decisions/0041): EventBridge rules chalice makes for these handlers ---
+@app.on_cw_event({"source": ["aws.ecr"], "detail-type": ["ECR Image Action"],
+                  "detail": {"action-type": ["PUSH"], "result": ["SUCCESS"]}}, name="ecr_image_pushed")
+def ecr_image_pushed(event):
+    from chalicelib.automations import ecr  # the domain's models: loaded by this function only
+
+    return ecr.on_push(event.to_dict())
+
+
+@app.on_cw_event({"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"],
+                  "detail": {"state": {"value": ["ALARM"]}}}, name="alarm_raised")
+def alarm_raised(event):
+    from chalicelib.automations import cloudwatch_alarms
+
+    return cloudwatch_alarms.on_alarm(event.to_dict())
+
+
 # What the cold start built lives as long as the process: keep it out of every later collection.
 gc.freeze()
 gc.enable()

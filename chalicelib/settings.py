@@ -148,6 +148,11 @@ class Settings:
     # on the nodes, later, so an unlisted name's DNS could change under a checked route) or
     # "resolved" (any name whose every address is admitted when the gateway is stored).
     egress_route_names: EgressRouteNames = "listed"
+    # --- automations (docs/decisions/0041) ---
+    # The EventBridge bus (name or ARN) the control plane puts its own events on (None: none is
+    # put); `source` of every entry it puts ("vamp.<stack>" on AWS, from the template).
+    event_bus: str | None = None
+    event_source: str = "vamp"
 
     def driver_for(self, namespace: str, env: dict[str, str] | None = None) -> str:
         """The namespace's driver as the operator configured it; ValueError with the reason

@@ -289,6 +289,12 @@ class LocalStack:
 
         arn = stepfunctions.setup(self.endpoint)
         log.info("release state machine %s", arn)
+        # --- automations (0041): what is put on moto's default bus reaches app.py's on_cw_event
+        # handlers in this process; the control plane's own events go on a bus of the stack's
+        if getattr(self, "_embedded_moto", False):
+            from local import eventbridge
+
+            log.info("event bus %s, delivered in-process", eventbridge.setup(self.endpoint))
 
     def _bootstrap_token(self) -> None:
         """The stack's first token: the admin of every namespace (VAMP_API_TOKEN, or the one

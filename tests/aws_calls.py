@@ -194,6 +194,11 @@ def needs(service: str, operation: str, params: dict) -> tuple[Need, ...]:
             out.append(Need("iam:PassRole", "role:WorkflowSchedulerRole",
                             (("iam:PassedToService", "scheduler.amazonaws.com"),)))
         return tuple(out)
+    # --- automations (0041) ---
+    if service == "monitoring":  # CloudWatch signs as `monitoring`; IAM's prefix is cloudwatch
+        return (Need(f"cloudwatch:{operation}", "cloudwatch:alarm"),)
+    if service == "events":  # the control plane puts only on the stack's bus (VAMP_EVENT_BUS)
+        return (Need(f"events:{operation}", "bus:VampEventBus"),)
     return (Need(f"{service}:{operation}", "*"),)
 
 
@@ -207,6 +212,7 @@ _MARKERS = {
     "ssm:parameter": (":ssm:", ":parameter/"), "secretsmanager:secret": (":secretsmanager:", ":secret:"),
     "eks:cluster": (":eks:", ":cluster/"), "lambda:function": (":lambda:", ":function:"),
     "scheduler:schedule": (":scheduler:", ":schedule/"),
+    "cloudwatch:alarm": (":cloudwatch:", ":alarm:"),
 }
 KNOWN_CONDITION_KEYS = {"iam:PassedToService", "ecs:CreateAction"}
 _OPERATORS = {"StringEquals": lambda v, p: v == p, "ArnEquals": lambda v, p: v == p,
@@ -218,7 +224,7 @@ def resource_matches(kind: str, resource: str) -> bool:
         return True
     if kind == "*":
         return False  # an action without resource-level permission is allowed only on "*"
-    if kind.startswith(("table:", "role:", "function:")):
+    if kind.startswith(("table:", "role:", "function:", "bus:")):
         logical, _, sub = kind.partition(":")[2].partition("/")
         arn = f"{{GetAtt {logical}.Arn}}"
         return resource == arn if not sub else resource.startswith(f"{arn}/{sub}/")

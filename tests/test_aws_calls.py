@@ -110,7 +110,7 @@ def test_the_deployed_roles_are_every_functions_and_deny_what_the_code_must_not_
     assert sorted(f for r in roles for f in r.functions) == sorted(
         ["APIHandler", "VampToken", "ScheduledPass", "ReleaseAnalyse", "ReleaseSetWeight", "ReleaseGate",
          "ReleasePromote", "ReleaseRollback", "GatewayPublish", "WorkflowRun",
-         "WorkflowBusEvent"])
+         "WorkflowBusEvent", "EcrImagePushed", "AlarmRaised"])
     outside = aws_calls.roles_for(aws_calls.Record("dynamodb", "PutItem", "app.py:1 (f)", ()), roles)
     (publisher,) = aws_calls.roles_for(aws_calls.Record("lambda", "Invoke", "x", (), "GatewayPublish"), roles)
     assert publisher not in outside and len(outside) == len(roles) - 1
@@ -118,6 +118,12 @@ def test_the_deployed_roles_are_every_functions_and_deny_what_the_code_must_not_
     for need in (Need("dynamodb:GetItem", "table:VampTable"), Need("states:StartExecution", "states:stateMachine"),
                  Need("lambda:InvokeFunction", "function:GatewayPublish"), Need("ecs:CreateService", "ecs:service")):
         assert not publisher.allows(need)
+    # --- automations (0041): the stack's bus only, the alarms' tags
+    assert not publisher.allows(Need("events:PutEvents", "bus:VampEventBus"))
+    for r in outside:
+        assert r.allows(Need("events:PutEvents", "bus:VampEventBus"))
+        assert not r.allows(Need("events:PutEvents", "bus:default"))
+        assert r.allows(Need("cloudwatch:ListTagsForResource", "cloudwatch:alarm"))
     for r in outside:
         assert r.allows(Need("lambda:InvokeFunction", "function:GatewayPublish"))
         assert not r.allows(Need("lambda:InvokeFunction", "function:ReleaseAnalyse"))

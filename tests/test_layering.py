@@ -44,6 +44,9 @@ ALLOWED: dict[str, set[str]] = {
     # SLAs and escalations (issue 14): checks from the telemetry, escalations through deployments.
     "chalicelib.slas": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.gateways", "chalicelib.deployments",
                                "chalicelib.releases"},
+    # EventBridge automations (docs/decisions/0041): start and abort releases, merge breeds
+    "chalicelib.automations": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.artifacts",
+                                      "chalicelib.deployments", "chalicelib.releases"},
     "chalicelib.jobs": BASE | {"chalicelib.store", "chalicelib.gateways", "chalicelib.deployments",
                                "chalicelib.releases", "chalicelib.slas"},
     "chalicelib.api": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.gateways", "chalicelib.artifacts",

@@ -129,6 +129,7 @@ def merge(deployment: Deployment | None, name: str, blueprint: Any, resolve: Res
     old_env = dict(dep.environment_variables)
     dep.environment_variables = {**dep.environment_variables, **blueprint.environment_variables}
     dep.dialects = {**dep.dialects, **blueprint.dialects}
+    dep.metadata = {**dep.metadata, **blueprint.metadata}  # e.g. `release_policy` (decision 0041)
     for cname, bp_cluster in blueprint.clusters.items():
         path = f"clusters.{cname}"
         cluster = dep.clusters.get(cname) or DeploymentCluster()

@@ -12,6 +12,16 @@ if TYPE_CHECKING:
 
 
 def event_store() -> EventStore:
+    store = _chosen()
+    # --- automations (0041): the control plane's own events also on VAMP_EVENT_BUS ---
+    if settings().event_bus:
+        from chalicelib.store.eventbridge_events import BusForwardingEventStore
+
+        return BusForwardingEventStore(store)
+    return store
+
+
+def _chosen() -> EventStore:
     # Only the chosen backend's module is imported (both import the interface's pydantic models,
     # OpenSearch also its client); both create their clients on first use and cache them.
     if settings().event_store == "opensearch":

@@ -39,7 +39,7 @@ def test_the_state_machines_tasks_are_the_packages_functions_by_reference():
 
 def test_every_function_knows_the_tables_and_the_api_knows_the_machine_by_reference():
     found = functions(packaged())
-    assert len(found) == 11  # with workflow_run and workflow_bus_event (0039)
+    assert len(found) == 13  # with workflow_run, workflow_bus_event (0039), ecr_image_pushed, alarm_raised (0041)
     found.pop("GatewayPublish")  # no store access (docs/decisions/0036): tests/infra/test_gateway_publisher.py
     for name, function in found.items():
         env = function["Properties"]["Environment"]["Variables"]

@@ -46,7 +46,7 @@ def test_the_publisher_gets_etcd_and_its_credentials_and_nothing_of_the_store():
 def test_every_other_function_knows_the_publisher_and_may_invoke_it():
     template = packaged()
     others = {k: v for k, v in functions(template).items() if k != "GatewayPublish"}
-    assert len(others) == 10  # with workflow_run and workflow_bus_event (0039)
+    assert len(others) == 12  # with the workflows' (0039) and the automations' (0041)
     for name, function in others.items():
         env = function["Properties"]["Environment"]["Variables"]
         assert env["VAMP_GATEWAY_PUBLISHER_FUNCTION"] == {"Fn::If": ["HasEtcd", {"Ref": "GatewayPublish"}, NO_VALUE]}, name

@@ -57,6 +57,9 @@ def exceptions() -> dict[tuple[frozenset[str], str], str]:
          ARN % ("es", "domain/${OpenSearchDomain}/*")): "the indices of the one domain, one per day",
         # ECS authorises a create action's tags as ecs:TagResource (0038): on any family, since
         # families are named per deployment, and only as RegisterTaskDefinition creates them.
+        # --- automations (0041): alarms are the operator's, named by them; only their tags are read
+        (frozenset({"cloudwatch:ListTagsForResource"}), ARN % ("cloudwatch", "alarm:*")):
+            "the operator's alarms, any name; the alarm handler reads which gateways they name",
         (frozenset({"ecs:TagResource"}), ARN % ("ecs", "task-definition/*")):
             "task definition families are named per deployment; only with ecs:CreateAction RegisterTaskDefinition",
         # --- workflows (0039): the schedules of this stack's group, one per workflow, named then
