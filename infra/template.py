@@ -80,8 +80,23 @@ def packaged(stage: str = "dev") -> dict:
     return copy.deepcopy(_packaged(stage))
 
 
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
 def functions(template: dict) -> dict[str, dict]:
-    return {k: v for k, v in template["Resources"].items() if v.get("Type") == "AWS::Serverless::Function"}
+    """The template's functions, each with the environment it gets: the Globals' variables merged
+    with its own as the SAM transform merges them (the function's win), and a variable set to
+    AWS::NoValue left out as CloudFormation leaves it out."""
+    shared = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    out = {}
+    for name, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        own = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        variables = {k: v for k, v in {**shared, **own}.items() if v != NO_VALUE}
+        properties = {**resource.get("Properties", {}), "Environment": {"Variables": variables}}
+        out[name] = {**resource, "Properties": properties}
+    return out
 
 
 if __name__ == "__main__":

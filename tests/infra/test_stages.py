@@ -25,13 +25,24 @@ def test_there_is_a_deployed_stage():
 
 @pytest.mark.parametrize("stage", DEPLOYED)
 def test_a_deployed_stage_names_a_real_driver(stage):
-    env = stage_env(stage)
-    assert env.get("VAMP_DRIVER") in ("kubernetes", "ecs")
-    assert "VAMP_ALLOW_LOCAL_DRIVER" not in env
-    on_lambda = {**env, "AWS_LAMBDA_FUNCTION_NAME": f"vamp-{stage}"}
-    s = Settings.from_env(on_lambda)
-    for namespace in ["default", "team-a", *namespace_drivers(s.namespace_drivers)]:
-        assert s.driver_for(namespace, on_lambda) in ("kubernetes", "ecs")
+    # The stack's Driver parameter reaches every function but the publisher (infra/resources.yaml's
+    # Globals); the stage's own variables must not override it.
+    from infra.template import functions, packaged
+
+    template = packaged(stage)
+    allowed = template["Parameters"]["Driver"]["AllowedValues"]
+    assert allowed and set(allowed) <= {"kubernetes", "ecs"}
+    assert "VAMP_DRIVER" not in stage_env(stage)
+    for name, function in functions(template).items():
+        env = function["Properties"]["Environment"]["Variables"]
+        assert env.get("VAMP_DRIVER") == ({"Ref": "Driver"} if name != "GatewayPublish" else None), name
+    for driver in allowed:
+        env = {**stage_env(stage), "VAMP_DRIVER": driver}
+        assert "VAMP_ALLOW_LOCAL_DRIVER" not in env
+        on_lambda = {**env, "AWS_LAMBDA_FUNCTION_NAME": f"vamp-{stage}"}
+        s = Settings.from_env(on_lambda)
+        for namespace in ["default", "team-a", *namespace_drivers(s.namespace_drivers)]:
+            assert s.driver_for(namespace, on_lambda) in ("kubernetes", "ecs")
 
 
 @pytest.mark.parametrize("stage", sorted(CONFIG["stages"]))
