@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 PATTERN = {"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"],
            "detail": {"state": {"value": ["ALARM"]}}}
 TAG = "vamp:gateway"
-_DESCRIBED = re.compile(r"(?:^|\s)vamp:gateway=([^\s/]+/\S+)")  # linear: no nested quantifiers
+DESCRIBED = TAG + "="  # a word of the description: vamp:gateway=<namespace>/<gateway>
 _NAMED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,62})/(\S{1,255})$")
 
 
@@ -30,7 +30,7 @@ def named_gateways(tags: dict[str, str], description: str | None) -> list[tuple[
     """(namespace, gateway) pairs an alarm names, in order, once each."""
     found: dict[tuple[str, str], None] = {}
     values = [v for k, v in sorted(tags.items()) if k == TAG or k.startswith(TAG + ":")]
-    values += _DESCRIBED.findall(description or "")
+    values += [word[len(DESCRIBED):] for word in (description or "").split() if word.startswith(DESCRIBED)]
     for value in values:
         m = _NAMED.fullmatch(value.strip())
         if m:

@@ -239,7 +239,7 @@ def _cluster(ctx: _Namespace, dep: Deployment, c: str, sla: Sla, result: Pass) -
         reason = f"release {held[0]} runs on gateway {held[1]}: no scaling decision from a canary's partial traffic"
         log.info("sla of %s/%s skipped: %s", d, c, reason)
         ctx.publish(ctx.ns, [new_event(["slas", "slas:skipped", *_tags(d, c)], {
-            "deployment": d, "cluster": c, "reason": reason, "release": held[0], "gateway": held[1]})])
+            "deployment": d, "cluster": c, "reason": reason, "release": held[0], "gateway": held[1]}, timestamp=now)])
         return False
     window = sla.window
     quiet = timedelta(seconds=(window.interval + window.cooldown)) if window else timedelta(0)
@@ -247,7 +247,7 @@ def _cluster(ctx: _Namespace, dep: Deployment, c: str, sla: Sla, result: Pass) -
     made: list[dict] = []
     if sla.generic:
         ctx.publish(ctx.ns, [new_event([f"sla:{sla.type}", *_tags(d, c)], {
-            "deployment": d, "cluster": c, "type": sla.type, "parameters": sla.parameters or {}})])
+            "deployment": d, "cluster": c, "type": sla.type, "parameters": sla.parameters or {}}, timestamp=now)])
     elif sla.type == RTSW:
         made = _check(ctx, d, c, dep, cluster, sla, sla_events, quiet, result)
     pending = [e for e in sorted(sla_events + made, key=lambda e: (e["timestamp"], e["id"])) if _direction(e)]
@@ -328,13 +328,14 @@ def _escalate(ctx: _Namespace, d: str, c: str, sla: Sla, pending: list[dict], re
             result.errors.append(f"{d}/{c}: deployment changed concurrently; escalation on the next pass")
             return scaled
         scaled = scaled or bool(plan.actions)
-        marks = [new_event(["escalations", f"escalation:{a.escalation}", *_tags(d, c)], {**why, **a.figures()})
-                 for a in plan.actions]
-        marks += [new_event(["escalations", f"escalation:{g['type']}", *_tags(d, c)], {**why, "generic": g})
-                  for g in plan.generic]
+        # Stamped with the pass's time, which the next pass's queries are bounded by.
+        marks = [new_event(["escalations", f"escalation:{a.escalation}", *_tags(d, c)], {**why, **a.figures()},
+                           timestamp=ctx.now) for a in plan.actions]
+        marks += [new_event(["escalations", f"escalation:{g['type']}", *_tags(d, c)], {**why, "generic": g},
+                            timestamp=ctx.now) for g in plan.generic]
         if not plan.actions:
             marks.append(new_event(["escalations", "escalation:none", *_tags(d, c)], {
-                **why, "why": plan.refused or "no scale escalation", "generic": len(plan.generic)}))
+                **why, "why": plan.refused or "no scale escalation", "generic": len(plan.generic)}, timestamp=ctx.now))
         result.actions += len(plan.actions)
         for a in plan.actions:
             log.info("escalation %s of %s/%s: %s %s %s -> %s", direction, d, c, a.cluster, a.field,
