@@ -5,7 +5,8 @@ import importlib
 import sys
 
 BENCHES = ["bench.cold_start", "bench.artifact_api", "bench.bench_agent", "bench.gateways", "bench.releases", "bench.deployments",
-           "bench.aged_table", "bench.idle", "bench.local_state", "bench.local_restart", "bench.chaos"]
+           "bench.aged_table", "bench.idle", "bench.local_state", "bench.local_restart", "bench.chaos",
+           "bench.workflows"]
 
 
 def main() -> None:
