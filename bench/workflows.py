@@ -33,7 +33,7 @@ from datetime import datetime
 from bench.common import ROOT, local_aws, percentiles, verdict
 
 RUNS_A_MONTH = 60 * 730  # PT1M
-LOG_BYTES_A_RUN = 300 + 2 * 150  # Lambda's START/END/REPORT lines, plus the run's own two log lines
+LOG_BYTES_A_RUN = 600  # an estimate: Lambda's START/END/REPORT lines (~300 bytes) and the run's few log lines
 PRICES = {
     "request": 0.20 / 1_000_000,  # Lambda, per invocation
     "gb_second": 0.0000166667,  # Lambda, x86
