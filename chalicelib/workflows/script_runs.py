@@ -27,9 +27,12 @@ MAX_EVENT_CHARS = 4096  # the triggering event as JSON in VAMP_WORKFLOW_EVENT
 _TOKEN_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
-def timeout_of(document: dict) -> int:
-    """The workflow's VAMP_WORKFLOW_EXECUTION_TIMEOUT (whole seconds, 1..3600), else 60 s."""
+def timeout_of(document: dict, breed: dict | None = None) -> int:
+    """VAMP_WORKFLOW_EXECUTION_TIMEOUT (whole seconds, 1..3600) of the workflow, else the breed's
+    default, else 60 s."""
     raw = (document.get("environment_variables") or {}).get(TIMEOUT_VARIABLE)
+    if raw in (None, ""):
+        raw = ((breed or {}).get("environment_variables") or {}).get(TIMEOUT_VARIABLE)
     if raw in (None, ""):
         return DEFAULT_TIMEOUT
     try:
@@ -109,8 +112,8 @@ def spec_of(namespace: str, name: str, document: dict, breed: dict, token: str, 
 def run(store: ArtifactStore, namespace: str, name: str, document: dict, trigger: dict | None) -> JobResult:
     """Mint the run's token, run the job on the namespace's driver, revoke the token when the run is
     over here (an asynchronous run's token expires on its own)."""
-    timeout = timeout_of(document)
     breed = breed_of(store, namespace, document)
+    timeout = timeout_of(document, breed)
     tokens = DynamoDBTokenStore()
     token_label = token_name(namespace, name)
     token, _ = tokens.create(token_label, role=OPERATOR, namespaces=[namespace],

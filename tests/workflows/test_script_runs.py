@@ -1,0 +1,190 @@
+"""Script and container breeds run on the namespace's driver (decision 0039): the local driver
+for real (a process: exit code, log tail, the timeout stopping its whole group), Vamp's workflow
+environment, and the run's token, which acts only as an operator of the workflow's namespace and
+only while the run lasts."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from chalicelib import drivers
+from chalicelib.drivers.base import JobResult
+from chalicelib.drivers.processes import running, start_time
+from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
+from chalicelib.store.event_backend import event_store
+from chalicelib.store.event_store import EventQuery
+from chalicelib.store.tokens import DynamoDBTokenStore
+from chalicelib.workflows import runs, script_runs
+
+
+def _query(*tags):
+    return event_store().query("default", EventQuery(tags=list(tags), per_page=100)).items
+
+
+def _breed(api, name, command, **env):
+    body = {"name": name, "deployable": {"type": "command", "definition": command}}
+    if env:
+        body["environment_variables"] = env
+    r = api.post("/api/v1/breeds", body)
+    assert r.status_code == 201, r.body
+
+
+def _workflow(api, name, breed, schedule=None, **env):
+    body = {"name": name, "breed": breed, "schedule": schedule or {"time": {"period": "PT1M"}}}
+    if env:
+        body["environment_variables"] = env
+    r = api.post("/api/v1/workflows", body)
+    assert r.status_code == 202, r.body
+
+
+def test_a_command_breed_runs_as_a_process_its_exit_code_and_log_reported(api):
+    _breed(api, "job", "echo ns=$VAMP_NAMESPACE; echo line2 >&2; exit 3")
+    _workflow(api, "j", "job")
+    outcome = runs.run(DynamoDBArtifactStore(), "default", "j")
+    [failed] = _query("workflows:j", "failed")
+    assert failed["value"] == outcome
+    assert outcome["exit_code"] == 3 and outcome["error"] == "exited with code 3"
+    assert outcome["log"] == ["ns=default", "line2"]
+    assert _query("workflows:j", "finished") == []
+
+
+def test_a_run_past_its_timeout_is_stopped_with_its_children_and_reported(api, tmp_path):
+    pids = tmp_path / "pids"
+    # the shell's child lives in its group: the timeout stops the group, not the shell alone
+    _breed(api, "slow", f"sleep 30 & echo $! > {pids}; echo $$ >> {pids}; wait",
+           VAMP_WORKFLOW_EXECUTION_TIMEOUT="5")
+    _workflow(api, "s", "slow", VAMP_WORKFLOW_EXECUTION_TIMEOUT="1")
+    outcome = runs.run(DynamoDBArtifactStore(), "default", "s")
+    [failed] = _query("workflows:s", "failed")
+    assert "timeout" in failed["value"]["error"] and "1 s" in failed["value"]["error"]
+    assert failed["value"]["duration"] < 30  # stopped, not waited for
+    for pid in map(int, pids.read_text().split()):
+        assert not running(pid, start_time(pid)), f"{pid} still runs"
+    assert outcome == failed["value"]
+
+
+@pytest.fixture()
+def _located(aws):
+    from chalicelib.settings import settings
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VAMP_API_URL", "http://127.0.0.1:9999")
+        patch.setenv("VAMP_ETCD_ENDPOINT", "127.0.0.1:2379")  # never reached: only handed to the run
+        settings.cache_clear()
+        yield
+    settings.cache_clear()
+
+
+def test_the_run_gets_vamps_workflow_environment(api, _located):
+    printed = "; echo ".join(f"{v}=${v}" for v in (
+        "VAMP_URL", "VAMP_NAMESPACE", "VAMP_WORKFLOW_EXECUTION_PERIOD", "VAMP_WORKFLOW_EXECUTION_TIMEOUT",
+        "VAMP_KEY_VALUE_STORE_CONNECTION", "VAMP_KEY_VALUE_STORE_PATH", "COLOUR"))
+    _breed(api, "env", f'echo {printed}; echo "$VAMP_API_TOKEN" | cut -c1-5; echo "$VAMP_WORKFLOW_EVENT"',
+           COLOUR="red")
+    _workflow(api, "e", "env", {"event": ["paint"]}, COLOUR="blue")
+    r = api.post("/api/v1/events", {"tags": ["paint"], "value": {"wall": 1}})
+    assert r.status_code == 201, r.body
+    [finished] = _query("workflows:e", "finished")
+    *variables, token_prefix, event = finished["value"]["log"]
+    assert variables == ["VAMP_URL=http://127.0.0.1:9999", "VAMP_NAMESPACE=default", "VAMP_WORKFLOW_EXECUTION_PERIOD=0",
+                         "VAMP_WORKFLOW_EXECUTION_TIMEOUT=60", "VAMP_KEY_VALUE_STORE_CONNECTION=127.0.0.1:2379",
+                         "VAMP_KEY_VALUE_STORE_PATH=/vamp/default", "COLOUR=blue"]
+    assert token_prefix == "vamp_"
+    event = json.loads(event)
+    assert event["id"] == r.json["id"] and event["value"] == {"wall": 1} and "paint" in event["tags"]
+
+
+def test_a_time_schedules_period_is_the_execution_period():
+    assert script_runs.period_of({"schedule": {"time": {"period": "PT5M"}}}) == 300
+    assert script_runs.period_of({"schedule": {"event": ["x"]}}) == 0
+
+
+def test_the_triggering_event_is_bounded():
+    small = {"id": "1", "tags": ["a"], "value": "v", "origin": ["w"]}
+    assert json.loads(script_runs.event_json(small)) == {"id": "1", "tags": ["a"], "value": "v"}
+    big = {"id": "1", "tags": ["a"], "value": "v" * 10_000}
+    text = script_runs.event_json(big)
+    assert len(text) <= script_runs.MAX_EVENT_CHARS
+    assert json.loads(text) == {"id": "1", "tags": ["a"], "truncated": True}
+
+
+def test_a_bad_timeout_fails_the_run_naming_the_variable(api):
+    _breed(api, "t", "true", VAMP_WORKFLOW_EXECUTION_TIMEOUT="60")
+    _workflow(api, "t", "t", VAMP_WORKFLOW_EXECUTION_TIMEOUT="forever")
+    outcome = runs.run(DynamoDBArtifactStore(), "default", "t")
+    assert "VAMP_WORKFLOW_EXECUTION_TIMEOUT" in outcome["error"]
+
+
+class _Calling:
+    """A driver whose run calls the API with the run's token, as a script would."""
+
+    name = "calling"
+
+    def __init__(self, api):
+        self.api, self.answers, self.token = api, {}, None
+
+    def run_job(self, namespace, spec, timeout):
+        self.token = token = spec.env["VAMP_API_TOKEN"]
+        api = self.api
+        self.answers = {
+            "read": api.get("/api/v1/deployments", token=token).status_code,
+            "write gateway": api.post("/api/v1/gateways", {"name": "wg", "port": "9077/http", "routes": {
+                "[127.0.0.1:8081]": {"weight": "100%"}}}, token=token).status_code,
+            "publish": api.post("/api/v1/events", {"tags": ["done"], "value": 1}, token=token).status_code,
+            "other namespace": api.get("/other/api/v1/deployments", token=token).status_code,
+            "other namespace write": api.post("/other/api/v1/events", {"tags": ["x"], "value": 1},
+                                              token=token).status_code,
+            "mint a token": api.post("/api/v1/tokens", {"name": "more", "role": "reader"}, token=token).status_code,
+            "list tokens": api.get("/api/v1/tokens", token=token).status_code,
+            "telemetry": api.post("/api/v1/events", {"tags": ["gateways:wg", "metrics:rate"], "type": "metrics",
+                                                     "value": 1}, token=token).status_code,
+        }
+        return JobResult("succeeded", 0, ("called",))
+
+
+def test_the_runs_token_acts_in_its_namespace_only_and_dies_with_the_run(api, monkeypatch):
+    calling = _Calling(api)
+    monkeypatch.setattr(script_runs, "driver_for", lambda namespace: drivers.Guarded(calling))
+    _breed(api, "caller", "true")
+    _workflow(api, "c", "caller")
+    outcome = runs.run(DynamoDBArtifactStore(), "default", "c")
+    assert outcome["exit_code"] == 0
+    assert calling.answers == {"read": 200, "write gateway": 202, "publish": 201, "other namespace": 403,
+                               "other namespace write": 403, "mint a token": 403, "list tokens": 403,
+                               "telemetry": 403}
+    assert DynamoDBTokenStore().authenticate(calling.token) is None  # revoked at the run's end
+    assert not [t for t in DynamoDBTokenStore().list() if t.name.startswith("workflow@")]
+    [published] = _query("done")
+    assert published["posted_by"]["name"].startswith("workflow@default.c.")
+
+
+def test_the_runs_token_expires_with_the_run(aws):
+    tokens = DynamoDBTokenStore()
+    token, entry = tokens.create("workflow@x", role="operator", namespaces=["default"],
+                                 expires_at=int(time.time()) - 1)
+    assert entry.expires_at is not None and tokens.authenticate(token) is None
+    live, _ = tokens.create("workflow@y", role="operator", namespaces=["default"], expires_at=int(time.time()) + 60)
+    assert tokens.authenticate(live).expires_at is not None
+    with pytest.raises(Exception, match="admin"):
+        tokens.create("workflow@z", role="admin", namespaces=["default"], expires_at=int(time.time()) + 60)
+
+
+def test_a_container_breed_on_the_local_driver_fails_the_run_with_the_reason(api):
+    assert api.post("/api/v1/breeds", {"name": "img", "deployable": "busybox"}).status_code == 201
+    _workflow(api, "i", "img")
+    outcome = runs.run(DynamoDBArtifactStore(), "default", "i")
+    assert "`command` breeds only" in outcome["error"]
+    assert not [t for t in DynamoDBTokenStore().list() if t.name.startswith("workflow@")]  # revoked anyway
+
+
+def test_no_job_is_left_in_the_run_directory(api):
+    from chalicelib.drivers.local import run_dir
+
+    _breed(api, "quick", "true")
+    _workflow(api, "q", "quick")
+    assert runs.run(DynamoDBArtifactStore(), "default", "q")["exit_code"] == 0
+    assert not [p for p in run_dir().glob("job-default-*")] if run_dir().is_dir() else True
+    assert os.path.isdir(run_dir().parent / "jobs")
