@@ -139,6 +139,17 @@ class Guarded:
             log.exception("run of %s failed", spec.name)
             return JobResult("failed", reason=f"{self.name}: {type(e).__name__}: {e}")
 
+    def stop_overdue_jobs(self, namespace: str) -> list[str]:
+        """Stop the one-off runs past their deadline where the driver cannot (ECS: no task timeout)."""
+        stop = getattr(self.driver, "stop_overdue_jobs", None)
+        if stop is None:
+            return []
+        try:
+            return stop(namespace)
+        except Exception:  # noqa: BLE001 - the next run tries again
+            log.exception("stopping overdue runs in %s failed", namespace)
+            return []
+
     def running(self, namespace: str) -> dict[str, str | None] | None:
         """None when the driver cannot tell (then sync asks `status` for every key)."""
         try:

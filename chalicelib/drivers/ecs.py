@@ -26,6 +26,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.drivers.base import (
+    JobResult,
+    JobSpec,
     DriverError,
     Instance,
     ServiceSpec,
@@ -44,6 +46,9 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,
 _LOG_GROUP = re.compile(r"^[A-Za-z0-9_/.#-]{1,512}$")
 
 KEY_TAG, NAMESPACE_TAG, DIGEST_TAG = "vamp:key", "vamp:namespace", "vamp:digest"
+# Workflow runs (docs/decisions/0039): tasks started by `run_job`, each tagged with its deadline
+# (epoch seconds), which `stop_overdue_jobs` stops when it has passed: ECS has no task timeout.
+JOB_STARTED_BY, WORKFLOW_TAG, DEADLINE_TAG = "vamp-workflow", "vamp:workflow", "vamp:deadline"
 # Fargate task sizes: cpu units -> allowed memory (MiB).
 _FARGATE = [
     (256, [512, 1024, 2048]),
@@ -216,6 +221,56 @@ class EcsDriver:
                 launchType=self.launch_type, networkConfiguration=self.network(), tags=tags, propagateTags="SERVICE",
                 enableECSManagedTags=True,
             )
+        except (ClientError, BotoCoreError) as e:
+            raise DriverError(self._reason(e)) from e
+
+    def run_job(self, namespace: str, spec: JobSpec, timeout: float) -> JobResult:
+        """RunTask with the task definition deploy would build (family per workflow), returning at
+        once (`started`): the task is stopped at its deadline by `stop_overdue_jobs`."""
+        import time
+
+        if not self.subnets:
+            raise DriverError("ecs: VAMP_ECS_SUBNETS names no subnet: ECS tasks run awsvpc in the operator's subnets")
+        family = object_name(namespace, "workflow", spec.name, limit=255)
+        as_service = ServiceSpec(deployment="workflow", cluster=namespace, service=spec.name,
+                                 deployable_type=spec.deployable_type, definition=spec.definition, env=spec.env,
+                                 cpu=spec.cpu, memory=spec.memory, labels={"vamp.workflow": spec.name})
+        tags = [{"key": NAMESPACE_TAG, "value": namespace}, {"key": WORKFLOW_TAG, "value": spec.name[:256]}]
+        task = self.task_definition(family, as_service, tags)
+        deadline = int(time.time() + timeout)
+        try:
+            arn = self.ecs.register_task_definition(**task)["taskDefinition"]["taskDefinitionArn"]
+            started = self.ecs.run_task(
+                cluster=self.cluster, taskDefinition=arn, count=1, launchType=self.launch_type,
+                networkConfiguration=self.network(), startedBy=JOB_STARTED_BY, enableECSManagedTags=True,
+                tags=[*tags, {"key": DEADLINE_TAG, "value": str(deadline)}])
+        except (ClientError, BotoCoreError) as e:
+            raise DriverError(self._reason(e)) from e
+        if started.get("failures") or not started.get("tasks"):
+            failure = (started.get("failures") or [{}])[0]
+            raise DriverError(f"ecs: RunTask: {failure.get('reason', 'no task started')} {failure.get('detail', '')}".strip())
+        return JobResult("started", handle=started["tasks"][0]["taskArn"])
+
+    def stop_overdue_jobs(self, namespace: str, now: float | None = None) -> list[str]:
+        """Stop the namespace's workflow tasks past their deadline (the timeout enforced); their ARNs."""
+        import time
+
+        now = time.time() if now is None else now
+        try:
+            arns = self.ecs.list_tasks(cluster=self.cluster, startedBy=JOB_STARTED_BY,
+                                       desiredStatus="RUNNING").get("taskArns", [])
+            stopped = []
+            for first in range(0, len(arns), 100):  # DescribeTasks takes 100 at most
+                tasks = self.ecs.describe_tasks(cluster=self.cluster, tasks=arns[first:first + 100],
+                                                include=["TAGS"]).get("tasks", [])
+                for t in tasks:
+                    tags = {x["key"]: x["value"] for x in t.get("tags", [])}
+                    deadline = tags.get(DEADLINE_TAG, "")
+                    if tags.get(NAMESPACE_TAG) == namespace and deadline.isdigit() and int(deadline) <= now:
+                        self.ecs.stop_task(cluster=self.cluster, task=t["taskArn"],
+                                           reason=f"timeout: the workflow run's deadline {deadline} passed")
+                        stopped.append(t["taskArn"])
+            return stopped
         except (ClientError, BotoCoreError) as e:
             raise DriverError(self._reason(e)) from e
 

@@ -121,7 +121,9 @@ def run(store: ArtifactStore, namespace: str, name: str, document: dict, trigger
     result = JobResult("failed", reason="not run")
     try:
         spec = spec_of(namespace, name, document, breed, token, trigger, timeout)
-        result = driver_for(namespace).run_job(namespace, spec, timeout)
+        driver = driver_for(namespace)
+        driver.stop_overdue_jobs(namespace)  # earlier asynchronous runs past their deadline (ECS)
+        result = driver.run_job(namespace, spec, timeout)
         return result
     finally:
         if result.state != "started":
