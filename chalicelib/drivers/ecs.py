@@ -231,7 +231,7 @@ class EcsDriver:
 
         if not self.subnets:
             raise DriverError("ecs: VAMP_ECS_SUBNETS names no subnet: ECS tasks run awsvpc in the operator's subnets")
-        family = object_name(namespace, "workflow", spec.name, limit=255)
+        family = object_name("workflow", namespace, spec.name, limit=255)  # workflow-*: what IAM lets RunTask run
         as_service = ServiceSpec(deployment="workflow", cluster=namespace, service=spec.name,
                                  deployable_type=spec.deployable_type, definition=spec.definition, env=spec.env,
                                  cpu=spec.cpu, memory=spec.memory, labels={"vamp.workflow": spec.name})

@@ -70,6 +70,7 @@ def test_ecs_runs_a_task_of_the_drivers_task_definition_tagged_with_its_deadline
     assert container["image"] == "busybox:1.36"
     assert {e["name"]: e["value"] for e in container["environment"]}["VAMP_NAMESPACE"] == "team-a"
     assert definition["requiresCompatibilities"] == ["FARGATE"] and definition["networkMode"] == "awsvpc"
+    assert definition["family"].startswith("workflow-")  # the families IAM lets RunTask run
 
 
 def test_ecs_stops_the_runs_past_their_deadline_only_in_their_namespace(ecs):
