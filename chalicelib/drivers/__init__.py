@@ -150,6 +150,17 @@ class Guarded:
             log.exception("stopping overdue runs in %s failed", namespace)
             return []
 
+    def finished_jobs(self, namespace: str) -> list:
+        """Asynchronous runs that ended, as the driver reports them ([] when it cannot tell)."""
+        finished = getattr(self.driver, "finished_jobs", None)
+        if finished is None:
+            return []
+        try:
+            return finished(namespace)
+        except Exception:  # noqa: BLE001 - the next run asks again
+            log.exception("listing finished runs in %s failed", namespace)
+            return []
+
     def running(self, namespace: str) -> dict[str, str | None] | None:
         """None when the driver cannot tell (then sync asks `status` for every key)."""
         try:

@@ -165,6 +165,18 @@ class JobResult:
     handle: str | None = None
 
 
+@dataclass(frozen=True)
+class FinishedJob:
+    """An asynchronous run the driver saw end (its outcome for the run's events)."""
+
+    handle: str
+    workflow: str
+    exit_code: int | None
+    reason: str | None
+    duration: float | None = None
+    succeeded: bool = False  # exit code 0 and not stopped at its deadline
+
+
 @runtime_checkable
 class JobRunner(Protocol):
     def run_job(self, namespace: str, spec: JobSpec, timeout: float) -> JobResult:

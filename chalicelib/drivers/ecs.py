@@ -19,6 +19,7 @@ there its counts say "0/N tasks running").
 from __future__ import annotations
 
 import logging
+import math
 import re
 from typing import Any
 
@@ -26,6 +27,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.drivers.base import (
+    FinishedJob,
     JobResult,
     JobSpec,
     DriverError,
@@ -49,6 +51,7 @@ KEY_TAG, NAMESPACE_TAG, DIGEST_TAG = "vamp:key", "vamp:namespace", "vamp:digest"
 # Workflow runs (docs/decisions/0039): tasks started by `run_job`, each tagged with its deadline
 # (epoch seconds), which `stop_overdue_jobs` stops when it has passed: ECS has no task timeout.
 JOB_STARTED_BY, WORKFLOW_TAG, DEADLINE_TAG = "vamp-workflow", "vamp:workflow", "vamp:deadline"
+TIMEOUT_REASON = "timeout:"
 # Fargate task sizes: cpu units -> allowed memory (MiB).
 _FARGATE = [
     (256, [512, 1024, 2048]),
@@ -237,7 +240,7 @@ class EcsDriver:
                                  cpu=spec.cpu, memory=spec.memory, labels={"vamp.workflow": spec.name})
         tags = [{"key": NAMESPACE_TAG, "value": namespace}, {"key": WORKFLOW_TAG, "value": spec.name[:256]}]
         task = self.task_definition(family, as_service, tags)
-        deadline = int(time.time() + timeout)
+        deadline = math.ceil(time.time() + timeout)
         try:
             arn = self.ecs.register_task_definition(**task)["taskDefinition"]["taskDefinitionArn"]
             started = self.ecs.run_task(
@@ -268,9 +271,34 @@ class EcsDriver:
                     deadline = tags.get(DEADLINE_TAG, "")
                     if tags.get(NAMESPACE_TAG) == namespace and deadline.isdigit() and int(deadline) <= now:
                         self.ecs.stop_task(cluster=self.cluster, task=t["taskArn"],
-                                           reason=f"timeout: the workflow run's deadline {deadline} passed")
+                                           reason=f"{TIMEOUT_REASON} the workflow run's deadline {deadline} passed")
                         stopped.append(t["taskArn"])
             return stopped
+        except (ClientError, BotoCoreError) as e:
+            raise DriverError(self._reason(e)) from e
+
+    def finished_jobs(self, namespace: str) -> list[FinishedJob]:
+        """The namespace's workflow tasks that have stopped (ECS keeps them listed about an hour):
+        exit code of the container, else the reason ECS stopped the task."""
+        try:
+            arns = self.ecs.list_tasks(cluster=self.cluster, startedBy=JOB_STARTED_BY,
+                                       desiredStatus="STOPPED").get("taskArns", [])
+            out = []
+            for first in range(0, len(arns), 100):
+                for t in self.ecs.describe_tasks(cluster=self.cluster, tasks=arns[first:first + 100],
+                                                 include=["TAGS"]).get("tasks", []):
+                    tags = {x["key"]: x["value"] for x in t.get("tags", [])}
+                    if tags.get(NAMESPACE_TAG) != namespace or WORKFLOW_TAG not in tags:
+                        continue
+                    code = next((c.get("exitCode") for c in t.get("containers", []) if "exitCode" in c), None)
+                    started, stopped = t.get("startedAt"), t.get("stoppedAt")
+                    duration = (stopped - started).total_seconds() if started and stopped else None
+                    reason = t.get("stoppedReason")
+                    # a task stopped at its deadline failed whatever its container's exit code says
+                    timed_out = bool(reason) and reason.startswith(TIMEOUT_REASON)
+                    out.append(FinishedJob(t["taskArn"], tags[WORKFLOW_TAG], code, reason, duration,
+                                           succeeded=code == 0 and not timed_out))
+            return out
         except (ClientError, BotoCoreError) as e:
             raise DriverError(self._reason(e)) from e
 

@@ -92,6 +92,10 @@ def _script_run(store, namespace: str, name: str, document: dict, trigger: dict 
     from chalicelib.workflows import script_runs
 
     try:
+        script_runs.settle(namespace, events, publish)  # earlier asynchronous runs' outcomes
+    except Exception:  # noqa: BLE001 - never in the way of this run
+        log.exception("settling earlier runs in %s failed", namespace)
+    try:
         result = script_runs.run(store, namespace, name, document, trigger)
     except Exception as e:  # noqa: BLE001 - reported as the run's failure
         log.exception("workflow %s/%s could not start", namespace, name)
@@ -102,7 +106,7 @@ def _script_run(store, namespace: str, name: str, document: dict, trigger: dict 
     if result.state == "succeeded":
         publish(namespace, [lifecycle.event(name, "finished", outcome)])
     elif result.state == "started":  # the driver settles it (0039: asynchronous runs)
-        outcome = {**outcome, "running": result.handle}
+        outcome = {**outcome, "running": result.handle}  # its outcome: script_runs.settle, later
     else:
         outcome = {"error": (result.reason or "failed")[:500], **outcome}
         publish(namespace, [lifecycle.event(name, "failed", outcome)])

@@ -16,7 +16,8 @@ from chalicelib.errors import ValidationFailed
 from chalicelib.settings import settings
 from chalicelib.store.artifact_store import ArtifactStore
 from chalicelib.store.tokens import OPERATOR, DynamoDBTokenStore
-from chalicelib.workflows import periods
+from chalicelib.store.event_store import EventQuery
+from chalicelib.workflows import lifecycle, periods
 
 TIMEOUT_VARIABLE = "VAMP_WORKFLOW_EXECUTION_TIMEOUT"
 PERIOD_VARIABLE = "VAMP_WORKFLOW_EXECUTION_PERIOD"
@@ -121,10 +122,33 @@ def run(store: ArtifactStore, namespace: str, name: str, document: dict, trigger
     result = JobResult("failed", reason="not run")
     try:
         spec = spec_of(namespace, name, document, breed, token, trigger, timeout)
-        driver = driver_for(namespace)
-        driver.stop_overdue_jobs(namespace)  # earlier asynchronous runs past their deadline (ECS)
-        result = driver.run_job(namespace, spec, timeout)
+        result = driver_for(namespace).run_job(namespace, spec, timeout)
         return result
     finally:
         if result.state != "started":
             tokens.revoke(token_label)
+
+
+def settle(namespace: str, events, publish) -> int:
+    """The outcome of the namespace's asynchronous runs that ended (`finished`/`failed` events
+    with the driver's handle, once each: a handle already reported is skipped), after stopping
+    those past their deadline where the driver cannot (ECS). Called before each script run of the
+    namespace. Returns how many were reported."""
+    driver = driver_for(namespace)
+    driver.stop_overdue_jobs(namespace)
+    reported = 0
+    for job in driver.finished_jobs(namespace):
+        seen = [e for what in ("finished", "failed") for e in events.query(
+            namespace, EventQuery(tags=lifecycle.tags(job.workflow, what), per_page=100)).items]
+        if any(isinstance(e.get("value"), dict) and e["value"].get("handle") == job.handle for e in seen):
+            continue
+        outcome = {"handle": job.handle, "duration": job.duration, "log": []}
+        if job.exit_code is not None:
+            outcome["exit_code"] = job.exit_code
+        if job.succeeded:
+            publish(namespace, [lifecycle.event(job.workflow, "finished", outcome)])
+        else:
+            error = job.reason or f"exited with code {job.exit_code}"
+            publish(namespace, [lifecycle.event(job.workflow, "failed", {"error": error[:500], **outcome})])
+        reported += 1
+    return reported

@@ -90,3 +90,14 @@ def test_ecs_refuses_commands_as_a_failed_run(ecs):
     driver, _, _ = ecs
     result = Guarded(driver).run_job("team-a", JobSpec(name="x", deployable_type="command", definition="true"), 5.0)
     assert result.state == "failed" and "container images" in result.reason
+
+
+def test_ecs_reports_the_stopped_runs_of_its_namespace(ecs):
+    driver, client, cluster = ecs
+    mine = driver.run_job("team-a", SPEC, 30.0).handle
+    driver.run_job("team-b", SPEC, 30.0)
+    assert driver.finished_jobs("team-a") == []  # still running
+    driver.stop_overdue_jobs("team-a", now=10**10)
+    [job] = driver.finished_jobs("team-a")
+    assert job.handle == mine and job.workflow == "report" and "timeout" in job.reason
+    assert not job.succeeded  # stopped at its deadline (moto says exit code 0 for tasks it never ran)

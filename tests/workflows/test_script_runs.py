@@ -188,3 +188,55 @@ def test_no_job_is_left_in_the_run_directory(api):
     assert runs.run(DynamoDBArtifactStore(), "default", "q")["exit_code"] == 0
     assert not [p for p in run_dir().glob("job-default-*")] if run_dir().is_dir() else True
     assert os.path.isdir(run_dir().parent / "jobs")
+
+
+@pytest.fixture()
+def ecs_namespace(aws):
+    """Namespace team-a on the ECS driver (moto: RunTask accepted, nothing runs)."""
+    import uuid
+
+    import boto3
+
+    from chalicelib.settings import settings
+
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=aws)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName=f"g{uuid.uuid4().hex[:6]}", Description="t", VpcId=vpc)["GroupId"]
+    cluster = f"vamp-{uuid.uuid4().hex[:6]}"
+    client = boto3.client("ecs", region_name="us-east-1", endpoint_url=aws)
+    client.create_cluster(clusterName=cluster)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in {"VAMP_NAMESPACE_DRIVERS": "team-a=ecs", "VAMP_ECS_CLUSTER": cluster,
+                           "VAMP_ECS_SUBNETS": subnet, "VAMP_ECS_SECURITY_GROUPS": group}.items():
+            patch.setenv(key, value)
+        settings.cache_clear()
+        drivers.reset()
+        yield client, cluster
+    settings.cache_clear()
+    drivers.reset()
+
+
+def test_a_container_run_on_ecs_is_started_not_awaited_and_settled_by_a_later_run(api, ecs_namespace):
+    client, cluster = ecs_namespace
+    r = api.post("/team-a/api/v1/breeds", {"name": "img", "deployable": "busybox:1.36",
+                                           "environment_variables": {"VAMP_WORKFLOW_EXECUTION_TIMEOUT": "1"}})
+    assert r.status_code == 201, r.body
+    r = api.post("/team-a/api/v1/workflows", {"name": "w", "breed": "img", "schedule": {"time": {"period": "PT1M"}}})
+    assert r.status_code == 202, r.body
+    first = runs.run(DynamoDBArtifactStore(), "team-a", "w")
+    assert first["running"].startswith("arn:aws:ecs:")  # the Lambda returns; the task runs on
+    [task] = client.describe_tasks(cluster=cluster, tasks=[first["running"]])["tasks"]
+    assert task["desiredStatus"] == "RUNNING"
+    [token] = [t for t in DynamoDBTokenStore().list() if t.name.startswith("workflow@team-a.w.")]
+    assert token.expires_at is not None and token.namespaces == ("team-a",)  # expires; not revoked yet
+    time.sleep(2.1)  # past the run's 1 s deadline (ECS has no timeout: the next run stops it)
+    second = runs.run(DynamoDBArtifactStore(), "team-a", "w")  # stops and reports the first
+    assert second["running"] != first["running"]
+    failed = event_store().query("team-a", EventQuery(tags=["workflows:w", "failed"], per_page=10)).items
+    assert [e["value"]["handle"] for e in failed] == [first["running"]]
+    assert "timeout" in failed[0]["value"]["error"]
+    runs.run(DynamoDBArtifactStore(), "team-a", "w")  # the first is reported once only
+    failed = event_store().query("team-a", EventQuery(tags=["workflows:w", "failed"], per_page=10)).items
+    assert [e["value"]["handle"] for e in failed].count(first["running"]) == 1
