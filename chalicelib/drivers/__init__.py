@@ -13,7 +13,16 @@ from __future__ import annotations
 import logging
 import threading
 
-from chalicelib.drivers.base import Driver, DriverError, JobResult, JobRunner, JobSpec, ServiceSpec, ServiceStatus, failed
+from chalicelib.drivers.base import (
+    Driver,
+    DriverError,
+    JobResult,
+    JobRunner,
+    JobSpec,
+    ServiceSpec,
+    ServiceStatus,
+    failed,
+)
 from chalicelib.drivers.kube_policy import KubeRules, dialect_problems
 from chalicelib.settings import settings
 

@@ -27,11 +27,11 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.drivers.base import (
+    DriverError,
     FinishedJob,
+    Instance,
     JobResult,
     JobSpec,
-    DriverError,
-    Instance,
     ServiceSpec,
     ServiceStatus,
     merge_dialect,

@@ -10,13 +10,13 @@ import secrets
 import time
 
 from chalicelib.drivers import driver_for
-from chalicelib.drivers.base import JobResult, JobSpec  # noqa: F401 - JobResult for runs.py
+from chalicelib.drivers.base import JobResult, JobSpec
 from chalicelib.dsl.breed import Deployable
 from chalicelib.errors import ValidationFailed
 from chalicelib.settings import settings
 from chalicelib.store.artifact_store import ArtifactStore
-from chalicelib.store.tokens import OPERATOR, DynamoDBTokenStore
 from chalicelib.store.event_store import EventQuery
+from chalicelib.store.tokens import OPERATOR, DynamoDBTokenStore
 from chalicelib.workflows import lifecycle, periods
 
 TIMEOUT_VARIABLE = "VAMP_WORKFLOW_EXECUTION_TIMEOUT"
