@@ -34,6 +34,11 @@ def handle(event: dict, writers: "builtin_runs.Writers | None" = None) -> dict:
     if not isinstance(event, dict) or not isinstance(event.get("namespace"), str) \
             or not isinstance(event.get("workflow"), str):
         raise ValidationFailed.at("event", "a workflow run needs {namespace, workflow}")
+    if event.get("settle"):  # a one-shot schedule at an asynchronous run's deadline (0039)
+        from chalicelib.workflows import script_runs
+
+        events = event_store()
+        return {"settled": script_runs.settle(event["namespace"], events, events.publish)}
     return run(DynamoDBArtifactStore(), event["namespace"], event["workflow"], event.get("trigger"), writers)
 
 

@@ -5,6 +5,7 @@ and only until the run's timeout (plus a margin) has passed; revoked once an awa
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import time
@@ -25,6 +26,7 @@ DEFAULT_TIMEOUT = 60  # seconds, when the workflow does not set VAMP_WORKFLOW_EX
 MAX_TIMEOUT = 3600  # a run is a job, not a daemon
 TOKEN_MARGIN = 60  # seconds the token outlives the timeout: the run's own last calls, clocks apart
 MAX_EVENT_CHARS = 4096  # the triggering event as JSON in VAMP_WORKFLOW_EVENT
+log = logging.getLogger(__name__)
 _TOKEN_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -123,10 +125,34 @@ def run(store: ArtifactStore, namespace: str, name: str, document: dict, trigger
     try:
         spec = spec_of(namespace, name, document, breed, token, trigger, timeout)
         result = driver_for(namespace).run_job(namespace, spec, timeout)
+        if result.state == "started":
+            _settle_later(namespace, name, result.handle, timeout)
         return result
     finally:
         if result.state != "started":
             tokens.revoke(token_label)
+
+
+SETTLE_AFTER = 60  # seconds past the deadline: ECS reports a stopped task within seconds
+
+
+def _settle_later(namespace: str, name: str, handle: str | None, timeout: int) -> None:
+    """On AWS, a one-shot EventBridge Scheduler schedule settles the run after its deadline
+    (stopped if still running, reported): the Lambda that started it does not wait. Locally
+    (the in-process timer) only the namespace's next script run settles it."""
+    from datetime import datetime, timedelta, timezone
+
+    s = settings()
+    if not s.workflow_schedule_group or handle is None:
+        return
+    from chalicelib.workflows.eventbridge_scheduler import EventBridgeScheduler
+
+    when = datetime.now(timezone.utc) + timedelta(seconds=timeout + SETTLE_AFTER)
+    try:
+        EventBridgeScheduler(s.workflow_schedule_group, s.workflow_run_function_arn,
+                             s.workflow_scheduler_role_arn).settle_at(namespace, name, handle, when)
+    except Exception:  # noqa: BLE001 - the namespace's next script run settles it instead
+        log.exception("cannot schedule the settling of %s", handle)
 
 
 def settle(namespace: str, events, publish) -> int:

@@ -240,3 +240,46 @@ def test_a_container_run_on_ecs_is_started_not_awaited_and_settled_by_a_later_ru
     runs.run(DynamoDBArtifactStore(), "team-a", "w")  # the first is reported once only
     failed = event_store().query("team-a", EventQuery(tags=["workflows:w", "failed"], per_page=10)).items
     assert [e["value"]["handle"] for e in failed].count(first["running"]) == 1
+
+
+def test_on_aws_a_one_shot_schedule_settles_the_run_at_its_deadline(api, aws, ecs_namespace):
+    """Nothing else needs to run in the namespace: EventBridge Scheduler invokes workflow_run with
+    `settle` after the deadline (moto stores the schedule and never fires it: the test does)."""
+    import uuid
+
+    import boto3
+
+    from chalicelib import aws as product_aws
+    from chalicelib.settings import settings
+
+    client, cluster = ecs_namespace
+    scheduler = boto3.client("scheduler", region_name="us-east-1", endpoint_url=aws)
+    group = f"vamp-test-{uuid.uuid4().hex[:8]}-workflows"
+    scheduler.create_schedule_group(Name=group)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VAMP_WORKFLOW_SCHEDULE_GROUP", group)
+        patch.setenv("VAMP_WORKFLOW_RUN_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:vamp-dev-workflow_run")
+        patch.setenv("VAMP_WORKFLOW_SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/vamp-dev-WorkflowSchedulerRole")
+        settings.cache_clear()
+        product_aws.reset_clients()
+        r = api.post("/team-a/api/v1/breeds", {"name": "img", "deployable": "busybox:1.36",
+                                               "environment_variables": {"VAMP_WORKFLOW_EXECUTION_TIMEOUT": "1"}})
+        assert r.status_code == 201, r.body
+        body = {"name": "w", "breed": "img", "schedule": {"time": {"period": "PT1H"}}}
+        assert api.post("/team-a/api/v1/workflows", body).status_code == 202
+        handle = runs.run(DynamoDBArtifactStore(), "team-a", "w")["running"]
+        names = [s["Name"] for s in scheduler.list_schedules(GroupName=group)["Schedules"]]
+        [settling] = [n for n in names if n.startswith("settle-")]
+        schedule = scheduler.get_schedule(Name=settling, GroupName=group)
+        assert schedule["ActionAfterCompletion"] == "DELETE" and schedule["ScheduleExpression"].startswith("at(")
+        event = json.loads(schedule["Target"]["Input"])
+        assert event == {"namespace": "team-a", "workflow": "w", "settle": handle}
+        time.sleep(2.1)  # past the run's 1 s deadline, as the schedule fires 60 s after it
+        assert runs.handle(event) == {"settled": 1}
+        [failed] = event_store().query("team-a", EventQuery(tags=["workflows:w", "failed"], per_page=10)).items
+        assert failed["value"]["handle"] == handle and "timeout" in failed["value"]["error"]
+        assert client.describe_tasks(cluster=cluster, tasks=[handle])["tasks"][0]["desiredStatus"] == "STOPPED"
+        scheduler.delete_schedule(Name=settling, GroupName=group)
+        api.delete("/team-a/api/v1/workflows/w")
+    settings.cache_clear()
+    product_aws.reset_clients()
