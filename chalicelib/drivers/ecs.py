@@ -235,9 +235,13 @@ class EcsDriver:
         if not self.subnets:
             raise DriverError("ecs: VAMP_ECS_SUBNETS names no subnet: ECS tasks run awsvpc in the operator's subnets")
         family = object_name("workflow", namespace, spec.name, limit=255)  # workflow-*: what IAM lets RunTask run
+        # The environment (the run's token and event among it) goes in RunTask's overrides, not
+        # the task definition: revisions stay readable (DescribeTaskDefinition) for good.
         as_service = ServiceSpec(deployment="workflow", cluster=namespace, service=spec.name,
-                                 deployable_type=spec.deployable_type, definition=spec.definition, env=spec.env,
+                                 deployable_type=spec.deployable_type, definition=spec.definition, env={},
                                  cpu=spec.cpu, memory=spec.memory, labels={"vamp.workflow": spec.name})
+        overrides = {"containerOverrides": [{"name": "service", "environment": [
+            {"name": k, "value": v} for k, v in sorted(spec.env.items()) if v is not None]}]}
         tags = [{"key": NAMESPACE_TAG, "value": namespace}, {"key": WORKFLOW_TAG, "value": spec.name[:256]}]
         task = self.task_definition(family, as_service, tags)
         deadline = math.ceil(time.time() + timeout)
@@ -246,6 +250,7 @@ class EcsDriver:
             started = self.ecs.run_task(
                 cluster=self.cluster, taskDefinition=arn, count=1, launchType=self.launch_type,
                 networkConfiguration=self.network(), startedBy=JOB_STARTED_BY, enableECSManagedTags=True,
+                overrides=overrides,
                 tags=[*tags, {"key": DEADLINE_TAG, "value": str(deadline)}])
         except (ClientError, BotoCoreError) as e:
             raise DriverError(self._reason(e)) from e

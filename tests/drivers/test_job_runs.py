@@ -68,7 +68,10 @@ def test_ecs_runs_a_task_of_the_drivers_task_definition_tagged_with_its_deadline
     definition = client.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
     (container,) = definition["containerDefinitions"]
     assert container["image"] == "busybox:1.36"
-    assert {e["name"]: e["value"] for e in container["environment"]}["VAMP_NAMESPACE"] == "team-a"
+    assert container["environment"] == []  # the run's environment (its token) is the task's only:
+    [override] = task["overrides"]["containerOverrides"]
+    assert override["name"] == "service"
+    assert {e["name"]: e["value"] for e in override["environment"]}["VAMP_API_TOKEN"] == "vamp_x"
     assert definition["requiresCompatibilities"] == ["FARGATE"] and definition["networkMode"] == "awsvpc"
     assert definition["family"].startswith("workflow-")  # the families IAM lets RunTask run
 
