@@ -103,6 +103,9 @@ class Settings:
     workflow_schedule_group: str | None = None
     workflow_run_function_arn: str | None = None
     workflow_scheduler_role_arn: str | None = None
+    # The API's URL a workflow's script run is given as VAMP_URL (workflows/script_runs.py);
+    # the local stack sets its own address.
+    api_url: str | None = None
     # Gateway nodes (docs/decisions/0018): a node whose last acknowledgement is older than this
     # many seconds is silent; its item expires (TTL) this many seconds after its last report.
     node_silent_after: int = 15

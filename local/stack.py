@@ -115,6 +115,7 @@ class LocalStack:
         self._lock_state_dir()
         self._stop_leftovers()
         os.environ["VAMP_LOCAL_WORK_DIR"] = str(self.state_dir / "services")
+        os.environ.setdefault("VAMP_API_URL", self.api_url)  # workflows' script runs: VAMP_URL (0039)
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
         # Gateway ports below Linux's ephemeral range (32768-60999, where Vamp's 40000-45000 sits):
         # on one machine, a port the stack's own outgoing connections hold cannot be bound by HAProxy.

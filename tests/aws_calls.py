@@ -125,13 +125,15 @@ _ECS_KIND = {
     "RegisterTaskDefinition": "*", "ListServices": "*", "ListTasks": "*",  # no resource-level permission
     "CreateService": "ecs:service", "UpdateService": "ecs:service", "DeleteService": "ecs:service",
     "DescribeServices": "ecs:service", "DescribeTasks": "ecs:task",
+    "RunTask": "ecs:task-definition", "StopTask": "ecs:task",  # workflow runs (0039)
 }
 _STATES_KIND = {"StartExecution": "states:stateMachine", "StopExecution": "states:execution",
                 "DescribeExecution": "states:execution", "SendTaskSuccess": "*", "SendTaskFailure": "*",
                 "SendTaskHeartbeat": "*"}
 # ECS authorises the tags of a create action as ecs:TagResource with ecs:CreateAction
 # ("tagging authorization"); the created thing's kind:
-_ECS_TAG_ON_CREATE = {"RegisterTaskDefinition": "ecs:task-definition", "CreateService": "ecs:service"}
+_ECS_TAG_ON_CREATE = {"RegisterTaskDefinition": "ecs:task-definition", "CreateService": "ecs:service",
+                      "RunTask": "ecs:task"}
 _TRANSACT_PARTS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
                    "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
 

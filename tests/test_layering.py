@@ -34,7 +34,8 @@ ALLOWED: dict[str, set[str]] = {
     "chalicelib.drivers": BASE,
     "chalicelib.kv": BASE,  # the published configurations' KV store (docs/decisions/0036)
     "chalicelib.gateways": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.kv"},
-    "chalicelib.workflows": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.gateways"},  # 0039
+    "chalicelib.workflows": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.gateways",
+                                    "chalicelib.drivers"},  # 0039 (script runs on the driver)
     "chalicelib.artifacts": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.gateways",
                                     "chalicelib.workflows"},
     "chalicelib.deployments": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.drivers",

@@ -13,7 +13,16 @@ from __future__ import annotations
 import logging
 import threading
 
-from chalicelib.drivers.base import Driver, DriverError, ServiceSpec, ServiceStatus, failed
+from chalicelib.drivers.base import (
+    Driver,
+    DriverError,
+    JobResult,
+    JobRunner,
+    JobSpec,
+    ServiceSpec,
+    ServiceStatus,
+    failed,
+)
 from chalicelib.drivers.kube_policy import KubeRules, dialect_problems
 from chalicelib.settings import settings
 
@@ -126,6 +135,41 @@ class Guarded:
             return {k: failed(k, reason) for k in keys}
         return {k: found.get(k) or ServiceStatus(key=k, state="absent") for k in keys}
 
+    def run_job(self, namespace: str, spec: JobSpec, timeout: float) -> JobResult:
+        """A one-off run (0039); a driver without one-off runs, or one that fails, is a failed result."""
+        driver = self.driver
+        if driver is None or not isinstance(driver, JobRunner):
+            return JobResult("failed", reason=self.unavailable or f"the {self.name} driver has no one-off runs")
+        try:
+            return driver.run_job(namespace, spec, timeout)
+        except DriverError as e:
+            return JobResult("failed", reason=str(e))
+        except Exception as e:  # noqa: BLE001
+            log.exception("run of %s failed", spec.name)
+            return JobResult("failed", reason=f"{self.name}: {type(e).__name__}: {e}")
+
+    def stop_overdue_jobs(self, namespace: str) -> list[str]:
+        """Stop the one-off runs past their deadline where the driver cannot (ECS: no task timeout)."""
+        stop = getattr(self.driver, "stop_overdue_jobs", None)
+        if stop is None:
+            return []
+        try:
+            return stop(namespace)
+        except Exception:  # noqa: BLE001 - the next run tries again
+            log.exception("stopping overdue runs in %s failed", namespace)
+            return []
+
+    def finished_jobs(self, namespace: str) -> list:
+        """Asynchronous runs that ended, as the driver reports them ([] when it cannot tell)."""
+        finished = getattr(self.driver, "finished_jobs", None)
+        if finished is None:
+            return []
+        try:
+            return finished(namespace)
+        except Exception:  # noqa: BLE001 - the next run asks again
+            log.exception("listing finished runs in %s failed", namespace)
+            return []
+
     def running(self, namespace: str) -> dict[str, str | None] | None:
         """None when the driver cannot tell (then sync asks `status` for every key)."""
         try:
@@ -135,4 +179,4 @@ class Guarded:
             return None
 
 
-__all__ = ["Driver", "DriverError", "Guarded", "ServiceSpec", "ServiceStatus", "admission", "driver_for", "reset"]
+__all__ = ["Driver", "DriverError", "Guarded", "JobResult", "JobSpec", "ServiceSpec", "ServiceStatus", "admission", "driver_for", "reset"]

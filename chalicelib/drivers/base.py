@@ -135,6 +135,54 @@ class Driver(Protocol):
         """Cheap listing: every service key the driver runs in `namespace` -> its spec digest."""
 
 
+JobState = Literal["succeeded", "failed", "started"]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A one-off run (a workflow's script or container breed, docs/decisions/0039): what to run,
+    with which environment, stopped at the run's timeout."""
+
+    name: str  # who runs it (the workflow's name): drivers derive their object names from it
+    deployable_type: str  # command | container/docker
+    definition: str  # the command line, or the image
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # holds the run's token: never in a repr
+    arguments: tuple[tuple[str, str], ...] = ()
+    cpu: float = 0.25
+    memory: float = 256.0  # MB
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """`succeeded`/`failed`: the run is over (exit code, a log tail); `started`: the driver runs it
+    on its own (a Kubernetes Job, an ECS task) and settles it itself (its deadline), `handle` naming it."""
+
+    state: JobState
+    exit_code: int | None = None
+    log: tuple[str, ...] = ()
+    reason: str | None = None
+    handle: str | None = None
+
+
+@dataclass(frozen=True)
+class FinishedJob:
+    """An asynchronous run the driver saw end (its outcome for the run's events)."""
+
+    handle: str
+    workflow: str
+    exit_code: int | None
+    reason: str | None
+    duration: float | None = None
+    succeeded: bool = False  # exit code 0 and not stopped at its deadline
+
+
+@runtime_checkable
+class JobRunner(Protocol):
+    def run_job(self, namespace: str, spec: JobSpec, timeout: float) -> JobResult:
+        """Run `spec` once; stop it after `timeout` seconds (reported failed with "timeout")."""
+
+
 def service_key(deployment: str, cluster: str, service: str) -> str:
     return f"{deployment}/{cluster}/{service}"
 

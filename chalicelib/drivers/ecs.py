@@ -19,6 +19,7 @@ there its counts say "0/N tasks running").
 from __future__ import annotations
 
 import logging
+import math
 import re
 from typing import Any
 
@@ -27,7 +28,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.drivers.base import (
     DriverError,
+    FinishedJob,
     Instance,
+    JobResult,
+    JobSpec,
     ServiceSpec,
     ServiceStatus,
     merge_dialect,
@@ -44,6 +48,10 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,
 _LOG_GROUP = re.compile(r"^[A-Za-z0-9_/.#-]{1,512}$")
 
 KEY_TAG, NAMESPACE_TAG, DIGEST_TAG = "vamp:key", "vamp:namespace", "vamp:digest"
+# Workflow runs (docs/decisions/0039): tasks started by `run_job`, each tagged with its deadline
+# (epoch seconds), which `stop_overdue_jobs` stops when it has passed: ECS has no task timeout.
+JOB_STARTED_BY, WORKFLOW_TAG, DEADLINE_TAG = "vamp-workflow", "vamp:workflow", "vamp:deadline"
+TIMEOUT_REASON = "timeout:"
 # Fargate task sizes: cpu units -> allowed memory (MiB).
 _FARGATE = [
     (256, [512, 1024, 2048]),
@@ -216,6 +224,86 @@ class EcsDriver:
                 launchType=self.launch_type, networkConfiguration=self.network(), tags=tags, propagateTags="SERVICE",
                 enableECSManagedTags=True,
             )
+        except (ClientError, BotoCoreError) as e:
+            raise DriverError(self._reason(e)) from e
+
+    def run_job(self, namespace: str, spec: JobSpec, timeout: float) -> JobResult:
+        """RunTask with the task definition deploy would build (family per workflow), returning at
+        once (`started`): the task is stopped at its deadline by `stop_overdue_jobs`."""
+        import time
+
+        if not self.subnets:
+            raise DriverError("ecs: VAMP_ECS_SUBNETS names no subnet: ECS tasks run awsvpc in the operator's subnets")
+        family = object_name("workflow", namespace, spec.name, limit=255)  # workflow-*: what IAM lets RunTask run
+        # The environment (the run's token and event among it) goes in RunTask's overrides, not
+        # the task definition: revisions stay readable (DescribeTaskDefinition) for good.
+        as_service = ServiceSpec(deployment="workflow", cluster=namespace, service=spec.name,
+                                 deployable_type=spec.deployable_type, definition=spec.definition, env={},
+                                 cpu=spec.cpu, memory=spec.memory, labels={"vamp.workflow": spec.name})
+        overrides = {"containerOverrides": [{"name": "service", "environment": [
+            {"name": k, "value": v} for k, v in sorted(spec.env.items()) if v is not None]}]}
+        tags = [{"key": NAMESPACE_TAG, "value": namespace}, {"key": WORKFLOW_TAG, "value": spec.name[:256]}]
+        task = self.task_definition(family, as_service, tags)
+        deadline = math.ceil(time.time() + timeout)
+        try:
+            arn = self.ecs.register_task_definition(**task)["taskDefinition"]["taskDefinitionArn"]
+            started = self.ecs.run_task(
+                cluster=self.cluster, taskDefinition=arn, count=1, launchType=self.launch_type,
+                networkConfiguration=self.network(), startedBy=JOB_STARTED_BY, enableECSManagedTags=True,
+                overrides=overrides,
+                tags=[*tags, {"key": DEADLINE_TAG, "value": str(deadline)}])
+        except (ClientError, BotoCoreError) as e:
+            raise DriverError(self._reason(e)) from e
+        if started.get("failures") or not started.get("tasks"):
+            failure = (started.get("failures") or [{}])[0]
+            raise DriverError(f"ecs: RunTask: {failure.get('reason', 'no task started')} {failure.get('detail', '')}".strip())
+        return JobResult("started", handle=started["tasks"][0]["taskArn"])
+
+    def stop_overdue_jobs(self, namespace: str, now: float | None = None) -> list[str]:
+        """Stop the namespace's workflow tasks past their deadline (the timeout enforced); their ARNs."""
+        import time
+
+        now = time.time() if now is None else now
+        try:
+            arns = self.ecs.list_tasks(cluster=self.cluster, startedBy=JOB_STARTED_BY,
+                                       desiredStatus="RUNNING").get("taskArns", [])
+            stopped = []
+            for first in range(0, len(arns), 100):  # DescribeTasks takes 100 at most
+                tasks = self.ecs.describe_tasks(cluster=self.cluster, tasks=arns[first:first + 100],
+                                                include=["TAGS"]).get("tasks", [])
+                for t in tasks:
+                    tags = {x["key"]: x["value"] for x in t.get("tags", [])}
+                    deadline = tags.get(DEADLINE_TAG, "")
+                    if tags.get(NAMESPACE_TAG) == namespace and deadline.isdigit() and int(deadline) <= now:
+                        self.ecs.stop_task(cluster=self.cluster, task=t["taskArn"],
+                                           reason=f"{TIMEOUT_REASON} the workflow run's deadline {deadline} passed")
+                        stopped.append(t["taskArn"])
+            return stopped
+        except (ClientError, BotoCoreError) as e:
+            raise DriverError(self._reason(e)) from e
+
+    def finished_jobs(self, namespace: str) -> list[FinishedJob]:
+        """The namespace's workflow tasks that have stopped (ECS keeps them listed about an hour):
+        exit code of the container, else the reason ECS stopped the task."""
+        try:
+            arns = self.ecs.list_tasks(cluster=self.cluster, startedBy=JOB_STARTED_BY,
+                                       desiredStatus="STOPPED").get("taskArns", [])
+            out = []
+            for first in range(0, len(arns), 100):
+                for t in self.ecs.describe_tasks(cluster=self.cluster, tasks=arns[first:first + 100],
+                                                 include=["TAGS"]).get("tasks", []):
+                    tags = {x["key"]: x["value"] for x in t.get("tags", [])}
+                    if tags.get(NAMESPACE_TAG) != namespace or WORKFLOW_TAG not in tags:
+                        continue
+                    code = next((c.get("exitCode") for c in t.get("containers", []) if "exitCode" in c), None)
+                    started, stopped = t.get("startedAt"), t.get("stoppedAt")
+                    duration = (stopped - started).total_seconds() if started and stopped else None
+                    reason = t.get("stoppedReason")
+                    # a task stopped at its deadline failed whatever its container's exit code says
+                    timed_out = bool(reason) and reason.startswith(TIMEOUT_REASON)
+                    out.append(FinishedJob(t["taskArn"], tags[WORKFLOW_TAG], code, reason, duration,
+                                           succeeded=code == 0 and not timed_out))
+            return out
         except (ClientError, BotoCoreError) as e:
             raise DriverError(self._reason(e)) from e
 

@@ -51,6 +51,8 @@ from chalicelib.aws import eks_token
 from chalicelib.drivers.base import (
     DriverError,
     Instance,
+    JobResult,
+    JobSpec,
     ServiceSpec,
     ServiceStatus,
     label_value,
@@ -292,6 +294,38 @@ def service_manifest(namespace: str, spec: ServiceSpec) -> dict:
     }
 
 
+JOB_TTL_AFTER_FINISHED = 600  # seconds a finished Job (and its pod's log) stays to be read
+WORKFLOW_LABEL = "vamp.io/workflow"
+
+
+def job_manifest(namespace: str, spec: JobSpec, timeout: float, policy: NamespacePolicy | None = None,
+                 suffix: str = "") -> dict:
+    """A workflow's one-off run as a Job (docs/decisions/0039): Kubernetes stops it at the
+    timeout (activeDeadlineSeconds: every pod killed, the Job failed `DeadlineExceeded`), never
+    retries it (a run is reported, not repeated), and removes it 10 minutes after it ends."""
+    if spec.deployable_type != "container/docker":
+        raise DriverError(f"the kubernetes driver runs container images, not {spec.deployable_type!r} breeds")
+    name = object_name("workflow", spec.name, suffix)
+    labels = {MANAGED_BY: "vamp", WORKFLOW_LABEL: label_value(spec.name),
+              **{k: label_value(v) for k, v in spec.labels.items() if k != "workflow"}}
+    cpu = f"{max(1, round(spec.cpu * 1000))}m"
+    container = {"name": "workflow", "image": spec.definition, "env": _env(spec),
+                 "resources": {"requests": {"cpu": cpu, "memory": _memory(spec.memory)},
+                               "limits": {"cpu": cpu, "memory": _memory(spec.memory)}}}
+    pod_spec = harden({"containers": [container], "restartPolicy": "Never"}, policy or NamespacePolicy())
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "activeDeadlineSeconds": max(1, int(timeout)),
+            "ttlSecondsAfterFinished": JOB_TTL_AFTER_FINISHED,
+            "backoffLimit": 0,
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+
+
 # -- the driver ------------------------------------------------------------------------------
 
 # (connect, read) seconds for every API call: the client has none by default, and one hung API
@@ -456,6 +490,25 @@ class KubernetesDriver:
             raise DriverError(self._reason(e)) from e
         except urllib3.exceptions.HTTPError as e:  # refused, reset, or no answer within the timeout
             raise _unanswered(e) from e
+
+    def run_job(self, namespace: str, spec: JobSpec, timeout: float) -> JobResult:
+        """Create the run's Job and return at once (`started`): Kubernetes enforces the timeout
+        and removes the Job; the workflow_run function never waits for it (0039)."""
+        kube = self.kube_namespace(namespace)
+        try:
+            policy, labels = self.rules.policy(namespace), self.rules.labels(namespace)
+        except ValueError as e:
+            raise DriverError(f"kubernetes namespace policy: {e}") from None
+        job = job_manifest(kube, spec, timeout, policy, suffix=str(time.time_ns()))
+        try:
+            core, _ = self._apis()
+            self._ensure_namespace(core, kube, labels)
+            _Timed(client.BatchV1Api(self._client), self._timeout).create_namespaced_job(kube, job)
+        except ApiException as e:
+            raise DriverError(self._reason(e)) from e
+        except urllib3.exceptions.HTTPError as e:
+            raise _unanswered(e) from e
+        return JobResult("started", handle=f"{kube}/{job['metadata']['name']}")
 
     def undeploy(self, namespace: str, deployment: str, cluster: str, service: str) -> None:
         name = kube_object_name(deployment, cluster, service)

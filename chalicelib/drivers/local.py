@@ -34,6 +34,8 @@ from chalicelib.drivers import processes
 from chalicelib.drivers.base import (
     DriverError,
     Instance,
+    JobResult,
+    JobSpec,
     ServiceSpec,
     ServiceStatus,
     object_name,
@@ -378,6 +380,47 @@ class LocalDriver:
         with _LOCK:
             return {key: s.digest for (ns, key), s in _REGISTRY.items() if ns == namespace}
 
+    def run_job(self, namespace: str, spec: JobSpec, timeout: float) -> JobResult:
+        """A one-off process (`/bin/sh -c <definition>`, its own process group, recorded like the
+        services' so a crash leaves nothing behind), awaited: its whole group stopped at the
+        timeout. Its output goes to a file under the work dir; the result carries the tail."""
+        refused = settings().local_driver_refusal()
+        if refused:
+            raise DriverError(refused)
+        if spec.deployable_type != COMMAND:
+            raise DriverError(f"the local driver runs `command` breeds only, not {spec.deployable_type!r} "
+                              f"({spec.definition}); name kubernetes or ecs for the namespace for images")
+        jobs = work_dir() / "jobs"
+        jobs.mkdir(parents=True, exist_ok=True)
+        env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
+        env.update({k: v for k, v in spec.env.items() if v is not None})
+        name = f"job-{namespace}-{object_name(spec.name)}-{time.time_ns()}"
+        path = jobs / f"{name}.log"
+        with open(path, "wb") as out:
+            try:
+                popen = processes.spawn(["/bin/sh", "-c", spec.definition], run_dir=run_dir(), name=name, env=env,
+                                        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, close_fds=True)
+            except OSError as e:
+                raise DriverError(f"cannot start {spec.definition!r}: {e}") from e
+        timed_out = False
+        try:
+            popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        processes.stop_groups([popen.pid], grace=1.0)  # what it left running in its group, too
+        try:
+            popen.wait(2.0)
+        except subprocess.TimeoutExpired:
+            log.warning("job %s did not exit", popen.pid)
+        processes.forget(run_dir(), name)
+        lines = _log_tail(path)
+        path.unlink(missing_ok=True)
+        if timed_out:
+            return JobResult("failed", popen.returncode, lines, f"timeout: stopped after {timeout:g} s")
+        code = popen.returncode
+        return JobResult("succeeded" if code == 0 else "failed", code, lines,
+                         None if code == 0 else f"exited with code {code}")
+
     # -- for tests and the local stack -------------------------------------------------------
 
     def pids(self, namespace: str, key: str) -> list[int]:
@@ -388,6 +431,20 @@ class LocalDriver:
     def undeploy_namespace(self, namespace: str) -> None:
         for key in list(self.running(namespace)):
             self.undeploy(namespace, *key.split("/", 2))
+
+
+LOG_TAIL_BYTES = 64 * 1024
+
+
+def _log_tail(path: Path) -> tuple[str, ...]:
+    """The last lines of a job's output, read from its last 64 KB only (it may have printed gigabytes)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - LOG_TAIL_BYTES))
+            return tuple(f.read().decode(errors="replace").splitlines())
+    except OSError:
+        return ()
 
 
 def _same_but_instances(a: ServiceSpec, b: ServiceSpec) -> bool:

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
@@ -36,6 +37,9 @@ class StoredToken:
     created: str  # ISO-8601 UTC, seconds
     role: str = ADMIN
     namespaces: tuple[str, ...] = (ALL_NAMESPACES,)
+    # Epoch seconds after which the token is refused (None: never). Workflow runs' tokens
+    # (docs/decisions/0039) expire with the run; the table's TTL attribute removes the item later.
+    expires_at: int | None = None
 
 
 def hash_token(token: str) -> str:
@@ -48,7 +52,7 @@ class TokenStore(Protocol):
         ...
 
     def create(self, name: str, token: str | None = None, *, role: str,
-               namespaces: tuple[str, ...] | list[str]) -> tuple[str, StoredToken]:
+               namespaces: tuple[str, ...] | list[str], expires_at: int | None = None) -> tuple[str, StoredToken]:
         """Store a token under `name` (Conflict if the name is taken) with its role and
         namespaces (checked by the caller: api/authorization.checked_grant); a new random one
         unless `token` is given (bootstrap). Returns the token itself: the only time it is seen."""
@@ -83,7 +87,8 @@ def _entry(item: dict) -> StoredToken:
     0022: list them, revoke and replace them with scoped ones)."""
     role = item.get("role", {}).get("S", ADMIN)
     namespaces = tuple(n["S"] for n in item.get("namespaces", {}).get("L", [])) or (ALL_NAMESPACES,)
-    return StoredToken(item["name"]["S"], item["created"]["S"], role, namespaces)
+    expires = item.get(table.TTL_ATTRIBUTE, {}).get("N")
+    return StoredToken(item["name"]["S"], item["created"]["S"], role, namespaces, int(expires) if expires else None)
 
 
 def _checked_scope(role: str, namespaces) -> tuple[str, ...]:
@@ -109,13 +114,19 @@ class DynamoDBTokenStore:
         # but the check keeps a corrupted item from matching.
         if not item or not hmac.compare_digest(item["sk"]["S"], digest):
             return None
-        return _entry(item)
+        entry = _entry(item)
+        # DynamoDB's TTL deletes expired items within days, not at once: the expiry is checked here.
+        if entry.expires_at is not None and entry.expires_at <= time.time():
+            return None
+        return entry
 
     def create(self, name: str, token: str | None = None, *, role: str,
-               namespaces: tuple[str, ...] | list[str]) -> tuple[str, StoredToken]:
+               namespaces: tuple[str, ...] | list[str], expires_at: int | None = None) -> tuple[str, StoredToken]:
         if not isinstance(name, str) or not TOKEN_NAME.match(name):
             raise ValidationFailed.at("name", "1-64 characters: letters, digits, _ . @ -, starting with a letter or digit")
         namespaces = _checked_scope(role, namespaces)
+        if role == ADMIN and expires_at is not None:  # a short-lived token is a run's, never an admin
+            raise ValidationFailed.at("role", "an expiring token cannot be an admin")
         if token is not None and len(token) < MIN_TOKEN_LENGTH:
             raise ValidationFailed.at("token", f"at least {MIN_TOKEN_LENGTH} characters")
         if any(p.name == name for p in self.list()):
@@ -126,12 +137,13 @@ class DynamoDBTokenStore:
             self._ddb.put_item(
                 TableName=self._table,
                 Item={**_key(hash_token(token)), "name": {"S": name}, "created": {"S": created},
-                      "role": {"S": role}, "namespaces": {"L": [{"S": n} for n in namespaces]}},
+                      "role": {"S": role}, "namespaces": {"L": [{"S": n} for n in namespaces]},
+                      **({table.TTL_ATTRIBUTE: {"N": str(int(expires_at))}} if expires_at is not None else {})},
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except self._ddb.exceptions.ConditionalCheckFailedException:
             raise Conflict("this token is already registered", [FieldError("token", "already exists")]) from None
-        return token, StoredToken(name, created, role, namespaces)
+        return token, StoredToken(name, created, role, namespaces, expires_at)
 
     def ensure(self, name: str, token: str, *, role: str, namespaces: tuple[str, ...] | list[str]) -> StoredToken:
         found = self.authenticate(token)

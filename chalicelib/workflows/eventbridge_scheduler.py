@@ -62,6 +62,22 @@ class EventBridgeScheduler:
         except client.exceptions.ResourceNotFoundException:
             client.create_schedule(**request)
 
+    def settle_at(self, namespace: str, workflow: str, handle: str, when) -> None:
+        """A one-shot schedule (deleted once it fired) invoking workflow_run with `settle` at
+        `when` (UTC): an asynchronous run past its deadline is stopped and reported even if
+        nothing else runs in the namespace (decision 0039)."""
+        if not (self.function_arn and self.role_arn):
+            return
+        digest = hashlib.sha256(f"{namespace}/{workflow}/{handle}".encode()).hexdigest()[:16]
+        readable = _UNSAFE.sub("-", f"settle-{namespace}-{workflow}")[: MAX_NAME - len(digest) - 1]
+        aws.client("scheduler").create_schedule(
+            Name=f"{readable}-{digest}", GroupName=self.group,
+            ScheduleExpression=f"at({when.strftime('%Y-%m-%dT%H:%M:%S')})", ScheduleExpressionTimezone="UTC",
+            FlexibleTimeWindow={"Mode": "OFF"}, ActionAfterCompletion="DELETE",
+            Target={"Arn": self.function_arn, "RoleArn": self.role_arn,
+                    "Input": json.dumps({"namespace": namespace, "workflow": workflow, "settle": handle})},
+            Description=f"vamp workflow run {namespace}/{workflow}: settle at its deadline"[:512])
+
     def delete(self, namespace: str, workflow: str) -> None:
         client = aws.client("scheduler")
         try:

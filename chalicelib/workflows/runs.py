@@ -34,6 +34,11 @@ def handle(event: dict, writers: "builtin_runs.Writers | None" = None) -> dict:
     if not isinstance(event, dict) or not isinstance(event.get("namespace"), str) \
             or not isinstance(event.get("workflow"), str):
         raise ValidationFailed.at("event", "a workflow run needs {namespace, workflow}")
+    if event.get("settle"):  # a one-shot schedule at an asynchronous run's deadline (0039)
+        from chalicelib.workflows import script_runs
+
+        events = event_store()
+        return {"settled": script_runs.settle(event["namespace"], events, events.publish)}
     return run(DynamoDBArtifactStore(), event["namespace"], event["workflow"], event.get("trigger"), writers)
 
 
@@ -68,9 +73,8 @@ def run(store: ArtifactStore, namespace: str, name: str, trigger: dict | None = 
     publish(namespace, [lifecycle.event(name, "started", {"trigger": trigger, "breed": builtin or breed.get("name")})])
     lines: list[str] = []
     try:
-        if builtin not in builtin_runs.RUNS:
-            raise NotImplementedError("script and container breeds do not run yet: only the built-ins "
-                                      f"({', '.join(sorted(builtin_runs.RUNS))})")
+        if builtin not in builtin_runs.RUNS:  # a script or container breed: on the namespace's driver
+            return _script_run(store, namespace, name, stored.document, trigger, started, publish, events)
         made, lines = builtin_runs.RUNS[builtin](builtin_runs.Run(
             store, events, DynamoDBNodeStore(settings().node_ttl), namespace,
             stored.document.get("environment_variables") or {}, writers or builtin_runs.Writers()))
@@ -85,6 +89,33 @@ def run(store: ArtifactStore, namespace: str, name: str, trigger: dict | None = 
                    "log": tail(lines)}
         publish(namespace, [lifecycle.event(name, "failed", outcome)])
     _repeat_done(namespace, name, stored.document, events)
+    return outcome
+
+
+def _script_run(store, namespace: str, name: str, document: dict, trigger: dict | None, started: float,
+                publish, events) -> dict:
+    from chalicelib.workflows import script_runs
+
+    try:
+        script_runs.settle(namespace, events, publish)  # earlier asynchronous runs' outcomes
+    except Exception:  # noqa: BLE001 - never in the way of this run
+        log.exception("settling earlier runs in %s failed", namespace)
+    try:
+        result = script_runs.run(store, namespace, name, document, trigger)
+    except Exception as e:  # noqa: BLE001 - reported as the run's failure
+        log.exception("workflow %s/%s could not start", namespace, name)
+        result = script_runs.JobResult("failed", reason=f"{type(e).__name__}: {e}"[:500])
+    outcome: dict = {"duration": round(time.monotonic() - started, 3), "log": tail(list(result.log))}
+    if result.exit_code is not None:
+        outcome["exit_code"] = result.exit_code
+    if result.state == "succeeded":
+        publish(namespace, [lifecycle.event(name, "finished", outcome)])
+    elif result.state == "started":  # the driver settles it (0039: asynchronous runs)
+        outcome = {**outcome, "running": result.handle}  # its outcome: script_runs.settle, later
+    else:
+        outcome = {"error": (result.reason or "failed")[:500], **outcome}
+        publish(namespace, [lifecycle.event(name, "failed", outcome)])
+    _repeat_done(namespace, name, document, events)
     return outcome
 
 

@@ -62,6 +62,13 @@ def exceptions() -> dict[tuple[frozenset[str], str], str]:
             "the operator's alarms, any name; the alarm handler reads which gateways they name",
         (frozenset({"ecs:TagResource"}), ARN % ("ecs", "task-definition/*")):
             "task definition families are named per deployment; only with ecs:CreateAction RegisterTaskDefinition",
+        # --- workflow runs on ECS (0039): families workflow-*, tasks named by ECS as they run
+        (frozenset({"ecs:RunTask"}), ARN % ("ecs", "task-definition/workflow-*:*")):
+            "the workflow runs' families (one per workflow, every revision); bounded to the cluster by ecs:cluster",
+        (frozenset({"ecs:StopTask"}), ARN % ("ecs", "task/${ClusterName}/*")):
+            "the tasks of the one cluster, named by ECS; a workflow run's is stopped at its deadline",
+        (frozenset({"ecs:TagResource"}), ARN % ("ecs", "task/${ClusterName}/*")):
+            "tasks named by ECS; only with ecs:CreateAction RunTask",
         # --- workflows (0039): the schedules of this stack's group, one per workflow, named then
         (frozenset({"scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule",
                     "scheduler:GetSchedule"}), ARN % ("scheduler", "schedule/${AWS::StackName}-workflows/*")):

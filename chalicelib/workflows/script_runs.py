@@ -1,0 +1,180 @@
+"""Runs of script and container breeds (decision 0039, "Script and container runs"): a one-off
+job on the namespace's driver (a local process, a Kubernetes Job, an ECS task) with Vamp's
+workflow environment and a token that may act only in the workflow's namespace, as an operator,
+and only until the run's timeout (plus a margin) has passed; revoked once an awaited run ends."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import time
+
+from chalicelib.drivers import driver_for
+from chalicelib.drivers.base import JobResult, JobSpec
+from chalicelib.dsl.breed import Deployable
+from chalicelib.errors import ValidationFailed
+from chalicelib.settings import settings
+from chalicelib.store.artifact_store import ArtifactStore
+from chalicelib.store.event_store import EventQuery
+from chalicelib.store.tokens import OPERATOR, DynamoDBTokenStore
+from chalicelib.workflows import lifecycle, periods
+
+TIMEOUT_VARIABLE = "VAMP_WORKFLOW_EXECUTION_TIMEOUT"
+PERIOD_VARIABLE = "VAMP_WORKFLOW_EXECUTION_PERIOD"
+DEFAULT_TIMEOUT = 60  # seconds, when the workflow does not set VAMP_WORKFLOW_EXECUTION_TIMEOUT
+MAX_TIMEOUT = 3600  # a run is a job, not a daemon
+TOKEN_MARGIN = 60  # seconds the token outlives the timeout: the run's own last calls, clocks apart
+MAX_EVENT_CHARS = 4096  # the triggering event as JSON in VAMP_WORKFLOW_EVENT
+log = logging.getLogger(__name__)
+_TOKEN_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def timeout_of(document: dict, breed: dict | None = None) -> int:
+    """VAMP_WORKFLOW_EXECUTION_TIMEOUT (whole seconds, 1..3600) of the workflow, else the breed's
+    default, else 60 s."""
+    raw = (document.get("environment_variables") or {}).get(TIMEOUT_VARIABLE)
+    if raw in (None, ""):
+        raw = ((breed or {}).get("environment_variables") or {}).get(TIMEOUT_VARIABLE)
+    if raw in (None, ""):
+        return DEFAULT_TIMEOUT
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise ValidationFailed.at(f"environment_variables.{TIMEOUT_VARIABLE}", "whole seconds") from None
+    if not 1 <= value <= MAX_TIMEOUT:
+        raise ValidationFailed.at(f"environment_variables.{TIMEOUT_VARIABLE}", f"1 to {MAX_TIMEOUT} seconds")
+    return value
+
+
+def period_of(document: dict) -> int:
+    """The time schedule's period in seconds; 0 for event schedules (as Vamp)."""
+    time_schedule = (document.get("schedule") or {}).get("time")
+    if isinstance(time_schedule, dict) and isinstance(time_schedule.get("period"), str):
+        return int(periods.seconds(time_schedule["period"]))
+    if isinstance(time_schedule, str):  # the bare period form
+        return int(periods.seconds(time_schedule))
+    return 0
+
+
+def event_json(trigger: dict | None) -> str | None:
+    """The triggering event for the run, at most 4096 characters: whole, else without its value."""
+    if not trigger:
+        return None
+    event = {k: v for k, v in trigger.items() if k != "origin"}
+    text = json.dumps(event, separators=(",", ":"), default=str)
+    if len(text) <= MAX_EVENT_CHARS:
+        return text
+    cut = {k: event[k] for k in ("id", "tags", "type", "timestamp") if k in event}
+    return json.dumps({**cut, "truncated": True}, separators=(",", ":"), default=str)[:MAX_EVENT_CHARS]
+
+
+def breed_of(store: ArtifactStore, namespace: str, document: dict) -> dict:
+    breed = document.get("breed") or {}
+    reference = breed.get("reference") if isinstance(breed, dict) else None
+    if reference is None:
+        return breed
+    stored = store.get(namespace, "breeds", reference)
+    if stored is None:
+        raise ValidationFailed.at("breed", f"breed {reference!r} is not stored (any more)")
+    return stored.document
+
+
+def token_name(namespace: str, name: str) -> str:
+    readable = _TOKEN_NAME_UNSAFE.sub("_", f"{namespace}.{name}")[:48]
+    return f"workflow@{readable}.{secrets.token_hex(3)}"
+
+
+def spec_of(namespace: str, name: str, document: dict, breed: dict, token: str, trigger: dict | None,
+            timeout: int) -> JobSpec:
+    deployable = Deployable.model_validate(breed.get("deployable"))
+    s = settings()
+    env = {k: str(v) for k, v in (breed.get("environment_variables") or {}).items() if v is not None}
+    env.update({k: str(v) for k, v in (document.get("environment_variables") or {}).items() if v is not None})
+    env.update({  # the run's own: never the workflow's to override
+        "VAMP_NAMESPACE": namespace,
+        "VAMP_WORKFLOW_NAME": name,
+        "VAMP_API_TOKEN": token,
+        PERIOD_VARIABLE: str(period_of(document)),
+        TIMEOUT_VARIABLE: str(timeout),
+    })
+    if s.api_url:
+        env["VAMP_URL"] = s.api_url
+    if s.etcd_endpoint:  # Vamp's names for the KV store's location
+        env.update({"VAMP_KEY_VALUE_STORE_TYPE": "etcd", "VAMP_KEY_VALUE_STORE_CONNECTION": s.etcd_endpoint,
+                    "VAMP_KEY_VALUE_STORE_PATH": f"/vamp/{namespace}"})
+    event = event_json(trigger)
+    if event is not None:
+        env["VAMP_WORKFLOW_EVENT"] = event
+    arguments = tuple((str(k), str(v)) for a in document.get("arguments") or [] if isinstance(a, dict)
+                      for k, v in a.items())
+    return JobSpec(name=name, deployable_type=deployable.type, definition=deployable.definition, env=env,
+                   arguments=arguments, labels={"workflow": name})
+
+
+def run(store: ArtifactStore, namespace: str, name: str, document: dict, trigger: dict | None) -> JobResult:
+    """Mint the run's token, run the job on the namespace's driver, revoke the token when the run is
+    over here (an asynchronous run's token expires on its own)."""
+    breed = breed_of(store, namespace, document)
+    timeout = timeout_of(document, breed)
+    tokens = DynamoDBTokenStore()
+    token_label = token_name(namespace, name)
+    token, _ = tokens.create(token_label, role=OPERATOR, namespaces=[namespace],
+                             expires_at=int(time.time()) + timeout + TOKEN_MARGIN)
+    result = JobResult("failed", reason="not run")
+    try:
+        spec = spec_of(namespace, name, document, breed, token, trigger, timeout)
+        result = driver_for(namespace).run_job(namespace, spec, timeout)
+        if result.state == "started":
+            _settle_later(namespace, name, result.handle, timeout)
+        return result
+    finally:
+        if result.state != "started":
+            tokens.revoke(token_label)
+
+
+SETTLE_AFTER = 60  # seconds past the deadline: ECS reports a stopped task within seconds
+
+
+def _settle_later(namespace: str, name: str, handle: str | None, timeout: int) -> None:
+    """On AWS, a one-shot EventBridge Scheduler schedule settles the run after its deadline
+    (stopped if still running, reported): the Lambda that started it does not wait. Locally
+    (the in-process timer) only the namespace's next script run settles it."""
+    from datetime import datetime, timedelta, timezone
+
+    s = settings()
+    if not s.workflow_schedule_group or handle is None:
+        return
+    from chalicelib.workflows.eventbridge_scheduler import EventBridgeScheduler
+
+    when = datetime.now(timezone.utc) + timedelta(seconds=timeout + SETTLE_AFTER)
+    try:
+        EventBridgeScheduler(s.workflow_schedule_group, s.workflow_run_function_arn,
+                             s.workflow_scheduler_role_arn).settle_at(namespace, name, handle, when)
+    except Exception:  # noqa: BLE001 - the namespace's next script run settles it instead
+        log.exception("cannot schedule the settling of %s", handle)
+
+
+def settle(namespace: str, events, publish) -> int:
+    """The outcome of the namespace's asynchronous runs that ended (`finished`/`failed` events
+    with the driver's handle, once each: a handle already reported is skipped), after stopping
+    those past their deadline where the driver cannot (ECS). Called before each script run of the
+    namespace. Returns how many were reported."""
+    driver = driver_for(namespace)
+    driver.stop_overdue_jobs(namespace)
+    reported = 0
+    for job in driver.finished_jobs(namespace):
+        seen = [e for what in ("finished", "failed") for e in events.query(
+            namespace, EventQuery(tags=lifecycle.tags(job.workflow, what), per_page=100)).items]
+        if any(isinstance(e.get("value"), dict) and e["value"].get("handle") == job.handle for e in seen):
+            continue
+        outcome = {"handle": job.handle, "duration": job.duration, "log": []}
+        if job.exit_code is not None:
+            outcome["exit_code"] = job.exit_code
+        if job.succeeded:
+            publish(namespace, [lifecycle.event(job.workflow, "finished", outcome)])
+        else:
+            error = job.reason or f"exited with code {job.exit_code}"
+            publish(namespace, [lifecycle.event(job.workflow, "failed", {"error": error[:500], **outcome})])
+        reported += 1
+    return reported
