@@ -10,7 +10,19 @@ from chalice import AuthResponse, IAMAuthorizer, Rate, Response
 from chalicelib.api.auth import authorize_token, refusal
 from chalicelib.api.chalice_app import ThreadSafeChalice
 from chalicelib.api.http import dispatch
-from chalicelib.api.routes import about, artifacts, deployments, events, gateways, nodes, releases, tokens, workflows
+from chalicelib.api.routes import (
+    about,
+    artifacts,
+    deployment_telemetry,
+    deployments,
+    event_stream,
+    events,
+    gateways,
+    nodes,
+    releases,
+    tokens,
+    workflows,
+)
 
 app = ThreadSafeChalice(app_name="vamp")
 # Bodies of any type reach the handlers, which answer 415 in Vamp's error shape.
@@ -140,6 +152,37 @@ def gateway_metric(gateway, metric, namespace=None):
 @route("/metrics/gateways/{gateway}/routes/{route}/{metric}", ["GET"])
 def route_metric(gateway, route, metric, namespace=None):
     return respond(namespace, gateways.gateway_metric, gateway, metric, route)
+
+
+# --- the read side (docs/decisions/0042): deployments' health and metrics, the event stream
+@route("/health/deployments/{deployment}", ["GET"])
+def deployment_health(deployment, namespace=None):
+    return respond(namespace, deployment_telemetry.deployment_health, deployment)
+
+
+@route("/health/deployments/{deployment}/clusters/{cluster}", ["GET"])
+def cluster_health(deployment, cluster, namespace=None):
+    return respond(namespace, deployment_telemetry.deployment_health, deployment, cluster)
+
+
+@route("/health/deployments/{deployment}/clusters/{cluster}/services/{service}", ["GET"])
+def service_health(deployment, cluster, service, namespace=None):
+    return respond(namespace, deployment_telemetry.deployment_health, deployment, cluster, service)
+
+
+@route("/metrics/deployments/{deployment}/clusters/{cluster}/ports/{port}/{metric}", ["GET"])
+def cluster_metric(deployment, cluster, port, metric, namespace=None):
+    return respond(namespace, deployment_telemetry.deployment_metric, deployment, cluster, port, metric)
+
+
+@route("/metrics/deployments/{deployment}/clusters/{cluster}/services/{service}/ports/{port}/{metric}", ["GET"])
+def service_metric(deployment, cluster, service, port, metric, namespace=None):
+    return respond(namespace, deployment_telemetry.deployment_metric, deployment, cluster, port, metric, service)
+
+
+@route("/events/stream", ["GET"])
+def events_stream(namespace=None):
+    return respond(namespace, event_stream.stream)
 
 
 @route("/vga/haproxy/{version}/configuration", ["GET"])

@@ -353,6 +353,11 @@ class LocalStack:
         # for the client's delayed ACK, ~40 ms on every response (GET /info 48 ms, 3.6 ms without).
         ChaliceRequestHandler.disable_nagle_algorithm = True
         ChaliceRequestHandler.do_HEAD = _head
+        # --- the read side (0042): GET /events/stream with Accept: text/event-stream streams here
+        from local import event_stream
+
+        event_stream.install()
+        self._stops.append(event_stream.STOPPED.set)
         if self.quiet:
             ChaliceRequestHandler.log_message = lambda *a, **k: None
         thread = threading.Thread(target=server.serve_forever, name="vamp-api", daemon=True)

@@ -59,6 +59,13 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/health/gateways/{gateway}/routes/{route}"): READ,
     ("GET", "/metrics/gateways/{gateway}/{metric}"): READ,
     ("GET", "/metrics/gateways/{gateway}/routes/{route}/{metric}"): READ,
+    # the read side (0042)
+    ("GET", "/health/deployments/{deployment}"): READ,
+    ("GET", "/health/deployments/{deployment}/clusters/{cluster}"): READ,
+    ("GET", "/health/deployments/{deployment}/clusters/{cluster}/services/{service}"): READ,
+    ("GET", "/metrics/deployments/{deployment}/clusters/{cluster}/ports/{port}/{metric}"): READ,
+    ("GET", "/metrics/deployments/{deployment}/clusters/{cluster}/services/{service}/ports/{port}/{metric}"): READ,
+    ("GET", "/events/stream"): READ,
     ("GET", "/vga/haproxy/{version}/configuration"): GATEWAY_CONFIG,
     ("GET", "/vga/nodes"): READ,
     ("PUT", "/vga/nodes/{node}"): REPORT,

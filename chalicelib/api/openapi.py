@@ -344,6 +344,53 @@ def _gateway_paths() -> dict:
     }
 
 
+def _read_side_paths() -> dict:
+    # --- the read side (0042): deployments' health and metrics, the event stream
+    from chalicelib.api.routes.event_stream import MAX_LIMIT, MAX_WAIT  # noqa: PLC0415
+
+    window = _param("window", "query", {"type": "integer", "minimum": 1, "maximum": MAX_WINDOW},
+                    description="seconds of telemetry to read")
+    d, c, s, p = _path("deployment"), _path("cluster"), _path("service"), _path("port", "a cluster gateway port")
+    metric = _param("metric", "path", {"type": "string", "minLength": 1}, description=f"one of {', '.join(METRICS)}")
+    health = {"type": "object", "required": ["value", "window"], "properties": {
+        "value": {"type": "number"}, "window": {"type": "integer"}, "reason": {"type": "string"}}}
+    value = {"type": "object", "required": ["value", "window"], "properties": {
+        "value": {"type": ["number", "null"]}, "window": {"type": "integer"}}}
+    found = _responses({200: health}, 400, 404)
+    measured = _responses({200: value}, 400, 404)
+    base = "/api/v1/metrics/deployments/{deployment}/clusters/{cluster}"
+    cursor = {"type": "string", "pattern": "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"}
+    answer = {"type": "object", "required": ["events", "cursor", "more"], "properties": {
+        "events": {"type": "array", "items": OBJECT, "description": "oldest first"},
+        "cursor": {**cursor, "description": "pass as `after` for the next answer"},
+        "more": {"type": "boolean", "description": "more events wait: ask again at once"}}}
+    stream = _responses({200: answer}, 400)
+    stream["200"]["content"]["text/event-stream"] = {"schema": {"type": "string"}, "description": (
+        "local stack only, with Accept: text/event-stream: stays open, one `id`/`event`/`data` frame per event")}
+    return {
+        "/api/v1/health/deployments/{deployment}": {"get": _op(
+            "deployments", "a deployment's health: its clusters' multiplied", found, [d, window])},
+        "/api/v1/health/deployments/{deployment}/clusters/{cluster}": {"get": _op(
+            "deployments", "a cluster's health: its services' multiplied", found, [d, c, window])},
+        "/api/v1/health/deployments/{deployment}/clusters/{cluster}/services/{service}": {"get": _op(
+            "deployments", "a service's health: 0 after any 5xx on its routes in the window", found, [d, c, s, window])},
+        base + "/ports/{port}/{metric}": {"get": _op(
+            "deployments", "a cluster port's metric (its internal gateway)", measured, [d, c, p, metric, window])},
+        base + "/services/{service}/ports/{port}/{metric}": {"get": _op(
+            "deployments", "a service's metric (its route in the cluster port's internal gateway)", measured,
+            [d, c, s, p, metric, window])},
+        "/api/v1/events/stream": {"get": _op(
+            "events", "events after a cursor, as they are stored: a long poll (a stream on the local stack)", stream,
+            [_param("tag", "query", {"type": "array", "items": {"type": "string"}, "maxItems": MAX_TAGS},
+                    description="every tag must match"),
+             _param("type", "query", {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"}),
+             _param("after", "query", cursor, description="the last answer's cursor (or Last-Event-ID)"),
+             _param("wait", "query", {"type": "integer", "minimum": 0, "maximum": MAX_WAIT},
+                    description=f"seconds to wait for an event (default {MAX_WAIT})"),
+             _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})])},
+    }
+
+
 def _token_paths() -> dict:
     grant = {"role": {"enum": list(ROLES)},
              "namespaces": {"type": "array", "items": {"type": "string"}, "minItems": 1,
@@ -440,6 +487,7 @@ def document() -> dict:
     paths.update(release_paths)
     paths.update(_workflow_paths())
     paths.update(_gateway_paths())
+    paths.update(_read_side_paths())
     paths.update(_token_paths())
     paths.update(_about_paths())
     for path, item in paths.items():

@@ -14,14 +14,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from chalicelib.errors import FieldError, ValidationFailed
 from chalicelib.gateways import nodes, telemetry
 from chalicelib.settings import settings
 from chalicelib.store.artifact_store import ArtifactStore
-from chalicelib.store.event_store import EventQuery, from_agents, new_event
+from chalicelib.store.event_store import new_event
 
 WINDOW = telemetry.DEFAULT_WINDOW  # seconds, as the API's health and metrics default
 
@@ -49,24 +48,9 @@ class Run:
     writers: Writers = field(default_factory=Writers)
 
 
-class Figures:
-    """The agents' metric events of a namespace over the window, read once per metric and gateway."""
-
-    def __init__(self, events, namespace: str, window: int):
-        self._events, self._namespace, self.window = events, namespace, window
-        self._since = datetime.now(timezone.utc) - timedelta(seconds=window)
-        self._cache: dict[tuple[str, str], list[dict]] = {}
-
-    def values(self, gateway: str, route: str | None, metric: str) -> list[float]:
-        key = (gateway, metric)
-        if key not in self._cache:
-            query = EventQuery(tags=telemetry.tags_for(gateway, None, metric), type="metrics", gte=self._since,
-                               per_page=settings().per_page_max)
-            self._cache[key] = from_agents(self._events.query(self._namespace, query).items)
-        events = self._cache[key]
-        if route is not None:
-            events = [e for e in events if f"routes:{route}" in e.get("tags", ())]
-        return telemetry.own_values(events, route)
+def Figures(events, namespace: str, window: int) -> telemetry.Figures:
+    """The agents' metric events over the window (gateways/telemetry.py: the API's read side too)."""
+    return telemetry.Figures(events, namespace, window, settings().per_page_max)
 
 
 def _gateways(store: ArtifactStore, namespace: str) -> list[tuple[str, list[str]]]:
@@ -100,33 +84,26 @@ def health(run: "Run") -> tuple[list[dict], list[str]]:
     views, generation = nodes.read(node_store, store, namespace, time.time(), settings().node_silent_after)
     liveness = nodes.liveness(views, generation)
     out, log = [], []
-    services: dict[tuple[str, str, str], int] = {}  # (deployment, cluster, service) -> health of its routes
+    routes_health: dict[tuple[str, str], telemetry.Health] = {}
     for gateway, routes in _gateways(store, namespace):
         for route in [None, *routes]:
             value, reason = telemetry.health(figures.values(gateway, route, "errors"), liveness)
             tags = [f"gateways:{gateway}"] + ([f"routes:{route}"] if route else []) + ["health"]
             out.append(new_event(tags, value, type="health"))
             log.append(f"{gateway}{' ' + route if route else ''}: health {value}{' (' + reason + ')' if reason else ''}")
-            parts = route.split("/") if route else []
-            if len(parts) == 4:  # a deployment's route: <deployment>/<cluster>/<service>/<port>
-                key = (parts[0], parts[1], parts[2])
-                services[key] = services.get(key, 1) * value
+            if route is not None:
+                routes_health[(gateway, route)] = (value, reason)
+    services = telemetry.services_health(routes_health)
     for d in store.all_of_kind(namespace, "deployments"):
-        deployment_health = 1
-        for cluster_name, cluster in (d.document.get("clusters") or {}).items():
-            cluster_health = 1
-            for service in cluster.get("services") or []:
-                breed = service.get("breed") or {}
-                name = breed.get("name") if isinstance(breed, dict) else None
-                value = services.get((d.name, cluster_name, name), 1)
-                cluster_health *= value
+        tree = telemetry.deployment_health(d.name, d.document, services)  # as GET /health/deployments answers
+        for cluster_name, cluster in tree["clusters"].items():
+            for name, service in cluster["services"].items():
                 out.append(new_event([f"deployments:{d.name}", f"clusters:{cluster_name}", f"services:{name}",
-                                      "health"], value, type="health"))
-            deployment_health *= cluster_health
-            out.append(new_event([f"deployments:{d.name}", f"clusters:{cluster_name}", "health"], cluster_health,
+                                      "health"], service["value"], type="health"))
+            out.append(new_event([f"deployments:{d.name}", f"clusters:{cluster_name}", "health"], cluster["value"],
                                  type="health"))
-        out.append(new_event([f"deployments:{d.name}", "health"], deployment_health, type="health"))
-        log.append(f"deployment {d.name}: health {deployment_health}")
+        out.append(new_event([f"deployments:{d.name}", "health"], tree["value"], type="health"))
+        log.append(f"deployment {d.name}: health {tree['value']}")
     return out, log
 
 
