@@ -98,6 +98,7 @@ def install() -> None:
     """Serve streaming requests of chalice's local server here; every other GET as before."""
     from chalice.local import ChaliceRequestHandler
 
+    STOPPED.clear()  # a stack started after another stopped in this process streams again
     if getattr(ChaliceRequestHandler, "_vamp_event_stream", False):
         return
     plain = ChaliceRequestHandler.do_GET
@@ -110,4 +111,3 @@ def install() -> None:
 
     ChaliceRequestHandler.do_GET = do_get
     ChaliceRequestHandler._vamp_event_stream = True
-    STOPPED.clear()

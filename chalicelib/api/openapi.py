@@ -359,7 +359,8 @@ def _read_side_paths() -> dict:
     found = _responses({200: health}, 400, 404)
     measured = _responses({200: value}, 400, 404)
     base = "/api/v1/metrics/deployments/{deployment}/clusters/{cluster}"
-    cursor = {"type": "string", "pattern": "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"}
+    # an event id: 48 bits of milliseconds first, so its first character is at most 7
+    cursor = {"type": "string", "pattern": "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"}
     answer = {"type": "object", "required": ["events", "cursor", "more"], "properties": {
         "events": {"type": "array", "items": OBJECT, "description": "oldest first"},
         "cursor": {**cursor, "description": "pass as `after` for the next answer"},

@@ -67,3 +67,8 @@ def test_without_the_accept_header_it_is_the_long_poll(local_api):
     r = requests.get(f"{local_api.api_url}/api/v1/events/stream?wait=0",
                      headers={"Authorization": f"Bearer {local_api.token}"}, timeout=30)
     assert r.status_code == 200 and set(r.json()) == {"events", "cursor", "more"}
+
+
+def test_a_stack_started_after_another_stopped_streams_too(local_api):
+    # The earlier tests' stacks stopped in this process: their stop ended their streams, not this one's.
+    test_the_stream_sends_events_as_they_are_published(local_api)
