@@ -150,24 +150,21 @@ class Guarded:
 
     def stop_overdue_jobs(self, namespace: str) -> list[str]:
         """Stop the one-off runs past their deadline where the driver cannot (ECS: no task timeout)."""
-        stop = getattr(self.driver, "stop_overdue_jobs", None)
-        if stop is None:
-            return []
-        try:
-            return stop(namespace)
-        except Exception:  # noqa: BLE001 - the next run tries again
-            log.exception("stopping overdue runs in %s failed", namespace)
-            return []
+        return self._optional_list("stop_overdue_jobs", namespace, "stopping overdue runs")
 
     def finished_jobs(self, namespace: str) -> list:
         """Asynchronous runs that ended, as the driver reports them ([] when it cannot tell)."""
-        finished = getattr(self.driver, "finished_jobs", None)
-        if finished is None:
+        return self._optional_list("finished_jobs", namespace, "listing finished runs")
+
+    def _optional_list(self, method: str, namespace: str, doing: str) -> list:
+        """The driver's `method` where it has one, else []; a failure logged and [] (the next run asks again)."""
+        call = getattr(self.driver, method, None)
+        if call is None:
             return []
         try:
-            return finished(namespace)
-        except Exception:  # noqa: BLE001 - the next run asks again
-            log.exception("listing finished runs in %s failed", namespace)
+            return call(namespace)
+        except Exception:  # noqa: BLE001 - the next run tries again
+            log.exception("%s in %s failed", doing, namespace)
             return []
 
     def running(self, namespace: str) -> dict[str, str | None] | None:
