@@ -25,3 +25,22 @@ def image_spec(**overrides: Any) -> ServiceSpec:
     )
     base.update(overrides)
     return ServiceSpec(**base)
+
+
+def moto_ecs_cluster(endpoint: str) -> tuple[Any, str, str, str]:
+    """An ECS cluster on moto with a VPC, a subnet and a security group for its awsvpc tasks:
+    (ecs client, cluster, subnet, group). DNS hostnames are on: moto's RunTask fails on awsvpc
+    without a private DNS name for the task's network interface."""
+    import uuid
+
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=endpoint)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName=f"g{uuid.uuid4().hex[:6]}", Description="t", VpcId=vpc)["GroupId"]
+    client = boto3.client("ecs", region_name="us-east-1", endpoint_url=endpoint)
+    cluster = f"vamp-{uuid.uuid4().hex[:6]}"
+    client.create_cluster(clusterName=cluster)
+    return client, cluster, subnet, group

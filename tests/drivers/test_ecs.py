@@ -1,27 +1,18 @@
 """The ECS driver against moto's ECS (which runs no tasks: status comes from the counts)."""
 from __future__ import annotations
 
-import uuid
-
-import boto3
 import pytest
 
 from chalicelib.drivers import Guarded
 from chalicelib.drivers.base import DriverError, PortSpec
 from chalicelib.drivers.ecs import EcsDriver, fargate_size
 from chalicelib.settings import settings
-from tests.drivers.helpers import image_spec
+from tests.drivers.helpers import image_spec, moto_ecs_cluster
 
 
 @pytest.fixture()
 def ecs(aws):
-    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=aws)
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
-    group = ec2.create_security_group(GroupName=f"g{uuid.uuid4().hex[:6]}", Description="t", VpcId=vpc)["GroupId"]
-    client = boto3.client("ecs", region_name="us-east-1", endpoint_url=aws)
-    cluster = f"vamp-{uuid.uuid4().hex[:6]}"
-    client.create_cluster(clusterName=cluster)
+    client, cluster, subnet, group = moto_ecs_cluster(aws)
     yield EcsDriver(cluster, [subnet], [group], client=client), client, cluster
 
 

@@ -6,9 +6,6 @@ accepts RunTask and StopTask but runs nothing: the calls' shape. The local drive
 in tests/workflows/test_script_runs.py."""
 from __future__ import annotations
 
-import uuid
-
-import boto3
 import pytest
 
 from chalicelib.drivers import Guarded
@@ -16,6 +13,7 @@ from chalicelib.drivers.base import DriverError, JobSpec
 from chalicelib.drivers.ecs import DEADLINE_TAG, JOB_STARTED_BY, EcsDriver
 from chalicelib.drivers.kube_policy import NamespacePolicy
 from chalicelib.drivers.kubernetes import job_manifest
+from tests.drivers.helpers import moto_ecs_cluster
 from tests.fakes.kubernetes_server import pod_security_violations, schema_problem
 
 SPEC = JobSpec(name="report", deployable_type="container/docker", definition="busybox:1.36",
@@ -45,15 +43,7 @@ def test_the_job_manifest_refuses_commands():
 
 @pytest.fixture()
 def ecs(aws):
-    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=aws)
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    # a task's network interface gets a private DNS name (moto's RunTask fails on awsvpc without one)
-    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
-    group = ec2.create_security_group(GroupName=f"g{uuid.uuid4().hex[:6]}", Description="t", VpcId=vpc)["GroupId"]
-    client = boto3.client("ecs", region_name="us-east-1", endpoint_url=aws)
-    cluster = f"vamp-{uuid.uuid4().hex[:6]}"
-    client.create_cluster(clusterName=cluster)
+    client, cluster, subnet, group = moto_ecs_cluster(aws)
     yield EcsDriver(cluster, [subnet], [group], client=client), client, cluster
 
 

@@ -181,32 +181,25 @@ def test_a_container_breed_on_the_local_driver_fails_the_run_with_the_reason(api
 
 
 def test_no_job_is_left_in_the_run_directory(api):
+    from chalicelib.drivers.base import object_name
     from chalicelib.drivers.local import run_dir
 
     _breed(api, "quick", "true")
     _workflow(api, "q", "quick")
     assert runs.run(DynamoDBArtifactStore(), "default", "q")["exit_code"] == 0
-    assert not [p for p in run_dir().glob("job-default-*")] if run_dir().is_dir() else True
+    # this run's job only: other xdist workers' runs share the directory
+    mine = f"job-default-{object_name('q')}-*"
+    assert not [p for p in run_dir().glob(mine)] if run_dir().is_dir() else True
     assert os.path.isdir(run_dir().parent / "jobs")
 
 
 @pytest.fixture()
 def ecs_namespace(aws):
     """Namespace team-a on the ECS driver (moto: RunTask accepted, nothing runs)."""
-    import uuid
-
-    import boto3
-
     from chalicelib.settings import settings
+    from tests.drivers.helpers import moto_ecs_cluster
 
-    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=aws)
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
-    group = ec2.create_security_group(GroupName=f"g{uuid.uuid4().hex[:6]}", Description="t", VpcId=vpc)["GroupId"]
-    cluster = f"vamp-{uuid.uuid4().hex[:6]}"
-    client = boto3.client("ecs", region_name="us-east-1", endpoint_url=aws)
-    client.create_cluster(clusterName=cluster)
+    client, cluster, subnet, group = moto_ecs_cluster(aws)
     with pytest.MonkeyPatch.context() as patch:
         for key, value in {"VAMP_NAMESPACE_DRIVERS": "team-a=ecs", "VAMP_ECS_CLUSTER": cluster,
                            "VAMP_ECS_SUBNETS": subnet, "VAMP_ECS_SECURITY_GROUPS": group}.items():
