@@ -85,3 +85,24 @@ def statements() -> list[Statement]:
                 for statement in body if isinstance(body, list) else [body]:
                     out.append(Statement(str(path.relative_to(ROOT)), where or path.name, statement))
     return out
+
+
+def condition(template: dict, name: str, params: dict[str, str]) -> bool:
+    """A condition evaluated as CloudFormation would for these parameters."""
+    def value(node):
+        if isinstance(node, dict):
+            ((fn, arg),) = node.items()
+            if fn == "Ref":
+                return params.get(arg, template["Parameters"][arg].get("Default", ""))
+            if fn == "Condition":
+                return condition(template, arg, params)
+            if fn == "Fn::Equals":
+                return value(arg[0]) == value(arg[1])
+            if fn == "Fn::Not":
+                return not value(arg[0])
+            if fn == "Fn::And":
+                return all(value(a) for a in arg)
+            raise AssertionError(f"unexpected {fn}")
+        return node
+
+    return value(template["Conditions"][name])

@@ -21,7 +21,7 @@ import yaml
 from infra import cluster
 from infra.template import functions, packaged
 from tests.fakes.kubernetes_patches import SCHEMA_VERSION
-from tests.infra.templates import ROOT
+from tests.infra.templates import ROOT, condition
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 
@@ -382,23 +382,7 @@ def test_the_release_tasks_reach_the_driver_only_through_sync_namespace():
 
 def eks_access_condition(template: dict, driver: str, cluster_name: str) -> bool:
     """EksAccess, evaluated as CloudFormation would for these parameters."""
-    params = {"Driver": driver, "ClusterName": cluster_name}
-
-    def value(node):
-        if isinstance(node, dict):
-            ((fn, arg),) = node.items()
-            if fn == "Ref":
-                return params[arg]
-            if fn == "Fn::Equals":
-                return value(arg[0]) == value(arg[1])
-            if fn == "Fn::Not":
-                return not value(arg[0])
-            if fn == "Fn::And":
-                return all(value(a) for a in arg)
-            raise AssertionError(f"unexpected {fn}")
-        return node
-
-    return value(template["Conditions"]["EksAccess"])
+    return condition(template, "EksAccess", {"Driver": driver, "ClusterName": cluster_name})
 
 
 def test_exactly_the_cluster_talking_roles_have_an_access_entry_under_the_condition():

@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from infra import cluster, deploy
 from infra.template import functions, packaged
+from tests.infra.templates import condition
 from tests.infra.test_agent_manifests import AGENT, by_kind, fill_stage, rbac_of, render
 
 NO_VALUE = {"Ref": "AWS::NoValue"}
@@ -23,26 +24,6 @@ GROUP = "vamp:gateway-publisher"
 ROLE = "arn:aws:iam::123456789012:role/eks"
 SLICES = "/apis/discovery.k8s.io/v1/namespaces/vamp-system/endpointslices"
 
-
-def condition(template: dict, name: str, params: dict[str, str]) -> bool:
-    """A condition evaluated as CloudFormation would for these parameters."""
-    def value(node):
-        if isinstance(node, dict):
-            ((fn, arg),) = node.items()
-            if fn == "Ref":
-                return params.get(arg, template["Parameters"][arg].get("Default", ""))
-            if fn == "Condition":
-                return condition(template, arg, params)
-            if fn == "Fn::Equals":
-                return value(arg[0]) == value(arg[1])
-            if fn == "Fn::Not":
-                return not value(arg[0])
-            if fn == "Fn::And":
-                return all(value(a) for a in arg)
-            raise AssertionError(f"unexpected {fn}")
-        return node
-
-    return value(template["Conditions"][name])
 
 
 BUNDLED = {"Driver": "kubernetes", "ClusterName": "prod", "EtcdEndpoint": cluster.PUBLISHER_ETCD_ENDPOINT,
