@@ -285,3 +285,31 @@ def test_a_read_over_the_answer_budget_comes_in_several_answers(relay, live_etcd
     assert held == kv_etcd.EtcdConfigurations(live_etcd.client()).read(names + [f"{namespace}-none"], "2.6")
     assert [held[ns].configuration for ns in names] == [f"{ns}\n".encode() * 50 for ns in names]
     assert len(deliveries.seen) - before == 4  # each answer holds at least one, and stays under the budget
+
+
+def test_a_publish_that_landed_but_whose_answer_was_lost_is_not_published_twice_nor_lost(
+        relay, api, namespace, live_etcd, monkeypatch):
+    # Half-succeeded: the function wrote etcd, then timed out before answering. The write is stored
+    # and reported failed; the next pass finds etcd already at the store's generation and signature.
+    lost = []
+
+    def answer_lost(name, event, proceed):
+        result = proceed(event)
+        if name == "gateway_publish" and event.get("operation") == "publish" and not lost:
+            lost.append(result)
+            raise TimeoutError("Task timed out after 30.00 seconds")
+        return result
+
+    stepfunctions.interceptors.append(answer_lost)
+    try:
+        assert api.put(f"/{namespace}/api/v1/gateways/shop", BODY).status_code == 202
+    finally:
+        stepfunctions.interceptors.remove(answer_lost)
+    assert lost and lost[0]["status"] == "published"  # etcd has it
+    events = api.get(f"/{namespace}/api/v1/events?tag=gateways:shop&tag=publish-failed").json
+    assert events and "Task timed out" in events[0]["value"]["error"]
+    etcd = kv_etcd.EtcdConfigurations(live_etcd.client())
+    held = publisher.current(etcd, namespace, "2.6")
+    assert held and "gw.shop" in held[0]
+    assert publisher.republish_all(DynamoDBArtifactStore(), publisher.no_targets) == {namespace: "current"}
+    assert publisher.current(etcd, namespace, "2.6") == held
