@@ -13,7 +13,8 @@ policy the deployment names in its metadata:
 Idempotent (EventBridge delivers at least once): the release is named after the deployment,
 the cluster and the digest (`ecr-<deployment>-<cluster>-<12 hex of the digest>`), so a second
 delivery finds it and refuses; a delivery that merged the version and could not start its
-release is completed by the next one. Every decision is an event (`ecr:started`, `ecr:refused`
+release is completed by the next one. A cluster serving more than one port is refused (a
+release moves one gateway). Every decision is an event (`ecr:started`, `ecr:refused`
 with the reason; tags `deployments:<d>`, `clusters:<c>`, `releases:<r>`).
 """
 from __future__ import annotations
@@ -187,6 +188,12 @@ def _cluster(push: Push, namespace: str, store, dep, cname: str, cluster, matchi
     ports = sorted(p for p in matching[0].breed.ports if p in cluster.gateways)
     if not ports:
         return refuse("the cluster has no gateway to release on (its breed has no port)", policy=policy)
+    if len(ports) > 1:
+        # A release moves one gateway; promoting it retires the stable service, which would move
+        # the cluster's other ports from 0% to 100% at once, never checked: refused, not half-done.
+        return refuse(f"the cluster serves {len(ports)} ports ({', '.join(ports)}): a release moves one "
+                      f"gateway, and promoting it would switch the others at once unchecked; release the "
+                      f"ports by hand", policy=policy, ports=ports)
     port = ports[0]
     routes = cluster.gateways[port].routes
 

@@ -104,6 +104,19 @@ def test_an_unknown_policy_is_refused(api, bus, events_client, stored):
     assert refused["value"]["reason"] == "release policy 'nope' does not exist"
 
 
+def test_a_cluster_serving_two_ports_is_refused_and_nothing_merged(api, bus, events_client, stored):
+    doc = shop({"release_policy": "safe"})
+    doc["clusters"]["web"]["services"][0]["breed"]["ports"] = {"web": "8080/http", "admin": "8081/http"}
+    stored(doc)
+    push(events_client, bus)
+    assert releases(api) == []
+    (refused,) = automation_events(api, "ecr:refused")
+    assert refused["value"]["reason"].startswith("the cluster serves 2 ports (admin, web)"), refused
+    assert refused["value"]["ports"] == ["admin", "web"]
+    services = api.get("/api/v1/deployments/shop").json["clusters"]["web"]["services"]
+    assert [s["breed"]["name"] for s in services] == ["web:1.0"]  # nothing merged
+
+
 def test_a_failed_or_other_action_reaches_no_handler(api, bus, events_client, stored):
     stored(shop({"release_policy": "safe"}))
     push(events_client, bus, result="FAILURE")
