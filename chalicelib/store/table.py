@@ -14,6 +14,8 @@ Items, by partition key (`pk`) and sort key (`sk`):
   <ns>#release          <release name>         a release's state: version, doc (JSON text)
   <ns>#release-lock     <gateway>              the release holding the gateway: release (name), release_id
   <ns>#node             <node id>              a gateway agent's latest acknowledgement: doc (JSON), sent, received; TTL
+  <ns>#workflow-runs    <workflow name>        a `repeat: N` schedule's runs claimed: schedule (its `scheduled`
+                                               event's id), runs (docs/decisions/0039)
   #tokens               <sha256 of token>      an API token (hashed): name, created, role, namespaces (none: admin of "*")
   #namespaces#<what>    <ns>                   a namespace a scheduled pass visits (what: deployments, gateways)
 Items that expire carry `expires_at` (epoch seconds, the table's TTL attribute).
@@ -90,6 +92,10 @@ def release_lock_pk(namespace: str) -> str:
 
 def node_pk(namespace: str) -> str:
     return f"{namespace}#node"
+
+
+def workflow_runs_pk(namespace: str) -> str:
+    return f"{namespace}#workflow-runs"
 
 
 TOKENS_PK = "#tokens"

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
 
 from chalicelib.errors import ValidationFailed
 from chalicelib.settings import settings
+from chalicelib.store import workflow_runs
 from chalicelib.store.artifact_store import ArtifactStore
 from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
 from chalicelib.store.event_backend import event_store
-from chalicelib.store.event_store import EventQuery, parse_timestamp
+from chalicelib.store.event_store import EventQuery
 from chalicelib.store.node_store import DynamoDBNodeStore
 from chalicelib.workflows import builtin_runs, lifecycle
 from chalicelib.workflows.schedules import TimeSchedule, scheduler
@@ -67,6 +67,9 @@ def run(store: ArtifactStore, namespace: str, name: str, trigger: dict | None = 
         events.publish(ns, made)
         triggers.on_published(store, ns, made, origin, writers)
 
+    run_number = _claim_run(namespace, name, stored.document, events)
+    if run_number is False:
+        return {"skipped": "repeat: every run of this scheduling has run"}
     breed = stored.document.get("breed") or {}
     builtin = breed.get("reference") if isinstance(breed, dict) else None
     started = time.monotonic()
@@ -74,7 +77,8 @@ def run(store: ArtifactStore, namespace: str, name: str, trigger: dict | None = 
     lines: list[str] = []
     try:
         if builtin not in builtin_runs.RUNS:  # a script or container breed: on the namespace's driver
-            return _script_run(store, namespace, name, stored.document, trigger, started, publish, events)
+            return _script_run(store, namespace, name, stored.document, trigger, started, publish, events,
+                               run_number)
         made, lines = builtin_runs.RUNS[builtin](builtin_runs.Run(
             store, events, DynamoDBNodeStore(settings().node_ttl), namespace,
             stored.document.get("environment_variables") or {}, writers or builtin_runs.Writers()))
@@ -88,12 +92,12 @@ def run(store: ArtifactStore, namespace: str, name: str, trigger: dict | None = 
         outcome = {"error": f"{type(e).__name__}: {e}"[:500], "duration": round(time.monotonic() - started, 3),
                    "log": tail(lines)}
         publish(namespace, [lifecycle.event(name, "failed", outcome)])
-    _repeat_done(namespace, name, stored.document, events)
+    _repeat_done(namespace, name, stored.document, events, run_number)
     return outcome
 
 
 def _script_run(store, namespace: str, name: str, document: dict, trigger: dict | None, started: float,
-                publish, events) -> dict:
+                publish, events, run_number: int | None) -> dict:
     from chalicelib.workflows import script_runs
 
     try:
@@ -115,18 +119,32 @@ def _script_run(store, namespace: str, name: str, document: dict, trigger: dict 
     else:
         outcome = {"error": (result.reason or "failed")[:500], **outcome}
         publish(namespace, [lifecycle.event(name, "failed", outcome)])
-    _repeat_done(namespace, name, document, events)
+    _repeat_done(namespace, name, document, events, run_number)
     return outcome
 
 
-def _repeat_done(namespace: str, name: str, document: dict, events) -> None:
-    """Unschedule a `repeat: N` schedule after its N-th run since it was last scheduled."""
+def _claim_run(namespace: str, name: str, document: dict, events) -> int | None | bool:
+    """A `repeat: N` schedule's run claims its slot before it starts (store/workflow_runs.py):
+    its number, False when all N ran (this firing was in flight), None without `repeat`."""
     schedule = TimeSchedule.of(document)
     if schedule is None or schedule.repeat is None:
-        return
+        return None
     last = events.query(namespace, EventQuery(tags=lifecycle.tags(name, "scheduled"), per_page=1)).items
-    since = parse_timestamp(last[0]["timestamp"]) if last else datetime.fromtimestamp(0, timezone.utc)
-    runs = events.query(namespace, EventQuery(tags=lifecycle.tags(name, "started"), gte=since, per_page=1)).total
-    if runs >= schedule.repeat:
-        scheduler().delete(namespace, name)
-        events.publish(namespace, [lifecycle.event(name, "unscheduled", {"reason": f"{runs} runs of {schedule.repeat}"})])
+    scheduling = last[0]["id"] if last else "-"
+    number = workflow_runs.claim(namespace, name, scheduling, schedule.repeat)
+    if number is None:
+        _unschedule_repeated(namespace, name, schedule.repeat, events)
+        return False
+    return number
+
+
+def _repeat_done(namespace: str, name: str, document: dict, events, run_number: int | None) -> None:
+    """Unschedule a `repeat: N` schedule after its N-th run since it was last scheduled."""
+    schedule = TimeSchedule.of(document)
+    if schedule is not None and run_number is not None and run_number >= (schedule.repeat or 0):
+        _unschedule_repeated(namespace, name, schedule.repeat, events)
+
+
+def _unschedule_repeated(namespace: str, name: str, repeat: int, events) -> None:
+    scheduler().delete(namespace, name)
+    events.publish(namespace, [lifecycle.event(name, "unscheduled", {"reason": f"{repeat} runs of {repeat}"})])

@@ -132,6 +132,31 @@ def test_repeat_unschedules_after_n_runs(api):
     assert [e["value"]["reason"] for e in _query("workflows:r", "unscheduled")] == ["2 runs of 2"]
 
 
+def test_firings_at_once_never_run_more_than_repeat(api):
+    """A run outliving its period: firings overlap. Each claims its run slot conditionally before
+    it starts, so 8 at once make exactly `repeat` runs, and the late ones are skipped."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _workflow(api, "r", "metrics", repeat=3)
+    store = DynamoDBArtifactStore()
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda _: runs.run(store, "default", "r"), range(8)))
+    assert sum(1 for o in outcomes if o.get("exit_code") == 0) == 3, outcomes
+    assert sum(1 for o in outcomes if "skipped" in o) == 5, outcomes
+    assert len(_query("workflows:r", "started")) == 3
+    assert in_process.TIMER.entry("default", "r") is None
+
+
+def test_a_restart_counts_repeat_from_zero(api):
+    _workflow(api, "r", "metrics", repeat=1)
+    store = DynamoDBArtifactStore()
+    assert runs.run(store, "default", "r")["exit_code"] == 0
+    assert runs.run(store, "default", "r") == {"skipped": "repeat: every run of this scheduling has run"}
+    assert api.put("/api/v1/workflows/r/status", "restarting").status_code == 202
+    assert runs.run(store, "default", "r")["exit_code"] == 0  # a new scheduling: its own run
+    assert len(_query("workflows:r", "started")) == 2
+
+
 def _wait_for(condition, limit=20.0):
     deadline = time.monotonic() + limit
     while not condition():
