@@ -160,6 +160,8 @@ def settle(namespace: str, events, publish) -> int:
     with the driver's handle, once each: a handle already reported is skipped), after stopping
     those past their deadline where the driver cannot (ECS). Called before each script run of the
     namespace. Returns how many were reported."""
+    from chalicelib.workflows.runs import tail
+
     driver = driver_for(namespace)
     driver.stop_overdue_jobs(namespace)
     reported = 0
@@ -167,8 +169,9 @@ def settle(namespace: str, events, publish) -> int:
         seen = [e for what in ("finished", "failed") for e in events.query(
             namespace, EventQuery(tags=lifecycle.tags(job.workflow, what), per_page=100)).items]
         if any(isinstance(e.get("value"), dict) and e["value"].get("handle") == job.handle for e in seen):
+            driver.forget_job(namespace, job.handle)  # reported, but its removal failed then
             continue
-        outcome = {"handle": job.handle, "duration": job.duration, "log": []}
+        outcome = {"handle": job.handle, "duration": job.duration, "log": tail(list(job.log))}
         if job.exit_code is not None:
             outcome["exit_code"] = job.exit_code
         if job.succeeded:
@@ -176,5 +179,6 @@ def settle(namespace: str, events, publish) -> int:
         else:
             error = job.reason or f"exited with code {job.exit_code}"
             publish(namespace, [lifecycle.event(job.workflow, "failed", {"error": error[:500], **outcome})])
+        driver.forget_job(namespace, job.handle)  # reported: its remains go (a Kubernetes Job and pod)
         reported += 1
     return reported
