@@ -372,7 +372,9 @@ def cluster_functions() -> set[str]:
 
     tasks = {"ReleaseAnalyse": "analyse", "ReleaseSetWeight": "set_weight", "ReleaseGate": "gate",
              "ReleasePromote": "promote", "ReleaseRollback": "rollback"}
-    return {"APIHandler", "ScheduledPass"} | {fn for fn, task in tasks.items() if reaches(task)}
+    # workflow runs (0039): a script or container breed is a Job, run by these (and the API's POST /events)
+    workflows = {"WorkflowRun", "WorkflowBusEvent"}
+    return {"APIHandler", "ScheduledPass"} | workflows | {fn for fn, task in tasks.items() if reaches(task)}
 
 
 def test_the_release_tasks_reach_the_driver_only_through_sync_namespace():
@@ -385,7 +387,7 @@ def test_the_release_tasks_reach_the_driver_only_through_sync_namespace():
             "from chalicelib.deployments import sync" not in text, path.name
     for path in (ROOT / "chalicelib" / "gateways").glob("*.py"):
         assert "chalicelib.drivers" not in path.read_text(), path.name
-    assert cluster_functions() == {"APIHandler", "ScheduledPass", "ReleasePromote"}
+    assert cluster_functions() == {"APIHandler", "ScheduledPass", "ReleasePromote", "WorkflowRun", "WorkflowBusEvent"}
 
 
 def eks_access_condition(template: dict, driver: str, cluster_name: str) -> bool:
