@@ -309,3 +309,35 @@ def test_a_job_whose_pod_pod_security_refuses_never_starts_and_fails_at_its_dead
     fake_kubernetes.settle()
     [condition] = [c for c in batch.read_namespaced_job("j", "jobs").status.conditions if c.type == "Failed"]
     assert condition.reason == "DeadlineExceeded"
+
+
+# -- ECS: the run's log tail from CloudWatch Logs ---------------------------------------------------
+
+def test_ecs_reports_a_stopped_runs_last_log_lines_from_its_awslogs_stream(aws):
+    import time
+    import uuid
+
+    import boto3
+
+    client, cluster, subnet, group = moto_ecs_cluster(aws)
+    logs = boto3.client("logs", region_name="us-east-1", endpoint_url=aws)
+    log_group = f"/vamp/test-{uuid.uuid4().hex[:6]}/services"
+    logs.create_log_group(logGroupName=log_group)
+    driver = EcsDriver(cluster, [subnet], [group], client=client, execution_role_arn=(
+        "arn:aws:iam::123456789012:role/vamp-EcsTaskExecutionRole"), log_group=log_group, logs_client=logs)
+    handle = driver.run_job("team-a", SPEC, 30.0).handle
+    silent = driver.run_job("team-a", SPEC, 30.0).handle  # stopped before it wrote anything: no stream
+    [task] = client.describe_tasks(cluster=cluster, tasks=[handle])["tasks"]
+    definition = client.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
+    options = definition["containerDefinitions"][0]["logConfiguration"]["options"]
+    # what awslogs writes: <prefix>/<container>/<task id>
+    stream = f"{options['awslogs-stream-prefix']}/service/{handle.rsplit('/', 1)[-1]}"
+    logs.create_log_stream(logGroupName=log_group, logStreamName=stream)
+    now = int(time.time() * 1000)  # CloudWatch Logs refuses events older than 14 days
+    put = logs.put_log_events(logGroupName=log_group, logStreamName=stream, logEvents=[
+        {"timestamp": now - 30 + i, "message": f"line {i}"} for i in range(30)])
+    assert not put.get("rejectedLogEventsInfo"), put
+    driver.stop_overdue_jobs("team-a", now=10**10)
+    found = {job.handle: job for job in driver.finished_jobs("team-a")}
+    assert found[handle].log == tuple(f"line {i}" for i in range(10, 30))
+    assert found[silent].log == ()
