@@ -37,6 +37,7 @@ from chalicelib.drivers.base import (
     merge_dialect,
     object_name,
 )
+from chalicelib.drivers.job_arguments import Refused, for_ecs
 from chalicelib.settings import settings
 
 log = logging.getLogger(__name__)
@@ -246,6 +247,11 @@ class EcsDriver:
             {"name": k, "value": v} for k, v in sorted(spec.env.items()) if v is not None]}]}
         tags = [{"key": NAMESPACE_TAG, "value": namespace}, {"key": WORKFLOW_TAG, "value": spec.name[:256]}]
         task = self.task_definition(family, as_service, tags)
+        try:  # Vamp's `arguments` (docker run options) as the container definition's fields
+            extra = for_ecs(spec.arguments, fargate=self.launch_type == "FARGATE")
+        except Refused as e:
+            raise DriverError(f"ecs driver: {e}") from None
+        task["containerDefinitions"][0] = merge_dialect(task["containerDefinitions"][0], extra)
         deadline = math.ceil(time.time() + timeout)
         try:
             arn = self.ecs.register_task_definition(**task)["taskDefinition"]["taskDefinitionArn"]

@@ -61,6 +61,7 @@ from chalicelib.drivers.base import (
     object_name,
     service_key,
 )
+from chalicelib.drivers.job_arguments import Refused, kubernetes_pod
 from chalicelib.drivers.kube_policy import KubeRules, NamespacePolicy, dialect_problems, harden
 from chalicelib.settings import settings
 
@@ -309,14 +310,20 @@ def job_manifest(namespace: str, spec: JobSpec, timeout: float, policy: Namespac
     retries it (a run is reported, not repeated), and removes it 10 minutes after it ends."""
     if spec.deployable_type != "container/docker":
         raise DriverError(f"the kubernetes driver runs container images, not {spec.deployable_type!r} breeds")
+    policy = policy or NamespacePolicy()
+    try:  # Vamp's `arguments` (docker run options), held to the namespace's policy as dialects are
+        fragment, argument_labels = kubernetes_pod(spec.arguments, JOB_CONTAINER, policy)
+    except Refused as e:
+        raise DriverError(f"kubernetes driver: {e}") from None
     name = object_name("workflow", spec.name, suffix)
-    labels = {MANAGED_BY: "vamp", WORKFLOW_LABEL: label_value(spec.name),
+    labels = {**argument_labels, MANAGED_BY: "vamp", WORKFLOW_LABEL: label_value(spec.name),
               **{k: label_value(v) for k, v in spec.labels.items() if k != "workflow"}}
     cpu = f"{max(1, round(spec.cpu * 1000))}m"
     container = {"name": JOB_CONTAINER, "image": spec.definition, "env": _env(spec),
                  "resources": {"requests": {"cpu": cpu, "memory": _memory(spec.memory)},
                                "limits": {"cpu": cpu, "memory": _memory(spec.memory)}}}
-    pod_spec = harden({"containers": [container], "restartPolicy": "Never"}, policy or NamespacePolicy())
+    pod_spec = merge_dialect({"containers": [container], "restartPolicy": "Never"}, fragment)
+    pod_spec = harden(pod_spec, policy)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

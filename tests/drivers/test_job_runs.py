@@ -341,3 +341,96 @@ def test_ecs_reports_a_stopped_runs_last_log_lines_from_its_awslogs_stream(aws):
     found = {job.handle: job for job in driver.finished_jobs("team-a")}
     assert found[handle].log == tuple(f"line {i}" for i in range(10, 30))
     assert found[silent].log == ()
+
+
+# -- `arguments` (Vamp's docker run options) on each driver -------------------------------------------
+
+ARGUMENTS = (("user", "1000:2000"), ("workdir", "/work"), ("read-only", "true"), ("cap-drop", "NET_RAW"),
+             ("stop-timeout", "5"), ("label", "team=a"))
+
+
+def test_kubernetes_applies_the_arguments_it_has_to_the_validated_job(kube):
+    import dataclasses
+
+    driver, fake = kube
+    spec = dataclasses.replace(SPEC, arguments=(*ARGUMENTS, ("security-opt", "seccomp=profiles/audit.json")))
+    handle = driver.run_job("team-a", spec, 30.0).handle
+    pod = _job(fake, handle)["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    context = container["securityContext"]
+    assert (context["runAsUser"], context["runAsGroup"], context["readOnlyRootFilesystem"]) == (1000, 2000, True)
+    assert context["capabilities"]["drop"] == ["ALL", "NET_RAW"]  # hardened: every capability stays dropped
+    assert context["seccompProfile"] == {"type": "Localhost", "localhostProfile": "profiles/audit.json"}
+    assert container["workingDir"] == "/work" and pod["spec"]["terminationGracePeriodSeconds"] == 5
+    assert pod["metadata"]["labels"]["team"] == "a"
+    assert pod_security_violations(pod["spec"], "restricted") == []
+
+
+@pytest.mark.parametrize("argument, words", [
+    (("privileged", "true"), "a privileged container is root on the node"),
+    (("cap-add", "SYS_ADMIN"), "only NET_BIND_SERVICE may be added"),
+    (("user", "0"), "0 is root"),
+    (("init", "true"), "no init process option"),
+    (("ulimit", "nofile=1024"), "no ulimits"),
+    (("user", "nobody"), "numeric uid"),
+    (("volume", "/:/host"), "no host paths"),
+], ids=lambda v: v[0] if isinstance(v, tuple) else "")
+def test_kubernetes_refuses_the_arguments_it_cannot_apply_and_creates_nothing(kube, argument, words):
+    import dataclasses
+
+    driver, fake = kube
+    result = Guarded(driver).run_job("team-a", dataclasses.replace(SPEC, arguments=(argument,)), 30.0)
+    assert result.state == "failed" and f"argument {argument[0]!r}" in result.reason and words in result.reason
+    assert fake.objects("jobs", "vamp-team-a") == {}
+
+
+def test_kubernetes_applies_privileged_where_the_namespace_policy_allows_it(kube):
+    import dataclasses
+
+    from chalicelib.drivers.kube_policy import NamespacePolicy
+
+    spec = dataclasses.replace(SPEC, arguments=(("privileged", "true"),))
+    job = job_manifest("n", spec, 30.0, NamespacePolicy("privileged", allow=frozenset({"*"})), suffix="1")
+    assert schema_problem(job) is None
+    context = job["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+    assert context["privileged"] is True and context["allowPrivilegeEscalation"] is True
+
+
+def test_ecs_applies_the_arguments_it_has_to_the_task_definition(ecs):
+    import dataclasses
+
+    driver, client, cluster = ecs
+    spec = dataclasses.replace(SPEC, arguments=(*ARGUMENTS, ("init", "true"), ("ulimit", "nofile=1024:4096")))
+    handle = driver.run_job("team-a", spec, 30.0).handle
+    [task] = client.describe_tasks(cluster=cluster, tasks=[handle])["tasks"]
+    [container] = client.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"][
+        "containerDefinitions"]
+    assert (container["user"], container["workingDirectory"], container["readonlyRootFilesystem"]) == (
+        "1000:2000", "/work", True)
+    assert container["linuxParameters"] == {"initProcessEnabled": True, "capabilities": {"drop": ["NET_RAW"]}}
+    assert container["ulimits"] == [{"name": "nofile", "softLimit": 1024, "hardLimit": 4096}]
+    assert container["stopTimeout"] == 5 and container["dockerLabels"]["team"] == "a"
+
+
+@pytest.mark.parametrize("argument, words", [
+    (("privileged", "true"), "Fargate runs no privileged containers"),
+    (("cap-add", "NET_ADMIN"), "Fargate adds only SYS_PTRACE"),
+    (("security-opt", "no-new-privileges"), "Fargate takes no docker security options"),
+    (("stop-timeout", "300"), "0 to 120"),
+    (("hostname", "box"), "no container setting"),
+], ids=lambda v: v[0] if isinstance(v, tuple) else "")
+def test_ecs_on_fargate_refuses_the_arguments_it_cannot_apply_as_a_failed_run(ecs, argument, words):
+    import dataclasses
+
+    driver, client, cluster = ecs
+    result = Guarded(driver).run_job("team-a", dataclasses.replace(SPEC, arguments=(argument,)), 30.0)
+    assert result.state == "failed" and f"argument {argument[0]!r}" in result.reason and words in result.reason
+    assert client.list_tasks(cluster=cluster)["taskArns"] == []  # nothing ran
+
+
+def test_ecs_on_ec2_takes_privileged_and_docker_security_options():
+    from chalicelib.drivers.job_arguments import for_ecs
+
+    assert for_ecs([("privileged", "true"), ("security-opt", "apparmor=docker-default"),
+                    ("security-opt", "no-new-privileges")], fargate=False) == {
+        "privileged": True, "dockerSecurityOptions": ["apparmor:docker-default", "no-new-privileges"]}

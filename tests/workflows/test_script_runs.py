@@ -362,3 +362,45 @@ def test_a_failed_job_create_is_a_failed_run_with_the_reason_and_no_token_left(a
     assert failed["value"] == outcome
     assert "kubernetes API 403" in outcome["error"] and 'cannot create resource "jobs"' in outcome["error"]
     assert not [t for t in DynamoDBTokenStore().list() if t.name.startswith("workflow@team-k.denied.")]
+
+
+# -- `arguments` (Vamp's docker run options): applied where the driver can, else refused ---------------
+
+def test_on_the_local_driver_a_workdir_argument_is_the_runs_directory_and_others_are_a_400(api, tmp_path):
+    _breed(api, "where", "pwd")
+    r = api.post("/api/v1/workflows", {"name": "p", "breed": "where", "schedule": {"time": {"period": "PT1M"}},
+                                       "arguments": [{"workdir": str(tmp_path)}, {"privileged": "true"}]})
+    assert r.status_code == 400, r.body
+    [error] = r.json["errors"]
+    assert error["path"] == "arguments[1].privileged" and "local driver" in error["reason"]
+    assert api.get("/api/v1/workflows/p").status_code == 404  # nothing written
+    r = api.post("/api/v1/workflows", {"name": "p", "breed": "where", "schedule": {"time": {"period": "PT1M"}},
+                                       "arguments": [{"workdir": str(tmp_path)}]})
+    assert r.status_code == 202, r.body
+    outcome = runs.run(DynamoDBArtifactStore(), "default", "p")
+    assert outcome["exit_code"] == 0 and outcome["log"] == [str(tmp_path)]
+
+
+def test_a_built_in_breed_refuses_arguments(api):
+    r = api.post("/api/v1/workflows", {"name": "h", "breed": "health", "schedule": {"time": {"period": "PT1M"}},
+                                       "arguments": [{"privileged": "true"}]})
+    assert r.status_code == 400, r.body
+    [error] = r.json["errors"]
+    assert error["path"] == "arguments[0].privileged" and "built-in breed 'health'" in error["reason"]
+
+
+def test_arguments_the_namespaces_driver_cannot_apply_are_a_400_naming_them(api, kube_namespace):
+    r = api.post("/team-k/api/v1/breeds", {"name": "root", "deployable": "busybox:1.36",
+                                           "arguments": [{"privileged": "true"}]})
+    assert r.status_code == 201, r.body  # a breed is not run by itself: its workflow is checked
+    r = api.post("/team-k/api/v1/workflows", {"name": "r", "breed": "root", "schedule": {"time": {"period": "PT1M"}},
+                                              "arguments": [{"workdir": "/tmp"}, {"init": "true"}]})
+    assert r.status_code == 400, r.body
+    assert {e["path"]: e["reason"] for e in r.json["errors"]} == {"breed": r.json["errors"][0]["reason"]}
+    assert "argument 'privileged'" in r.json["errors"][0]["reason"] and "root on the node" in r.json["errors"][0]["reason"]
+    r = api.post("/team-k/api/v1/workflows", {"name": "r", "breed": {"name": "plain", "deployable": "busybox:1.36"},
+                                              "schedule": {"time": {"period": "PT1M"}},
+                                              "arguments": [{"workdir": "/tmp"}, {"init": "true"}]})
+    assert r.status_code == 400 and r.json["errors"][0]["path"] == "arguments[1].init", r.body
+    assert "kubernetes driver" in r.json["errors"][0]["reason"]
+    assert api.get("/team-k/api/v1/workflows/r").status_code == 404
