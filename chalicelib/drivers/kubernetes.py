@@ -22,6 +22,10 @@ the pod spec leaves it unset. A service is running once the controller observed 
 and every replica is updated and available (no old pod serving); a namespace found deleted is
 created again, one Terminating is a reason until it is gone (docs/decisions/0027).
 
+A workflow's script or container run is a Job (`run_job`, docs/decisions/0039): Kubernetes stops it
+at its deadline; `finished_jobs` reports the Jobs whose Complete or Failed condition holds, with
+the pod's exit code and log tail; `forget_job` deletes a reported one with its pod.
+
 Reaching the API server: an EKS cluster by name (describe_cluster's endpoint and CA, a token
 presigned through STS exactly as `aws eks get-token` does), else the in-cluster service account,
 else a kubeconfig (`KUBECONFIG`, optional context). `kubernetes` is imported here only, and

@@ -43,6 +43,8 @@ Endpoints: /api/v1/namespaces[/<ns>]; /apis/apps/v1/namespaces/<ns>/deployments[
 /api/v1/namespaces/<ns>/services[/<name>]; /apis/discovery.k8s.io/v1/namespaces/<ns>/endpointslices[/<name>]
 (what the EndpointSlice controller writes; a test writes them as it would, validated the same way):
 GET (one, list by label), POST, PUT, PATCH, DELETE.
+/apis/batch/v1/namespaces/<ns>/jobs[/<name>], /api/v1/namespaces/<ns>/pods[/<name>[/log]]: workflow runs'
+Jobs and their pods, with the Job controller (`fake.jobs`: tests/fakes/kubernetes_jobs.py).
 
 `FakeKubernetes(tls=(cert, key))` serves HTTPS; `eks=EksIdentity(...)` accepts exactly the EKS
 tokens of one identity and cluster (a presigned STS GetCallerIdentity URL, its SigV4 signature
