@@ -126,6 +126,10 @@ def change(
         dumped = dsl.dump(model)
         if kind == "workflows":  # --- workflows (0039): the breed runs, the schedule can be made
             errors += workflow_lifecycle.check(dumped, doc.path, resolve)
+            from chalicelib.workflows.script_runs import argument_problems  # their arguments on the driver
+
+            errors += [FieldError(f"{doc.path}.{path}" if doc.path else path, reason)
+                       for path, reason in argument_problems(namespace, dumped, resolve)]
         canonical.append(dumped)
         expected = None if mode == "create" else (expected_version or 0)
         writes.append(Write(kind, name, dumped, expected))

@@ -201,6 +201,8 @@ def needs(service: str, operation: str, params: dict) -> tuple[Need, ...]:
         return (Need(f"cloudwatch:{operation}", "cloudwatch:alarm"),)
     if service == "events":  # the control plane puts only on the stack's bus (VAMP_EVENT_BUS)
         return (Need(f"events:{operation}", "bus:VampEventBus"),)
+    if service == "logs":  # --- workflow runs on ECS (0039): their tasks' log streams (awslogs)
+        return (Need(f"logs:{operation}", "logs:log-stream"),)
     return (Need(f"{service}:{operation}", "*"),)
 
 
@@ -215,6 +217,7 @@ _MARKERS = {
     "eks:cluster": (":eks:", ":cluster/"), "lambda:function": (":lambda:", ":function:"),
     "scheduler:schedule": (":scheduler:", ":schedule/"),
     "cloudwatch:alarm": (":cloudwatch:", ":alarm:"),
+    "logs:log-stream": (":logs:", ":log-stream:"),
 }
 KNOWN_CONDITION_KEYS = {"iam:PassedToService", "ecs:CreateAction"}
 _OPERATORS = {"StringEquals": lambda v, p: v == p, "ArnEquals": lambda v, p: v == p,

@@ -156,6 +156,17 @@ class Guarded:
         """Asynchronous runs that ended, as the driver reports them ([] when it cannot tell)."""
         return self._optional_list("finished_jobs", namespace, "listing finished runs")
 
+    def forget_job(self, namespace: str, handle: str) -> None:
+        """A reported run's remains removed where the driver keeps them (a Kubernetes Job); a
+        failure is logged (the driver's own expiry removes them later)."""
+        call = getattr(self.driver, "forget_job", None)
+        if call is None:
+            return
+        try:
+            call(namespace, handle)
+        except Exception:  # noqa: BLE001 - ttlSecondsAfterFinished removes it anyway
+            log.exception("removing the run %s in %s failed", handle, namespace)
+
     def _optional_list(self, method: str, namespace: str, doing: str) -> list:
         """The driver's `method` where it has one, else []; a failure logged and [] (the next run asks again)."""
         call = getattr(self.driver, method, None)

@@ -175,6 +175,7 @@ class FinishedJob:
     reason: str | None
     duration: float | None = None
     succeeded: bool = False  # exit code 0 and not stopped at its deadline
+    log: tuple[str, ...] = ()  # the last lines of its output, where the driver can read them
 
 
 @runtime_checkable

@@ -37,6 +37,7 @@ from chalicelib.drivers.base import (
     merge_dialect,
     object_name,
 )
+from chalicelib.drivers.job_arguments import Refused, for_ecs
 from chalicelib.settings import settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ KEY_TAG, NAMESPACE_TAG, DIGEST_TAG = "vamp:key", "vamp:namespace", "vamp:digest"
 # (epoch seconds), which `stop_overdue_jobs` stops when it has passed: ECS has no task timeout.
 JOB_STARTED_BY, WORKFLOW_TAG, DEADLINE_TAG = "vamp-workflow", "vamp:workflow", "vamp:deadline"
 TIMEOUT_REASON = "timeout:"
+JOB_LOG_LINES = 20  # the log tail a run's event carries (workflows/runs.TAIL_LINES)
 # Fargate task sizes: cpu units -> allowed memory (MiB).
 _FARGATE = [
     (256, [512, 1024, 2048]),
@@ -127,7 +129,7 @@ class EcsDriver:
     def __init__(self, cluster: str, subnets: list[str], security_groups: list[str], launch_type: str = "FARGATE",
                  client: Any = None, region: str | None = None, endpoint_url: str | None = None, *,
                  assign_public_ip: str = "ENABLED", execution_role_arn: str | None = None,
-                 log_group: str | None = None):
+                 log_group: str | None = None, logs_client: Any = None):
         _check(subnets, _SUBNET, "VAMP_ECS_SUBNETS", "subnet ids (subnet-0123abcd...)")
         _check(security_groups, _SECURITY_GROUP, "VAMP_ECS_SECURITY_GROUPS", "security group ids (sg-0123abcd...)")
         if assign_public_ip not in ASSIGN_PUBLIC_IP:
@@ -144,6 +146,7 @@ class EcsDriver:
         self.launch_type, self.assign_public_ip = launch_type, assign_public_ip
         self.execution_role_arn, self.log_group = execution_role_arn, log_group
         self._client, self._region, self._endpoint = client, region, endpoint_url
+        self._logs = logs_client
 
     @classmethod
     def from_settings(cls) -> "EcsDriver":
@@ -244,6 +247,11 @@ class EcsDriver:
             {"name": k, "value": v} for k, v in sorted(spec.env.items()) if v is not None]}]}
         tags = [{"key": NAMESPACE_TAG, "value": namespace}, {"key": WORKFLOW_TAG, "value": spec.name[:256]}]
         task = self.task_definition(family, as_service, tags)
+        try:  # Vamp's `arguments` (docker run options) as the container definition's fields
+            extra = for_ecs(spec.arguments, fargate=self.launch_type == "FARGATE")
+        except Refused as e:
+            raise DriverError(f"ecs driver: {e}") from None
+        task["containerDefinitions"][0] = merge_dialect(task["containerDefinitions"][0], extra)
         deadline = math.ceil(time.time() + timeout)
         try:
             arn = self.ecs.register_task_definition(**task)["taskDefinition"]["taskDefinitionArn"]
@@ -302,10 +310,34 @@ class EcsDriver:
                     # a task stopped at its deadline failed whatever its container's exit code says
                     timed_out = bool(reason) and reason.startswith(TIMEOUT_REASON)
                     out.append(FinishedJob(t["taskArn"], tags[WORKFLOW_TAG], code, reason, duration,
-                                           succeeded=code == 0 and not timed_out))
+                                           succeeded=code == 0 and not timed_out, log=self._log_tail(t)))
             return out
         except (ClientError, BotoCoreError) as e:
             raise DriverError(self._reason(e)) from e
+
+    def _log_tail(self, task: dict) -> tuple[str, ...]:
+        """The last lines a workflow task wrote to CloudWatch Logs (awslogs, 0038): the stream
+        `<family>/service/<task id>` of the log group; () without a log group or a stream (a
+        task stopped before its container started writes none), or when Logs cannot be read
+        (the outcome is reported anyway)."""
+        if not self.log_group:
+            return ()
+        family = task.get("taskDefinitionArn", "").rsplit("/", 1)[-1].rsplit(":", 1)[0]
+        stream = f"{family}/service/{task['taskArn'].rsplit('/', 1)[-1]}"
+        if self._logs is None:
+            self._logs = boto3.client("logs", region_name=self._region, endpoint_url=self._endpoint)
+        try:
+            events = self._logs.get_log_events(logGroupName=self.log_group, logStreamName=stream,
+                                               limit=JOB_LOG_LINES, startFromHead=False).get("events", [])
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ResourceNotFoundException":
+                log.warning("cannot read the log of %s: %s", task["taskArn"], self._reason(e))
+            return ()
+        except BotoCoreError as e:
+            log.warning("cannot read the log of %s: %s", task["taskArn"], e)
+            return ()
+        lines = [line for e in events for line in str(e.get("message", "")).splitlines()]
+        return tuple(lines[-JOB_LOG_LINES:])
 
     def undeploy(self, namespace: str, deployment: str, cluster: str, service: str) -> None:
         name = self._name(namespace, deployment, cluster, service)

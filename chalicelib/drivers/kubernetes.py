@@ -22,6 +22,10 @@ the pod spec leaves it unset. A service is running once the controller observed 
 and every replica is updated and available (no old pod serving); a namespace found deleted is
 created again, one Terminating is a reason until it is gone (docs/decisions/0027).
 
+A workflow's script or container run is a Job (`run_job`, docs/decisions/0039): Kubernetes stops it
+at its deadline; `finished_jobs` reports the Jobs whose Complete or Failed condition holds, with
+the pod's exit code and log tail; `forget_job` deletes a reported one with its pod.
+
 Reaching the API server: an EKS cluster by name (describe_cluster's endpoint and CA, a token
 presigned through STS exactly as `aws eks get-token` does), else the in-cluster service account,
 else a kubeconfig (`KUBECONFIG`, optional context). `kubernetes` is imported here only, and
@@ -50,6 +54,7 @@ from chalicelib.aws import EKS_TOKEN_TTL as TOKEN_TTL
 from chalicelib.aws import eks_token
 from chalicelib.drivers.base import (
     DriverError,
+    FinishedJob,
     Instance,
     JobResult,
     JobSpec,
@@ -60,6 +65,7 @@ from chalicelib.drivers.base import (
     object_name,
     service_key,
 )
+from chalicelib.drivers.job_arguments import Refused, kubernetes_pod
 from chalicelib.drivers.kube_policy import KubeRules, NamespacePolicy, dialect_problems, harden
 from chalicelib.settings import settings
 
@@ -296,6 +302,9 @@ def service_manifest(namespace: str, spec: ServiceSpec) -> dict:
 
 JOB_TTL_AFTER_FINISHED = 600  # seconds a finished Job (and its pod's log) stays to be read
 WORKFLOW_LABEL = "vamp.io/workflow"
+WORKFLOW_ANNOTATION = "vamp.io/workflow"  # the exact name (the label's value is cleaned to 63 characters)
+JOB_CONTAINER = "workflow"
+JOB_LOG_LINES = 20  # the log tail a run's event carries (workflows/runs.TAIL_LINES)
 
 
 def job_manifest(namespace: str, spec: JobSpec, timeout: float, policy: NamespacePolicy | None = None,
@@ -305,18 +314,25 @@ def job_manifest(namespace: str, spec: JobSpec, timeout: float, policy: Namespac
     retries it (a run is reported, not repeated), and removes it 10 minutes after it ends."""
     if spec.deployable_type != "container/docker":
         raise DriverError(f"the kubernetes driver runs container images, not {spec.deployable_type!r} breeds")
+    policy = policy or NamespacePolicy()
+    try:  # Vamp's `arguments` (docker run options), held to the namespace's policy as dialects are
+        fragment, argument_labels = kubernetes_pod(spec.arguments, JOB_CONTAINER, policy)
+    except Refused as e:
+        raise DriverError(f"kubernetes driver: {e}") from None
     name = object_name("workflow", spec.name, suffix)
-    labels = {MANAGED_BY: "vamp", WORKFLOW_LABEL: label_value(spec.name),
+    labels = {**argument_labels, MANAGED_BY: "vamp", WORKFLOW_LABEL: label_value(spec.name),
               **{k: label_value(v) for k, v in spec.labels.items() if k != "workflow"}}
     cpu = f"{max(1, round(spec.cpu * 1000))}m"
-    container = {"name": "workflow", "image": spec.definition, "env": _env(spec),
+    container = {"name": JOB_CONTAINER, "image": spec.definition, "env": _env(spec),
                  "resources": {"requests": {"cpu": cpu, "memory": _memory(spec.memory)},
                                "limits": {"cpu": cpu, "memory": _memory(spec.memory)}}}
-    pod_spec = harden({"containers": [container], "restartPolicy": "Never"}, policy or NamespacePolicy())
+    pod_spec = merge_dialect({"containers": [container], "restartPolicy": "Never"}, fragment)
+    pod_spec = harden(pod_spec, policy)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "metadata": {"name": name, "namespace": namespace, "labels": labels,
+                     "annotations": {WORKFLOW_ANNOTATION: spec.name}},
         "spec": {
             "activeDeadlineSeconds": max(1, int(timeout)),
             "ttlSecondsAfterFinished": JOB_TTL_AFTER_FINISHED,
@@ -510,6 +526,71 @@ class KubernetesDriver:
             raise _unanswered(e) from e
         return JobResult("started", handle=f"{kube}/{job['metadata']['name']}")
 
+    def _batch(self) -> Any:
+        self._apis()  # the client, made once
+        return _Timed(client.BatchV1Api(self._client), self._timeout)
+
+    def finished_jobs(self, namespace: str) -> list[FinishedJob]:
+        """The namespace's workflow Jobs that ended (condition Complete or Failed), with their
+        pod's exit code and the last lines of its log while the pod is there (0039). Kubernetes
+        enforces the deadline itself (DeadlineExceeded: its pod killed, so no exit code)."""
+        kube = self.kube_namespace(namespace)
+        core, _ = self._apis()
+        try:
+            jobs = self._batch().list_namespaced_job(kube, label_selector=f"{SELECTOR},{WORKFLOW_LABEL}").items
+            out = []
+            for job in jobs:
+                ended = _job_ended(job)
+                if ended is None:
+                    continue
+                succeeded, condition, end = ended
+                code, lines = self._job_pod(core, kube, job)
+                started = job.status.start_time
+                duration = (end - started).total_seconds() if started and end else None
+                workflow = (job.metadata.annotations or {}).get(WORKFLOW_ANNOTATION) or \
+                    job.metadata.labels[WORKFLOW_LABEL]
+                out.append(FinishedJob(f"{kube}/{job.metadata.name}", workflow, code,
+                                       None if succeeded else _job_failure(job, condition, code), duration,
+                                       succeeded=succeeded and code in (0, None), log=lines))
+            return out
+        except ApiException as e:
+            if e.status == 404 and _namespace_gone(e) is not None:
+                return []
+            raise DriverError(self._reason(e)) from e
+        except urllib3.exceptions.HTTPError as e:
+            raise _unanswered(e) from e
+
+    def _job_pod(self, core: Any, kube: str, job: Any) -> tuple[int | None, tuple[str, ...]]:
+        """The exit code of the Job's last pod and its log's tail; (None, ()) once the pod is gone
+        (killed at the deadline, or removed)."""
+        pods = core.list_namespaced_pod(kube, label_selector=f"controller-uid={job.metadata.uid}").items
+        ended = [(p, s.state.terminated) for p in pods for s in (p.status.container_statuses or [])
+                 if s.name == JOB_CONTAINER and s.state and s.state.terminated]
+        if not ended:
+            return None, ()
+        pod, terminated = max(ended, key=lambda e: e[1].finished_at or e[0].metadata.creation_timestamp)
+        try:
+            text = core.read_namespaced_pod_log(pod.metadata.name, kube, container=JOB_CONTAINER,
+                                                tail_lines=JOB_LOG_LINES)
+        except ApiException as e:  # the node's log is gone (pod being removed): the exit code still counts
+            log.info("no log of %s/%s: %s", kube, pod.metadata.name, self._reason(e))
+            text = ""
+        return terminated.exit_code, tuple(str(text or "").splitlines()[-JOB_LOG_LINES:])
+
+    def forget_job(self, namespace: str, handle: str) -> None:
+        """Delete a reported Job and its pods (Background: the Job API's default would orphan
+        them); ttlSecondsAfterFinished removes those never reported."""
+        kube, _, name = handle.partition("/")
+        if kube != self.kube_namespace(namespace) or not name:
+            raise DriverError(f"kubernetes: {handle!r} is no Job of namespace {namespace!r}")
+        try:
+            self._batch().delete_namespaced_job(name, kube, propagation_policy="Background")
+        except ApiException as e:
+            if e.status != 404:
+                raise DriverError(self._reason(e)) from e
+        except urllib3.exceptions.HTTPError as e:
+            raise _unanswered(e) from e
+
     def undeploy(self, namespace: str, deployment: str, cluster: str, service: str) -> None:
         name = kube_object_name(deployment, cluster, service)
         kube = self.kube_namespace(namespace)
@@ -580,6 +661,26 @@ def _namespace_gone(e: ApiException) -> str | None:
     if e.status == 404 and ((body.get("details") or {}).get("kind") == "namespaces" or message.startswith("namespaces ")):
         return "deleted"
     return None
+
+
+def _job_ended(job: Any) -> tuple[bool, Any, Any] | None:
+    """(succeeded, the condition, when it ended) of a Job whose Complete or Failed condition is
+    True; None while it runs (Kubernetes sets them only once its pods are gone)."""
+    st = job.status
+    for c in (st.conditions or []) if st else []:
+        if c.type in ("Complete", "Failed") and c.status == "True":
+            end = (st.completion_time if c.type == "Complete" else None) or c.last_transition_time
+            return c.type == "Complete", c, end
+    return None
+
+
+def _job_failure(job: Any, condition: Any, code: int | None) -> str:
+    if condition.reason == "DeadlineExceeded":
+        return (f"timeout: stopped after {job.spec.active_deadline_seconds} s "
+                f"(kubernetes: DeadlineExceeded: {condition.message})")
+    if condition.reason == "BackoffLimitExceeded" and code is not None:
+        return f"exited with code {code}"
+    return f"kubernetes: {condition.reason}: {condition.message}"
 
 
 def _digest_of(obj: Any) -> str | None:

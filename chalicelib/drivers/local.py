@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from chalicelib.drivers import processes
+from chalicelib.drivers import job_arguments, processes
 from chalicelib.drivers.base import (
     DriverError,
     Instance,
@@ -390,6 +390,10 @@ class LocalDriver:
         if spec.deployable_type != COMMAND:
             raise DriverError(f"the local driver runs `command` breeds only, not {spec.deployable_type!r} "
                               f"({spec.definition}); name kubernetes or ecs for the namespace for images")
+        try:  # Vamp's `arguments` (docker run options): the ones a process can take, else refused
+            options = job_arguments.for_local(spec.arguments)
+        except job_arguments.Refused as e:
+            raise DriverError(f"local driver: {e}") from None
         jobs = work_dir() / "jobs"
         jobs.mkdir(parents=True, exist_ok=True)
         env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
@@ -399,7 +403,8 @@ class LocalDriver:
         with open(path, "wb") as out:
             try:
                 popen = processes.spawn(["/bin/sh", "-c", spec.definition], run_dir=run_dir(), name=name, env=env,
-                                        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, close_fds=True)
+                                        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, close_fds=True,
+                                        **options)
             except OSError as e:
                 raise DriverError(f"cannot start {spec.definition!r}: {e}") from e
         timed_out = False

@@ -106,8 +106,8 @@ def spec_of(namespace: str, name: str, document: dict, breed: dict, token: str, 
     event = event_json(trigger)
     if event is not None:
         env["VAMP_WORKFLOW_EVENT"] = event
-    arguments = tuple((str(k), str(v)) for a in document.get("arguments") or [] if isinstance(a, dict)
-                      for k, v in a.items())
+    arguments = tuple((str(k), str(v)) for a in [*(breed.get("arguments") or []), *(document.get("arguments") or [])]
+                      if isinstance(a, dict) for k, v in a.items())  # the breed's, then the workflow's (as sync)
     return JobSpec(name=name, deployable_type=deployable.type, definition=deployable.definition, env=env,
                    arguments=arguments, labels={"workflow": name})
 
@@ -160,6 +160,8 @@ def settle(namespace: str, events, publish) -> int:
     with the driver's handle, once each: a handle already reported is skipped), after stopping
     those past their deadline where the driver cannot (ECS). Called before each script run of the
     namespace. Returns how many were reported."""
+    from chalicelib.workflows.runs import tail
+
     driver = driver_for(namespace)
     driver.stop_overdue_jobs(namespace)
     reported = 0
@@ -167,8 +169,9 @@ def settle(namespace: str, events, publish) -> int:
         seen = [e for what in ("finished", "failed") for e in events.query(
             namespace, EventQuery(tags=lifecycle.tags(job.workflow, what), per_page=100)).items]
         if any(isinstance(e.get("value"), dict) and e["value"].get("handle") == job.handle for e in seen):
+            driver.forget_job(namespace, job.handle)  # reported, but its removal failed then
             continue
-        outcome = {"handle": job.handle, "duration": job.duration, "log": []}
+        outcome = {"handle": job.handle, "duration": job.duration, "log": tail(list(job.log))}
         if job.exit_code is not None:
             outcome["exit_code"] = job.exit_code
         if job.succeeded:
@@ -176,5 +179,28 @@ def settle(namespace: str, events, publish) -> int:
         else:
             error = job.reason or f"exited with code {job.exit_code}"
             publish(namespace, [lifecycle.event(job.workflow, "failed", {"error": error[:500], **outcome})])
+        driver.forget_job(namespace, job.handle)  # reported: its remains go (a Kubernetes Job and pod)
         reported += 1
     return reported
+
+
+# --- job arguments (0039): Vamp's `arguments` (docker run options) checked at the workflow's write
+
+def argument_problems(namespace: str, document: dict, resolve) -> list[tuple[str, str]]:
+    """What the namespace's driver cannot apply of a workflow's arguments and its breed's, as
+    [(path, reason)] (a 400 before anything is stored; each run checks again). A built-in runs
+    in the control plane: arguments there are refused, never ignored."""
+    from chalicelib.drivers import job_arguments
+    from chalicelib.workflows import builtins
+
+    breed = document.get("breed") or {}
+    reference = breed.get("reference") if isinstance(breed, dict) else None
+    own = [(f"arguments[{i}].{k}", (str(k), str(v))) for i, a in enumerate(document.get("arguments") or [])
+           if isinstance(a, dict) for k, v in a.items()]
+    if reference in builtins.BUILTINS:
+        return [(own[0][0], f"the built-in breed {reference!r} runs in the control plane: arguments (docker run "
+                            "options) apply to script and container breeds only")] if own else []
+    source = (resolve("breeds", reference) or {}) if reference is not None else breed
+    inherited = [("breed" if reference is not None else f"breed.arguments[{i}].{k}", (str(k), str(v)))
+                 for i, a in enumerate(source.get("arguments") or []) if isinstance(a, dict) for k, v in a.items()]
+    return job_arguments.problems(namespace, inherited + own)

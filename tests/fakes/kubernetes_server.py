@@ -43,6 +43,8 @@ Endpoints: /api/v1/namespaces[/<ns>]; /apis/apps/v1/namespaces/<ns>/deployments[
 /api/v1/namespaces/<ns>/services[/<name>]; /apis/discovery.k8s.io/v1/namespaces/<ns>/endpointslices[/<name>]
 (what the EndpointSlice controller writes; a test writes them as it would, validated the same way):
 GET (one, list by label), POST, PUT, PATCH, DELETE.
+/apis/batch/v1/namespaces/<ns>/jobs[/<name>], /api/v1/namespaces/<ns>/pods[/<name>[/log]]: workflow runs'
+Jobs and their pods, with the Job controller (`fake.jobs`: tests/fakes/kubernetes_jobs.py).
 
 `FakeKubernetes(tls=(cert, key))` serves HTTPS; `eks=EksIdentity(...)` accepts exactly the EKS
 tokens of one identity and cluster (a presigned STS GetCallerIdentity URL, its SigV4 signature
@@ -69,6 +71,7 @@ from urllib.parse import parse_qs, urlsplit
 import jsonschema
 import yaml
 
+from tests.fakes.kubernetes_jobs import JOB_GROUPS, JOB_KINDS, JOB_RESOURCES, FakeJobs
 from tests.fakes.kubernetes_patches import (
     PatchError,
     apply,
@@ -89,6 +92,10 @@ _RESOURCE = {"deployments": "deployments.apps", "services": "services", "namespa
              "endpointslices": "endpointslices.discovery.k8s.io"}
 _GROUPS = {("api", "v1"): "api/v1", ("apis", "apps", "v1"): "apis/apps/v1",
            ("apis", "discovery.k8s.io", "v1"): "apis/discovery.k8s.io/v1"}
+# --- batch/v1 Jobs (workflow runs): jobs and pods are served by tests/fakes/kubernetes_jobs.py ---
+_KINDS.update(JOB_KINDS)
+_RESOURCE.update(JOB_RESOURCES)
+_GROUPS.update(JOB_GROUPS)
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
             409: "Conflict", 415: "UnsupportedMediaType", 422: "Invalid", 429: "TooManyRequests",
             500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}
@@ -517,6 +524,7 @@ class FakeKubernetes:
         self.hung = threading.Event()
         self._answer = threading.Event()
         self._server: ThreadingHTTPServer | None = None
+        self.jobs = FakeJobs()  # --- batch/v1 Jobs (workflow runs): their store is `store`, their controller this
 
     # -- control ------------------------------------------------------------------------------
 
@@ -537,9 +545,10 @@ class FakeKubernetes:
                                              self.headers.get("Authorization"))
                 except Exception as e:  # noqa: BLE001 - a bug of the fake is a 500 the test sees, not a hang
                     code, reply = 500, _status(500, f"the fake API server failed: {type(e).__name__}: {e}")
-                data = json.dumps(reply).encode()
+                text = isinstance(reply, str)  # a pod's log (kubernetes_jobs.LogText)
+                data = reply.encode() if text else json.dumps(reply).encode()
                 self.send_response(code)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/plain" if text else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -700,6 +709,8 @@ class FakeKubernetes:
                 return self._op("namespaces", None, rest[1] if len(rest) == 2 else None, method, body, query,
                                 content_type)
             namespace, kind = rest[1], rest[2]
+            if kind in JOB_KINDS:  # --- batch/v1 Jobs (workflow runs) ---
+                return self.jobs.serve(self, group, namespace, kind, rest[3:], method, body, query)
             if kind not in ("deployments", "services", "endpointslices") or len(rest) > 4 or _KINDS[kind][0] != group:
                 return not_found
             if namespace not in self.store.get(("namespaces", None), {}):
@@ -963,6 +974,7 @@ class FakeKubernetes:
             if kind == "deployments":
                 for name, obj in objects.items():
                     moved = self._roll(namespace, name, obj) or moved
+        moved = self.jobs.step(self) or moved  # --- batch/v1 Jobs (workflow runs) ---
         return moved
 
     def _roll(self, namespace: str, name: str, obj: dict) -> bool:

@@ -256,7 +256,7 @@ def rbac_of(method: str, path: str, apply: bool = False) -> set[tuple[str, str, 
 
 
 def driver_calls() -> set[tuple[str, str, str]]:
-    """Every Kubernetes API method the driver's source names (CoreV1Api, AppsV1Api), sent through
+    """Every Kubernetes API method the driver's source names (CoreV1Api, AppsV1Api, BatchV1Api), sent through
     the real client to a recorder: what it would ask the API server, as RBAC sees it."""
     from kubernetes import client
 
@@ -264,7 +264,7 @@ def driver_calls() -> set[tuple[str, str, str]]:
     named = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     applied = {a.args[0].attr for a in ast.walk(tree) if isinstance(a, ast.Call)
                and isinstance(a.func, ast.Attribute) and a.func.attr == "_apply" and isinstance(a.args[0], ast.Attribute)}
-    apis = [client.CoreV1Api, client.AppsV1Api]
+    apis = [client.CoreV1Api, client.AppsV1Api, client.BatchV1Api]
     methods = {(api, n) for api in apis for n in named
                if callable(getattr(api, n, None)) and not n.startswith("_") and f"{n}_with_http_info" in dir(api)}
     assert {n for _, n in methods} >= {"read_namespace", "patch_namespaced_deployment"}, "nothing found"
@@ -335,6 +335,14 @@ def test_what_the_driver_sends_a_cluster_is_granted(base, fake_kubernetes):
         driver.deploy(namespace, spec)  # applied again over what exists
         assert driver.running(namespace) and driver.status(namespace, [spec.key])
         driver.undeploy(namespace, spec.deployment, spec.cluster, spec.service)
+    # a workflow's run (0039): its Job created, found finished with its pod's log, then deleted
+    from chalicelib.drivers.base import JobSpec
+
+    run = driver.run_job("new", JobSpec(name="w", deployable_type="container/docker", definition="busybox"), 30.0)
+    fake_kubernetes.settle()
+    [finished] = driver.finished_jobs("new")
+    assert finished.handle == run.handle
+    driver.forget_job("new", run.handle)
     rules, _ = granted(base)
     asked = {(method, path) for method, path in fake_kubernetes.requests}
     assert {m for m, _ in asked} == {"GET", "POST", "PUT", "PATCH", "DELETE"}
@@ -364,7 +372,9 @@ def cluster_functions() -> set[str]:
 
     tasks = {"ReleaseAnalyse": "analyse", "ReleaseSetWeight": "set_weight", "ReleaseGate": "gate",
              "ReleasePromote": "promote", "ReleaseRollback": "rollback"}
-    return {"APIHandler", "ScheduledPass"} | {fn for fn, task in tasks.items() if reaches(task)}
+    # workflow runs (0039): a script or container breed is a Job, run by these (and the API's POST /events)
+    workflows = {"WorkflowRun", "WorkflowBusEvent"}
+    return {"APIHandler", "ScheduledPass"} | workflows | {fn for fn, task in tasks.items() if reaches(task)}
 
 
 def test_the_release_tasks_reach_the_driver_only_through_sync_namespace():
@@ -377,7 +387,7 @@ def test_the_release_tasks_reach_the_driver_only_through_sync_namespace():
             "from chalicelib.deployments import sync" not in text, path.name
     for path in (ROOT / "chalicelib" / "gateways").glob("*.py"):
         assert "chalicelib.drivers" not in path.read_text(), path.name
-    assert cluster_functions() == {"APIHandler", "ScheduledPass", "ReleasePromote"}
+    assert cluster_functions() == {"APIHandler", "ScheduledPass", "ReleasePromote", "WorkflowRun", "WorkflowBusEvent"}
 
 
 def eks_access_condition(template: dict, driver: str, cluster_name: str) -> bool:

@@ -69,6 +69,9 @@ def exceptions() -> dict[tuple[frozenset[str], str], str]:
             "the tasks of the one cluster, named by ECS; a workflow run's is stopped at its deadline",
         (frozenset({"ecs:TagResource"}), ARN % ("ecs", "task/${ClusterName}/*")):
             "tasks named by ECS; only with ecs:CreateAction RunTask",
+        (frozenset({"logs:GetLogEvents"}),
+         ARN % ("logs", "log-group:/vamp/${AWS::StackName}/services:log-stream:workflow-*")):
+            "the workflow tasks' streams (<family>/service/<task id>, named by awslogs) in the services' group",
         # --- workflows (0039): the schedules of this stack's group, one per workflow, named then
         (frozenset({"scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule",
                     "scheduler:GetSchedule"}), ARN % ("scheduler", "schedule/${AWS::StackName}-workflows/*")):
@@ -140,7 +143,9 @@ def test_no_resource_names_another_stage_or_any_region_or_account():
 
 def _log_groups(policy_file: str) -> list[str]:
     policy = json.loads((ROOT / ".chalice" / policy_file).read_text())
-    (logs,) = [s for s in policy["Statement"] if any(a.startswith("logs:") for a in s["Action"])]
+    # the functions' own streams (the workflow tasks' streams are only read: ReadWorkflowTaskLogs)
+    (logs,) = [s for s in policy["Statement"] if any(a.startswith("logs:") for a in s["Action"])
+               and s.get("Sid") != "ReadWorkflowTaskLogs"]
     assert "logs:CreateLogGroup" not in logs["Action"]  # chalice creates the groups (log_retention_in_days)
     return sorted(r["Fn::Sub"].split("log-group:")[1].removesuffix(":*") for r in logs["Resource"])
 

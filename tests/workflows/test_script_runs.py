@@ -276,3 +276,131 @@ def test_on_aws_a_one_shot_schedule_settles_the_run_at_its_deadline(api, aws, ec
         api.delete("/team-a/api/v1/workflows/w")
     settings.cache_clear()
     product_aws.reset_clients()
+
+
+@pytest.fixture()
+def kube_namespace(aws, fake_kubernetes, tmp_path):
+    """Namespace team-k on the Kubernetes driver: the fake API server, by kubeconfig."""
+    import yaml
+
+    from chalicelib.settings import settings
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "clusters": [{"name": "fake", "cluster": {"server": fake_kubernetes.url}}],
+        "users": [{"name": "vamp", "user": {"token": fake_kubernetes.token}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "vamp"}}]}))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        patch.setenv("KUBECONFIG", str(kubeconfig))
+        patch.setenv("VAMP_NAMESPACE_DRIVERS", "team-k=kubernetes")
+        settings.cache_clear()
+        drivers.reset()
+        yield fake_kubernetes
+    settings.cache_clear()
+    drivers.reset()
+
+
+def _kube_workflow(api, name, timeout="30"):
+    r = api.post("/team-k/api/v1/breeds", {"name": f"{name}-img", "deployable": "busybox:1.36",
+                                           "environment_variables": {"VAMP_WORKFLOW_EXECUTION_TIMEOUT": timeout}})
+    assert r.status_code == 201, r.body
+    r = api.post("/team-k/api/v1/workflows", {"name": name, "breed": f"{name}-img",
+                                              "schedule": {"time": {"period": "PT1M"}}})
+    assert r.status_code == 202, r.body
+
+
+def _events(namespace, *tags):
+    return event_store().query(namespace, EventQuery(tags=list(tags), per_page=100)).items
+
+
+def test_a_container_run_on_kubernetes_is_a_job_reported_finished_with_its_exit_code_and_log(api, kube_namespace):
+    fake = kube_namespace
+    fake.jobs.outcome("workflow-k-*", exit_code=0, log=["hello from the job"])
+    _kube_workflow(api, "k")
+    first = runs.run(DynamoDBArtifactStore(), "team-k", "k")
+    kube, _, job = first["running"].partition("/")
+    assert kube == "vamp-team-k"
+    created = fake.objects("jobs", kube)[job]
+    env = {e["name"]: e["value"] for e in created["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["VAMP_NAMESPACE"] == "team-k" and env["VAMP_API_TOKEN"].startswith("vamp_")
+    assert created["spec"]["activeDeadlineSeconds"] == 30
+    fake.settle()  # the Job ran
+    assert script_runs.settle("team-k", event_store(), event_store().publish) == 1
+    [finished] = _events("team-k", "workflows:k", "finished")
+    assert finished["value"]["handle"] == first["running"] and finished["value"]["exit_code"] == 0
+    assert finished["value"]["log"] == ["hello from the job"]
+    assert fake.objects("jobs", kube) == {}  # reported: removed
+    assert script_runs.settle("team-k", event_store(), event_store().publish) == 0  # once
+
+
+def test_a_kubernetes_run_past_its_deadline_is_reported_failed_with_the_timeout(api, kube_namespace):
+    fake = kube_namespace
+    fake.jobs.outcome("workflow-slow-*", exit_code=None)
+    _kube_workflow(api, "slow", timeout="5")
+    handle = runs.run(DynamoDBArtifactStore(), "team-k", "slow")["running"]
+    fake.settle()
+    assert script_runs.settle("team-k", event_store(), event_store().publish) == 0  # still running
+    fake.jobs.skip(6)
+    fake.settle()
+    # the next run of the namespace settles it (on AWS, also the one-shot schedule at its deadline)
+    runs.run(DynamoDBArtifactStore(), "team-k", "slow")
+    [failed] = _events("team-k", "workflows:slow", "failed")
+    assert failed["value"]["handle"] == handle
+    assert failed["value"]["error"].startswith("timeout: stopped after 5 s") and "DeadlineExceeded" in \
+        failed["value"]["error"]
+
+
+def test_a_failed_job_create_is_a_failed_run_with_the_reason_and_no_token_left(api, kube_namespace):
+    fake = kube_namespace
+    fake.fail(403, method="POST", path="/apis/batch/v1/namespaces/*/jobs", message='jobs.batch is forbidden: '
+              'User "vamp" cannot create resource "jobs" in API group "batch"')
+    _kube_workflow(api, "denied")
+    outcome = runs.run(DynamoDBArtifactStore(), "team-k", "denied")
+    [failed] = _events("team-k", "workflows:denied", "failed")
+    assert failed["value"] == outcome
+    assert "kubernetes API 403" in outcome["error"] and 'cannot create resource "jobs"' in outcome["error"]
+    assert not [t for t in DynamoDBTokenStore().list() if t.name.startswith("workflow@team-k.denied.")]
+
+
+# -- `arguments` (Vamp's docker run options): applied where the driver can, else refused ---------------
+
+def test_on_the_local_driver_a_workdir_argument_is_the_runs_directory_and_others_are_a_400(api, tmp_path):
+    _breed(api, "where", "pwd")
+    r = api.post("/api/v1/workflows", {"name": "p", "breed": "where", "schedule": {"time": {"period": "PT1M"}},
+                                       "arguments": [{"workdir": str(tmp_path)}, {"privileged": "true"}]})
+    assert r.status_code == 400, r.body
+    [error] = r.json["errors"]
+    assert error["path"] == "arguments[1].privileged" and "local driver" in error["reason"]
+    assert api.get("/api/v1/workflows/p").status_code == 404  # nothing written
+    r = api.post("/api/v1/workflows", {"name": "p", "breed": "where", "schedule": {"time": {"period": "PT1M"}},
+                                       "arguments": [{"workdir": str(tmp_path)}]})
+    assert r.status_code == 202, r.body
+    outcome = runs.run(DynamoDBArtifactStore(), "default", "p")
+    assert outcome["exit_code"] == 0 and outcome["log"] == [str(tmp_path)]
+
+
+def test_a_built_in_breed_refuses_arguments(api):
+    r = api.post("/api/v1/workflows", {"name": "h", "breed": "health", "schedule": {"time": {"period": "PT1M"}},
+                                       "arguments": [{"privileged": "true"}]})
+    assert r.status_code == 400, r.body
+    [error] = r.json["errors"]
+    assert error["path"] == "arguments[0].privileged" and "built-in breed 'health'" in error["reason"]
+
+
+def test_arguments_the_namespaces_driver_cannot_apply_are_a_400_naming_them(api, kube_namespace):
+    r = api.post("/team-k/api/v1/breeds", {"name": "root", "deployable": "busybox:1.36",
+                                           "arguments": [{"privileged": "true"}]})
+    assert r.status_code == 201, r.body  # a breed is not run by itself: its workflow is checked
+    r = api.post("/team-k/api/v1/workflows", {"name": "r", "breed": "root", "schedule": {"time": {"period": "PT1M"}},
+                                              "arguments": [{"workdir": "/tmp"}, {"init": "true"}]})
+    assert r.status_code == 400, r.body
+    assert {e["path"]: e["reason"] for e in r.json["errors"]} == {"breed": r.json["errors"][0]["reason"]}
+    assert "argument 'privileged'" in r.json["errors"][0]["reason"] and "root on the node" in r.json["errors"][0]["reason"]
+    r = api.post("/team-k/api/v1/workflows", {"name": "r", "breed": {"name": "plain", "deployable": "busybox:1.36"},
+                                              "schedule": {"time": {"period": "PT1M"}},
+                                              "arguments": [{"workdir": "/tmp"}, {"init": "true"}]})
+    assert r.status_code == 400 and r.json["errors"][0]["path"] == "arguments[1].init", r.body
+    assert "kubernetes driver" in r.json["errors"][0]["reason"]
+    assert api.get("/team-k/api/v1/workflows/r").status_code == 404
