@@ -151,3 +151,18 @@ def _fresh_listeners():
 
     triggers._cache.clear()
     yield
+
+
+def test_an_ecr_pushs_outcome_triggers_the_workflows_listening_for_it(api, bus, events_client, sfn):
+    """The automations' events run workflows as POST /events does: here an ECR refusal."""
+    from tests.automations.conftest import automation_events, push
+    from tests.automations.test_ecr import shop
+
+    assert api.post("/api/v1/deployments", shop()).status_code == 202  # no release policy named: refused
+    r = api.post("/api/v1/workflows", {"name": "notify", "breed": "allocation",
+                                       "schedule": {"event": ["ecr:refused", "deployments:shop"]}})
+    assert r.status_code == 202, r.body
+    push(events_client, bus)
+    (refused,) = automation_events(api, "ecr:refused")
+    [run] = automation_events(api, "workflows:notify&tag=started")
+    assert run["value"]["trigger"]["id"] == refused["id"]
