@@ -81,20 +81,6 @@ def breed_of(store: ArtifactStore, namespace: str, document: dict) -> dict:
     return stored.document
 
 
-def mint_run_token(namespace: str, workflow: str, expires_at: int | None,
-                   chain: tuple[str, ...] = ()) -> tuple[str, str]:
-    """A new token for a run of `workflow` (decision 0044): role `workflow`, bound to that
-    workflow and its namespace, expiring at `expires_at` (epoch seconds; None: a daemon's, revoked
-    when the daemon stops). `chain`: the workflows whose runs led to this one; the token's events
-    carry it with the workflow itself, so they never trigger a workflow of it again. Returns
-    (token, label): the token for VAMP_API_TOKEN, the label to revoke it by."""
-    label = token_name(namespace, workflow)
-    chain = tuple(c for c in chain if c != workflow) + (workflow,)
-    token, _ = DynamoDBTokenStore().create(label, role=WORKFLOW, namespaces=[namespace], expires_at=expires_at,
-                                           workflow=workflow, chain=chain)
-    return token, label
-
-
 def token_name(namespace: str, name: str) -> str:
     readable = _TOKEN_NAME_UNSAFE.sub("_", f"{namespace}.{name}")[:48]
     return f"workflow@{readable}.{secrets.token_hex(3)}"
@@ -192,3 +178,18 @@ def settle(namespace: str, events, publish) -> int:
             publish(namespace, [lifecycle.event(job.workflow, "failed", {"error": error[:500], **outcome})])
         reported += 1
     return reported
+
+
+# --- workflow run tokens (0044) ---
+def mint_run_token(namespace: str, workflow: str, expires_at: int | None,
+                   chain: tuple[str, ...] = ()) -> tuple[str, str]:
+    """A new token for a run of `workflow` (decision 0044): role `workflow`, bound to that
+    workflow and its namespace, expiring at `expires_at` (epoch seconds; None: a daemon's, revoked
+    when the daemon stops). `chain`: the workflows whose runs led to this one; the token's events
+    carry it with the workflow itself, so they never trigger a workflow of it again. Returns
+    (token, label): the token for VAMP_API_TOKEN, the label to revoke it by."""
+    label = token_name(namespace, workflow)
+    chain = tuple(c for c in chain if c != workflow) + (workflow,)
+    token, _ = DynamoDBTokenStore().create(label, role=WORKFLOW, namespaces=[namespace], expires_at=expires_at,
+                                           workflow=workflow, chain=chain)
+    return token, label
