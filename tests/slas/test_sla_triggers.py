@@ -108,3 +108,30 @@ def test_a_skip_during_a_release_reaches_its_listeners(world, listen):  # noqa: 
     world.run(T0)
     [run] = _runs(world, "held")
     assert run["value"]["trigger"]["value"]["release"] == "r1"
+
+
+def test_the_apps_scheduled_pass_runs_the_listening_workflows_with_the_api_writers(world, listen, monkeypatch):  # noqa: F811
+    """app.py's scheduled_pass hands the built-ins' writers in (the canary's gateway writes,
+    autoscale's scale): the domain never imports the API layer."""
+    from datetime import datetime, timezone
+
+    import app
+    from chalicelib.deployments import sync as deployments_sync
+    from chalicelib.store import namespaces as registry
+    from chalicelib.workflows import builtin_runs
+
+    world.deploy(blueprint(rtsw([instances(minimum=1, maximum=3)])))
+    registry.register("deployments", world.ns)
+    listen("on-escalate", ["sla:escalate", "deployments:shop"])
+    handed = []
+    real = builtin_runs.RUNS["allocation"]
+    monkeypatch.setitem(builtin_runs.RUNS, "allocation", lambda run: handed.append(run.writers) or real(run))
+    monkeypatch.setattr(deployments_sync, "run_all", lambda: {})  # the other parts of the pass: their own tests
+    world.response_times([900], datetime.now(timezone.utc))
+    from local.schedules import _event
+
+    out = app.scheduled_pass(_event("scheduled_pass"), None)  # as the local stack and EventBridge call it
+    assert out["slas"][world.ns]["escalate"] == 1
+    [writers] = handed
+    assert writers.write_gateway is not None and writers.scale_service is not None
+    assert len(_runs(world, "on-escalate")) == 1
