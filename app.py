@@ -305,7 +305,7 @@ def gateway_publish(event, context):
 def scheduled_pass(event):
     from chalicelib import jobs  # the domain's models (pydantic): not on every request's cold start
 
-    return jobs.every_minute(event)
+    return jobs.every_minute(event, workflows.writers())  # the SLA pass's events trigger workflows (0044)
 
 
 # --- workflows (docs/decisions/0039): status as Vamp's, the runs the schedules fire
@@ -364,15 +364,16 @@ def artifact_delete(kind, name, namespace=None):
 def ecr_image_pushed(event):
     from chalicelib.automations import ecr  # the domain's models: loaded by this function only
 
-    return ecr.on_push(event.to_dict())
+    return ecr.on_push(event.to_dict(), writers=workflows.writers())  # its events trigger workflows (0044)
 
 
+# ALARM aborts releases and escalates SLAs; OK after ALARM de-escalates them (0041, 0044)
 @app.on_cw_event({"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"],
-                  "detail": {"state": {"value": ["ALARM"]}}}, name="alarm_raised")
+                  "detail": {"state": {"value": ["ALARM", "OK"]}}}, name="alarm_raised")
 def alarm_raised(event):
     from chalicelib.automations import cloudwatch_alarms
 
-    return cloudwatch_alarms.on_alarm(event.to_dict())
+    return cloudwatch_alarms.on_alarm(event.to_dict(), writers=workflows.writers())
 
 
 # What the cold start built lives as long as the process: keep it out of every later collection.

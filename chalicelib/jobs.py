@@ -24,16 +24,18 @@ def republish_gateways() -> dict:
 
 # -- SLAs and escalations (issue 14, docs/decisions/0040): after synchronisation, which writes
 # the summaries the SLA pass reads.
-def check_slas() -> dict:
+def check_slas(writers=None) -> dict:
     from chalicelib.slas import check
 
-    return check.run_all()
+    return check.run_all(writers=writers)
 
 
-def every_minute(_event=None) -> dict:
+def every_minute(_event=None, writers=None) -> dict:
+    """`writers`: what the built-in workflows the SLA pass's events trigger change, handed in by
+    app.py (the API's write paths, workflows/builtin_runs.Writers; 0044)."""
     out: dict = {}
     for part, run in (("deployments", synchronise_deployments), ("gateways", republish_gateways),
-                      ("slas", check_slas)):
+                      ("slas", lambda: check_slas(writers))):
         try:
             out[part] = run()
         except Exception as e:  # noqa: BLE001 - the next pass tries again

@@ -12,6 +12,6 @@ def test_a_failing_part_does_not_stop_the_other(monkeypatch):
 
     monkeypatch.setattr(sync, "run_all", broken)
     monkeypatch.setattr(publisher, "republish_all", lambda store, targets: {"default": "current"})
-    monkeypatch.setattr(jobs, "check_slas", lambda: {})  # the SLA pass (issue 14): its own tests
+    monkeypatch.setattr(jobs, "check_slas", lambda writers=None: {})  # the SLA pass (issue 14): its own tests
     out = jobs.every_minute({})
     assert out == {"deployments": {"error": "driver away"}, "gateways": {"default": "current"}, "slas": {}}

@@ -44,10 +44,11 @@ ALLOWED: dict[str, set[str]] = {
                                    "chalicelib.artifacts", "chalicelib.deployments"},
     # SLAs and escalations (issue 14): checks from the telemetry, escalations through deployments.
     "chalicelib.slas": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.gateways", "chalicelib.deployments",
-                               "chalicelib.releases"},
+                               "chalicelib.releases", "chalicelib.workflows"},  # 0044: its events trigger workflows
     # EventBridge automations (docs/decisions/0041): start and abort releases, merge breeds
     "chalicelib.automations": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.artifacts",
-                                      "chalicelib.deployments", "chalicelib.releases"},
+                                      "chalicelib.deployments", "chalicelib.releases",
+                                      "chalicelib.workflows", "chalicelib.slas"},  # 0044: triggers, escalations
     "chalicelib.jobs": BASE | {"chalicelib.store", "chalicelib.gateways", "chalicelib.deployments",
                                "chalicelib.releases", "chalicelib.slas"},
     "chalicelib.api": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.gateways", "chalicelib.artifacts",

@@ -103,7 +103,7 @@ def authenticate(request) -> Caller | None:
         return iam_caller(arn, _iam_principals()) if arn else None
     found = VERIFIED.check(bearer_token((request.headers or {}).get("authorization")),
                            DynamoDBTokenStore().authenticate)
-    return None if found is None else Caller(found.name, found.role, found.namespaces)
+    return None if found is None else Caller(found.name, found.role, found.namespaces, found.workflow, found.chain)
 
 
 def namespace_in(request) -> str:
@@ -128,7 +128,8 @@ def refusal(request) -> tuple[int, dict, dict[str, str]] | None:
     if caller is None:
         return 401, unauthorized_body(), {"WWW-Authenticate": 'Bearer realm="vamp"'}
     context = request.context if request.context is not None else {}
-    refused = route_refusal(caller, request.method, context.get("resourcePath"), namespace_in(request))
+    params = {k: unquote(v) for k, v in (request.uri_params or {}).items() if isinstance(v, str)}
+    refused = route_refusal(caller, request.method, context.get("resourcePath"), namespace_in(request), params)
     if refused is not None:
         return refused.status, refused.body(), {}
     context[CALLER] = caller

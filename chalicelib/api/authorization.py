@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from chalicelib.errors import FieldError, Forbidden, ValidationFailed
+from chalicelib.kinds import normalize_kind
 from chalicelib.settings import json_map_setting
-from chalicelib.store.tokens import ADMIN, AGENT, ALL_NAMESPACES, OPERATOR, READER, ROLES
+from chalicelib.store.tokens import ADMIN, AGENT, ALL_NAMESPACES, OPERATOR, READER, ROLES, WORKFLOW
 
 # A Vamp namespace's name (also the first segment of /{namespace}/api/v1).
 NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -38,6 +39,9 @@ GRANTS: dict[str, frozenset[str]] = {
     # What an agent does (agent/): posts its metric windows and rejections, acknowledges what it
     # applied, and may read the configuration it applies. Nothing else.
     AGENT: frozenset({PUBLISH, REPORT, GATEWAY_CONFIG}),
+    # A workflow run's token (0044): a reader that publishes events; the few writes a workflow
+    # makes are WORKFLOW_WRITES, checked by `_workflow_refusal`.
+    WORKFLOW: frozenset({READ, GATEWAY_CONFIG, PUBLISH}),
 }
 
 PREFIXES = ("/{namespace}/api/v1", "/api/v1")
@@ -104,6 +108,9 @@ class Caller:
     name: str
     role: str | None
     namespaces: tuple[str, ...] = ()
+    # role `workflow` (0044): the workflow the token is bound to, and its runs' chain (itself last)
+    workflow: str | None = None
+    chain: tuple[str, ...] = ()
 
     def may_touch(self, namespace: str) -> bool:
         return ALL_NAMESPACES in self.namespaces or namespace in self.namespaces
@@ -125,18 +132,72 @@ def permission_for(method: str, resource_path: str | None) -> str | None:
     return None if route is None else PERMISSIONS.get(((method or "").upper(), route))
 
 
-def refusal(caller: Caller, method: str, resource_path: str | None, namespace: str) -> Forbidden | None:
-    """Why `caller` may not call this route in `namespace` (a 403), or None."""
+def refusal(caller: Caller, method: str, resource_path: str | None, namespace: str,
+            params: dict[str, str] | None = None) -> Forbidden | None:
+    """Why `caller` may not call this route in `namespace` (a 403), or None. `params`: the
+    route's path parameters, decoded (a workflow token's writes depend on them)."""
     needed = permission_for(method, resource_path)
     if needed is None:  # deny by default: a route nobody classified is nobody's
         return Forbidden.at("route", f"{method} {resource_path} is not open to any role")
     if caller.role is None:
         return Forbidden.at("role", f"{caller.name} has no Vamp role")
-    if needed not in GRANTS.get(caller.role, ()):
+    if caller.role == WORKFLOW and needed == WRITE:
+        refused = _workflow_refusal(caller, (method or "").upper(), route_of(resource_path) or "", params or {})
+        if refused is not None:
+            return refused
+    elif needed not in GRANTS.get(caller.role, ()):
         return Forbidden.at("role", f"a token with role {caller.role} may not {method} {route_of(resource_path) or '/'}"
                                     f" (it needs the {needed} permission)")
     if not caller.may_touch(namespace):
         return Forbidden.at("namespace", f"this token may not touch namespace {namespace}")
+    return None
+
+
+# -- workflow run tokens (docs/decisions/0044) -------------------------------------------------
+
+SCALE_ROUTE = "/deployments/{name}/clusters/{cluster}/services/{service}/scale"
+STATUS_ROUTE = "/workflows/{name}/status"
+# What a workflow's run may write, as Vamp's workflows did: a gateway's weights and conditions
+# (an existing gateway: `workflow_gateway_refusal`), a service's scale, its own workflow's status.
+WORKFLOW_WRITES = "change existing gateways (PUT /gateways/{name}), scale services, publish events and set " \
+                  "its own workflow's status"
+
+
+def _workflow_refusal(caller: Caller, method: str, route: str, params: dict[str, str]) -> Forbidden | None:
+    """A write by a workflow run's token: only WORKFLOW_WRITES, else a 403 saying why."""
+    run = f"the token of workflow {caller.workflow}'s run"
+    if "kind" in params:  # `breed`, `Breeds`: the kind the handler will write
+        try:
+            params = {**params, "kind": normalize_kind(params["kind"])}
+        except ValidationFailed:
+            pass
+    if (method, route) == ("PUT", "/{kind}/{name}") and params.get("kind") == "gateways":
+        return None
+    if (method, route) == ("PUT", SCALE_ROUTE):
+        return None
+    if (method, route) == ("PUT", STATUS_ROUTE):
+        if params.get("name") == caller.workflow:
+            return None
+        return Forbidden.at("workflow", f"{run} may set its own workflow's status only, not {params.get('name')}'s")
+    kind = params.get("kind") or next((k for k in ("deployments", "releases", "tokens") if route.startswith("/" + k)),
+                                      None)
+    what = kind or f"{method} {route or '/'}"
+    why = {"workflows": "a run may not rewrite any workflow, its own included (nor create one that would run "
+                        "anything with a token of its own)",
+           "breeds": "a run may not write breeds: a breed is what a workflow runs",
+           "blueprints": "a run may not write blueprints: their breeds are what deployments run",
+           "deployments": "a run may not write deployments (their breeds, clusters, SLAs): only scale services",
+           "gateways": "a run may change existing gateways only (PUT), never create or delete one",
+           "releases": "a run may not start or act on releases",
+           }.get(kind or "", f"a run may only {WORKFLOW_WRITES}")
+    return Forbidden.at("role", f"{run} may not {method} {what}: {why}")
+
+
+def workflow_gateway_refusal(caller: Caller, exists: bool) -> Forbidden | None:
+    """A workflow's run changes gateways that exist; it never creates one (PUT upserts)."""
+    if caller.role == WORKFLOW and not exists:
+        return Forbidden.at("role", f"the token of workflow {caller.workflow}'s run may change existing gateways only, "
+                                    "never create one")
     return None
 
 
@@ -181,7 +242,10 @@ def event_refusal(caller: Caller, events: list[tuple[list[str], str]]) -> Forbid
 # -- tokens ----------------------------------------------------------------------------------
 
 def checked_grant(role, namespaces) -> tuple[str, tuple[str, ...]]:
-    """A token's role and namespaces as asked for in a body, or a 400 with the field."""
+    """A token's role and namespaces as asked for in a body, or a 400 with the field (`workflow`:
+    a 403 from `grant_refusal`, it is never granted through the API)."""
+    if role == WORKFLOW:
+        raise grant_refusal(Caller("-", None), role, ())
     if role not in ROLES:
         raise ValidationFailed.at("role", f"one of {', '.join(ROLES)}")
     if not isinstance(namespaces, list) or not namespaces:
@@ -209,7 +273,10 @@ def grant_refusal(caller: Caller, role: str, namespaces: tuple[str, ...]) -> For
     """A token no wider than the caller's: its role held by the caller's (an admin grants any
     role; no other role manages tokens) and its namespaces among the caller's."""
     errors = []
-    if caller.role != ADMIN:
+    if role == WORKFLOW:
+        errors.append(FieldError("role", "workflow tokens are minted by the control plane for one workflow's runs, "
+                                         "never through the API"))
+    elif caller.role != ADMIN:
         errors.append(FieldError("role", f"a token with role {caller.role} may not create {role} tokens"))
     if not within(caller, namespaces):
         wider = [n for n in namespaces if not caller.may_touch(n) or n == ALL_NAMESPACES]

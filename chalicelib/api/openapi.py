@@ -19,7 +19,7 @@ from chalicelib.contract import acknowledgement
 from chalicelib.dsl.event import MAX_TAGS
 from chalicelib.gateways.telemetry import MAX_WINDOW, METRICS
 from chalicelib.kinds import ACCEPTED_KINDS
-from chalicelib.store.tokens import ROLES
+from chalicelib.store.tokens import ROLES, STORED_ROLES
 
 MEDIA = ("application/json", "application/x-yaml")
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -168,7 +168,8 @@ def _event_paths(paging: list[dict]) -> dict:
     event = {"type": "object", "required": ["id", "tags", "timestamp", "type"], "properties": {
         "id": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}, "value": {},
         "timestamp": {"type": "string", "format": "date-time"}, "type": {"type": "string"},
-        "posted_by": {"type": "object", "properties": {"name": {"type": "string"}, "role": {"type": "string"}}}}}
+        "posted_by": {"type": "object", "properties": {"name": {"type": "string"}, "role": {"type": "string"},
+                                                       "workflow": {"type": "string"}}}}}
     aggregate = {"type": "object", "required": ["value"], "properties": {"value": {"type": ["number", "null"]}}}
     found = _responses({200: {"anyOf": [_list_of(event), aggregate]}}, 400, headers=LIST_HEADERS)
     # What pydantic reads as a datetime: RFC 3339, a date, unix seconds; empty: no bound.
@@ -397,7 +398,10 @@ def _token_paths() -> dict:
              "namespaces": {"type": "array", "items": {"type": "string"}, "minItems": 1,
                             "description": "namespaces the token may touch, [\"*\"] for all (default: the path's)"}}
     shown = {"type": "object", "required": ["name", "role", "namespaces", "created"],
-             "properties": {"name": {"type": "string"}, **grant, "created": {"type": "string"}}}
+             "properties": {"name": {"type": "string"}, **grant, "role": {"enum": list(STORED_ROLES)},
+                            "created": {"type": "string"},
+                            # a workflow run's token (0044): its workflow, and when it expires
+                            "workflow": {"type": "string"}, "expires_at": {"type": "integer"}}}
     created = {"allOf": [shown, {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}}]}
     body = {"type": "object", "required": ["role"], "additionalProperties": False,
             "properties": {"name": {"type": "string"}, **grant}}

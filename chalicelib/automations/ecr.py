@@ -26,7 +26,7 @@ from typing import Any
 
 from chalicelib import dsl
 from chalicelib.artifacts import Resolver
-from chalicelib.automations.events import note
+from chalicelib.automations.events import note, triggering
 from chalicelib.deployments import operations as deployments
 from chalicelib.deployments.cluster_weights import weight_of
 from chalicelib.deployments.implied_gateways import internal_name, service_route
@@ -100,8 +100,14 @@ def policy_named(metadata: dict, cluster: str) -> str | None:
     return named if isinstance(named, str) and named else None
 
 
-def on_push(event: dict, d=None, store=None) -> list[dict]:
-    """Handle one ECR event; returns the automation events it published."""
+def on_push(event: dict, d=None, store=None, writers=None) -> list[dict]:
+    """Handle one ECR event; returns the automation events it published (which trigger the
+    workflows listening for them: `writers`, the handler layer's, for the built-ins; 0044)."""
+    with triggering(writers):
+        return _on_push(event, d, store)
+
+
+def _on_push(event: dict, d=None, store=None) -> list[dict]:
     push = push_of(event)
     if push is None:
         log.info("not a successful ECR push: %s", event.get("id") if isinstance(event, dict) else event)

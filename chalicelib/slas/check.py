@@ -22,6 +22,10 @@ deployments that have one are read, and for each cluster with an SLA:
    saying why. Generic escalations are published as `escalation:<type>` events only.
 3. Generic SLA types are published each pass as an `sla:<type>` event (the workflows listening
    for them act; nothing here does).
+
+What the pass publishes (SLA events, escalation marks, skips) triggers the workflows listening for
+it, as POST /events does (workflows/triggers.publishing, decision 0044); the marks of an SLA event
+a workflow run posted carry that run's chain, so they never trigger a workflow of it again.
 """
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ from chalicelib.slas import rules
 from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
 from chalicelib.store.event_backend import event_store
 from chalicelib.store.event_store import EventQuery, format_timestamp, from_agents, new_event
+from chalicelib.workflows import triggers
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +79,13 @@ def _stamp(t: datetime) -> str:
     return format_timestamp(t)
 
 
-def run_all(publish: Publish | None = None) -> dict:
-    """The scheduled pass: every namespace that has deployments."""
+def run_all(publish: Publish | None = None, writers=None) -> dict:
+    """The scheduled pass: every namespace that has deployments. `writers`: what the built-in
+    workflows these events trigger change (the handler layer's, workflows/builtin_runs.Writers)."""
     out = {}
     for ns in operations.namespaces():
         try:
-            result = check_namespace(ns, publish=publish)
+            result = check_namespace(ns, publish=publish, writers=writers)
         except Exception as e:  # noqa: BLE001 - one namespace never stops the others; the next pass retries
             log.exception("sla pass of namespace %s failed", ns)
             out[ns] = {"error": str(e)}
@@ -92,10 +98,16 @@ def run_all(publish: Publish | None = None) -> dict:
 class _Namespace:
     """One namespace's outside world for a pass (tests pass their own driver and clock)."""
 
-    def __init__(self, namespace: str, store, events, releases, driver, publish: Publish, now: datetime):
+    def __init__(self, namespace: str, store, events, releases, driver, publish: Publish, now: datetime,
+                 writers=None):
         self.ns, self.store, self.events, self.driver, self.now = namespace, store, events, driver, now
         self._releases_store, self._releases = releases, None
         self.publish = publish
+        self._emit = triggers.publishing(store, publish, writers)
+
+    def emit(self, events: list[dict], origin: tuple[str, ...] = ()) -> None:
+        """Publish what the pass decided, and run the workflows listening for it (0044)."""
+        self._emit(self.ns, events, origin)
 
     def running_releases(self) -> list:
         """The releases holding their gateway (one Query of the namespace's releases, once)."""
@@ -123,11 +135,11 @@ class _Namespace:
 
 
 def check_namespace(namespace: str, *, store=None, events=None, releases=None, driver=None,
-                    publish: Publish | None = None, clock: datetime | None = None) -> Pass:
+                    publish: Publish | None = None, clock: datetime | None = None, writers=None) -> Pass:
     store = store or DynamoDBArtifactStore()
     events = events or event_store()
     ctx = _Namespace(namespace, store, events, releases, driver, publish or events.publish,
-                     clock or datetime.now(timezone.utc))
+                     clock or datetime.now(timezone.utc), writers)
     result = Pass()
     for stored in _with_sla(store, namespace):
         try:
@@ -226,8 +238,10 @@ def _done(cluster: DeploymentCluster) -> bool:
         s.deploying and s.status.phase.name == "done" and s.retry_at is None for s in cluster.services)
 
 
-def _cluster(ctx: _Namespace, dep: Deployment, c: str, sla: Sla, result: Pass) -> bool:
-    """Check one cluster and apply its pending escalations; True when something was scaled."""
+def _cluster(ctx: _Namespace, dep: Deployment, c: str, sla: Sla, result: Pass, decided: list[dict] | None = None) -> bool:
+    """Check one cluster and apply its pending escalations; True when something was scaled.
+    `decided`: SLA events decided outside the pass (an alarm's, `escalate`), applied instead of
+    a check."""
     now, d = ctx.now, dep.name
     cluster = dep.clusters[c]
     held = _release_on(ctx, dep, c)
@@ -238,15 +252,17 @@ def _cluster(ctx: _Namespace, dep: Deployment, c: str, sla: Sla, result: Pass) -
         result.skip("release")
         reason = f"release {held[0]} runs on gateway {held[1]}: no scaling decision from a canary's partial traffic"
         log.info("sla of %s/%s skipped: %s", d, c, reason)
-        ctx.publish(ctx.ns, [new_event(["slas", "slas:skipped", *_tags(d, c)], {
+        ctx.emit([new_event(["slas", "slas:skipped", *_tags(d, c)], {
             "deployment": d, "cluster": c, "reason": reason, "release": held[0], "gateway": held[1]}, timestamp=now)])
         return False
     window = sla.window
     quiet = timedelta(seconds=(window.interval + window.cooldown)) if window else timedelta(0)
     sla_events = ctx.events_of([f"deployments:{d}", "sla", f"clusters:{c}"], now - max(LOOKBACK, quiet))
-    made: list[dict] = []
-    if sla.generic:
-        ctx.publish(ctx.ns, [new_event([f"sla:{sla.type}", *_tags(d, c)], {
+    made: list[dict] = list(decided or [])
+    if decided is not None:
+        pass
+    elif sla.generic:
+        ctx.emit([new_event([f"sla:{sla.type}", *_tags(d, c)], {
             "deployment": d, "cluster": c, "type": sla.type, "parameters": sla.parameters or {}}, timestamp=now)])
     elif sla.type == RTSW:
         made = _check(ctx, d, c, dep, cluster, sla, sla_events, quiet, result)
@@ -296,7 +312,7 @@ def _check(ctx, d, c, dep, cluster, sla: Sla, sla_events: list[dict], quiet: tim
         "threshold": {"upper": sla.threshold.upper, "lower": sla.threshold.lower},
         "window": {"interval": sla.window.interval, "cooldown": sla.window.cooldown,
                    "from": _stamp(start), "to": _stamp(now)}}, timestamp=now)
-    ctx.publish(ctx.ns, [event])
+    ctx.emit([event])
     return [event]
 
 
@@ -340,7 +356,7 @@ def _escalate(ctx: _Namespace, d: str, c: str, sla: Sla, pending: list[dict], re
         for a in plan.actions:
             log.info("escalation %s of %s/%s: %s %s %s -> %s", direction, d, c, a.cluster, a.field,
                      a.before, a.after)
-        ctx.publish(ctx.ns, marks)
+        ctx.emit(marks, triggers.chain_of(event))
         if plan.actions:
             try:
                 sync.sync_namespace(ctx.ns, store=ctx.store, driver=ctx.driver, publish=ctx.publish, only=d)
@@ -359,3 +375,52 @@ def _apply(ctx: _Namespace, d: str, dep: Deployment, plan: rules.Plan) -> None:
         scale[a.field] = int(a.after) if a.field == "instances" else a.after
     for (cname, sname), scale in changed.items():
         operations.scale(ctx.store, ctx.ns, d, cname, sname, scale, ctx.publish)  # memory: a bare number is MB
+
+
+# --- escalations asked for from outside the pass (0044): a CloudWatch alarm naming the cluster
+def escalate(namespace: str, deployment: str, cluster: str, direction: str, figures: dict, *, source: str,
+             extra_tags: tuple[str, ...] = (), store=None, events=None, releases=None, driver=None,
+             publish: Publish | None = None, clock: datetime | None = None, writers=None) -> dict:
+    """Escalate (or de-escalate) the cluster's SLA as an `sla:escalate|deescalate` of the check
+    would, by the same rules: refused within interval + cooldown of the cluster's last `sla`
+    event (the SLA's window; none for `escalation_only` and generic types) and once per `source`
+    (a redelivery finds its own event); then applied as the pass applies its own (bounds, `to_one`
+    order, waiting while a release holds a gateway routing to the cluster), each action an
+    `escalation:*` event carrying `figures`. Returns {outcome, reason | sla_event, actions}."""
+    if direction not in (rules.ESCALATE, rules.DEESCALATE):
+        raise ValueError(direction)
+    store = store or DynamoDBArtifactStore()
+    events = events or event_store()
+    ctx = _Namespace(namespace, store, events, releases, driver, publish or events.publish,
+                     clock or datetime.now(timezone.utc), writers)
+    stored = store.get(namespace, KIND, deployment)
+    dep = load(stored.document) if stored is not None else None
+    if dep is None or cluster not in dep.clusters:
+        return {"outcome": "refused", "reason": f"no cluster {cluster} in a deployment {deployment}"}
+    if dep.clusters[cluster].sla is None:
+        return {"outcome": "refused", "reason": f"cluster {deployment}/{cluster} has no SLA"}
+    resolve_sla, _ = _resolver(ctx)
+    sla = resolve_sla(dep.clusters[cluster].sla)
+    if sla is None:
+        return {"outcome": "refused", "reason": f"the SLA of {deployment}/{cluster} does not exist"}
+    window = sla.window
+    quiet = timedelta(seconds=(window.interval + window.cooldown)) if window else timedelta(0)
+    earlier = ctx.events_of([f"deployments:{deployment}", "sla", f"clusters:{cluster}"], ctx.now - max(LOOKBACK, quiet))
+    if any(isinstance(e.get("value"), dict) and e["value"].get("source") == source for e in earlier):
+        return {"outcome": "duplicate", "reason": f"{source} was already acted on"}
+    since = _stamp(ctx.now - quiet)
+    recent = [e for e in earlier if e["timestamp"] >= since]  # the check's own rule (_check)
+    if quiet and recent:
+        return {"outcome": "refused", "reason": f"within the SLA's interval + cooldown ({int(quiet.total_seconds())} s) "
+                                                f"of sla event {recent[-1]['id']}", "sla_event": recent[-1]["id"]}
+    event = new_event([f"sla:{direction}", "sla", *_tags(deployment, cluster), *extra_tags], {
+        "deployment": deployment, "cluster": cluster, "type": sla.type, "source": source, **figures},
+        timestamp=ctx.now)
+    ctx.emit([event])
+    result = Pass()
+    setattr(result, direction, 1)
+    _cluster(ctx, dep, cluster, sla, result, decided=[event])
+    if result.skipped.get("release"):
+        return {"outcome": "waiting", "sla_event": event["id"],
+                "reason": "a release runs on a gateway routing to the cluster: applied once it is over"}
+    return {"outcome": "applied", "sla_event": event["id"], "actions": result.actions, "errors": result.errors}

@@ -34,7 +34,7 @@ MAX_BYTES = 256 * 1024  # PutEvents: bytes per entry and per call, as EventBridg
 #   workflows:<name>            workflow runs and schedules (`workflows:<name>`)
 #   publish-failed              a gateway configuration etcd did not take (`gateways:publish-failed`)
 #   ecr:<started|refused>       what an image push started, or why not (automations/ecr.py)
-#   alarm:<aborted|refused|idle> what an alarm aborted (automations/cloudwatch_alarms.py)
+#   alarm:<aborted|refused|idle|escalated|deescalated|waiting> what an alarm did (cloudwatch_alarms.py)
 DETAIL_TYPES: tuple[tuple[str, str | None], ...] = (
     ("release:", None), ("synchronization:", None), ("sla:", None), ("escalation:", None),
     ("workflows:", None), ("publish-failed", "gateways:publish-failed"), ("ecr:", None), ("alarm:", None),

@@ -23,7 +23,11 @@ TOKEN_PREFIX = "vamp_"
 TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 ADMIN, OPERATOR, READER, AGENT = "admin", "operator", "reader", "agent"
-ROLES = (ADMIN, OPERATOR, READER, AGENT)
+ROLES = (ADMIN, OPERATOR, READER, AGENT)  # what POST /tokens may grant
+# A workflow run's token (docs/decisions/0044): bound to one workflow of one namespace, minted by
+# the control plane for a run (workflows/script_runs.mint_run_token), never through the API.
+WORKFLOW = "workflow"
+STORED_ROLES = ROLES + (WORKFLOW,)
 ALL_NAMESPACES = "*"
 MIN_TOKEN_LENGTH = 16  # a given (bootstrap) token; minted ones are 32 random bytes
 
@@ -40,6 +44,11 @@ class StoredToken:
     # Epoch seconds after which the token is refused (None: never). Workflow runs' tokens
     # (docs/decisions/0039) expire with the run; the table's TTL attribute removes the item later.
     expires_at: int | None = None
+    # Role `workflow` only: the workflow whose runs hold the token, and the chain of workflows
+    # whose runs led to this one (itself last): what the events it posts carry so that they never
+    # trigger a workflow of the chain again (workflows/triggers.py).
+    workflow: str | None = None
+    chain: tuple[str, ...] = ()
 
 
 def hash_token(token: str) -> str:
@@ -52,7 +61,8 @@ class TokenStore(Protocol):
         ...
 
     def create(self, name: str, token: str | None = None, *, role: str,
-               namespaces: tuple[str, ...] | list[str], expires_at: int | None = None) -> tuple[str, StoredToken]:
+               namespaces: tuple[str, ...] | list[str], expires_at: int | None = None,
+               workflow: str | None = None, chain: tuple[str, ...] = ()) -> tuple[str, StoredToken]:
         """Store a token under `name` (Conflict if the name is taken) with its role and
         namespaces (checked by the caller: api/authorization.checked_grant); a new random one
         unless `token` is given (bootstrap). Returns the token itself: the only time it is seen."""
@@ -88,15 +98,25 @@ def _entry(item: dict) -> StoredToken:
     role = item.get("role", {}).get("S", ADMIN)
     namespaces = tuple(n["S"] for n in item.get("namespaces", {}).get("L", [])) or (ALL_NAMESPACES,)
     expires = item.get(table.TTL_ATTRIBUTE, {}).get("N")
-    return StoredToken(item["name"]["S"], item["created"]["S"], role, namespaces, int(expires) if expires else None)
+    workflow = item.get("workflow", {}).get("S")
+    chain = tuple(n["S"] for n in item.get("chain", {}).get("L", []))
+    return StoredToken(item["name"]["S"], item["created"]["S"], role, namespaces, int(expires) if expires else None,
+                       workflow, chain)
 
 
-def _checked_scope(role: str, namespaces) -> tuple[str, ...]:
+def _checked_scope(role: str, namespaces, workflow: str | None = None) -> tuple[str, ...]:
     """The store's own guard (the API checks names and scope first, with the reasons)."""
-    if role not in ROLES:
-        raise ValidationFailed.at("role", f"one of {', '.join(ROLES)}")
+    if role not in STORED_ROLES:
+        raise ValidationFailed.at("role", f"one of {', '.join(STORED_ROLES)}")
     if isinstance(namespaces, str) or not namespaces or not all(isinstance(n, str) and n for n in namespaces):
         raise ValidationFailed.at("namespaces", f"a non-empty list of namespace names, or [{ALL_NAMESPACES!r}]")
+    if role == WORKFLOW:  # one workflow of one namespace, never "*"
+        if not isinstance(workflow, str) or not workflow:
+            raise ValidationFailed.at("workflow", "a workflow token names its workflow")
+        if len(namespaces) != 1 or namespaces[0] == ALL_NAMESPACES:
+            raise ValidationFailed.at("namespaces", "a workflow token has its workflow's namespace only")
+    elif workflow is not None:
+        raise ValidationFailed.at("workflow", f"only a {WORKFLOW} token names a workflow")
     return tuple(namespaces)
 
 
@@ -121,10 +141,12 @@ class DynamoDBTokenStore:
         return entry
 
     def create(self, name: str, token: str | None = None, *, role: str,
-               namespaces: tuple[str, ...] | list[str], expires_at: int | None = None) -> tuple[str, StoredToken]:
+               namespaces: tuple[str, ...] | list[str], expires_at: int | None = None,
+               workflow: str | None = None, chain: tuple[str, ...] = ()) -> tuple[str, StoredToken]:
         if not isinstance(name, str) or not TOKEN_NAME.match(name):
             raise ValidationFailed.at("name", "1-64 characters: letters, digits, _ . @ -, starting with a letter or digit")
-        namespaces = _checked_scope(role, namespaces)
+        namespaces = _checked_scope(role, namespaces, workflow)
+        chain = tuple(chain) if role == WORKFLOW else ()
         if role == ADMIN and expires_at is not None:  # a short-lived token is a run's, never an admin
             raise ValidationFailed.at("role", "an expiring token cannot be an admin")
         if token is not None and len(token) < MIN_TOKEN_LENGTH:
@@ -138,12 +160,14 @@ class DynamoDBTokenStore:
                 TableName=self._table,
                 Item={**_key(hash_token(token)), "name": {"S": name}, "created": {"S": created},
                       "role": {"S": role}, "namespaces": {"L": [{"S": n} for n in namespaces]},
-                      **({table.TTL_ATTRIBUTE: {"N": str(int(expires_at))}} if expires_at is not None else {})},
+                      **({table.TTL_ATTRIBUTE: {"N": str(int(expires_at))}} if expires_at is not None else {}),
+                      **({"workflow": {"S": workflow}, "chain": {"L": [{"S": n} for n in chain]}}
+                         if workflow is not None else {})},
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except self._ddb.exceptions.ConditionalCheckFailedException:
             raise Conflict("this token is already registered", [FieldError("token", "already exists")]) from None
-        return token, StoredToken(name, created, role, namespaces, expires_at)
+        return token, StoredToken(name, created, role, namespaces, expires_at, workflow, chain)
 
     def ensure(self, name: str, token: str, *, role: str, namespaces: tuple[str, ...] | list[str]) -> StoredToken:
         found = self.authenticate(token)

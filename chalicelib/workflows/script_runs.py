@@ -1,7 +1,8 @@
 """Runs of script and container breeds (decision 0039, "Script and container runs"): a one-off
 job on the namespace's driver (a local process, a Kubernetes Job, an ECS task) with Vamp's
-workflow environment and a token that may act only in the workflow's namespace, as an operator,
-and only until the run's timeout (plus a margin) has passed; revoked once an awaited run ends."""
+workflow environment and a token bound to the workflow (role `workflow`, decision 0044: it reads
+its namespace, changes gateways, scales services, publishes events; it writes no breed, workflow,
+blueprint or token), valid until the run's timeout (plus a margin); revoked once an awaited run ends."""
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ from chalicelib.errors import ValidationFailed
 from chalicelib.settings import settings
 from chalicelib.store.artifact_store import ArtifactStore
 from chalicelib.store.event_store import EventQuery
-from chalicelib.store.tokens import OPERATOR, DynamoDBTokenStore
+from chalicelib.store.tokens import WORKFLOW, DynamoDBTokenStore
 from chalicelib.workflows import lifecycle, periods
 
 TIMEOUT_VARIABLE = "VAMP_WORKFLOW_EXECUTION_TIMEOUT"
@@ -118,9 +119,8 @@ def run(store: ArtifactStore, namespace: str, name: str, document: dict, trigger
     breed = breed_of(store, namespace, document)
     timeout = timeout_of(document, breed)
     tokens = DynamoDBTokenStore()
-    token_label = token_name(namespace, name)
-    token, _ = tokens.create(token_label, role=OPERATOR, namespaces=[namespace],
-                             expires_at=int(time.time()) + timeout + TOKEN_MARGIN)
+    chain = tuple((trigger or {}).get("origin") or ())
+    token, token_label = mint_run_token(namespace, name, int(time.time()) + timeout + TOKEN_MARGIN, chain=chain)
     result = JobResult("failed", reason="not run")
     try:
         spec = spec_of(namespace, name, document, breed, token, trigger, timeout)
@@ -204,3 +204,18 @@ def argument_problems(namespace: str, document: dict, resolve) -> list[tuple[str
     inherited = [("breed" if reference is not None else f"breed.arguments[{i}].{k}", (str(k), str(v)))
                  for i, a in enumerate(source.get("arguments") or []) if isinstance(a, dict) for k, v in a.items()]
     return job_arguments.problems(namespace, inherited + own)
+
+
+# --- workflow run tokens (0044) ---
+def mint_run_token(namespace: str, workflow: str, expires_at: int | None,
+                   chain: tuple[str, ...] = ()) -> tuple[str, str]:
+    """A new token for a run of `workflow` (decision 0044): role `workflow`, bound to that
+    workflow and its namespace, expiring at `expires_at` (epoch seconds; None: a daemon's, revoked
+    when the daemon stops). `chain`: the workflows whose runs led to this one; the token's events
+    carry it with the workflow itself, so they never trigger a workflow of it again. Returns
+    (token, label): the token for VAMP_API_TOKEN, the label to revoke it by."""
+    label = token_name(namespace, workflow)
+    chain = tuple(c for c in chain if c != workflow) + (workflow,)
+    token, _ = DynamoDBTokenStore().create(label, role=WORKFLOW, namespaces=[namespace], expires_at=expires_at,
+                                           workflow=workflow, chain=chain)
+    return token, label

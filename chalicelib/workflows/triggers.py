@@ -130,3 +130,24 @@ def on_bus_event(event: dict, publish, store: ArtifactStore, writers=None) -> di
                        posted_by={"name": f"eventbridge:{event.get('source')}", "role": None})
     publish(namespace, [stored])
     return {"event": stored["id"], "runs": on_published(store, namespace, [stored], (), writers)}
+
+
+# --- the control plane's own events trigger workflows too (0044): the SLA pass, the automations
+def publishing(store: ArtifactStore, publish, writers=None):
+    """A publish for the control plane's own writers (the SLA pass, the alarm and ECR
+    automations): `emit(namespace, events, origin=())` stores the events with `publish`, then runs
+    the workflows they trigger, as POST /events does, with the same loop guard (`origin`: the
+    chain of workflow runs that led to these events, when an event they act on was a run's)."""
+    def emit(namespace: str, events: list[dict], origin: tuple[str, ...] = ()) -> list[dict]:
+        publish(namespace, events)
+        return on_published(store, namespace, events, tuple(origin), writers)
+
+    return emit
+
+
+def chain_of(event: dict) -> tuple[str, ...]:
+    """The chain of workflow runs behind an event a run's token posted (`posted_by.chain`, set by
+    the API, never by the poster), else ()."""
+    poster = event.get("posted_by") if isinstance(event, dict) else None
+    chain = poster.get("chain") if isinstance(poster, dict) else None
+    return tuple(c for c in chain if isinstance(c, str)) if isinstance(chain, list) else ()

@@ -1,7 +1,7 @@
 """Script and container breeds run on the namespace's driver (decision 0039): the local driver
 for real (a process: exit code, log tail, the timeout stopping its whole group), Vamp's workflow
-environment, and the run's token, which acts only as an operator of the workflow's namespace and
-only while the run lasts."""
+environment, and the run's token, which is bound to its workflow (role `workflow`, decision 0044:
+tests/workflows/test_run_tokens.py tries every forbidden write) and lives only while the run lasts."""
 from __future__ import annotations
 
 import json
@@ -129,10 +129,15 @@ class _Calling:
     def run_job(self, namespace, spec, timeout):
         self.token = token = spec.env["VAMP_API_TOKEN"]
         api = self.api
+        gateway = {"name": "wg", "port": "9077/http", "routes": {"[127.0.0.1:8081]": {"weight": "100%"}}}
         self.answers = {
             "read": api.get("/api/v1/deployments", token=token).status_code,
-            "write gateway": api.post("/api/v1/gateways", {"name": "wg", "port": "9077/http", "routes": {
-                "[127.0.0.1:8081]": {"weight": "100%"}}}, token=token).status_code,
+            "create gateway": api.post("/api/v1/gateways", gateway, token=token).status_code,
+            "change gateway": api.put("/api/v1/gateways/wg", gateway, token=token).status_code,
+            "write its breed": api.put("/api/v1/breeds/caller", {"name": "caller", "deployable": {
+                "type": "command", "definition": "id"}}, token=token).status_code,
+            "write a workflow": api.post("/api/v1/workflows", {"name": "c2", "breed": "caller", "schedule": {
+                "time": {"period": "PT1M"}}}, token=token).status_code,
             "publish": api.post("/api/v1/events", {"tags": ["done"], "value": 1}, token=token).status_code,
             "other namespace": api.get("/other/api/v1/deployments", token=token).status_code,
             "other namespace write": api.post("/other/api/v1/events", {"tags": ["x"], "value": 1},
@@ -150,15 +155,19 @@ def test_the_runs_token_acts_in_its_namespace_only_and_dies_with_the_run(api, mo
     monkeypatch.setattr(script_runs, "driver_for", lambda namespace: drivers.Guarded(calling))
     _breed(api, "caller", "true")
     _workflow(api, "c", "caller")
+    assert api.post("/api/v1/gateways", {"name": "wg", "port": "9077/http", "routes": {
+        "[127.0.0.1:8081]": {"weight": "100%"}}}).status_code == 202
     outcome = runs.run(DynamoDBArtifactStore(), "default", "c")
     assert outcome["exit_code"] == 0
-    assert calling.answers == {"read": 200, "write gateway": 202, "publish": 201, "other namespace": 403,
+    assert calling.answers == {"read": 200, "create gateway": 403, "change gateway": 202, "write its breed": 403,
+                               "write a workflow": 403, "publish": 201, "other namespace": 403,
                                "other namespace write": 403, "mint a token": 403, "list tokens": 403,
                                "telemetry": 403}
     assert DynamoDBTokenStore().authenticate(calling.token) is None  # revoked at the run's end
     assert not [t for t in DynamoDBTokenStore().list() if t.name.startswith("workflow@")]
     [published] = _query("done")
     assert published["posted_by"]["name"].startswith("workflow@default.c.")
+    assert published["posted_by"]["workflow"] == "c" and published["posted_by"]["role"] == "workflow"
 
 
 def test_the_runs_token_expires_with_the_run(aws):
@@ -224,6 +233,7 @@ def test_a_container_run_on_ecs_is_started_not_awaited_and_settled_by_a_later_ru
     assert task["desiredStatus"] == "RUNNING"
     [token] = [t for t in DynamoDBTokenStore().list() if t.name.startswith("workflow@team-a.w.")]
     assert token.expires_at is not None and token.namespaces == ("team-a",)  # expires; not revoked yet
+    assert token.role == "workflow" and token.workflow == "w"
     time.sleep(2.1)  # past the run's 1 s deadline (ECS has no timeout: the next run stops it)
     second = runs.run(DynamoDBArtifactStore(), "team-a", "w")  # stops and reports the first
     assert second["running"] != first["running"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from chalicelib import artifacts
-from chalicelib.api import pagination
+from chalicelib.api import authorization, pagination
 from chalicelib.api.backends import artifact_store, publish_events
 from chalicelib.api.http import Call, Reply, decoded_name
 from chalicelib.api.routes import nodes
@@ -86,6 +86,11 @@ def update_artifact(call: Call, kind: str, name: str) -> Reply:
     data = docs[0]
     if isinstance(data, dict) and "name" not in data:
         data = {**data, "name": name}  # Vamp lets the path name the artifact
+    if call.caller is not None and call.caller.role == authorization.WORKFLOW:  # 0044: never creates one
+        refused = authorization.workflow_gateway_refusal(
+            call.caller, artifact_store().get(call.namespace, kind, name) is not None)
+        if refused is not None:
+            raise refused
     outcomes = artifacts.change(artifact_store(), publish_events, call.namespace, [Document(kind, data)], "upsert",
                                 validate_only=call.flag("validate_only"), url_name=name,
                                 expected_version=_expected_version(call), targets=route_targets.source)

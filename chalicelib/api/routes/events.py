@@ -110,7 +110,7 @@ def publish_events(call: Call) -> Reply:
             errors += [FieldError(prefix + x.path, x.reason) for x in err.errors]
             continue
         events.append(new_event(tags=list(e.tags), value=e.value, type=e.type, timestamp=e.timestamp,
-                                posted_by={"name": caller.name, "role": caller.role}))
+                                posted_by=_poster(caller)))
     if not docs:
         errors.append(FieldError("body", "no event given"))
     if errors:
@@ -120,14 +120,24 @@ def publish_events(call: Call) -> Reply:
         raise refused
     if not call.flag("validate_only"):
         event_store().publish(call.namespace, events)
-        _trigger_workflows(call.namespace, events)
+        _trigger_workflows(call.namespace, events, caller.chain)
     return Reply(201, events if many else events[0])
 
 
-def _trigger_workflows(namespace: str, events: list[dict]) -> None:
-    # --- workflows (0039): the event schedules these events match run now
+def _poster(caller: authorization.Caller) -> dict:
+    """Who posted: the token's name and role; a workflow run's token (0044) adds its workflow and
+    the chain of runs behind it, which the events' triggers (and the SLA pass's) honour."""
+    poster = {"name": caller.name, "role": caller.role}
+    if caller.workflow is not None:
+        poster.update(workflow=caller.workflow, chain=list(caller.chain))
+    return poster
+
+
+def _trigger_workflows(namespace: str, events: list[dict], origin: tuple[str, ...] = ()) -> None:
+    # --- workflows (0039): the event schedules these events match run now; a workflow run's own
+    # events carry its chain, so they never trigger a workflow of it again (0044)
     from chalicelib.api.backends import artifact_store
     from chalicelib.api.routes.workflows import writers
     from chalicelib.workflows import triggers
 
-    triggers.on_published(artifact_store(), namespace, events, (), writers())
+    triggers.on_published(artifact_store(), namespace, events, tuple(origin), writers())

@@ -12,7 +12,12 @@ FIELDS = {"name", "role", "namespaces"}
 
 
 def _token_view(p) -> dict:
-    return {"name": p.name, "role": p.role, "namespaces": list(p.namespaces), "created": p.created}
+    view = {"name": p.name, "role": p.role, "namespaces": list(p.namespaces), "created": p.created}
+    if p.workflow is not None:  # a workflow run's token (0044)
+        view["workflow"] = p.workflow
+    if p.expires_at is not None:
+        view["expires_at"] = p.expires_at
+    return view
 
 
 def _caller(call: Call) -> authorization.Caller:
