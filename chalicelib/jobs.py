@@ -33,10 +33,18 @@ def check_slas() -> dict:
 def every_minute(_event=None) -> dict:
     out: dict = {}
     for part, run in (("deployments", synchronise_deployments), ("gateways", republish_gateways),
-                      ("slas", check_slas)):
+                      ("slas", check_slas), ("daemons", reconcile_daemons)):
         try:
             out[part] = run()
         except Exception as e:  # noqa: BLE001 - the next pass tries again
             log.exception("scheduled %s pass failed", part)
             out[part] = {"error": str(e)}
     return out
+
+
+# --- daemon workflows (0043): the driver runs exactly the running daemons (one it lost, after the
+# local stack restarted say, started again), and the restarts it made are reported.
+def reconcile_daemons() -> dict:
+    from chalicelib.workflows import daemons
+
+    return daemons.run_all()

@@ -49,7 +49,8 @@ def timeout_of(document: dict, breed: dict | None = None) -> int:
 
 def period_of(document: dict) -> int:
     """The time schedule's period in seconds; 0 for event schedules (as Vamp)."""
-    time_schedule = (document.get("schedule") or {}).get("time")
+    schedule = document.get("schedule")
+    time_schedule = schedule.get("time") if isinstance(schedule, dict) else None  # `daemon` is a string
     if isinstance(time_schedule, dict) and isinstance(time_schedule.get("period"), str):
         return int(periods.seconds(time_schedule["period"]))
     if isinstance(time_schedule, str):  # the bare period form
@@ -85,6 +86,15 @@ def token_name(namespace: str, name: str) -> str:
     return f"workflow@{readable}.{secrets.token_hex(3)}"
 
 
+def mint_token(namespace: str, name: str, expires_at: int | None, label: str | None = None) -> tuple[str, str]:
+    """The API token workflow `name` acts with, (token, its name): a run's expires, a daemon's
+    (docs/decisions/0043: `expires_at` None, its own `label`) lasts until revoked. One place for
+    both, so runs and daemons always get the same scope."""
+    label = label or token_name(namespace, name)
+    token, _ = DynamoDBTokenStore().create(label, role=OPERATOR, namespaces=[namespace], expires_at=expires_at)
+    return token, label
+
+
 def spec_of(namespace: str, name: str, document: dict, breed: dict, token: str, trigger: dict | None,
             timeout: int) -> JobSpec:
     deployable = Deployable.model_validate(breed.get("deployable"))
@@ -118,9 +128,7 @@ def run(store: ArtifactStore, namespace: str, name: str, document: dict, trigger
     breed = breed_of(store, namespace, document)
     timeout = timeout_of(document, breed)
     tokens = DynamoDBTokenStore()
-    token_label = token_name(namespace, name)
-    token, _ = tokens.create(token_label, role=OPERATOR, namespaces=[namespace],
-                             expires_at=int(time.time()) + timeout + TOKEN_MARGIN)
+    token, token_label = mint_token(namespace, name, int(time.time()) + timeout + TOKEN_MARGIN)
     result = JobResult("failed", reason="not run")
     try:
         spec = spec_of(namespace, name, document, breed, token, trigger, timeout)

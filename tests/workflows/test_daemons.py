@@ -1,0 +1,236 @@
+"""Daemon workflows (decision 0043) on the local driver, for real: a supervised process group
+with Vamp's workflow environment and a token that does not expire, restarted when it dies,
+stopped on suspend and delete (its token revoked), started again by the scheduled pass when the
+driver lost it."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+
+from chalicelib import drivers
+from chalicelib.drivers import local
+from chalicelib.drivers.processes import group_members
+from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
+from chalicelib.store.event_backend import event_store
+from chalicelib.store.event_store import EventQuery
+from chalicelib.store.tokens import DynamoDBTokenStore
+from chalicelib.workflows import daemons, lifecycle
+from tests.drivers.helpers import wait_for
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_left():
+    yield
+    local._stop_all_daemons()
+
+
+def _events(name, what):
+    return event_store().query("default", EventQuery(tags=[f"workflows:{name}", what], per_page=100)).items
+
+
+def _daemon(api, tmp_path, name="d", command=None):
+    """A daemon that writes its environment to a file, then sleeps (in a child: its group)."""
+    out = tmp_path / f"{name}.env"
+    command = command or (
+        f'echo "$VAMP_NAMESPACE $VAMP_WORKFLOW_NAME $VAMP_WORKFLOW_EXECUTION_TIMEOUT $COLOUR" > {out}.tmp; '
+        f'echo "$VAMP_API_TOKEN" >> {out}.tmp; mv {out}.tmp {out}; echo "up as $$"; sleep 600 & wait')
+    r = api.post("/api/v1/breeds", {"name": f"{name}-breed", "deployable": {"type": "command", "definition": command},
+                                    "environment_variables": {"COLOUR": "red"}})
+    assert r.status_code == 201, r.body
+    r = api.post("/api/v1/workflows", {"name": name, "breed": f"{name}-breed", "schedule": "daemon"})
+    assert r.status_code == 202, r.body
+    return out
+
+
+def _said(out):
+    """(environment line, token) the daemon wrote, once it did."""
+    wait_for(lambda: out.exists(), timeout=10)
+    env, token = out.read_text().splitlines()
+    return env, token
+
+
+def _pid(name="d"):
+    return local.LocalDriver().daemon_pid("default", name)
+
+
+def _pass():
+    return daemons.reconcile(DynamoDBArtifactStore(), "default", event_store(), event_store().publish)
+
+
+def test_a_daemon_runs_with_the_workflow_environment_and_comes_back_when_killed(api, tmp_path):
+    out = _daemon(api, tmp_path)
+    assert api.get("/api/v1/workflows/d/status").json == "running"
+    [scheduled] = _events("d", "scheduled")
+    assert scheduled["value"]["schedule"] == "daemon" and scheduled["value"]["handle"].startswith("daemon-default-")
+    env, token = _said(out)
+    assert env == "default d 0 red"
+    assert api.get("/api/v1/deployments", token=token).status_code == 200  # an operator of its namespace
+    assert api.get("/other/api/v1/deployments", token=token).status_code == 403
+    assert DynamoDBTokenStore().authenticate(token).expires_at is None  # no timeout to expire with
+
+    first = _pid()
+    out.unlink()
+    os.killpg(first, signal.SIGKILL)
+    wait_for(lambda: _pid() not in (None, first), timeout=10)
+    assert not group_members(first)  # the old group is gone (its sleep too)
+    _said(out)  # it ran again, with the same token
+    assert _pass() == {"d": "restarted"}
+    [restarted] = _events("d", "restarted")
+    assert restarted["value"]["by"] == "driver" and restarted["value"]["restarts"] == 1
+    assert restarted["value"]["exit_code"] == -signal.SIGKILL
+    assert any(line.startswith("up as ") for line in restarted["value"]["log"])
+    assert _pass() == {}  # reported once
+    assert len(_events("d", "restarted")) == 1
+    assert api.get("/api/v1/workflows/d/status").json == "running"  # Vamp's status string, unchanged
+
+
+def test_suspend_stops_it_start_runs_it_again_with_a_new_token(api, tmp_path):
+    out = _daemon(api, tmp_path)
+    _, token = _said(out)
+    pid = _pid()
+    r = api.put("/api/v1/workflows/d/status", "suspend")
+    assert r.status_code == 202 and r.json == "suspended"
+    assert _pid() is None and not group_members(pid)
+    assert api.get("/api/v1/deployments", token=token).status_code == 401  # revoked
+    [unscheduled] = _events("d", "unscheduled")
+    assert unscheduled["value"]["token_revoked"] is True and "up as" in unscheduled["value"]["log"][0]
+    assert _pass() == {}  # suspended: nothing to start
+
+    out.unlink()
+    assert api.put("/api/v1/workflows/d/status", "start").json == "running"
+    _, fresh = _said(out)
+    assert fresh != token and api.get("/api/v1/deployments", token=fresh).status_code == 200
+    assert _pid() not in (None, pid)
+
+    out.unlink()
+    before = _pid()
+    assert api.put("/api/v1/workflows/d/status", "restart").json == "running"
+    _, third = _said(out)
+    # revoked in the store at once; this process's API trusts its last answer for 2 s (0022)
+    assert third != fresh and DynamoDBTokenStore().authenticate(fresh) is None
+    assert api.get("/api/v1/deployments", token=third).status_code == 200
+    assert _pid() != before and not group_members(before)
+    assert len(_events("d", "scheduled")) == 3
+
+
+def test_delete_removes_it_and_revokes_its_token(api, tmp_path):
+    out = _daemon(api, tmp_path)
+    _, token = _said(out)
+    pid = _pid()
+    assert api.delete("/api/v1/workflows/d").status_code == 202
+    assert _pid() is None and not group_members(pid)
+    assert api.get("/api/v1/deployments", token=token).status_code == 401
+    assert not [t for t in DynamoDBTokenStore().list() if t.name.startswith("daemon@")]
+    [unscheduled] = _events("d", "unscheduled")
+    assert unscheduled["value"]["token_revoked"] is True
+
+
+def test_a_built_in_cannot_be_a_daemon(api):
+    r = api.post("/api/v1/workflows", {"name": "h", "breed": "health", "schedule": "daemon"})
+    assert r.status_code == 400
+    [error] = r.json["errors"]
+    assert error["path"] == "schedule" and "a built-in runs on a time or event schedule" in error["reason"]
+    assert api.get("/api/v1/workflows/h").status_code == 404
+
+
+def test_a_daemon_the_driver_refuses_stays_starting_and_says_why(api):
+    assert api.post("/api/v1/breeds", {"name": "img", "deployable": "busybox"}).status_code == 201
+    assert api.post("/api/v1/workflows", {"name": "i", "breed": "img", "schedule": "daemon"}).status_code == 202
+    assert api.get("/api/v1/workflows/i/status").json == "starting"
+    [failed] = _events("i", "failed")
+    assert "`command` breeds only" in failed["value"]["error"]
+    r = api.put("/api/v1/workflows/i/status", "running")
+    assert r.status_code == 409 and r.json["errors"][0]["path"] == "schedule"
+    assert "`command` breeds only" in r.json["errors"][0]["reason"]
+    assert not [t for t in DynamoDBTokenStore().list() if t.name.startswith("daemon@")]  # revoked again
+
+
+def test_the_pass_runs_again_a_daemon_the_driver_lost(api, tmp_path):
+    """As after a restart of the local stack: its processes stopped with it, the store still says running."""
+    out = _daemon(api, tmp_path)
+    _, token = _said(out)
+    local.stop_all()
+    assert _pid() is None
+    out.unlink()
+    assert _pass() == {"d": "started"}
+    _, fresh = _said(out)
+    assert DynamoDBTokenStore().authenticate(token) is None
+    assert api.get("/api/v1/deployments", token=fresh).status_code == 200
+    [restarted] = _events("d", "restarted")
+    assert restarted["value"]["by"] == "control plane"
+    assert _pass() == {}
+
+
+def test_the_pass_stops_a_daemon_no_running_workflow_asks_for(api, tmp_path):
+    out = _daemon(api, tmp_path)
+    _said(out)
+    store = DynamoDBArtifactStore()
+    stored = store.get("default", "workflows", "d")
+    # suspended behind the driver's back (a writer that died between its two writes)
+    from chalicelib.store.artifact_store import Write
+
+    store.apply("default", [Write("workflows", "d", {**stored.document, "status": "suspended"}, stored.version)])
+    pid = _pid()
+    assert _pass() == {"d": "stopped"}
+    assert _pid() is None and not group_members(pid)
+    assert not [t for t in DynamoDBTokenStore().list() if t.name.startswith("daemon@")]
+
+
+def test_the_daemon_pass_is_part_of_the_scheduled_pass(api, tmp_path):
+    from chalicelib import jobs
+
+    out = _daemon(api, tmp_path)
+    _said(out)
+    local.stop_all()
+    assert jobs.every_minute()["daemons"] == {"default": {"d": "started"}}
+    wait_for(lambda: _pid() is not None, timeout=5)
+
+
+def test_concurrent_status_writers_lose_no_update_and_leave_the_driver_as_the_store_says(api, tmp_path):
+    _daemon(api, tmp_path, command="sleep 600")
+    store = DynamoDBArtifactStore()
+    before = store.get("default", "workflows", "d").version
+    outcomes, failures = [], []
+
+    def write(request):
+        try:
+            outcomes.append(lifecycle.set_status(store, "default", "d", request, event_store().publish))
+        except Exception as e:  # noqa: BLE001 - counted below
+            failures.append(e)
+
+    threads = [threading.Thread(target=write, args=(r,)) for r in ["suspend", "start", "restart"] * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    # a writer whose last write another overtook answers the status it then reads (0039)
+    assert set(outcomes) <= {"running", "suspended", "restarting", "starting", "suspending"}
+    stored = store.get("default", "workflows", "d")
+    assert stored.version > before and stored.document["status"] in ("running", "suspended")
+    _pass()  # whatever order the drivers' calls took, one pass makes the driver agree with the store
+    running = drivers.driver_for("default").daemons("default") or {}
+    tokens = [t.name for t in DynamoDBTokenStore().list() if t.name.startswith("daemon@")]
+    if stored.document["status"] == "running":
+        assert set(running) == {"d"} and tokens == [running["d"].token_name]
+        with local._LOCK:
+            token = local._DAEMONS[("default", "d")].spec.env["VAMP_API_TOKEN"]
+        assert DynamoDBTokenStore().authenticate(token) is not None  # the one it runs with
+    else:
+        assert running == {} and tokens == []
+
+
+def test_a_daemon_whose_token_was_revoked_gets_a_fresh_one_from_the_pass(api, tmp_path):
+    out = _daemon(api, tmp_path)
+    _, token = _said(out)
+    [name] = [t.name for t in DynamoDBTokenStore().list() if t.name.startswith("daemon@default.d.")]
+    DynamoDBTokenStore().revoke(name)
+    out.unlink()
+    assert _pass() == {"d": "started"}
+    _, fresh = _said(out)
+    assert fresh != token and DynamoDBTokenStore().authenticate(fresh) is not None
+    [restarted] = _events("d", "restarted")
+    assert restarted["value"]["reason"].startswith("its token was revoked")
