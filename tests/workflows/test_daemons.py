@@ -234,3 +234,52 @@ def test_a_daemon_whose_token_was_revoked_gets_a_fresh_one_from_the_pass(api, tm
     assert fresh != token and DynamoDBTokenStore().authenticate(fresh) is not None
     [restarted] = _events("d", "restarted")
     assert restarted["value"]["reason"].startswith("its token was revoked")
+
+
+def test_the_local_stack_runs_its_daemons_again_after_a_restart(aws, tmp_path, monkeypatch):
+    """Through the stack's HTTP API: a daemon runs; the stack stops (its processes with it) and
+    starts again on the same store; its first scheduled pass starts the daemon again."""
+    import requests
+
+    from chalicelib.workflows import in_process
+    from local.stack import LocalStack, free_port
+
+    monkeypatch.setenv("VAMP_GATEWAY_PORTS", "20000-24999")
+    out = tmp_path / "daemon.env"
+    command = f'echo "$VAMP_WORKFLOW_NAME" > {out}; echo "$VAMP_API_TOKEN" >> {out}; exec sleep 600'
+
+    def stack():
+        in_process.TIMER.clear()
+        return LocalStack(api_port=free_port(), state_dir=tmp_path / "state", persist=False, quiet=True,
+                          gateways=False).start()
+
+    first = stack()
+    try:
+        url, auth = f"{first.api_url}/api/v1", {"Authorization": f"Bearer {first.token}"}
+        breed = {"name": "watch", "deployable": {"type": "command", "definition": command}}
+        assert requests.post(f"{url}/breeds", json=breed, headers=auth, timeout=30).status_code == 201
+        r = requests.post(f"{url}/workflows", json={"name": "w", "breed": "watch", "schedule": "daemon"},
+                          headers=auth, timeout=30)
+        assert r.status_code == 202, r.text
+        _, token = _said(out)
+        pid = local.LocalDriver().daemon_pid("default", "w")
+    finally:
+        first.stop()
+    assert not group_members(pid)  # stopped with the stack
+    out.unlink()
+    second = stack()
+    try:
+        _, fresh = _said(out)
+        assert fresh != token
+        url, auth = f"{second.api_url}/api/v1", {"Authorization": f"Bearer {second.token}"}
+        assert requests.get(f"{url}/workflows/w/status", headers=auth, timeout=30).json() == "running"
+        assert requests.get(f"{url}/deployments", headers={"Authorization": f"Bearer {fresh}"},
+                            timeout=30).status_code == 200
+        assert requests.get(f"{url}/deployments", headers={"Authorization": f"Bearer {token}"},
+                            timeout=30).status_code == 401  # the last run's token, revoked
+        events = requests.get(f"{url}/events", params={"tag": ["workflows:w", "restarted"]}, headers=auth,
+                              timeout=30).json()
+        assert [e["value"]["by"] for e in events] == ["control plane"]
+    finally:
+        second.stop()
+    assert local.LocalDriver().daemon_pid("default", "w") is None
