@@ -141,6 +141,8 @@ def _schedule(namespace: str, name: str, document: dict, enabled: bool, publish:
                 if publish is not None:
                     publish(namespace, [event(name, "failed", {"error": e.message[:500], "daemon": True})])
                 raise
+        else:  # written while suspended: a time schedule it had before it became a daemon goes
+            scheduler().delete(namespace, name)
     else:
         time = TimeSchedule.of(document)
         if time is not None:

@@ -283,3 +283,20 @@ def test_the_local_stack_runs_its_daemons_again_after_a_restart(aws, tmp_path, m
     finally:
         second.stop()
     assert local.LocalDriver().daemon_pid("default", "w") is None
+
+
+def test_a_time_workflow_made_a_daemon_keeps_no_time_schedule(api, tmp_path):
+    from chalicelib.workflows import in_process
+
+    command = "sleep 600"
+    assert api.post("/api/v1/breeds", {"name": "b", "deployable": {"type": "command", "definition": command}}
+                    ).status_code == 201
+    timed = {"name": "t", "breed": "b", "schedule": {"time": {"period": "PT1M"}}}
+    assert api.post("/api/v1/workflows", timed).status_code == 202
+    assert api.put("/api/v1/workflows/t/status", "suspend").json == "suspended"
+    assert in_process.TIMER.entry("default", "t") is not None  # kept, disabled
+    r = api.put("/api/v1/workflows/t", {**timed, "schedule": "daemon"})
+    assert r.status_code == 202, r.body
+    assert in_process.TIMER.entry("default", "t") is None
+    assert api.put("/api/v1/workflows/t/status", "start").json == "running"
+    assert _pid("t") is not None
