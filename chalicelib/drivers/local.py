@@ -444,15 +444,20 @@ class LocalDriver:
         if spec.deployable_type != COMMAND:
             raise DriverError(f"the local driver runs `command` breeds only, not {spec.deployable_type!r} "
                               f"({spec.definition}); name kubernetes or ecs for the namespace for images")
+        key = (namespace, spec.name)
+        with _LOCK:
+            old = _DAEMONS.pop(key, None)
+        if old is not None:  # stopped first: one instance, as ECS (maximumPercent 100) and Recreate
+            _stop_daemon(old)
         daemon = _Daemon(namespace, spec)
         try:
             _start_daemon(daemon)
         except OSError as e:
             raise DriverError(f"cannot start {spec.definition!r}: {e}") from e
         with _LOCK:
-            old, _DAEMONS[(namespace, spec.name)] = _DAEMONS.get((namespace, spec.name)), daemon
-        if old is not None:
-            _stop_daemon(old)
+            raced, _DAEMONS[key] = _DAEMONS.get(key), daemon
+        if raced is not None:  # another start ran meanwhile: the last registered is the daemon
+            _stop_daemon(raced)
         _ensure_daemon_supervisor()
         return daemon.handle
 
