@@ -453,8 +453,8 @@ class EcsDriver:
             raise DriverError(self._reason(e)) from e
 
     def daemons(self, namespace: str) -> dict[str, DaemonStatus]:
-        """The namespace's daemon services (one listing, one describe per 10 services). Restarts
-        are not counted (ECS replaces a stopped task itself; its service events say so)."""
+        """The namespace's daemon services (one listing, one describe per 10 services); restarts
+        counted from the service's events (`daemon_restarts`), per deployment (the handle's `#...`)."""
         try:
             arns: list[str] = []
             for page in self.ecs.get_paginator("list_services").paginate(cluster=self.cluster):
@@ -475,6 +475,25 @@ class EcsDriver:
                 state, reason = "running", None
             else:
                 state, reason = "starting", events[0]["message"] if events else "no task running yet"
-            out[tags[DAEMON_TAG]] = DaemonStatus(tags[DAEMON_TAG], state, s["serviceArn"], reason=reason,
-                                                 token_name=tags.get(TOKEN_NAME_TAG))
+            out[tags[DAEMON_TAG]] = DaemonStatus(
+                tags[DAEMON_TAG], state, f"{s['serviceArn']}#{primary.get('id', '')}", restarts=daemon_restarts(s),
+                reason=reason, token_name=tags.get(TOKEN_NAME_TAG))
         return out
+
+
+_STARTED = re.compile(r"^\(service [^)]{1,255}\) has started ([0-9]{1,4}) tasks?:")
+
+
+def daemon_restarts(service: dict) -> int | None:
+    """How often ECS started a task again for the primary deployment, from the service's events
+    (the last 100, newest first, which DescribeServices returns anyway): its "has started N
+    tasks" messages since the deployment was created, less the first task. None: nothing to go by."""
+    primary = next((d for d in service.get("deployments") or [] if d.get("status") == "PRIMARY"), None)
+    if primary is None or primary.get("createdAt") is None:
+        return None
+    started = 0
+    for e in service.get("events") or []:
+        match = _STARTED.match(e.get("message") or "")
+        if match and e.get("createdAt") is not None and e["createdAt"] >= primary["createdAt"]:
+            started += int(match.group(1))
+    return max(0, started - 1)

@@ -44,7 +44,8 @@ def test_a_daemon_is_a_service_of_one_task_of_a_workflow_family(ecs):
     assert container["image"] == "busybox:1.36"
     assert {"name": "COLOUR", "value": "red"} in container["environment"]
     [status] = driver.daemons("team-a").values()
-    assert (status.name, status.handle, status.token_name) == ("watcher", handle, "daemon@t.1")
+    assert (status.name, status.token_name) == ("watcher", "daemon@t.1")
+    assert status.handle.startswith(handle + "#")  # the service and its primary deployment: restarts count per deployment
     assert status.state == "starting"  # moto runs no task
     assert driver.daemons("team-b") == {}
 
@@ -123,3 +124,27 @@ def test_a_daemon_workflow_on_ecs_through_the_api(api, ecs_namespace):
     assert [s for s in client.describe_services(cluster=cluster, services=[service["serviceName"]])["services"]
             if s["status"] == "ACTIVE"] == []
     assert not [t for t in DynamoDBTokenStore().list() if t.name.startswith("daemon@")]
+
+
+def test_restarts_are_counted_from_the_services_events():
+    """ECS's own words (DescribeServices `events`, newest first); moto writes none, so the shape is
+    written here as ECS answers it."""
+    from datetime import datetime, timedelta, timezone
+
+    from chalicelib.drivers.ecs import daemon_restarts
+
+    t0 = datetime(2026, 12, 4, 4, 0, tzinfo=timezone.utc)
+
+    def event(minutes, message):
+        return {"id": str(minutes), "createdAt": t0 + timedelta(minutes=minutes), "message": message}
+
+    service = {"deployments": [{"id": "ecs-svc/2", "status": "PRIMARY", "createdAt": t0}], "events": [
+        event(9, "(service workflow-a) has started 1 tasks: (task c)."),
+        event(8, "(service workflow-a) has reached a steady state."),
+        event(5, "(service workflow-a) has started 1 tasks: (task b)."),
+        event(1, "(service workflow-a) has started 1 tasks: (task a)."),
+        event(-3, "(service workflow-a) has started 1 tasks: (task of the previous deployment)."),
+    ]}
+    assert daemon_restarts(service) == 2  # a, then b and c after it stopped
+    assert daemon_restarts({**service, "events": service["events"][3:]}) == 0
+    assert daemon_restarts({"deployments": [], "events": []}) is None
