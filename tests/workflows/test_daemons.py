@@ -300,3 +300,16 @@ def test_a_time_workflow_made_a_daemon_keeps_no_time_schedule(api, tmp_path):
     assert in_process.TIMER.entry("default", "t") is None
     assert api.put("/api/v1/workflows/t/status", "start").json == "running"
     assert _pid("t") is not None
+
+
+def test_a_daemon_created_suspended_runs_nothing_until_started(api, tmp_path):
+    assert api.post("/api/v1/breeds", {"name": "b", "deployable": {"type": "command", "definition": "sleep 600"}}
+                    ).status_code == 201
+    r = api.post("/api/v1/workflows", {"name": "s", "breed": "b", "schedule": "daemon", "status": "suspended"})
+    assert r.status_code == 202, r.body
+    assert api.get("/api/v1/workflows/s/status").json == "suspended"
+    assert _pid("s") is None and _events("s", "scheduled") == []
+    assert not [t for t in DynamoDBTokenStore().list() if t.name.startswith("daemon@")]
+    assert _pass() == {}
+    assert api.put("/api/v1/workflows/s/status", "start").json == "running"
+    assert _pid("s") is not None
