@@ -313,3 +313,24 @@ def test_a_daemon_created_suspended_runs_nothing_until_started(api, tmp_path):
     assert _pass() == {}
     assert api.put("/api/v1/workflows/s/status", "start").json == "running"
     assert _pid("s") is not None
+
+
+def test_a_driver_that_cannot_stop_it_does_not_hold_the_suspension_up(api, tmp_path, monkeypatch):
+    from chalicelib.drivers.base import DriverError
+
+    out = _daemon(api, tmp_path)
+    _, token = _said(out)
+    real = local.LocalDriver.stop_daemon
+
+    def away(self, namespace, name):
+        raise DriverError("driver away")
+
+    monkeypatch.setattr(local.LocalDriver, "stop_daemon", away)
+    assert api.put("/api/v1/workflows/d/status", "suspend").json == "suspended"
+    assert DynamoDBTokenStore().authenticate(token) is None  # revoked first: it can no longer act
+    [unscheduled] = _events("d", "unscheduled")
+    assert "driver away" in unscheduled["value"]["not_stopped"]
+    assert _pid() is not None
+    monkeypatch.setattr(local.LocalDriver, "stop_daemon", real)
+    assert _pass() == {"d": "stopped"}  # the pass finishes it
+    assert _pid() is None
