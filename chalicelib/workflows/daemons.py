@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 KIND = "workflows"
 TOKEN_PREFIX = "daemon@"
+TOKEN_RANDOM_BYTES = 3  # the part of a daemon's token name that differs per start
 NO_TIMEOUT = 0  # VAMP_WORKFLOW_EXECUTION_TIMEOUT of a daemon: it runs until it is stopped
 RUNNING = ("running",)  # the statuses in which its daemon runs (transient ones belong to set_status)
 LEFT_ALONE = ("starting", "restarting", "suspending")  # a status change under way: its writer acts
@@ -76,7 +77,8 @@ def _revoke(namespace: str, name: str, keep: str | None = None) -> int:
 
     prefix, store, revoked = token_prefix(namespace, name), DynamoDBTokenStore(), 0
     for label in _tokens():
-        if label.startswith(prefix) and label != keep:
+        # exactly the prefix and the random part: workflow `a.<digest>.x` is not `a`'s
+        if label.startswith(prefix) and len(label) == len(prefix) + 2 * TOKEN_RANDOM_BYTES and label != keep:
             try:
                 store.revoke(label)
                 revoked += 1
@@ -94,7 +96,7 @@ def start(store: ArtifactStore, namespace: str, name: str, document: dict) -> st
 
     breed = script_runs.breed_of(store, namespace, document)
     namespaces.register("daemons", namespace)  # the pass visits it from now on
-    label = token_prefix(namespace, name) + secrets.token_hex(3)
+    label = token_prefix(namespace, name) + secrets.token_hex(TOKEN_RANDOM_BYTES)
     token, label = script_runs.mint_token(namespace, name, None, label=label)
     try:
         spec = script_runs.spec_of(namespace, name, document, breed, token, None, NO_TIMEOUT)

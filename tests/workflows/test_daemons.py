@@ -334,3 +334,18 @@ def test_a_driver_that_cannot_stop_it_does_not_hold_the_suspension_up(api, tmp_p
     monkeypatch.setattr(local.LocalDriver, "stop_daemon", real)
     assert _pass() == {"d": "stopped"}  # the pass finishes it
     assert _pid() is None
+
+
+def test_a_daemons_tokens_are_its_own_whatever_the_names(api, tmp_path):
+    """Stopping `a` revokes a's tokens only, even for a workflow named after a's token prefix."""
+    assert api.post("/api/v1/breeds", {"name": "b", "deployable": {"type": "command", "definition": "sleep 600"}}
+                    ).status_code == 201
+    prefix = daemons.token_prefix("default", "a")  # daemon@default.a.<digest>.
+    lookalike = prefix.removeprefix("daemon@default.") + "x"  # a.<digest>.x
+    for name in ("a", lookalike):
+        r = api.post("/api/v1/workflows", {"name": name, "breed": "b", "schedule": "daemon"})
+        assert r.status_code == 202, r.body
+    assert api.put("/api/v1/workflows/a/status", "suspend").json == "suspended"
+    [left] = [t.name for t in DynamoDBTokenStore().list() if t.name.startswith("daemon@")]
+    assert left.startswith(daemons.token_prefix("default", lookalike))
+    assert _pid(lookalike) is not None
