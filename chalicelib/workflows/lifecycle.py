@@ -116,7 +116,7 @@ def after(store: ArtifactStore, namespace: str, results: list[tuple[Write, Store
             continue
         triggers.forget(namespace)  # its event schedule, if any, listens from now on
         if stored is None:
-            _unschedule(namespace, w.name, publish, daemon=True)  # its token tells if it ran a daemon
+            _unschedule(namespace, w.name, publish, deleted=True)  # its tokens tell if it ran a daemon
             continue
         namespaces.register(KIND, namespace)  # the local stack's timer reloads these at start
         status = stored.document.get("status")
@@ -152,11 +152,11 @@ def _schedule(namespace: str, name: str, document: dict, enabled: bool, publish:
 
 
 def _unschedule(namespace: str, name: str, publish: Publish, disable: dict | None = None,
-                daemon: bool = False) -> None:
+                deleted: bool = False) -> None:
     value: dict = {}
     if disable is not None and is_daemon(disable):  # its service removed, its token revoked (0043)
         value = daemons.stop(namespace, name)
-    elif daemon:
+    elif deleted:
         try:
             value = daemons.stop_if_running(namespace, name) or {}
         except Exception:  # noqa: BLE001 - the scheduled pass stops a daemon no running workflow asks for
