@@ -14,6 +14,7 @@ from chalicelib.drivers.kube_policy import KubeRules
 from chalicelib.drivers.kubernetes import KubernetesDriver, daemon_manifest, daemon_object_name
 from tests.drivers.helpers import image_spec
 from tests.drivers.test_kubernetes import client_for
+from tests.drivers.test_trust_boundaries import forget_settings, kube  # noqa: F401 (fixtures)
 
 
 @pytest.fixture()
@@ -112,3 +113,29 @@ def test_every_daemon_request_is_granted_by_the_cluster_role(k8s):
     for method, path in asked:
         needed = rbac_of(method, path, apply=method == "PATCH")
         assert needed <= rules, (method, path, needed - rules)
+
+
+def test_a_daemon_workflow_on_kubernetes_through_the_api(kube):  # noqa: F811 (the fixture)
+    """Namespace `team` on the fake by kubeconfig: created -> a Deployment with the workflow's
+    environment and a live token; restart -> replaced with a new token; suspend -> removed."""
+    from chalicelib.store.tokens import DynamoDBTokenStore
+
+    api, fake = kube
+    assert api.post("/team/api/v1/breeds", {"name": "img", "deployable": "busybox:1.36"}).status_code == 201
+    assert api.post("/team/api/v1/workflows", {"name": "w", "breed": "img", "schedule": "daemon"}).status_code == 202
+    assert api.get("/team/api/v1/workflows/w/status").json == "running"
+    name = daemon_object_name("w")
+
+    def env():
+        dep = fake.objects("deployments", "vamp-team")[name]
+        return {e["name"]: e["value"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    first = env()
+    assert (first["VAMP_NAMESPACE"], first["VAMP_WORKFLOW_NAME"]) == ("team", "w")
+    assert DynamoDBTokenStore().authenticate(first["VAMP_API_TOKEN"]).namespaces == ("team",)
+    assert api.put("/team/api/v1/workflows/w/status", "restart").json == "running"
+    assert env()["VAMP_API_TOKEN"] != first["VAMP_API_TOKEN"]
+    assert DynamoDBTokenStore().authenticate(first["VAMP_API_TOKEN"]) is None
+    assert api.put("/team/api/v1/workflows/w/status", "suspend").json == "suspended"
+    assert name not in fake.objects("deployments", "vamp-team")
+    assert not [t for t in DynamoDBTokenStore().list() if t.name.startswith("daemon@")]
