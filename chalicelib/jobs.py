@@ -35,10 +35,18 @@ def every_minute(_event=None, writers=None) -> dict:
     app.py (the API's write paths, workflows/builtin_runs.Writers; 0044)."""
     out: dict = {}
     for part, run in (("deployments", synchronise_deployments), ("gateways", republish_gateways),
-                      ("slas", lambda: check_slas(writers))):
+                      ("slas", lambda: check_slas(writers)), ("daemons", reconcile_daemons)):
         try:
             out[part] = run()
         except Exception as e:  # noqa: BLE001 - the next pass tries again
             log.exception("scheduled %s pass failed", part)
             out[part] = {"error": str(e)}
     return out
+
+
+# --- daemon workflows (0043): the driver runs exactly the running daemons (one it lost, after the
+# local stack restarted say, started again), and the restarts it made are reported.
+def reconcile_daemons() -> dict:
+    from chalicelib.workflows import daemons
+
+    return daemons.run_all()

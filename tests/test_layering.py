@@ -50,7 +50,8 @@ ALLOWED: dict[str, set[str]] = {
                                       "chalicelib.deployments", "chalicelib.releases",
                                       "chalicelib.workflows", "chalicelib.slas"},  # 0044: triggers, escalations
     "chalicelib.jobs": BASE | {"chalicelib.store", "chalicelib.gateways", "chalicelib.deployments",
-                               "chalicelib.releases", "chalicelib.slas"},
+                               "chalicelib.releases", "chalicelib.slas",
+                               "chalicelib.workflows"},  # the daemons' pass (0043)
     "chalicelib.api": BASE | {"chalicelib.dsl", "chalicelib.store", "chalicelib.gateways", "chalicelib.artifacts",
                               "chalicelib.workflows",
                               "chalicelib.deployments", "chalicelib.releases", "chalicelib.drivers"},

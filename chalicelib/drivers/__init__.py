@@ -187,4 +187,40 @@ class Guarded:
             return None
 
 
+    # --- daemon workflows (0043) ---
+    def _daemon_runner(self):
+        from chalicelib.drivers.base import DaemonRunner  # here: this hunk stays one piece
+
+        driver = self._need()
+        if not isinstance(driver, DaemonRunner):
+            raise DriverError(f"the {self.name} driver runs no daemons")
+        return driver
+
+    def run_daemon(self, namespace: str, spec: JobSpec) -> str:
+        try:
+            return self._daemon_runner().run_daemon(namespace, spec)
+        except DriverError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            log.exception("daemon %s failed to start", spec.name)
+            raise DriverError(f"{self.name}: {type(e).__name__}: {e}") from e
+
+    def stop_daemon(self, namespace: str, name: str) -> None:
+        try:
+            self._daemon_runner().stop_daemon(namespace, name)
+        except DriverError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            log.exception("daemon %s failed to stop", name)
+            raise DriverError(f"{self.name}: {type(e).__name__}: {e}") from e
+
+    def daemons(self, namespace: str) -> dict | None:
+        """None when the driver cannot tell (the pass then changes nothing)."""
+        try:
+            return self._daemon_runner().daemons(namespace)
+        except Exception:  # noqa: BLE001
+            log.exception("listing the daemons of %s failed", namespace)
+            return None
+
+
 __all__ = ["Driver", "DriverError", "Guarded", "JobResult", "JobSpec", "ServiceSpec", "ServiceStatus", "admission", "driver_for", "reset"]

@@ -229,3 +229,35 @@ def merge_dialect(base: Any, extra: Any) -> Any:
                 out.append(copy.deepcopy(item))
         return out
     return copy.deepcopy(extra)
+
+
+# --- daemon workflows (0043) ---
+DaemonState = Literal["running", "starting", "failed"]
+
+
+@dataclass(frozen=True)
+class DaemonStatus:
+    """A daemon workflow as its driver runs it (docs/decisions/0043). `restarts`: how often the
+    driver started it again after it died since it was run (None: the driver does not say)."""
+
+    name: str  # the workflow's
+    state: DaemonState
+    handle: str | None = None  # what the driver runs it as (a process group, a service, a Deployment)
+    restarts: int | None = None
+    exit_code: int | None = None  # its last exit, when it died
+    log: tuple[str, ...] = ()  # the tail of its output, where the driver keeps it
+    reason: str | None = None
+    token_name: str | None = None  # the name of the API token it was started with (its spec's label `token`)
+
+
+@runtime_checkable
+class DaemonRunner(Protocol):
+    def run_daemon(self, namespace: str, spec: JobSpec) -> str:
+        """Run `spec` as a long-running service of one instance, restarted when it dies, replacing
+        whatever ran for `spec.name` (its handle)."""
+
+    def stop_daemon(self, namespace: str, name: str) -> None:
+        """Stop and remove the daemon of workflow `name`; removing what is not there is not an error."""
+
+    def daemons(self, namespace: str) -> dict[str, DaemonStatus]:
+        """Every daemon the driver runs in `namespace`, by workflow name."""

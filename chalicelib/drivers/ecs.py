@@ -27,6 +27,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.drivers.base import (
+    DaemonStatus,
     DriverError,
     FinishedJob,
     Instance,
@@ -54,6 +55,9 @@ KEY_TAG, NAMESPACE_TAG, DIGEST_TAG = "vamp:key", "vamp:namespace", "vamp:digest"
 JOB_STARTED_BY, WORKFLOW_TAG, DEADLINE_TAG = "vamp-workflow", "vamp:workflow", "vamp:deadline"
 TIMEOUT_REASON = "timeout:"
 JOB_LOG_LINES = 20  # the log tail a run's event carries (workflows/runs.TAIL_LINES)
+# Daemon workflows (0043): their services' tags, and one task at a time.
+DAEMON_TAG, TOKEN_NAME_TAG = "vamp:daemon", "vamp:token-name"
+DAEMON_DEPLOYMENT = {"maximumPercent": 100, "minimumHealthyPercent": 0}
 # Fargate task sizes: cpu units -> allowed memory (MiB).
 _FARGATE = [
     (256, [512, 1024, 2048]),
@@ -428,3 +432,100 @@ class EcsDriver:
             out.append(Instance(t["taskArn"].rsplit("/", 1)[-1], ip, ports, healthy,
                                 None if healthy else f"task {t.get('lastStatus')} {t.get('healthStatus')}"))
         return tuple(out)
+
+    # --- daemon workflows (0043) ---
+    # An ECS service of one task per daemon, named and its task definition family `workflow-...-
+    # daemon`, tagged with its namespace and workflow (never `vamp:key`: synchronisation lists
+    # only the services that carry one, so it never undeploys a daemon). ECS restarts a task that
+    # stops. At most one task at a time (maximumPercent 100, minimumHealthyPercent 0): a daemon
+    # is one instance, replaced rather than doubled. Services have no container overrides: its
+    # environment, its token among it, is in the task definition (DescribeTaskDefinition shows
+    # it; the token is revoked when the daemon stops or is replaced).
+    def _daemon_name(self, namespace: str, name: str) -> str:
+        return object_name("workflow", namespace, name, "daemon", limit=255)
+
+    def run_daemon(self, namespace: str, spec: JobSpec) -> str:
+        if not self.subnets:
+            raise DriverError("ecs: VAMP_ECS_SUBNETS names no subnet: ECS services run awsvpc in the operator's subnets")
+        name = self._daemon_name(namespace, spec.name)
+        as_service = ServiceSpec(deployment="workflow", cluster=namespace, service=spec.name,
+                                 deployable_type=spec.deployable_type, definition=spec.definition, env=dict(spec.env),
+                                 cpu=spec.cpu, memory=spec.memory, labels={"vamp.workflow": spec.name})
+        tags = [{"key": NAMESPACE_TAG, "value": namespace}, {"key": DAEMON_TAG, "value": spec.name[:256]}]
+        if spec.labels.get("token"):
+            tags.append({"key": TOKEN_NAME_TAG, "value": spec.labels["token"]})
+        task = self.task_definition(name, as_service, tags)
+        try:
+            current = self._describe([name]).get(name)
+            if current is not None and current.get("status") == "DRAINING":
+                raise DriverError(f"ecs: the daemon's previous service {name} is still draining (stopped moments "
+                                  "ago): start it again once ECS has removed it")
+            arn = self.ecs.register_task_definition(**task)["taskDefinition"]["taskDefinitionArn"]
+            if current is not None and current.get("status") == "ACTIVE":
+                self.ecs.update_service(cluster=self.cluster, service=name, taskDefinition=arn, desiredCount=1,
+                                        networkConfiguration=self.network(), forceNewDeployment=True,
+                                        deploymentConfiguration=DAEMON_DEPLOYMENT)
+                self.ecs.tag_resource(resourceArn=current["serviceArn"], tags=tags)
+                return current["serviceArn"]
+            created = self.ecs.create_service(
+                cluster=self.cluster, serviceName=name, taskDefinition=arn, desiredCount=1,
+                launchType=self.launch_type, networkConfiguration=self.network(), tags=tags, propagateTags="SERVICE",
+                enableECSManagedTags=True, deploymentConfiguration=DAEMON_DEPLOYMENT)
+            return created["service"]["serviceArn"]
+        except (ClientError, BotoCoreError) as e:
+            raise DriverError(self._reason(e)) from e
+
+    def stop_daemon(self, namespace: str, name: str) -> None:
+        try:
+            self.ecs.delete_service(cluster=self.cluster, service=self._daemon_name(namespace, name), force=True)
+        except ClientError as e:
+            if e.response["Error"]["Code"] not in ("ServiceNotFoundException", "ServiceNotActiveException"):
+                raise DriverError(self._reason(e)) from e
+        except BotoCoreError as e:
+            raise DriverError(self._reason(e)) from e
+
+    def daemons(self, namespace: str) -> dict[str, DaemonStatus]:
+        """The namespace's daemon services (one listing, one describe per 10 services); restarts
+        counted from the service's events (`daemon_restarts`), per deployment (the handle's `#...`)."""
+        try:
+            arns: list[str] = []
+            for page in self.ecs.get_paginator("list_services").paginate(cluster=self.cluster):
+                arns += page.get("serviceArns", [])
+            described = self._describe([a.rsplit("/", 1)[-1] for a in arns])
+        except (ClientError, BotoCoreError) as e:
+            raise DriverError(self._reason(e)) from e
+        out = {}
+        for s in described.values():
+            tags = {t["key"]: t["value"] for t in s.get("tags") or []}
+            if tags.get(NAMESPACE_TAG) != namespace or DAEMON_TAG not in tags or s.get("status") != "ACTIVE":
+                continue
+            primary = next((d for d in s.get("deployments") or [] if d.get("status") == "PRIMARY"), {})
+            events = s.get("events") or []
+            if primary.get("rolloutState") == "FAILED":
+                state, reason = "failed", f"rollout failed: {primary.get('rolloutStateReason', 'unknown')}"
+            elif s.get("runningCount", 0) >= 1:
+                state, reason = "running", None
+            else:
+                state, reason = "starting", events[0]["message"] if events else "no task running yet"
+            out[tags[DAEMON_TAG]] = DaemonStatus(
+                tags[DAEMON_TAG], state, f"{s['serviceArn']}#{primary.get('id', '')}", restarts=daemon_restarts(s),
+                reason=reason, token_name=tags.get(TOKEN_NAME_TAG))
+        return out
+
+
+_STARTED = re.compile(r"^\(service [^)]{1,255}\) has started ([0-9]{1,4}) tasks?:")
+
+
+def daemon_restarts(service: dict) -> int | None:
+    """How often ECS started a task again for the primary deployment, from the service's events
+    (the last 100, newest first, which DescribeServices returns anyway): its "has started N
+    tasks" messages since the deployment was created, less the first task. None: nothing to go by."""
+    primary = next((d for d in service.get("deployments") or [] if d.get("status") == "PRIMARY"), None)
+    if primary is None or primary.get("createdAt") is None:
+        return None
+    started = 0
+    for e in service.get("events") or []:
+        match = _STARTED.match(e.get("message") or "")
+        if match and e.get("createdAt") is not None and e["createdAt"] >= primary["createdAt"]:
+            started += int(match.group(1))
+    return max(0, started - 1)

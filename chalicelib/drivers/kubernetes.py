@@ -53,6 +53,7 @@ from kubernetes.client.exceptions import ApiException
 from chalicelib.aws import EKS_TOKEN_TTL as TOKEN_TTL
 from chalicelib.aws import eks_token
 from chalicelib.drivers.base import (
+    DaemonStatus,
     DriverError,
     FinishedJob,
     Instance,
@@ -643,6 +644,87 @@ class KubernetesDriver:
         return out
 
 
+    # --- daemon workflows (0043) ---
+    # A Deployment of one replica per daemon (Kubernetes restarts its container when it dies,
+    # restartPolicy Always), labelled vamp.io/daemon and without the key annotation:
+    # synchronisation's listing keys Deployments by that annotation, so it never sees (nor
+    # undeploys) a daemon. The same calls as services (apply, list, delete): the ClusterRole holds.
+    def run_daemon(self, namespace: str, spec: JobSpec) -> str:
+        kube = self.kube_namespace(namespace)
+        try:
+            policy, labels = self.rules.policy(namespace), self.rules.labels(namespace)
+        except ValueError as e:
+            raise DriverError(f"kubernetes namespace policy: {e}") from None
+        body = daemon_manifest(kube, spec, policy)  # checked before any call
+        try:
+            core, apps = self._apis()
+            for attempt in range(2):
+                self._ensure_namespace(core, kube, labels)
+                try:
+                    self._apply(apps.patch_namespaced_deployment, kube, body)
+                    return f"{kube}/{body['metadata']['name']}"
+                except ApiException as e:
+                    gone = _namespace_gone(e)
+                    if gone is None:
+                        raise
+                    self._forget_namespace(kube)
+                    if gone == "terminating":
+                        raise DriverError(_terminating(kube)) from e
+                    if attempt:
+                        raise
+                    # deleted since we last saw it: create it again, then write once more
+        except ApiException as e:
+            raise DriverError(self._reason(e)) from e
+        except urllib3.exceptions.HTTPError as e:
+            raise _unanswered(e) from e
+        raise DriverError(f"kubernetes: namespace {kube} kept disappearing")
+
+    def stop_daemon(self, namespace: str, name: str) -> None:
+        kube = self.kube_namespace(namespace)
+        _, apps = self._apis()
+        try:
+            apps.delete_namespaced_deployment(daemon_object_name(name), kube)
+        except ApiException as e:
+            if e.status != 404:
+                raise DriverError(self._reason(e)) from e
+        except urllib3.exceptions.HTTPError as e:
+            raise _unanswered(e) from e
+
+    def daemons(self, namespace: str) -> dict[str, DaemonStatus]:
+        """One list call. Restarts are not counted: they are the pod's (`restartCount`), and
+        listing pods is a permission the control plane does not have."""
+        kube = self.kube_namespace(namespace)
+        _, apps = self._apis()
+        try:
+            items = apps.list_namespaced_deployment(kube, label_selector=f"{SELECTOR},{DAEMON_LABEL}=true").items
+        except ApiException as e:
+            if e.status == 404:
+                return {}
+            raise DriverError(self._reason(e)) from e
+        except urllib3.exceptions.HTTPError as e:
+            raise _unanswered(e) from e
+        out = {}
+        for d in items:
+            annotations = d.metadata.annotations or {}
+            workflow = annotations.get(DAEMON_ANNOTATION)
+            if not workflow:
+                continue
+            st = d.status
+            observed = (st.observed_generation or 0) if st else 0
+            available = (st.available_replicas or 0) if st else 0
+            failing = [c for c in (st.conditions or []) if st and (
+                (c.type == "Progressing" and c.status == "False") or (c.type == "ReplicaFailure" and c.status == "True"))]
+            if observed >= (d.metadata.generation or 0) and failing:
+                state, reason = "failed", f"{failing[0].reason}: {failing[0].message}"
+            elif observed >= (d.metadata.generation or 0) and available >= 1:
+                state, reason = "running", None
+            else:
+                state, reason = "starting", f"{available}/1 replicas available"
+            out[workflow] = DaemonStatus(workflow, state, f"{kube}/{d.metadata.name}", reason=reason,
+                                         token_name=annotations.get(TOKEN_NAME_ANNOTATION))
+        return out
+
+
 def _terminating(namespace: str) -> str:
     return (f"kubernetes namespace {namespace} is being deleted (Terminating): nothing can be created in it "
             "until it is gone; deploying again on a later pass")
@@ -730,6 +812,46 @@ def _deployment_status(key: str, d: Any, svc: Any) -> ServiceStatus:
         reason += f", {total - updated} old still running"
     return ServiceStatus(key, "deploying", instances, desired, reason, digest)
 
+
+# --- daemon workflows (0043) ---
+DAEMON_LABEL = "vamp.io/daemon"
+DAEMON_ANNOTATION = "vamp.io/daemon-of"  # the workflow's exact name (a label value may not hold it)
+TOKEN_NAME_ANNOTATION = "vamp.io/token-name"  # the name (never the value) of the API token it runs with
+
+
+def daemon_object_name(workflow: str) -> str:
+    return kube_object_name("workflow", workflow, "daemon")
+
+
+def daemon_manifest(namespace: str, spec: JobSpec, policy: NamespacePolicy | None = None) -> dict:
+    """A daemon workflow as a Deployment of one replica: `Recreate` (never two at once: a daemon
+    is one instance), restartPolicy Always (Kubernetes restarts it when it dies), the pod
+    hardened as the services' and the runs' (restricted, no service account token). Its token is
+    a plain `env` value, as a run's (whoever may read Deployments there sees it until revoked)."""
+    if spec.deployable_type != "container/docker":
+        raise DriverError(f"the kubernetes driver runs container images, not {spec.deployable_type!r} breeds")
+    name = daemon_object_name(spec.name)
+    labels = {MANAGED_BY: "vamp", WORKFLOW_LABEL: label_value(spec.name), DAEMON_LABEL: "true", NAME_LABEL: name}
+    cpu = f"{max(1, round(spec.cpu * 1000))}m"
+    container = {"name": "workflow", "image": spec.definition, "env": _env(spec),
+                 "resources": {"requests": {"cpu": cpu, "memory": _memory(spec.memory)},
+                               "limits": {"cpu": cpu, "memory": _memory(spec.memory)}}}
+    pod_spec = harden({"containers": [container], "restartPolicy": "Always"}, policy or NamespacePolicy())
+    annotations = {DAEMON_ANNOTATION: spec.name}
+    if spec.labels.get("token"):
+        annotations[TOKEN_NAME_ANNOTATION] = spec.labels["token"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels, "annotations": annotations},
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": {NAME_LABEL: name}},
+            "template": {"metadata": {"labels": labels, "annotations": {DAEMON_ANNOTATION: spec.name}},
+                         "spec": pod_spec},
+        },
+    }
 
 __all__ = ["KubernetesDriver", "deployment_manifest", "eks_configuration", "eks_token", "service_manifest",
            "service_key"]

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from chalicelib.drivers import job_arguments, processes
 from chalicelib.drivers.base import (
+    DaemonStatus,
     DriverError,
     Instance,
     JobResult,
@@ -285,6 +286,7 @@ def _kill_all() -> None:
 def stop_all() -> None:
     """Stop every process this driver runs (the local stack's stop)."""
     _kill_all()
+    _stop_all_daemons()  # daemon workflows (0043)
 
 
 atexit.register(_kill_all)
@@ -437,6 +439,59 @@ class LocalDriver:
         for key in list(self.running(namespace)):
             self.undeploy(namespace, *key.split("/", 2))
 
+    # --- daemon workflows (0043) ---
+    def run_daemon(self, namespace: str, spec: JobSpec) -> str:
+        """`/bin/sh -c <definition>` in its own process group, supervised: started again with
+        backoff whenever it exits, until `stop_daemon`. Replaces what ran for the workflow."""
+        refused = settings().local_driver_refusal()
+        if refused:
+            raise DriverError(refused)
+        if spec.deployable_type != COMMAND:
+            raise DriverError(f"the local driver runs `command` breeds only, not {spec.deployable_type!r} "
+                              f"({spec.definition}); name kubernetes or ecs for the namespace for images")
+        key = (namespace, spec.name)
+        with _LOCK:
+            old = _DAEMONS.pop(key, None)
+        if old is not None:  # stopped first: one instance, as ECS (maximumPercent 100) and Recreate
+            _stop_daemon(old)
+        daemon = _Daemon(namespace, spec)
+        try:
+            _start_daemon(daemon)
+        except OSError as e:
+            raise DriverError(f"cannot start {spec.definition!r}: {e}") from e
+        with _LOCK:
+            raced, _DAEMONS[key] = _DAEMONS.get(key), daemon
+        if raced is not None:  # another start ran meanwhile: the last registered is the daemon
+            _stop_daemon(raced)
+        _ensure_daemon_supervisor()
+        return daemon.handle
+
+    def stop_daemon(self, namespace: str, name: str) -> None:
+        with _LOCK:
+            daemon = _DAEMONS.pop((namespace, name), None)
+        if daemon is not None:
+            _stop_daemon(daemon)
+
+    def daemons(self, namespace: str) -> dict[str, DaemonStatus]:
+        with _LOCK:
+            found = [d for (ns, _), d in _DAEMONS.items() if ns == namespace]
+        out = {}
+        for d in found:
+            with _LOCK:
+                up = d.popen is not None and d.popen.poll() is None
+                state = "running" if up else ("failed" if d.failures >= 3 else "starting")
+                reason = None if up else f"exited with code {d.last_exit}; restart #{d.restarts + 1} pending"
+                status = DaemonStatus(d.spec.name, state, d.handle, d.restarts, d.last_exit,
+                                      _log_tail(d.log_path)[-DAEMON_LOG_LINES:], reason, d.spec.labels.get("token"))
+            out[d.spec.name] = status
+        return out
+
+    def daemon_pid(self, namespace: str, name: str) -> int | None:
+        """For tests: the pid (and process group) the daemon runs as now."""
+        with _LOCK:
+            d = _DAEMONS.get((namespace, name))
+            return d.popen.pid if d is not None and d.popen is not None else None
+
 
 LOG_TAIL_BYTES = 64 * 1024
 
@@ -454,3 +509,137 @@ def _log_tail(path: Path) -> tuple[str, ...]:
 
 def _same_but_instances(a: ServiceSpec, b: ServiceSpec) -> bool:
     return replace(a, instances=b.instances) == b
+
+
+# --- daemon workflows (0043) ---
+# Daemons are kept apart from the services' registry: synchronisation undeploys every service
+# key it does not know, and a daemon is no deployment's. Their supervisor is a thread of its own.
+DAEMON_LOG_LINES = 20  # the tail a daemon's status carries (as a run's events, 0039)
+
+
+@dataclass
+class _Daemon:
+    namespace: str
+    spec: JobSpec
+    handle: str = ""
+    popen: subprocess.Popen | None = None
+    started: float = 0.0
+    failures: int = 0  # consecutive quick exits: the backoff's
+    restarts: int = 0
+    next_start: float = 0.0
+    last_exit: int | None = None
+    record: str | None = None
+    stopped: bool = False
+
+    @property
+    def log_path(self) -> Path:
+        return work_dir() / "daemons" / f"{self.handle}.log"
+
+
+_DAEMONS: dict[tuple[str, str], _Daemon] = {}
+_DAEMON_SUPERVISOR: threading.Thread | None = None
+
+
+def _start_daemon(daemon: _Daemon) -> None:
+    if not daemon.handle:
+        daemon.handle = f"daemon-{daemon.namespace}-{object_name(daemon.spec.name)}-{time.time_ns()}"
+    daemon.log_path.parent.mkdir(parents=True, exist_ok=True)
+    _bound_log(daemon.log_path)
+    env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
+    env.update({k: v for k, v in daemon.spec.env.items() if v is not None})
+    with open(daemon.log_path, "ab") as out:
+        daemon.popen = processes.spawn(["/bin/sh", "-c", daemon.spec.definition], env=env, stdin=subprocess.DEVNULL,
+                                       stdout=out, stderr=subprocess.STDOUT, close_fds=True)
+    if daemon.record:
+        processes.forget(run_dir(), daemon.record)
+    daemon.record = f"{daemon.handle}-{daemon.popen.pid}"
+    processes.ProcessRecord.of(daemon.popen.pid, daemon.record).write(run_dir())
+    daemon.started = time.monotonic()
+
+
+DAEMON_LOG_BYTES = 1024 * 1024  # a daemon's output kept across its restarts, at most about this
+
+
+def _bound_log(path: Path) -> None:
+    """Keep the last 64 KB of a log grown past DAEMON_LOG_BYTES."""
+    try:
+        if path.stat().st_size > DAEMON_LOG_BYTES:
+            tail = "\n".join(_log_tail(path)).encode()
+            path.write_bytes(tail + b"\n")
+    except OSError:
+        pass
+
+
+def _stop_daemon(daemon: _Daemon, grace: float = 2.0) -> None:
+    """Its whole process group (what the shell started too), then its record and log."""
+    with _LOCK:
+        daemon.stopped = True
+        popen, daemon.popen = daemon.popen, None
+    if popen is not None:
+        processes.stop_groups([popen.pid], grace=grace)
+        try:
+            popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            log.warning("daemon %s did not exit", popen.pid)
+    if daemon.record:
+        processes.forget(run_dir(), daemon.record)
+    daemon.log_path.unlink(missing_ok=True)
+
+
+def _supervise_daemons(now: float) -> None:
+    with _LOCK:
+        daemons = list(_DAEMONS.values())
+    for d in daemons:
+        with _LOCK:
+            if d.stopped:
+                continue
+            if d.popen is not None:
+                code = d.popen.poll()
+                if code is None:
+                    if d.failures and now - d.started > STABLE_AFTER:
+                        d.failures = 0
+                    _bound_log(d.log_path)  # it appends (O_APPEND): a cut file is written on at its end
+                    continue
+                quick = now - d.started < STABLE_AFTER
+                processes.stop_groups([d.popen.pid], grace=0.5)  # what its shell left running
+                d.last_exit, d.popen = code, None
+                d.failures = d.failures + 1 if quick else 1
+                d.next_start = now + PROCESS_RESTART.delay(d.failures - 1)
+                log.warning("daemon %s/%s exited with %s; restart in %.2fs", d.namespace, d.spec.name, code,
+                            d.next_start - now)
+            if now >= d.next_start:
+                d.restarts += 1
+                try:
+                    _start_daemon(d)
+                except OSError as e:
+                    d.failures += 1
+                    d.next_start = now + PROCESS_RESTART.delay(d.failures)
+                    log.warning("cannot restart daemon %s/%s: %s", d.namespace, d.spec.name, e)
+
+
+def _daemon_supervisor() -> None:
+    while True:
+        time.sleep(0.1)
+        try:
+            _supervise_daemons(time.monotonic())
+        except Exception:  # noqa: BLE001 - the supervisor must outlive any one failure
+            log.exception("local daemon supervisor pass failed")
+
+
+def _ensure_daemon_supervisor() -> None:
+    global _DAEMON_SUPERVISOR
+    with _LOCK:
+        if _DAEMON_SUPERVISOR is None or not _DAEMON_SUPERVISOR.is_alive():
+            _DAEMON_SUPERVISOR = threading.Thread(target=_daemon_supervisor, name="vamp-local-daemons", daemon=True)
+            _DAEMON_SUPERVISOR.start()
+
+
+def _stop_all_daemons() -> None:
+    with _LOCK:
+        daemons = list(_DAEMONS.values())
+        _DAEMONS.clear()
+    for d in daemons:
+        _stop_daemon(d, grace=1.0)
+
+
+atexit.register(_stop_all_daemons)

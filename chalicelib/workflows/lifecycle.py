@@ -9,7 +9,7 @@ from typing import Callable
 
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
 from chalicelib.store.artifact_store import ArtifactStore, StoredArtifact, Write
-from chalicelib.workflows import builtins, triggers
+from chalicelib.workflows import builtins, daemons, triggers
 from chalicelib.workflows.schedules import TimeSchedule, scheduler
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def event(name: str, what: str, value) -> dict:
 
 
 def is_daemon(document: dict) -> bool:
-    return document.get("schedule") == "daemon"
+    return daemons.is_daemon(document)
 
 
 def _without_status(document: dict) -> dict:
@@ -69,6 +69,7 @@ def check(document: dict, path: str, resolve) -> list[FieldError]:
                 document.get("environment_variables") or {})
         except ValidationFailed as e:
             errors += [FieldError(prefix + x.path, x.reason) for x in e.errors]
+    errors += daemons.check(document, prefix)  # --- daemon workflows (0043)
     time = TimeSchedule.of(document)
     if time is not None:
         try:
@@ -115,36 +116,56 @@ def after(store: ArtifactStore, namespace: str, results: list[tuple[Write, Store
             continue
         triggers.forget(namespace)  # its event schedule, if any, listens from now on
         if stored is None:
-            _unschedule(namespace, w.name, publish)
+            _unschedule(namespace, w.name, publish, deleted=True)  # its tokens tell if it ran a daemon
             continue
         namespaces.register(KIND, namespace)  # the local stack's timer reloads these at start
         status = stored.document.get("status")
-        if is_daemon(stored.document):
-            continue  # daemons do not run yet (decision 0039): it stays `starting`, truthfully
         try:
             if status == "starting":
-                _schedule(namespace, w.name, stored.document, True, publish)
+                _schedule(namespace, w.name, stored.document, True, publish, store)
                 _advance(store, namespace, stored, "running")
             elif status == "suspended":
-                _schedule(namespace, w.name, stored.document, False, None)
+                _schedule(namespace, w.name, stored.document, False, None, store)
         except Exception:  # noqa: BLE001 - the write stands; the status says it is not scheduled
             log.exception("workflow %s/%s not scheduled", namespace, w.name)
 
 
-def _schedule(namespace: str, name: str, document: dict, enabled: bool, publish: Publish | None) -> None:
-    time = TimeSchedule.of(document)
-    if time is not None:
-        scheduler().put(namespace, name, time, enabled)
+def _schedule(namespace: str, name: str, document: dict, enabled: bool, publish: Publish | None,
+              store: ArtifactStore) -> None:
+    value: dict = {"schedule": document.get("schedule")}
+    if is_daemon(document):  # decision 0043: its service on the driver, with a fresh token
+        if enabled:
+            try:
+                value["handle"] = daemons.start(store, namespace, name, document)
+            except (Conflict, ValidationFailed) as e:  # it stays starting: the event says why
+                if publish is not None:
+                    publish(namespace, [event(name, "failed", {"error": e.message[:500], "daemon": True})])
+                raise
+        else:  # written while suspended: a time schedule it had before it became a daemon goes
+            scheduler().delete(namespace, name)
+    else:
+        time = TimeSchedule.of(document)
+        if time is not None:
+            scheduler().put(namespace, name, time, enabled)
     if enabled and publish is not None:
-        publish(namespace, [event(name, "scheduled", {"schedule": document.get("schedule")})])
+        publish(namespace, [event(name, "scheduled", value)])
 
 
-def _unschedule(namespace: str, name: str, publish: Publish, disable: dict | None = None) -> None:
+def _unschedule(namespace: str, name: str, publish: Publish, disable: dict | None = None,
+                deleted: bool = False) -> None:
+    value: dict = {}
+    if disable is not None and is_daemon(disable):  # its service removed, its token revoked (0043)
+        value = daemons.stop(namespace, name)
+    elif deleted:
+        try:
+            value = daemons.stop_if_running(namespace, name) or {}
+        except Exception:  # noqa: BLE001 - the scheduled pass stops a daemon no running workflow asks for
+            log.exception("daemon of deleted workflow %s/%s not stopped", namespace, name)
     if disable is not None and TimeSchedule.of(disable) is not None:
         scheduler().put(namespace, name, TimeSchedule.of(disable), False)  # suspended: kept, disabled
     else:
         scheduler().delete(namespace, name)
-    publish(namespace, [event(name, "unscheduled", {})])
+    publish(namespace, [event(name, "unscheduled", value)])
 
 
 def _advance(store: ArtifactStore, namespace: str, stored: StoredArtifact, status: str) -> StoredArtifact | None:
@@ -189,9 +210,6 @@ def set_status(store: ArtifactStore, namespace: str, name: str, request: str, pu
     for _ in range(ATTEMPTS):
         stored = get(store, namespace, name)
         current = stored.document.get("status")
-        if request != "suspend" and is_daemon(stored.document):
-            raise Conflict(f"workflow {name} is a daemon: daemons do not run yet",
-                           [FieldError("schedule", "daemon workflows are not run by this version")], stored.version)
         if current == final and request != "restart":
             return current  # nothing to do
         transient = _advance(store, namespace, stored, during)
@@ -200,10 +218,12 @@ def set_status(store: ArtifactStore, namespace: str, name: str, request: str, pu
         if request == "suspend":
             _unschedule(namespace, name, publish, disable=transient.document)
         elif request == "start":
-            _schedule(namespace, name, transient.document, True, publish)
+            _schedule(namespace, name, transient.document, True, publish, store)
+        elif is_daemon(transient.document):  # replaced in place (a new token), never removed first:
+            _schedule(namespace, name, transient.document, True, publish, store)  # ECS drains a deleted service
         else:
             _unschedule(namespace, name, publish)
-            _schedule(namespace, name, transient.document, True, publish)
+            _schedule(namespace, name, transient.document, True, publish, store)
         done = _advance(store, namespace, transient, final)
         return final if done is not None else status(store, namespace, name)
     raise Conflict(f"workflow {name}'s status kept changing", [FieldError("status", "changed by others: try again")],

@@ -50,7 +50,8 @@ def timeout_of(document: dict, breed: dict | None = None) -> int:
 
 def period_of(document: dict) -> int:
     """The time schedule's period in seconds; 0 for event schedules (as Vamp)."""
-    time_schedule = (document.get("schedule") or {}).get("time")
+    schedule = document.get("schedule")
+    time_schedule = schedule.get("time") if isinstance(schedule, dict) else None  # `daemon` is a string
     if isinstance(time_schedule, dict) and isinstance(time_schedule.get("period"), str):
         return int(periods.seconds(time_schedule["period"]))
     if isinstance(time_schedule, str):  # the bare period form
@@ -208,13 +209,14 @@ def argument_problems(namespace: str, document: dict, resolve) -> list[tuple[str
 
 # --- workflow run tokens (0044) ---
 def mint_run_token(namespace: str, workflow: str, expires_at: int | None,
-                   chain: tuple[str, ...] = ()) -> tuple[str, str]:
+                   chain: tuple[str, ...] = (), label: str | None = None) -> tuple[str, str]:
     """A new token for a run of `workflow` (decision 0044): role `workflow`, bound to that
     workflow and its namespace, expiring at `expires_at` (epoch seconds; None: a daemon's, revoked
     when the daemon stops). `chain`: the workflows whose runs led to this one; the token's events
     carry it with the workflow itself, so they never trigger a workflow of it again. Returns
-    (token, label): the token for VAMP_API_TOKEN, the label to revoke it by."""
-    label = token_name(namespace, workflow)
+    (token, label): the token for VAMP_API_TOKEN, the label to revoke it by (a daemon names its
+    own, decision 0043). One place for runs and daemons, so both always get the same scope."""
+    label = label or token_name(namespace, workflow)
     chain = tuple(c for c in chain if c != workflow) + (workflow,)
     token, _ = DynamoDBTokenStore().create(label, role=WORKFLOW, namespaces=[namespace], expires_at=expires_at,
                                            workflow=workflow, chain=chain)

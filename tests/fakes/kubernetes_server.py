@@ -317,6 +317,14 @@ def object_problems(kind: str, obj: dict, current: dict | None) -> list[str]:
                 names.add(c.get("name"))
         if spec.get("replicas") is not None and spec["replicas"] < 0:
             out.append(f"spec.replicas: Invalid value: {spec['replicas']}: must be greater than or equal to 0")
+        # --- daemon workflows (0043): apps/v1's rules for a Deployment's pods and strategy
+        if pod.get("restartPolicy", "Always") != "Always":
+            out.append(f'spec.template.spec.restartPolicy: Unsupported value: "{pod["restartPolicy"]}": '
+                       'supported values: "Always"')
+        strategy = spec.get("strategy") or {}
+        if strategy.get("type") == "Recreate" and strategy.get("rollingUpdate") is not None:
+            out.append("spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is "
+                       "'Recreate'")
     return out
 
 

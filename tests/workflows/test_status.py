@@ -124,11 +124,9 @@ def test_concurrent_status_writers_never_lose_an_update(api):
     assert sorted(set(outcomes)) <= ["running", "suspended"]
 
 
-def test_a_daemon_stays_starting_and_is_not_started(api):
-    """Daemons do not run yet (decision 0039): nothing says it runs."""
-    assert api.post("/api/v1/workflows", {"name": "d", "breed": "metrics", "schedule": "daemon"}).status_code == 202
-    assert api.get("/api/v1/workflows/d/status").json == "starting"
+def test_a_built_in_daemon_is_refused_naming_schedule(api):
+    """A built-in runs in the control plane on a time or event schedule; daemons are script or
+    container breeds on the driver (decision 0043, tests/workflows/test_daemons.py)."""
+    r = api.post("/api/v1/workflows", {"name": "d", "breed": "metrics", "schedule": "daemon"})
+    assert r.status_code == 400 and r.json["errors"][0]["path"] == "schedule"
     assert _events("scheduled", "d") == []
-    r = api.put("/api/v1/workflows/d/status", "running")
-    assert r.status_code == 409 and r.json["errors"][0]["path"] == "schedule"
-    assert api.put("/api/v1/workflows/d/status", "suspended").json == "suspended"
