@@ -5,30 +5,42 @@ be slow, so a canary release has something real to judge.
     PORT         loopback port (the local driver sets it)
     FAIL_RATE    share of requests answered 500, 0..1 (default 0)
     LATENCY_MS   added latency per request (default 0)
+    WORKERS      requests served at once (default: no limit); the others wait their turn, so an
+                 instance answers slower the more load it takes (the demo's microscaling act)
+
+Every answer names the instance that gave it in `X-Instance` (the local driver's VAMP_INSTANCE).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = os.environ.get("VERSION", "?")
 FAIL_RATE = float(os.environ.get("FAIL_RATE", "0"))
 LATENCY = float(os.environ.get("LATENCY_MS", "0")) / 1000
+INSTANCE = os.environ.get("VAMP_INSTANCE", "?")
+WORKERS = int(os.environ.get("WORKERS", "0"))
+# Its capacity: a request waits here until one of WORKERS is free (as a worker pool would).
+TURN = threading.BoundedSemaphore(WORKERS) if WORKERS > 0 else contextlib.nullcontext()
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):  # noqa: N802 (http.server's name)
-        if LATENCY:
-            time.sleep(LATENCY)
+        with TURN:
+            if LATENCY:
+                time.sleep(LATENCY)
         failing = random.random() < FAIL_RATE
         body = f"{'error' if failing else 'ok'} {VERSION}\n".encode()
         self.send_response(500 if failing else 200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Instance", INSTANCE)
         self.end_headers()
         self.wfile.write(body)
 
