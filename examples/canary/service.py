@@ -9,12 +9,14 @@ be slow, so a canary release has something real to judge.
                  instance answers slower the more load it takes (the demo's microscaling act)
 
 Every answer names the instance that gave it in `X-Instance` (the local driver's VAMP_INSTANCE).
+On SIGTERM it stops accepting, answers the requests in flight and exits.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import random
+import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,5 +50,23 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = False  # server_close() waits for the requests in flight
+
+
+def main() -> None:
+    server = Server(("127.0.0.1", int(os.environ["PORT"])), Handler)
+
+    def drain(*_):
+        # Stopped (the driver's SIGTERM, e.g. a scale-in): stop accepting, answer what is in
+        # flight, exit. Connections refused meanwhile are retried on another server by HAProxy
+        # (`retries`, `option redispatch`); a request cut mid-way would be a 502.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, drain)
+    server.serve_forever(poll_interval=0.05)
+    server.server_close()
+
+
 if __name__ == "__main__":
-    ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+    main()
