@@ -211,7 +211,7 @@ def share_text(samples: list[Sample]) -> str:
     total = sum(counted.values())
     if not total:
         return "-"
-    return ", ".join(f"{_label(k)} {100 * n / total:.0f}%" for k, n in sorted(counted.items()))
+    return " ".join(f"{_label(k)} {100 * n / total:.0f}%" for k, n in sorted(counted.items()))
 
 
 def _label(instance: str) -> str:
@@ -258,10 +258,11 @@ def _figures(sla: dict) -> str:
     """An SLA event's figure against the bound it passed."""
     if not sla.get("threshold") or sla.get("response_time") is None:
         return ""
-    t = sla["threshold"]
-    over = sla["response_time"] > t["upper"]
-    return f"{sla['response_time']:.0f} ms {'>' if over else '<'} {'upper' if over else 'lower'} " \
-           f"{t['upper'] if over else t['lower']} ms"
+    value, t = sla["response_time"], sla["threshold"]
+    over = value > t["upper"]
+    bound = t["upper"] if over else t["lower"]
+    shown = f"{value:.0f}" if f"{value:.0f}" != str(bound) else f"{value:.1f}"  # never "80 < 80"
+    return f"{shown} {'> upper' if over else '< lower'} {bound} ms"
 
 
 def _stamp(event: dict) -> float:
@@ -357,14 +358,14 @@ class Act:
             why = "; ".join(str(r.get("why") if isinstance(r, dict) else r) for r in v.get("why") or []) \
                 or "nothing to change"
             self.say(f"  [bold]escalation:none[/bold]: {why}")
-            self.row(f"{asked} -> escalation:none", _figures(sla), at)
+            self.row(f"{asked}: none", _figures(sla), at)
             return
         kind = next((t for t in e["tags"] if t.startswith("escalation:")), "escalation")
         self.say(f"  [bold]{kind}[/bold]: {v.get('service')} {v.get('field')} {v.get('before')} -> {v.get('after')} "
                  f"(within [{v.get('minimum')}, {v.get('maximum')}]); the next check judges the "
                  f"{self.profile.interval} s after a {self.profile.cooldown} s cooldown")
         self._scaled_at = at
-        self.row(f"{asked} -> {kind.removeprefix('escalation:')}", _figures(sla), at,
+        self.row(f"{asked}: {kind.removeprefix('escalation:')}", _figures(sla), at,
                  instances=f"{v.get('before')} -> {v.get('after')}")
 
     def _poll(self) -> None:
@@ -474,7 +475,8 @@ class Act:
     def summary(self, ok: bool) -> bool:
         rows = self.outcome.rows
         table = Table("time", "event", "SLA figure", "instances", "requests", "answered by (until the next row)",
-                      "mean (client)", title="microscaling: what happened, and who answered", title_justify="left")
+                      "mean", title="microscaling: what happened, and who answered (mean: the users' response time)",
+                      title_justify="left")
         assert self.load is not None or not rows
         for i, r in enumerate(rows):
             until = rows[i + 1].at if i + 1 < len(rows) else r.at
