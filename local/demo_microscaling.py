@@ -1,9 +1,10 @@
 """`make demo`, the last act: microscaling by an SLA, judged from HAProxy's own figures.
 
 A cluster of examples/canary/service.py with a capacity (WORKERS=1, LATENCY_MS=50: one request
-at a time, 50 ms each, the others wait their turn, as a worker pool would) gets a
-`response_time_sliding_window` SLA with `scale_instances` between 1 and 3. A load process of
-its own sends back-to-back requests through the external gateway from a number of users:
+at a time, 50 ms each, the others wait their turn, as a worker pool would) runs under calm load;
+then a `response_time_sliding_window` SLA with `scale_instances` between 1 and 3 is put on it
+(PUT .../clusters/web/sla). A load process of its own sends back-to-back requests through the
+external gateway from a number of users:
 
 - 2 users on 1 instance: about 100 ms (one served, one waiting), inside the SLA's band;
 - 8 users: about 400 ms on 1 instance, 200 ms on 2, 133 ms on 3 (users x 50 ms / instances);
@@ -57,7 +58,9 @@ class Profile:
     cooldown: int = 4  # seconds after an SLA event before the next check's window starts
     minimum: int = 1
     maximum: int = 3
-    calm: float = 4.0  # seconds of calm load before it rises
+    # seconds of calm load before the SLA is put on the cluster: at least the agent's window +
+    # `interval`, so the first check does not average the load's first, partial window in
+    calm: float = 6.0
     hold: float = 6.0  # seconds at the maximum, showing the spread (and that nothing more happens)
     timeout: float = 45.0  # to reach the maximum, then the minimum
 
@@ -74,7 +77,6 @@ def blueprint(port: int, profile: Profile) -> dict:
     env = {"VERSION": "1", "LATENCY_MS": str(profile.latency_ms), "WORKERS": "1"}
     return {"name": DEPLOYMENT, "gateways": {f"{port}/http": f"{CLUSTER}/{PORT_NAME}"},
             "clusters": {CLUSTER: {
-                "sla": profile.sla(),
                 "services": [{"breed": {"name": SERVICE_NAME, "deployable": {"type": "command", "definition": command},
                                         "ports": {PORT_NAME: "8080/http"}, "environment_variables": env},
                               "scale": {"instances": profile.minimum, "cpu": 0.1, "memory": "64MB"}}]}}}
@@ -322,13 +324,18 @@ class Act:
         self.api.call("POST", "/deployments", expect=(202,), json=blueprint(port, p))
         self.say(f"POST /deployments {DEPLOYMENT}: {SERVICE_NAME} (examples/canary/service.py, {p.latency_ms} ms a "
                  f"request, one at a time: WORKERS=1), {p.minimum} instance, external gateway 127.0.0.1:{port}")
-        self.say(f"  its SLA: response_time_sliding_window, upper {p.upper_ms} ms, lower {p.lower_ms} ms, over "
-                 f"{p.interval} s of the agents' windows of gateway {INTERNAL}, cooldown {p.cooldown} s; "
-                 f"escalation scale_instances by 1 within [{p.minimum}, {p.maximum}]")
         wait_for(f"{SERVICE_NAME} to run", lambda: self._done(p.minimum), 45)
         wait_for("HAProxy applying the deployment's gateways", lambda: haproxy_applied(self.api, self.agent_url), 20)
         self._instances = (p.minimum, p.minimum)
         self.say(f"{SERVICE_NAME} runs ({time.monotonic() - started:.1f} s after the POST)")
+
+    def put_sla(self) -> None:
+        p = self.profile
+        self.api.call("PUT", f"/deployments/{DEPLOYMENT}/clusters/{CLUSTER}/sla", expect=(202,), json=p.sla())
+        self.say(f"PUT /deployments/{DEPLOYMENT}/clusters/{CLUSTER}/sla: response_time_sliding_window, upper "
+                 f"{p.upper_ms} ms, lower {p.lower_ms} ms, over {p.interval} s of the agents' windows of gateway "
+                 f"{INTERNAL}, cooldown {p.cooldown} s; escalation scale_instances by 1 within "
+                 f"[{p.minimum}, {p.maximum}]; the scheduled pass checks it every second here")
 
     # -- watching -----------------------------------------------------------------------------
 
@@ -432,6 +439,9 @@ class Act:
                  f"its own); every answer counted by the instance that gave it (X-Instance)")
         self.row("calm load", f"{p.calm_users} users")
         self.watch(None, p.calm, "calm")
+        self.put_sla()
+        self.row("SLA put", f"{p.lower_ms}-{p.upper_ms} ms")
+        self.watch(None, 2.0, "calm, with the SLA")
 
         self.console.rule(f"load rises: {p.busy_users} users")
         self.load.set_users(p.busy_users)

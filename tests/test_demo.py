@@ -62,7 +62,7 @@ def test_demo_microscaling_grows_and_shrinks_a_cluster_by_its_sla(stack):
 
     out = io.StringIO()
     # the test's clock: 1 s agent windows (the fixture), so shorter SLA windows and phases than the demo's
-    profile = Profile(interval=3, cooldown=3, calm=2, hold=3)
+    profile = Profile(interval=3, cooldown=3, calm=4, hold=3)
     operator = stack.mint_token("demo", "operator", ["default"])
     ok, act = run_microscaling_demo(stack.api_url, operator, stack.agent.url, demo_port(), profile=profile,
                                     console=Console(file=out, width=150))

@@ -17,6 +17,7 @@ import contextlib
 import os
 import random
 import signal
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,8 +31,25 @@ WORKERS = int(os.environ.get("WORKERS", "0"))
 TURN = threading.BoundedSemaphore(WORKERS) if WORKERS > 0 else contextlib.nullcontext()
 
 
+# Open connections -> busy (a request read, not yet answered). HAProxy keeps idle connections to
+# a server for reuse: draining closes those and lets the busy ones answer first.
+CONNECTIONS: dict = {}
+LOCK = threading.Lock()
+DRAINING = threading.Event()
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        with LOCK:
+            CONNECTIONS[self] = False
+
+    def parse_request(self):
+        with LOCK:  # the request line is read: busy until answered
+            CONNECTIONS[self] = True
+        return super().parse_request()
 
     def do_GET(self):  # noqa: N802 (http.server's name)
         with TURN:
@@ -43,25 +61,46 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Instance", INSTANCE)
+        if DRAINING.is_set():
+            self.send_header("Connection", "close")  # and close it after this answer
         self.end_headers()
         self.wfile.write(body)
+        with LOCK:
+            CONNECTIONS[self] = False
+
+    def finish(self):
+        with LOCK:
+            CONNECTIONS.pop(self, None)
+        super().finish()
 
     def log_message(self, *args):
         pass
 
 
 class Server(ThreadingHTTPServer):
-    daemon_threads = False  # server_close() waits for the requests in flight
+    daemon_threads = False  # server_close() waits for the connections' threads
 
 
 def main() -> None:
     server = Server(("127.0.0.1", int(os.environ["PORT"])), Handler)
 
+    def stop():
+        server.shutdown()  # no more connections accepted
+        with LOCK:
+            idle = [h for h, busy in CONNECTIONS.items() if not busy]
+        for handler in idle:  # waiting for a next request that must go elsewhere
+            try:
+                handler.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def drain(*_):
-        # Stopped (the driver's SIGTERM, e.g. a scale-in): stop accepting, answer what is in
-        # flight, exit. Connections refused meanwhile are retried on another server by HAProxy
-        # (`retries`, `option redispatch`); a request cut mid-way would be a 502.
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        # Stopped (the driver's SIGTERM, e.g. a scale-in): stop accepting, close idle
+        # connections, answer what is in flight (with `Connection: close`), exit. HAProxy retries
+        # refused connections on another server (`retries`, `option redispatch`); a request cut
+        # mid-way would be a 502.
+        DRAINING.set()
+        threading.Thread(target=stop, daemon=True).start()
 
     signal.signal(signal.SIGTERM, drain)
     server.serve_forever(poll_interval=0.05)
