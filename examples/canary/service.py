@@ -104,6 +104,15 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, drain)
     server.serve_forever(poll_interval=0.05)
+    # Connections the kernel took since the loop's last accept would be reset by the close (a
+    # 502 through HAProxy): take them too, then close; later ones are refused, and retried.
+    server.socket.setblocking(False)
+    while True:
+        try:
+            conn, address = server.socket.accept()
+        except OSError:
+            break
+        server.process_request(conn, address)
     server.server_close()
 
 
