@@ -484,10 +484,12 @@ class Act:
 
     def summary(self, ok: bool) -> bool:
         rows = self.outcome.rows
-        table = Table("time", "event", "SLA figure", "instances", "requests", "answered by (until the next row)",
-                      "mean", title="microscaling: what happened, and who answered (mean: the users' response time)",
+        table = Table(title="microscaling: what happened, and who answered (mean: the users' response time)",
                       title_justify="left")
-        assert self.load is not None or not rows
+        for name in ("time", "event", "SLA figure", "instances", "requests"):
+            table.add_column(name, no_wrap=True)
+        table.add_column("answered by (until the next row)")
+        table.add_column("mean", no_wrap=True)
         for i, r in enumerate(rows):
             until = rows[i + 1].at if i + 1 < len(rows) else r.at
             samples = self.load.window(r.at, until) if self.load and until > r.at else []
