@@ -49,12 +49,14 @@ def run() -> None:
 @cli.command()
 @click.option("--skip-walkthrough", is_flag=True, help="Only the canary releases.")
 def demo(skip_walkthrough: bool) -> None:
-    """Start the stack, walk through the API, run two canary releases through HAProxy, stop."""
+    """Start the stack, walk through the API, run two canary releases through HAProxy, scale a
+    cluster out and back in by its SLA, stop."""
     import os
     import time
 
     from chalicelib.settings import settings
     from local.demo import walkthrough
+    from local.demo_microscaling import run_microscaling_demo
     from local.demo_release import demo_port, run_release_demo
     from local.stack import free_port
 
@@ -88,6 +90,8 @@ def demo(skip_walkthrough: bool) -> None:
                 ok = False
             elif ok:
                 ok, _ = run_release_demo(stack.api_url, operator, agent, demo_port())
+                if ok:  # the last act, on the same stack: an SLA scales a cluster out and back in
+                    ok, _ = run_microscaling_demo(stack.api_url, operator, agent, demo_port())
     except (KeyboardInterrupt, SystemExit):
         click.echo("demo interrupted: stopped its traffic, its processes and the stack", err=True)
         raise

@@ -278,6 +278,17 @@ class Traffic:
         return dict(out)
 
 
+def haproxy_applied(api: Api, agent_url: str | None) -> bool:
+    """The agent serves what the API last published."""
+    if not agent_url:
+        return True
+    import hashlib
+
+    published = api.get("/vga/haproxy/2.6/configuration")["configuration"]
+    digest = "sha256:" + hashlib.sha256(published.encode()).hexdigest()
+    return requests.get(f"{agent_url}/healthz", timeout=2).json().get("config_checksum") == digest
+
+
 def through_haproxy(port: int, n: int = 5) -> Counter:
     seen: Counter = Counter()
     for _ in range(n):
@@ -362,14 +373,7 @@ class Demo:
         return all(s["status"]["phase"]["name"] == "done" and s.get("instances") for s in services.values())
 
     def _applied(self) -> bool:
-        """The agent serves what the API last published."""
-        if not self.agent_url:
-            return True
-        import hashlib
-
-        published = self.api.get("/vga/haproxy/2.6/configuration")["configuration"]
-        digest = "sha256:" + hashlib.sha256(published.encode()).hexdigest()
-        return requests.get(f"{self.agent_url}/healthz", timeout=2).json().get("config_checksum") == digest
+        return haproxy_applied(self.api, self.agent_url)
 
     def _until_deployed(self, versions: set[str], what: str, timeout: float = 45.0) -> None:
         wait_for(what, lambda: self._settled(versions), timeout)

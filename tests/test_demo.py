@@ -1,6 +1,7 @@
-"""`make demo`'s release act, in-process on a whole local stack (moto with Step Functions, the
-Chalice API, etcd, the gateway agent with a real HAProxy, the local driver), with a short policy:
-version 2 is promoted, version 3 (30% of 500s) is rolled back, nothing is left running."""
+"""`make demo`'s acts, in-process on a whole local stack (moto with Step Functions, the Chalice
+API, etcd, the gateway agent with a real HAProxy, the local driver): the release act with a short
+policy (version 2 is promoted, version 3 with 30% of 500s rolled back), and the microscaling act
+(an SLA grows a cluster 1 -> 3 under load and shrinks it back to 1); nothing is left running."""
 from __future__ import annotations
 
 import io
@@ -48,6 +49,43 @@ def test_demo_promotes_a_healthy_canary_and_rolls_back_a_failing_one(stack):
     assert rolled_back.seconds is not None, log
     assert "summary" in log and "release 1 promoted, release 2 rolled back" in log
     assert LocalDriver().running("default") == {}  # undeployed: no process of the demo left
+
+
+def test_demo_microscaling_grows_and_shrinks_a_cluster_by_its_sla(stack):
+    from datetime import datetime
+
+    from rich.console import Console
+
+    from chalicelib.drivers.local import LocalDriver
+    from local.demo_microscaling import Profile, run_microscaling_demo
+    from local.demo_release import demo_port
+
+    out = io.StringIO()
+    # the test's clock: 1 s agent windows (the fixture), so shorter SLA windows and phases than the demo's
+    profile = Profile(interval=3, cooldown=3, calm=4, hold=3)
+    operator = stack.mint_token("demo", "operator", ["default"])
+    ok, act = run_microscaling_demo(stack.api_url, operator, stack.agent.url, demo_port(), profile=profile,
+                                    console=Console(file=out, width=150))
+    log, o = out.getvalue(), act.outcome
+    assert ok, log
+    assert (o.grew_to, o.shrank_to) == (3, 1), log
+    # one step at a time, by the SLA's escalations, each from an SLA event past its bound
+    assert o.actions("escalate") == [(1, 2), (2, 3)] and o.actions("deescalate") == [(3, 2), (2, 1)], log
+    scaled = [e for e in o.escalations if "escalation:scale_instances" in e["tags"]]
+    for e in scaled:
+        sla = e["value"]["sla"]
+        assert sum(sla["samples"].values()) >= 1, e  # judged from the agents' windows of HAProxy's traffic
+        if e["value"]["direction"] == "escalate":
+            assert sla["response_time"] > profile.upper_ms, e
+        else:
+            assert sla["response_time"] < profile.lower_ms, e
+    # the cooldown honoured: a check only after interval + cooldown since the last SLA event
+    stamps = [datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")) for e in o.sla_events]
+    assert all((b - a).total_seconds() >= profile.interval + profile.cooldown for a, b in zip(stamps, stamps[1:])), log
+    # at the top, traffic through HAProxy spread over the three instances
+    assert set(o.spread) == {"0", "1", "2"} and min(o.spread.values()) > sum(o.spread.values()) / 6, o.spread
+    assert "grew 1 -> 3 and shrank back to 1" in log
+    assert LocalDriver().running("default") == {}  # undeployed: no process of the act left
 
 
 def test_concurrent_deploys_of_one_service_leave_no_orphan_process():

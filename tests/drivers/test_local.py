@@ -70,6 +70,27 @@ def test_same_spec_is_a_no_op_and_scaling_keeps_instances(driver):
     assert len(st.instances) == 3 and st.digest == bigger.digest()
 
 
+def test_a_scale_in_gives_the_stopped_instance_its_grace_to_finish(driver, tmp_path):
+    """`sh -c` exits at once on TERM; the service it started must still get the grace to answer
+    what it holds (killing its group when sh exited cut requests in flight: 502s in the demo)."""
+    d, ns = driver
+    drains = ("import os,signal,sys,time\n"
+              "mark = os.environ['MARK'] + os.environ['VAMP_INSTANCE']\n"
+              "def drain(*_):\n"
+              "  time.sleep(0.5); open(mark, 'w').write('drained'); sys.exit(0)\n"
+              "signal.signal(signal.SIGTERM, drain)\n"
+              "open(mark, 'w').write('up')\n"
+              "time.sleep(60)\n")
+    s = ServiceSpec(deployment="d", cluster="c", service="svc:1", deployable_type="command",
+                    definition=f"python3 -c \"{drains}\"", env={"MARK": str(tmp_path / "mark-")}, instances=2)
+    d.deploy(ns, s)
+    wait_for(lambda: all((tmp_path / f"mark-{i}").exists() and (tmp_path / f"mark-{i}").read_text() == "up"
+                         for i in (0, 1)), what="both instances up")
+    d.deploy(ns, ServiceSpec(**{**s.to_dict(), "instances": 1}))
+    assert (tmp_path / "mark-1").read_text() == "drained"  # stopped after it finished, not killed mid-way
+    assert (tmp_path / "mark-0").read_text() == "up" and len(d.pids(ns, s.key)) == 1
+
+
 def test_a_killed_process_comes_back_on_the_same_port(driver):
     d, ns = driver
     s = spec()
