@@ -279,11 +279,36 @@ def _healthy(spec: ServiceSpec, proc: _Process) -> tuple[bool, str | None]:
         return False, f"port {port}: {e.strerror or e}"
 
 
+# A scaled-in instance leaves the status at once (the pass then publishes gateways without it)
+# and keeps serving this long before its TERM: HAProxy applies the smaller gateway in well under
+# a second, so no request is sent to an instance that is stopping (the preStop pattern).
+SCALE_IN_DRAIN = 2.0
+_DRAINING: list[_Process] = []
+
+
+def _drain(proc: _Process) -> None:
+    with _LOCK:
+        _DRAINING.append(proc)
+
+    def stop() -> None:
+        with _LOCK:
+            if proc not in _DRAINING:  # the stack's stop took it
+                return
+            _DRAINING.remove(proc)
+        _kill(proc)
+
+    timer = threading.Timer(SCALE_IN_DRAIN, stop)
+    timer.daemon = True
+    timer.start()
+
+
 def _kill_all() -> None:
     with _LOCK:
         services = list(_REGISTRY.values())
         _REGISTRY.clear()
-    procs = [proc for service in services for proc in service.processes]
+        draining = list(_DRAINING)
+        _DRAINING.clear()
+    procs = [proc for service in services for proc in service.processes] + draining
     for proc in procs:  # every group at once, then the waits: a stop takes one grace, not one each
         _terminate(proc)
     for proc in procs:
@@ -354,7 +379,7 @@ class LocalDriver:
             keep.append(proc)
         service.spec, service.digest, service.processes = spec, digest, keep
         for proc in drop:
-            _kill(proc)
+            _drain(proc)
 
     def undeploy(self, namespace: str, deployment: str, cluster: str, service: str) -> None:
         with _LOCK:

@@ -1,6 +1,7 @@
 """The local driver: real processes on loopback ports, restarts, health, no leaks."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import urllib.request
@@ -87,8 +88,35 @@ def test_a_scale_in_gives_the_stopped_instance_its_grace_to_finish(driver, tmp_p
     wait_for(lambda: all((tmp_path / f"mark-{i}").exists() and (tmp_path / f"mark-{i}").read_text() == "up"
                          for i in (0, 1)), what="both instances up")
     d.deploy(ns, ServiceSpec(**{**s.to_dict(), "instances": 1}))
+    wait_for(lambda: (tmp_path / "mark-1").read_text() != "up", what="the dropped instance stopped", timeout=10)
     assert (tmp_path / "mark-1").read_text() == "drained"  # stopped after it finished, not killed mid-way
     assert (tmp_path / "mark-0").read_text() == "up" and len(d.pids(ns, s.key)) == 1
+
+
+def test_a_scaled_in_instance_leaves_the_status_at_once_and_serves_until_its_drain_ends(driver, monkeypatch):
+    """The pass publishes gateways from the status: the dropped instance must be out of it before
+    it stops answering, or HAProxy sends requests to a closing socket (502s on scale-in)."""
+    from chalicelib.drivers import local
+
+    monkeypatch.setattr(local, "SCALE_IN_DRAIN", 1.5)
+    d, ns = driver
+    s = spec(instances=2)
+    d.deploy(ns, s)
+    st = wait_for(lambda: ready(d, ns, s.key), what="two instances")
+    dropped = st.instances[1]
+    d.deploy(ns, dataclasses.replace(s, instances=1))
+    after = d.status(ns, [s.key])[s.key]
+    assert [i.name for i in after.instances] == [st.instances[0].name] and after.state == "running"
+    assert get(dropped) == "1"  # still answering while the gateways move off it
+    wait_for(lambda: _refused(dropped), what="the dropped instance stopped after its drain", timeout=10)
+
+
+def _refused(instance) -> bool:
+    try:
+        get(instance)
+    except OSError:
+        return True
+    return False
 
 
 def test_a_killed_process_comes_back_on_the_same_port(driver):
