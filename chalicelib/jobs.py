@@ -35,7 +35,8 @@ def every_minute(_event=None, writers=None) -> dict:
     app.py (the API's write paths, workflows/builtin_runs.Writers; 0044)."""
     out: dict = {}
     for part, run in (("deployments", synchronise_deployments), ("gateways", republish_gateways),
-                      ("slas", lambda: check_slas(writers)), ("daemons", reconcile_daemons)):
+                      ("slas", lambda: check_slas(writers)), ("daemons", reconcile_daemons),
+                      ("workflows", schedule_starting_workflows)):
         try:
             out[part] = run()
         except Exception as e:  # noqa: BLE001 - the next pass tries again
@@ -50,3 +51,10 @@ def reconcile_daemons() -> dict:
     from chalicelib.workflows import daemons
 
     return daemons.run_all()
+
+
+# Workflows whose schedule could not be made when they were written (0039): scheduled now.
+def schedule_starting_workflows() -> dict:
+    from chalicelib.workflows import lifecycle
+
+    return lifecycle.retry_all()

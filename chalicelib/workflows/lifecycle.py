@@ -107,8 +107,8 @@ def prepare(store: ArtifactStore, namespace: str, writes: list[Write], mode: str
 def after(store: ArtifactStore, namespace: str, results: list[tuple[Write, StoredArtifact | None]],
           publish: Publish) -> None:
     """Schedule what was created or changed, unschedule what was deleted, with their events.
-    A schedule that could not be made leaves the workflow `starting` (logged); PUT its status
-    `running` to try again."""
+    A schedule that could not be made leaves the workflow `starting` (logged); the scheduled
+    pass tries again (`retry_starting`), or PUT its status `running`."""
     from chalicelib.store import namespaces
 
     for w, stored in results:
@@ -228,3 +228,57 @@ def set_status(store: ArtifactStore, namespace: str, name: str, request: str, pu
         return final if done is not None else status(store, namespace, name)
     raise Conflict(f"workflow {name}'s status kept changing", [FieldError("status", "changed by others: try again")],
                    get(store, namespace, name).version)
+
+
+# -- the scheduled pass: schedules that could not be made (0039) ----------------------------
+
+STARTING_GRACE = 30  # seconds a workflow may be `starting` before the pass schedules it itself
+
+
+def retry_starting(store: ArtifactStore, namespace: str, publish: Publish, now: float | None = None) -> list[str]:
+    """Schedule the time and event workflows left `starting` (the Scheduler refused or was away
+    when they were written) once they are older than STARTING_GRACE: a write in progress
+    schedules its own. Conditional on the version read, as every status write. Returns the names
+    now running."""
+    import time as _time
+    from datetime import datetime
+
+    now = _time.time() if now is None else now
+    done, page = [], 1
+    while True:
+        listed = store.list(namespace, KIND, page, 100)
+        for stored in listed.items:
+            if stored.document.get("status") != "starting" or is_daemon(stored.document):
+                continue  # daemons: workflows/daemons.py's pass
+            updated = datetime.fromisoformat(stored.updated.replace("Z", "+00:00")).timestamp()
+            if now - updated < STARTING_GRACE:
+                continue
+            try:
+                _schedule(namespace, stored.name, stored.document, True, publish, store)
+            except Exception:  # noqa: BLE001 - still refused: the next pass tries again
+                log.exception("workflow %s/%s still not scheduled", namespace, stored.name)
+                continue
+            if _advance(store, namespace, stored, "running") is not None:
+                done.append(stored.name)
+        if page * 100 >= listed.total or not listed.items:
+            return done
+        page += 1
+
+
+def retry_all(publish: Publish | None = None) -> dict:
+    """Every namespace that holds workflows (registered at their first write)."""
+    from chalicelib.store import namespaces
+    from chalicelib.store.dynamodb_artifacts import DynamoDBArtifactStore
+    from chalicelib.store.event_backend import event_store
+
+    store, events, out = DynamoDBArtifactStore(), event_store(), {}
+    for namespace in namespaces.registered(KIND):
+        try:
+            scheduled = retry_starting(store, namespace, publish or events.publish)
+        except Exception as e:  # noqa: BLE001 - one namespace never stops the others
+            log.exception("workflow schedule pass of namespace %s failed", namespace)
+            out[namespace] = {"error": str(e)}
+            continue
+        if scheduled:
+            out[namespace] = {"scheduled": scheduled}
+    return out

@@ -130,3 +130,34 @@ def test_a_built_in_daemon_is_refused_naming_schedule(api):
     r = api.post("/api/v1/workflows", {"name": "d", "breed": "metrics", "schedule": "daemon"})
     assert r.status_code == 400 and r.json["errors"][0]["path"] == "schedule"
     assert _events("scheduled", "d") == []
+
+
+def test_a_schedule_refused_at_write_is_made_by_the_pass(api, monkeypatch):
+    """The Scheduler away when the workflow was written: it stays `starting` (the truth), and the
+    scheduled pass schedules it once it is older than the grace, with its event, once."""
+    import time
+
+    away = [True]
+    put = in_process.TIMER.put
+
+    def refuse(*a, **k):
+        if away[0]:
+            raise RuntimeError("Scheduler away")
+        return put(*a, **k)
+
+    monkeypatch.setattr(in_process.TIMER, "put", refuse)
+    assert api.post("/api/v1/workflows", WORKFLOW).status_code == 202
+    assert api.get("/api/v1/workflows/m/status").json == "starting"
+    assert in_process.TIMER.entry("default", "m") is None
+    store = DynamoDBArtifactStore()
+    publish = event_store().publish
+    assert lifecycle.retry_starting(store, "default", publish) == []  # within the grace: its writer's
+    later = time.time() + lifecycle.STARTING_GRACE + 1
+    assert lifecycle.retry_starting(store, "default", publish, now=later) == []  # still refused: still starting
+    assert api.get("/api/v1/workflows/m/status").json == "starting"
+    away[0] = False  # the Scheduler is back
+    assert lifecycle.retry_starting(store, "default", publish, now=later) == ["m"]
+    assert api.get("/api/v1/workflows/m/status").json == "running"
+    assert in_process.TIMER.entry("default", "m").enabled
+    assert lifecycle.retry_starting(store, "default", publish, now=later) == []  # running now: nothing to do
+    assert len(_events("scheduled")) == 1
