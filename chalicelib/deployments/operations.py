@@ -86,8 +86,26 @@ def _admit(namespace: str, blueprint) -> None:
         levels.append((f"clusters.{cname}.dialects", cluster.dialects))
         levels += [(f"clusters.{cname}.services[{i}].dialects", s.dialects) for i, s in enumerate(cluster.services)]
     problems = drivers.admission(namespace, levels)
+    problems += _argument_problems(namespace, blueprint)
     if problems:
         raise ValidationFailed("Refused by the namespace's driver", [FieldError(p, r) for p, r in problems])
+
+
+def _argument_problems(namespace: str, blueprint) -> list[tuple[str, str]]:
+    """Each service's `arguments` (its breed's, then its own: as synchronisation passes them) the
+    namespace's driver cannot apply, refused before anything is stored, never dropped."""
+    from chalicelib.drivers import job_arguments
+
+    problems = []
+    for cname, cluster in blueprint.clusters.items():
+        for i, s in enumerate(cluster.services):
+            at = f"clusters.{cname}.services[{i}]"
+            given = [(f"{at}.breed.arguments[{j}].{k}", (str(k), str(v)))
+                     for j, a in enumerate(getattr(s.breed, "arguments", None) or []) for k, v in a.items()]
+            given += [(f"{at}.arguments[{j}].{k}", (str(k), str(v))) for j, a in enumerate(s.arguments or [])
+                      for k, v in a.items()]
+            problems += job_arguments.problems(namespace, given)
+    return problems
 
 
 def _register(namespace: str) -> None:

@@ -167,6 +167,10 @@ class EcsDriver:
     def task_definition(self, name: str, spec: ServiceSpec, tags: list[dict]) -> dict:
         """RegisterTaskDefinition's arguments for a spec (family `name`)."""
         container = container_definition(spec)
+        try:  # Vamp's `arguments` (docker run options) as the container definition's fields
+            container = merge_dialect(container, for_ecs(spec.arguments, fargate=self.launch_type == "FARGATE"))
+        except Refused as e:
+            raise DriverError(f"ecs driver: {e}") from None
         if self.execution_role_arn and spec.secret_sources:
             # The task reads these secrets itself as it starts (the execution role may, under
             # SecretsPrefix): their values stay out of the task definition, which any

@@ -265,7 +265,12 @@ def deployment_manifest(namespace: str, spec: ServiceSpec, policy: NamespacePoli
             raise DriverError("refused by the namespace's policy: " + "; ".join(
                 f"dialects.kubernetes{path}: {reason}" for path, reason in problems))
         pod_spec = merge_dialect(pod_spec, dialect)
-    pod_spec = harden(pod_spec, policy)
+    try:  # Vamp's `arguments` (docker run options), held to the namespace's policy as dialects are
+        fragment, argument_labels = kubernetes_pod(spec.arguments, "service", policy)
+    except Refused as e:
+        raise DriverError(f"kubernetes driver: {e}") from None
+    pod_spec = harden(merge_dialect(pod_spec, fragment), policy)
+    labels = {**argument_labels, **labels}  # ours win: the selector's label is never an argument's
     annotations = {KEY_ANNOTATION: spec.key, DIGEST_ANNOTATION: spec.digest()}
     # The pod template's digest leaves the number of instances out: a change of scale alone
     # changes `replicas`, never the template, so Kubernetes scales without rolling any pod.

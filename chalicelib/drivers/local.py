@@ -148,6 +148,7 @@ def _start(service: _Service, proc: _Process) -> None:
         # Its own process group (undeploy kills the whole group), killed with this process.
         proc.popen = processes.spawn(
             ["/bin/sh", "-c", spec.definition],
+            cwd=job_arguments.for_local(spec.arguments).get("cwd"),  # checked at deploy
             env=_environment(spec, proc),
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -331,6 +332,10 @@ class LocalDriver:
         refused = settings().local_driver_refusal()  # however this driver was reached (0026)
         if refused:
             raise DriverError(refused)
+        try:  # Vamp's `arguments` (docker run options): the ones a process can take, else refused
+            job_arguments.for_local(spec.arguments)
+        except job_arguments.Refused as e:
+            raise DriverError(f"local driver: {e}") from None
         if spec.deployable_type != COMMAND:
             raise DriverError(
                 f"the local driver runs `command` deployables only, not {spec.deployable_type!r} "

@@ -188,3 +188,23 @@ def test_a_variable_wholly_a_secret_is_read_by_the_task_not_written_in_its_defin
     (c,) = client.describe_task_definition(taskDefinition=driver._name("other", "sava", "sava", "sava:1.0.0"))[
         "taskDefinition"]["containerDefinitions"]
     assert "secrets" not in c and {"name": "DB_PASSWORD", "value": "hunter2"} in c["environment"]
+
+
+def test_a_services_arguments_are_its_container_definitions_fields_or_refused(ecs):
+    import dataclasses
+
+    from chalicelib.drivers import DriverError
+
+    driver, client, cluster = ecs
+    spec = dataclasses.replace(image_spec(), arguments=(("init", "true"), ("read-only", "true"),
+                                                        ("ulimit", "nofile=1024:4096")))
+    driver.deploy("team-a", spec)
+    (arn,) = client.list_services(cluster=cluster)["serviceArns"]
+    service = client.describe_services(cluster=cluster, services=[arn])["services"][0]
+    (c,) = client.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"][
+        "containerDefinitions"]
+    assert c["linuxParameters"]["initProcessEnabled"] is True and c["readonlyRootFilesystem"] is True
+    assert c["ulimits"] == [{"name": "nofile", "softLimit": 1024, "hardLimit": 4096}]
+    with pytest.raises(DriverError, match="argument 'privileged'.*Fargate"):
+        driver.deploy("team-a", dataclasses.replace(image_spec(), service="web:2", arguments=(("privileged", "true"),)))
+    assert len(client.list_services(cluster=cluster)["serviceArns"]) == 1  # nothing made of the refused one

@@ -162,3 +162,16 @@ def test_state_is_shared_between_driver_objects(driver):
     s = spec()
     d.deploy(ns, s)
     assert LocalDriver().running(ns) == {s.key: s.digest()}
+
+
+def test_a_services_workdir_argument_is_its_process_directory(driver, tmp_path):
+    d, ns = driver
+    mark = tmp_path / "cwd"
+    s = ServiceSpec(deployment="d", cluster="c", service="svc:1", deployable_type="command",
+                    definition=f"pwd > {mark}; sleep 60", arguments=(("workdir", str(tmp_path)),))
+    d.deploy(ns, s)
+    wait_for(lambda: mark.exists() and mark.read_text().strip(), what="the process wrote its directory")
+    assert mark.read_text().strip() == str(tmp_path)
+    with pytest.raises(DriverError, match="argument 'privileged'.*local driver"):
+        d.deploy(ns, dataclasses.replace(s, service="svc:2", arguments=(("privileged", "true"),)))
+    assert d.status(ns, ["d/c/svc:2"])["d/c/svc:2"].state == "absent"

@@ -202,3 +202,47 @@ def test_the_operator_widens_one_namespace(kube, monkeypatch):
     (dep,) = fake.objects("deployments", "vamp-team").values()
     assert dep["spec"]["template"]["spec"]["hostNetwork"] is True
     api.delete("/team/api/v1/deployments/shop?force=true")
+
+
+# -- services' `arguments` (Vamp's docker run options): applied, or refused before storing --------
+
+@pytest.mark.parametrize("where", ["service", "breed"])
+def test_an_argument_the_policy_refuses_is_a_400_naming_it_and_nothing_reaches_the_cluster(kube, where):
+    api, fake = kube
+    body = blueprint(IMAGE)
+    service = body["clusters"]["web"]["services"][0]
+    (service if where == "service" else service["breed"])["arguments"] = [{"cap-add": "SYS_ADMIN"}]
+    r = api.post("/team/api/v1/deployments", body)
+    assert r.status_code == 400, r.body
+    (error,) = r.json["errors"]
+    prefix = "clusters.web.services[0]" + (".breed" if where == "breed" else "")
+    assert error["path"] == f"{prefix}.arguments[0].cap-add", error
+    assert "policy refuses" in error["reason"]
+    assert api.get("/team/api/v1/deployments/shop").status_code == 404
+    assert fake.requests == []
+
+
+def test_arguments_kubernetes_has_reach_the_validated_deployment(kube):
+    api, fake = kube
+    body = blueprint(IMAGE, arguments=[{"read-only": "true"}, {"user": "1000:1000"}, {"label": "team=web"}])
+    r = api.post("/team/api/v1/deployments", body)
+    assert r.status_code == 202, r.body
+    sync_namespace("team")
+    (dep,) = fake.objects("deployments", "vamp-team").values()
+    pod = dep["spec"]["template"]
+    (box,) = pod["spec"]["containers"]
+    assert box["securityContext"]["readOnlyRootFilesystem"] is True
+    assert box["securityContext"]["runAsUser"] == 1000 and box["securityContext"]["runAsGroup"] == 1000
+    assert pod["metadata"]["labels"]["team"] == "web"
+    assert box["securityContext"]["capabilities"]["drop"] == ["ALL"]  # still hardened
+
+
+def test_an_argument_the_local_driver_cannot_apply_is_a_400_and_nothing_runs(api):
+    before = children()
+    r = api.post("/api/v1/deployments", blueprint(COMMAND, arguments=[{"privileged": "true"}]))
+    assert r.status_code == 400, r.body
+    (error,) = r.json["errors"]
+    assert error["path"] == "clusters.web.services[0].arguments[0].privileged"
+    assert "local driver" in error["reason"]
+    assert api.get("/api/v1/deployments/shop").status_code == 404
+    assert children() == before
