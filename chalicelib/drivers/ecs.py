@@ -454,7 +454,8 @@ class EcsDriver:
         name = self._daemon_name(namespace, spec.name)
         as_service = ServiceSpec(deployment="workflow", cluster=namespace, service=spec.name,
                                  deployable_type=spec.deployable_type, definition=spec.definition, env=dict(spec.env),
-                                 cpu=spec.cpu, memory=spec.memory, labels={"vamp.workflow": spec.name})
+                                 arguments=spec.arguments, cpu=spec.cpu, memory=spec.memory,
+                                 labels={"vamp.workflow": spec.name})
         tags = [{"key": NAMESPACE_TAG, "value": namespace}, {"key": DAEMON_TAG, "value": spec.name[:256]}]
         if spec.labels.get("token"):
             tags.append({"key": TOKEN_NAME_TAG, "value": spec.labels["token"]})

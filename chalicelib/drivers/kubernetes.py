@@ -841,7 +841,13 @@ def daemon_manifest(namespace: str, spec: JobSpec, policy: NamespacePolicy | Non
     container = {"name": "workflow", "image": spec.definition, "env": _env(spec),
                  "resources": {"requests": {"cpu": cpu, "memory": _memory(spec.memory)},
                                "limits": {"cpu": cpu, "memory": _memory(spec.memory)}}}
-    pod_spec = harden({"containers": [container], "restartPolicy": "Always"}, policy or NamespacePolicy())
+    policy = policy or NamespacePolicy()
+    try:  # Vamp's `arguments` (docker run options), held to the namespace's policy as a run's
+        fragment, argument_labels = kubernetes_pod(spec.arguments, "workflow", policy)
+    except Refused as e:
+        raise DriverError(f"kubernetes driver: {e}") from None
+    labels = {**argument_labels, **labels}
+    pod_spec = harden(merge_dialect({"containers": [container], "restartPolicy": "Always"}, fragment), policy)
     annotations = {DAEMON_ANNOTATION: spec.name}
     if spec.labels.get("token"):
         annotations[TOKEN_NAME_ANNOTATION] = spec.labels["token"]

@@ -486,6 +486,10 @@ class LocalDriver:
         if spec.deployable_type != COMMAND:
             raise DriverError(f"the local driver runs `command` breeds only, not {spec.deployable_type!r} "
                               f"({spec.definition}); name kubernetes or ecs for the namespace for images")
+        try:  # Vamp's `arguments` (docker run options): the ones a process can take, else refused
+            job_arguments.for_local(spec.arguments)
+        except job_arguments.Refused as e:
+            raise DriverError(f"local driver: {e}") from None
         key = (namespace, spec.name)
         with _LOCK:
             old = _DAEMONS.pop(key, None)
@@ -586,6 +590,7 @@ def _start_daemon(daemon: _Daemon) -> None:
     env.update({k: v for k, v in daemon.spec.env.items() if v is not None})
     with open(daemon.log_path, "ab") as out:
         daemon.popen = processes.spawn(["/bin/sh", "-c", daemon.spec.definition], env=env, stdin=subprocess.DEVNULL,
+                                       cwd=job_arguments.for_local(daemon.spec.arguments).get("cwd"),
                                        stdout=out, stderr=subprocess.STDOUT, close_fds=True)
     if daemon.record:
         processes.forget(run_dir(), daemon.record)

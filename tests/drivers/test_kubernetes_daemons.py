@@ -139,3 +139,20 @@ def test_a_daemon_workflow_on_kubernetes_through_the_api(kube):  # noqa: F811 (t
     assert api.put("/team/api/v1/workflows/w/status", "suspend").json == "suspended"
     assert name not in fake.objects("deployments", "vamp-team")
     assert not [t for t in DynamoDBTokenStore().list() if t.name.startswith("daemon@")]
+
+
+def test_a_daemons_arguments_reach_its_validated_pod_or_are_refused_sending_nothing(k8s):
+    import dataclasses
+
+    from chalicelib.drivers.base import DriverError
+
+    driver, fake = k8s
+    driver.run_daemon("ns", dataclasses.replace(_spec(), arguments=(("read-only", "true"), ("label", "team=ops"))))
+    dep = fake.objects("deployments", "vamp-ns")[daemon_object_name("watcher")]
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert dep["spec"]["template"]["metadata"]["labels"]["team"] == "ops"
+    before = len(fake.requests)
+    with pytest.raises(DriverError, match="argument 'cap-add'.*policy refuses"):
+        driver.run_daemon("ns", dataclasses.replace(_spec(), name="other", arguments=(("cap-add", "SYS_ADMIN"),)))
+    assert not any(m in ("POST", "PATCH", "PUT") for m, *_ in fake.requests[before:])

@@ -73,3 +73,15 @@ def test_a_log_past_its_bound_keeps_its_tail(driver, monkeypatch):
 def test_images_are_refused(driver):
     with pytest.raises(DriverError, match="`command` breeds only"):
         driver.run_daemon("ns", JobSpec(name="i", deployable_type="container/docker", definition="busybox"))
+
+
+def test_a_daemons_workdir_argument_is_its_directory_and_others_are_refused(driver, tmp_path):
+    import dataclasses
+
+    work = tmp_path / "work"
+    work.mkdir()
+    driver.run_daemon("ns", dataclasses.replace(_spec("pwd; sleep 60"), arguments=(("workdir", str(work)),)))
+    wait_for(lambda: str(work) in driver.daemons("ns")["d"].log, what="the daemon printed its directory")
+    with pytest.raises(DriverError, match="argument 'privileged'.*local driver"):
+        driver.run_daemon("ns", dataclasses.replace(_spec("sleep 60", name="e"), arguments=(("privileged", "true"),)))
+    assert "e" not in driver.daemons("ns")
