@@ -267,13 +267,17 @@ def deploy(ctx, blueprint, deployment, file, stdin, wait, timeout, validate_only
 
 @cli.command()
 @click.argument("blueprint", required=False)
-@click.argument("deployment")
+@click.argument("deployment", required=False)
 @source_options
 @wait_options
 @output_option
 @pass_context
 def merge(ctx, blueprint, deployment, file, stdin, wait, timeout):
     """Merge BLUEPRINT (or -f FILE) into DEPLOYMENT: a new version enters with no weight."""
+    if (file or stdin) and blueprint and not deployment:
+        blueprint, deployment = None, blueprint  # merge -f file DEPLOYMENT
+    if not deployment:
+        raise click.UsageError("merge BLUEPRINT DEPLOYMENT, or merge -f FILE DEPLOYMENT")
     _deploy(ctx, blueprint, deployment, file, stdin, wait, timeout, False, "merged")
 
 

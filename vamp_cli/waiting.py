@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import time
 
-import click
-
 from vamp_cli.client import ApiError, seg
 from vamp_cli.views import breed_name, phase, services
 
@@ -48,7 +46,7 @@ def wait_deployed(ctx, name: str, timeout: float) -> bool:
                 _say(ctx, f"Error: {k} failed: {note or 'no reason given'}")
             return False
         if now and all(v[1] == "done" for v in now.values()):
-            click.echo(f"deployments {name} deployed", err=ctx.output != "table")
+            ctx.status(f"deployments {name} deployed")
             return True
         if time.monotonic() > deadline:
             waiting = ", ".join(f"{k} {v[1]}" for k, v in now.items() if v[1] != "done")
@@ -65,14 +63,14 @@ def wait_undeployed(ctx, name: str, only: tuple | None, timeout: float) -> bool:
             d = ctx.api.get(f"/deployments/{seg(name)}").data
         except ApiError as e:
             if e.status == 404:
-                click.echo(f"deployments {name} undeployed", err=ctx.output != "table")
+                ctx.status(f"deployments {name} undeployed")
                 return True
             raise
         now = _states(d)
         if only:
             now = {k: v for k, v in now.items() if k in only or k.split("/", 1)[1] in only}
             if not now:
-                click.echo(f"deployments {name}: {', '.join(only)} undeployed", err=ctx.output != "table")
+                ctx.status(f"deployments {name}: {', '.join(only)} undeployed")
                 return True
         _progress(ctx, seen, now)
         failed = {k: v for k, v in now.items() if v[1] == "failed"}
