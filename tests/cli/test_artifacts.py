@@ -148,3 +148,26 @@ def test_a_wrong_token_and_no_api_get_plain_messages_and_exit_codes(vamp):
     assert info.code == 0 and json.loads(info.out)["auth"]["role"] == "admin"
     version = json.loads(vamp("version", "-o", "json").out)
     assert version["cli"] and version["api"]
+
+
+def test_a_deployment_that_fails_ends_wait_with_the_reason(vamp, tmp_path):
+    import sys
+
+    doc = {"name": "broken", "clusters": {"app": {"services": [{"breed": {
+        "name": "app:1.0.0", "deployable": {"type": "command", "definition": f"{sys.executable} -c 'raise SystemExit(3)'"},
+        "ports": {"port": "8080/http"}}}]}}}
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    run = vamp("deploy", "-f", str(path), "--wait", "--timeout", "60")
+    assert run.code == 1, run
+    assert "Error: app/app:1.0.0 failed:" in run.err
+    assert vamp("undeploy", "broken", "--force", "--wait", "--timeout", "60").code == 0
+
+
+def test_update_replaces_one_artifact(vamp):
+    assert vamp("create", "scale", "--stdin", input="name: mid\ncpu: 0.5\nmemory: 128MB\ninstances: 1\n").code == 0
+    updated = vamp("update", "scale", "mid", "--stdin", input="name: mid\ncpu: 1.0\nmemory: 128MB\ninstances: 2\n")
+    assert updated.code == 0 and "scales mid updated (200)" in updated.out, updated
+    assert json.loads(vamp("describe", "scale", "mid", "-o", "json").out)["instances"] == 2
+    wrong = vamp("update", "scale", "mid", "--stdin", input="name: other\ncpu: 1.0\nmemory: 128MB\ninstances: 2\n")
+    assert wrong.code == 1 and "400" in wrong.err and "name" in wrong.err, wrong
