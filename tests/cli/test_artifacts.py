@@ -7,6 +7,7 @@ import json
 import subprocess
 import time
 
+import pytest
 import yaml
 
 from tests.cli.conftest import ROOT, vamp_command
@@ -171,3 +172,36 @@ def test_update_replaces_one_artifact(vamp):
     assert json.loads(vamp("describe", "scale", "mid", "-o", "json").out)["instances"] == 2
     wrong = vamp("update", "scale", "mid", "--stdin", input="name: other\ncpu: 1.0\nmemory: 128MB\ninstances: 2\n")
     assert wrong.code == 1 and "400" in wrong.err and "name" in wrong.err, wrong
+
+
+def test_a_stored_blueprint_is_deployed_by_name_and_undeployed_by_blueprint(vamp):
+    breed = command_blueprint("2.0.0")["clusters"]["web"]["services"][0]["breed"]
+    assert vamp("create", "breed", "--stdin", input=yaml.safe_dump(breed)).code == 0
+    generated = vamp("generate", "blueprint", "svc", "--cluster", "web", "--breed", "web:2.0.0")
+    assert vamp("create", "--stdin", input=generated.out).code == 0
+    deployed = vamp("deploy", "svc", "svc-prod", "--wait", "--timeout", "60", "-o", "json")
+    assert deployed.code == 0, deployed
+    shown = json.loads(deployed.out)  # -o json: the deployment as it is once done; the progress on stderr
+    assert shown["name"] == "svc-prod" and shown["clusters"]["web"]["services"][0]["status"]["phase"]["name"] == "done"
+    assert "deployments svc-prod deployed" in deployed.err
+    gone = vamp("undeploy", "svc-prod", "--blueprint", "svc", "--wait", "--timeout", "60")
+    assert gone.code == 0 and "undeployed" in gone.out, gone
+    assert "svc-prod" not in vamp("list", "deployments", "-o", "name").out
+
+
+def test_tables_have_colour_and_fit_on_a_terminal_only(vamp):
+    import re
+
+    pexpect = pytest.importorskip("pexpect")
+    definition = "registry.example.com/team/" + "very-long-image-name-" * 4 + ":1.0.0"
+    assert vamp("create", "breed", "--stdin", input=f"name: long:1\ndeployable: {definition}\n").code == 0
+    piped = vamp("list", "breeds")
+    assert "\x1b[" not in piped.out and any(definition in line for line in piped.out.splitlines())
+    env = {k: v for k, v in vamp.env.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
+    child = pexpect.spawn(vamp_command()[0], [*vamp_command()[1:], "list", "breeds"], env={**env, "TERM": "xterm"},
+                          cwd=str(vamp.home), encoding="utf-8", dimensions=(40, 60), timeout=30)
+    child.expect(pexpect.EOF)
+    screen = re.sub(r"\x1b\[[0-9;]*m", "", child.before)
+    assert "\x1b[" in child.before and "long:1" in screen  # bold headers on a terminal
+    assert all(len(line) <= 60 for line in screen.splitlines()), screen  # folded to the terminal's width
+    assert vamp("delete", "breed", "long:1").code == 0
