@@ -139,10 +139,15 @@ def test_events_are_emitted_listed_and_followed(vamp, stack):
         follower.wait(10)
 
 
-def test_a_wrong_token_and_no_api_get_plain_messages_and_exit_codes(vamp):
+def test_a_wrong_token_and_no_api_get_plain_messages_and_exit_codes(vamp, stack):
     wrong = vamp("info", env={"VAMP_TOKEN": "not-the-token-at-all"})
     assert wrong.code == 1
     assert "401" in wrong.err and "vamp login" in wrong.err and "Traceback" not in wrong.err
+    reader = stack.mint_token("cli-reader", "reader", ["default"])
+    refused = vamp("create", "scale", "--stdin", input="name: r\ncpu: 1\nmemory: 1GB\ninstances: 1\n",
+                   env={"VAMP_TOKEN": reader})
+    assert refused.code == 1 and "403 forbidden" in refused.err and "role" in refused.err, refused
+    assert vamp("list", "scales", env={"VAMP_TOKEN": reader}).code == 0
     nowhere = vamp("--host", "http://127.0.0.1:9", "list", "blueprints")
     assert nowhere.code == 3 and "cannot reach the Vamp API at http://127.0.0.1:9" in nowhere.err
     info = vamp("info", "-o", "json")
