@@ -187,6 +187,7 @@ def update(ctx, kind, name, file, stdin, validate_only):
 @click.argument("names", nargs=-1)
 @source_options
 @click.option("--force", is_flag=True, help="A deployment: remove at once, whatever its phase")
+@output_option
 @pass_context
 def delete(ctx, kind, names, file, stdin, force):
     """Delete artifacts: `delete KIND NAME...`, or the documents of -f FILE / --stdin."""
@@ -212,7 +213,8 @@ cli.add_command(delete, "remove")
 def wait_options(f):
     f = click.option("--timeout", type=click.FloatRange(1), default=300.0, show_default=True,
                      help="Seconds --wait waits")(f)
-    f = click.option("--wait", is_flag=True, help="Wait until the services are done (or gone)")(f)
+    f = click.option("--wait", is_flag=True, help="Wait until the services are done (or gone), printing each "
+                     "change; exit 1 with the reason at the first failure (the platform retries on)")(f)
     return f
 
 
@@ -288,6 +290,7 @@ def merge(ctx, blueprint, deployment, file, stdin, wait, timeout):
 @click.option("--blueprint", metavar="NAME", help="Only what this stored blueprint holds")
 @click.option("--force", is_flag=True, help="Remove at once, whatever the phase")
 @wait_options
+@output_option
 @pass_context
 def undeploy(ctx, deployment, services, blueprint, force, wait, timeout):
     """Undeploy DEPLOYMENT, or only some of its services (--service, --blueprint)."""
