@@ -35,6 +35,7 @@ def test_vamps_sample_is_created_and_listed_in_every_format(vamp):
     paged = vamp("list", "breeds", "--per-page", "1", "-o", "name")
     assert paged.out.split() == ["sava:1.0.0"]
     assert vamp("list", "breeds", "--per-page", "1", "--page", "2", "-o", "name").out.split() == ["sava:1.1.0"]
+    assert vamp("inspect", "blueprint", "sava", "-o", "name").out.strip() == "sava"
     described = vamp("describe", "blueprint", "sava")
     assert described.code == 0 and yaml.safe_load(described.out)["name"] == "sava"
 

@@ -70,6 +70,11 @@ def test_the_local_stack_is_found_by_itself(bare, stack, tmp_path):
     assert bare("info", cwd=checkout / "sub").code == 0
     nothing = bare("info")
     assert nothing.code == 2 and "no Vamp API configured" in nothing.err
+    home = tmp_path / "new-home"  # not there yet: login makes it
+    kept = bare("login", "--profile", "local", env={"VAMP_STATE": str(stack.state_dir), "HOME": str(home)})
+    assert kept.code == 0, kept
+    profile = yaml.safe_load((home / ".vamp").read_text())["profiles"]["local"]
+    assert profile["host"] == stack.api_url and profile["token"] == stack.token
 
 
 def test_completion_scripts_for_bash_zsh_and_fish(bare):
