@@ -87,6 +87,15 @@ def test_completion_scripts_for_bash_zsh_and_fish(bare):
     assert "plain,deployments" in kinds.out.split()
 
 
+def test_names_complete_from_the_api(vamp):
+    assert vamp("create", "scale", "--stdin", input="name: completed-scale\ncpu: 1\nmemory: 1GB\ninstances: 1\n").code == 0
+    names = vamp(env={"_VAMP_COMPLETE": "bash_complete", "COMP_WORDS": "vamp describe scale comp", "COMP_CWORD": "3"})
+    assert names.out.split() == ["plain,completed-scale"], names
+    offline = vamp(env={"_VAMP_COMPLETE": "bash_complete", "COMP_WORDS": "vamp describe scale c", "COMP_CWORD": "3",
+                        "VAMP_HOST": NOWHERE})
+    assert offline.code == 0 and offline.out.strip() == ""
+
+
 def test_one_package_gives_both_commands_with_pins_from_the_requirements_files():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["scripts"] == {"vamp": "vamp_cli.main:main", "vamp-agent": "agent.console:main"}
