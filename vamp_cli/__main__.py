@@ -1,0 +1,3 @@
+from vamp_cli.main import main
+
+main()
