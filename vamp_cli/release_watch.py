@@ -291,7 +291,7 @@ def changes(before: dict | None, after: dict) -> list[str]:
     waiting = after.get("waiting") or (f"awaiting {after['awaiting']}" if after.get("awaiting") else None)
     was = before.get("waiting") or (f"awaiting {before['awaiting']}" if before.get("awaiting") else None)
     if waiting != was and waiting:
-        lines.append(f"waiting for {waiting}")
+        lines.append(f"waiting: {waiting}")
     return lines
 
 
