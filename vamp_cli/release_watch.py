@@ -245,7 +245,8 @@ def traffic_table(watch: Watch) -> Table:
     for col in ("version", "route", "req/s", "", "success", "", "p99", ""):
         t.add_column(col, no_wrap=True)
     for label, route in watch.routes.items():
-        windows = list(watch.windows.get(route, ()))
+        # a window is shown once its request count arrived (a page of events may end inside one)
+        windows = [w for w in watch.windows.get(route, ()) if w.requests > 0 or w.rate is not None]
         rates = [w.rate for w in windows]
         success = [w.success for w in windows]
         p99 = [w.p99 for w in windows]
