@@ -1,7 +1,7 @@
 # vamp-serverless: everything a newcomer runs. Each target does its own set-up.
 PYTHON ?= python3
 STATE  ?= .vamp
-REQS   := requirements.txt requirements-dev.txt agent/requirements.txt
+REQS   := pyproject.toml requirements.txt requirements-dev.txt agent/requirements.txt vamp_cli/requirements.txt
 STAMP  := $(STATE)/.setup-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 export AWS_DEFAULT_REGION ?= us-east-1
 
@@ -18,7 +18,8 @@ $(STAMP): $(REQS)
 	     (apt-get update -qq && apt-get install -y -qq etcd-server haproxy >/dev/null)); \
 	  else echo "install etcd-server and haproxy (apt-get install etcd-server haproxy)"; exit 1; fi; \
 	fi
-	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@# the package itself, editable, with the dev extra (the pins of the requirements files, 0046): `vamp` on PATH
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
 run: setup                ## the local stack: API on 127.0.0.1:$${VAMP_PORT:-8080} until Ctrl-C
@@ -34,7 +35,7 @@ bench: setup              ## speed and scale figures
 	$(PYTHON) -m bench
 
 lint: setup               ## imports (ruff: unused, undefined, order) and the CloudFormation
-	ruff check chalicelib agent local bench tests app.py infra
+	ruff check chalicelib agent vamp_cli local bench tests app.py infra
 	$(PYTHON) -m infra.template dev > $(STATE)/sam.json && cfn-lint $(STATE)/sam.json
 
 # The CloudFormation package for AWS in out/, for the python3.12 Lambda runtime (3.11 is retired).

@@ -364,6 +364,11 @@ class LocalStack:
         thread.start()
         self._stops.append(self._stop_services)  # after the API: no request deploys meanwhile
         self._stops.append(server.shutdown)
+        # where the `vamp` CLI finds this stack by itself (vamp_cli/config.py): the address
+        # beside the token, gone with the stack
+        address = self.state_dir / "api"
+        address.write_text(self.api_url + "\n")
+        self._stops.append(lambda: address.unlink(missing_ok=True))
         log.info("API on %s", self.api_url)
         return config.chalice_app
 

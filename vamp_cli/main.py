@@ -59,8 +59,9 @@ class Context:
         emit(self, data, columns, name, title)
 
     def status(self, message: str) -> None:
-        """Vamp's status lines (202/204...): to stderr, so stdout stays the data for scripts."""
-        click.echo(message, err=True)
+        """Vamp's status lines (201/202/204...): the output of a table-format change; with -o
+        json|yaml|name on stderr, so stdout stays the data for scripts."""
+        click.echo(message, err=self.output != "table")
 
 
 pass_context = click.make_pass_decorator(Context)

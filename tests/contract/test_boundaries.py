@@ -48,4 +48,12 @@ def test_the_contract_imports_only_the_standard_library():
 def test_the_package_installs_every_agent_package_and_the_contract():
     listed = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     agent = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "agent").rglob("__init__.py")}
-    assert sorted(listed) == sorted(agent | {CONTRACT})
+    cli = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "vamp_cli").rglob("__init__.py")}
+    assert sorted(listed) == sorted(agent | cli | {CONTRACT})
+
+
+def test_the_cli_imports_nothing_of_the_control_plane_or_the_agent():
+    # `pip install .` is the CLI alone: it talks HTTP, it shares no code (docs/decisions/0046)
+    outside = {f"{path.relative_to(ROOT)}: {name}" for path in sources("vamp_cli") for name in imports_of(path)
+               if name.split(".")[0] in ("chalicelib", "agent", "local", "app")}
+    assert not outside
