@@ -31,8 +31,9 @@ def create(ctx: Context, name, role, namespaces):
         ctx.emit(data)
         return
     click.echo(data.get("token"))
-    ctx.status(f"token {data.get('name')} created: role {data.get('role')}, namespaces "
-               f"{', '.join(data.get('namespaces') or [])} (shown once: store it now)")
+    # always on stderr: stdout is the token alone (TOKEN=$(vamp token create ...))
+    click.echo(f"token {data.get('name')} created: role {data.get('role')}, namespaces "
+               f"{', '.join(data.get('namespaces') or [])} (shown once: store it now)", err=True)
 
 
 @token.command("list")

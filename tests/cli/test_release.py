@@ -10,19 +10,9 @@ import sys
 
 import pytest
 
-from tests.cli.clirelease_stack import ROOT, cli_env, vamp
-
 pytestmark = pytest.mark.slow
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|\r")
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    from local.demo_release import isolated_stack
-
-    with isolated_stack(tmp_path_factory.mktemp("stack"), window=1.0) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +38,13 @@ def demo(stack):
 
 
 @pytest.fixture(scope="module")
-def env(stack, demo, tmp_path_factory):
-    return cli_env(stack, demo.operator, tmp_path_factory.mktemp("home"))
+def cli(vamp, demo):
+    """`vamp` (tests/cli/conftest.py) as the demo's operator."""
+    def run(*args: str, env: dict | None = None, **kw):
+        return vamp(*args, env={"VAMP_TOKEN": demo.operator, **(env or {})}, **kw)
+    run.env = {**vamp.env, "VAMP_TOKEN": demo.operator}
+    run.home = vamp.home
+    return run
 
 
 def _start_args(name: str, stable: str, canary: str) -> list[str]:
@@ -59,11 +54,13 @@ def _start_args(name: str, stable: str, canary: str) -> list[str]:
             "--policy", POLICY]
 
 
-def test_start_wait_follows_a_healthy_canary_to_promotion_one_line_per_change(demo, env):
+def test_start_wait_follows_a_healthy_canary_to_promotion_one_line_per_change(demo, cli):
     demo.merge("2")
-    ran = vamp(env, *_start_args("canary-v2", "1", "2"), "--wait", "--timeout", "60")
+    ran = cli(*_start_args("canary-v2", "1", "2"), "--wait", "--timeout", "60")
     assert ran.code == 0, (ran.out, ran.err)
-    lines = ran.out.splitlines()
+    # Vamp's status lines first and last (stdout in table format), between them one line per change
+    assert ran.out.startswith("release canary-v2 started: ") and "release canary-v2 promoted" in ran.out, ran.out
+    lines = [line for line in ran.out.splitlines() if not line.startswith("release canary-v2 ")]
     assert all(line.startswith("canary-v2: ") for line in lines), ran.out
     assert lines[0].startswith("canary-v2: phase progressing"), ran.out
     assert "canary-v2: step 1/1 weight 50%" in lines, ran.out
@@ -75,24 +72,23 @@ def test_start_wait_follows_a_healthy_canary_to_promotion_one_line_per_change(de
     assert promoted and lines[promoted[0]:] in (lines[-1:], lines[-2:]), ran.out
     assert lines[-1] in ("canary-v2: step 1/1 weight 100%",) or lines[-1].startswith("canary-v2: phase promoted")
     assert len(lines) == len(set(lines)), "a line repeated: " + ran.out  # nothing shown twice
-    assert "release canary-v2 started" in ran.err and "release canary-v2 promoted" in ran.err
     # the status table afterwards: the phase, the plan, each check's figures against its thresholds
-    status = vamp(env, "release", "status", "canary-v2")
+    status = cli("release", "status", "canary-v2")
     assert status.code == 0, status.err
     assert re.search(r"phase\s+promoted", status.out) and "success_rate: 100% >= 95%" in status.out, status.out
-    listed = vamp(env, "release", "list", "-o", "name")
+    listed = cli("release", "list", "-o", "name")
     assert listed.out.split() == ["canary-v2"]
     demo._until_deployed({"2"}, "the promotion to remove version 1")
 
 
-def test_watch_in_a_terminal_shows_the_live_view_and_exits_4_on_rollback(demo, env):
+def test_watch_in_a_terminal_shows_the_live_view_and_exits_4_on_rollback(demo, cli):
     pexpect = pytest.importorskip("pexpect")
     demo.merge("3", fail_rate=1.0)  # every answer a 500
-    started = vamp(env, *_start_args("canary-v3", "2", "3"))
-    assert started.code == 0 and "release canary-v3 started" in started.err, started.err
-    term = {k: v for k, v in env.items() if k not in ("NO_COLOR", "COLUMNS")} | {"TERM": "xterm-256color"}
+    started = cli(*_start_args("canary-v3", "2", "3"))
+    assert started.code == 0 and "release canary-v3 started" in started.out, started
+    term = {k: v for k, v in cli.env.items() if k not in ("NO_COLOR", "COLUMNS")} | {"TERM": "xterm-256color"}
     child = pexpect.spawn(sys.executable, ["-m", "vamp_cli", "release", "watch", "canary-v3", "--timeout", "60"],
-                          env=term, cwd=str(ROOT), dimensions=(50, 180), encoding="utf-8", timeout=70)
+                          env=term, cwd=str(cli.home), dimensions=(50, 180), encoding="utf-8", timeout=70)
     child.expect(pexpect.EOF)
     child.close()
     screen = ANSI.sub("", child.before)
@@ -104,19 +100,19 @@ def test_watch_in_a_terminal_shows_the_live_view_and_exits_4_on_rollback(demo, e
     assert child.exitstatus == 4, screen
 
 
-def test_bad_input_is_refused_with_the_field_and_the_reason(demo, env):
-    missing = vamp(env, "release", "start", "x", "--gateway", "g")
+def test_bad_input_is_refused_with_the_field_and_the_reason(demo, cli):
+    missing = cli("release", "start", "x", "--gateway", "g")
     assert missing.code == 2 and "--stable" in missing.err and "--policy" in missing.err
-    unknown = vamp(env, "release", "start", "x", "--gateway", "canary/web/port", "--stable", "a", "--canary", "b",
+    unknown = cli("release", "start", "x", "--gateway", "canary/web/port", "--stable", "a", "--canary", "b",
                    "--policy", "no-such-policy")
     assert unknown.code == 1 and "policy" in unknown.err and "no-such-policy" in unknown.err, unknown.err
     assert "Traceback" not in unknown.err
-    finished = vamp(env, "release", "pause", "canary-v2")
+    finished = cli("release", "pause", "canary-v2")
     assert finished.code == 1 and "409" in finished.err and "cannot pause" in finished.err, finished.err
-    gone = vamp(env, "release", "watch", "nobody")
+    gone = cli("release", "watch", "nobody")
     assert gone.code == 1 and "404" in gone.err, gone.err
 
 
-def test_a_wrong_token_is_refused_plainly(env):
-    ran = vamp({**env, "VAMP_TOKEN": "not-a-token-at-all-0123456789"}, "release", "list")
+def test_a_wrong_token_is_refused_plainly(vamp):
+    ran = vamp("release", "list", env={"VAMP_TOKEN": "not-a-token-at-all-0123456789"})
     assert ran.code == 1 and "401" in ran.err and "token" in ran.err and "Traceback" not in ran.err, ran.err
