@@ -116,3 +116,28 @@ def test_bad_input_is_refused_with_the_field_and_the_reason(demo, cli):
 def test_a_wrong_token_is_refused_plainly(vamp):
     ran = vamp("release", "list", env={"VAMP_TOKEN": "not-a-token-at-all-0123456789"})
     assert ran.code == 1 and "401" in ran.err and "token" in ran.err and "Traceback" not in ran.err, ran.err
+
+
+def test_an_aborted_release_ends_the_watch_with_5(demo, cli, tmp_path):
+    import subprocess
+
+    from local.demo_release import INTERNAL, route
+
+    # an inline policy from a file, checks a minute apart: only the abort ends it
+    release = tmp_path / "release.yaml"
+    release.write_text(f"name: canary-abort\ngateway: {INTERNAL}\nstable: {route('2')}\ncanary: {route('3')}\n"
+                       "policy:\n  steps: [50%]\n  interval: 60s\n  failures: 1\n  minimum_requests: 5\n"
+                       "  metrics: {success_rate: {minimum: 95%}}\n")
+    watcher = subprocess.Popen([sys.executable, "-m", "vamp_cli", "release", "start", "-f", str(release), "--wait",
+                                "--timeout", "60"], env=cli.env, cwd=str(cli.home), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        first = watcher.stdout.readline()
+        assert first.startswith("release canary-abort started"), first + watcher.stderr.read()
+        aborted = cli("release", "abort", "canary-abort")
+        assert aborted.code == 0 and "release canary-abort abort requested" in aborted.out, aborted
+        out, err = watcher.communicate(timeout=60)
+    finally:
+        watcher.kill()
+    assert watcher.returncode == 5, out + err
+    assert "canary-abort: phase rolled_back: aborted through the API" in out, out
