@@ -67,8 +67,12 @@ def promoted(demo, cli):
 
 
 @pytest.fixture(scope="module")
-def failing_canary(demo, promoted):
-    demo.merge("3", fail_rate=1.0)  # every answer a 500
+def failing_canary(demo):
+    """Version 3 merged, every answer a 500: the version serving now (1, or 2 once promoted)."""
+    weights = demo.api.gateway_weights()
+    stable = max(weights, key=weights.get).split("/")[2].removeprefix("web:")
+    demo.merge("3", fail_rate=1.0)
+    return stable
 
 
 def test_start_wait_follows_a_healthy_canary_to_promotion_one_line_per_change(promoted, cli):
@@ -94,11 +98,13 @@ def test_start_wait_follows_a_healthy_canary_to_promotion_one_line_per_change(pr
     assert re.search(r"phase\s+promoted", status.out) and "success_rate: 100% >= 95%" in status.out, status.out
     listed = cli("release", "list", "-o", "name")
     assert "canary-v2" in listed.out.split()
+    finished = cli("release", "pause", "canary-v2")
+    assert finished.code == 1 and "409" in finished.err and "cannot pause" in finished.err, finished.err
 
 
 def test_watch_in_a_terminal_shows_the_live_view_and_exits_4_on_rollback(failing_canary, cli):
     pexpect = pytest.importorskip("pexpect")
-    started = cli(*_start_args("canary-v3", "2", "3"))
+    started = cli(*_start_args("canary-v3", failing_canary, "3"))
     assert started.code == 0 and "release canary-v3 started" in started.out, started
     term = {k: v for k, v in cli.env.items() if k not in ("NO_COLOR", "COLUMNS")} | {"TERM": "xterm-256color"}
     child = pexpect.spawn(sys.executable, ["-m", "vamp_cli", "release", "watch", "canary-v3", "--timeout", "60"],
@@ -114,15 +120,13 @@ def test_watch_in_a_terminal_shows_the_live_view_and_exits_4_on_rollback(failing
     assert child.exitstatus == 4, screen
 
 
-def test_bad_input_is_refused_with_the_field_and_the_reason(promoted, cli):
+def test_bad_input_is_refused_with_the_field_and_the_reason(cli):
     missing = cli("release", "start", "x", "--gateway", "g")
     assert missing.code == 2 and "--stable" in missing.err and "--policy" in missing.err
     unknown = cli("release", "start", "x", "--gateway", "canary/web/port", "--stable", "a", "--canary", "b",
                    "--policy", "no-such-policy")
     assert unknown.code == 1 and "policy" in unknown.err and "no-such-policy" in unknown.err, unknown.err
     assert "Traceback" not in unknown.err
-    finished = cli("release", "pause", "canary-v2")
-    assert finished.code == 1 and "409" in finished.err and "cannot pause" in finished.err, finished.err
     gone = cli("release", "watch", "nobody")
     assert gone.code == 1 and "404" in gone.err, gone.err
 
@@ -139,7 +143,7 @@ def test_an_aborted_release_ends_the_watch_with_5(failing_canary, cli, tmp_path)
 
     # an inline policy from a file, checks a minute apart: only the abort ends it
     release = tmp_path / "release.yaml"
-    release.write_text(f"name: canary-abort\ngateway: {INTERNAL}\nstable: {route('2')}\ncanary: {route('3')}\n"
+    release.write_text(f"name: canary-abort\ngateway: {INTERNAL}\nstable: {route(failing_canary)}\ncanary: {route('3')}\n"
                        "policy:\n  steps: [50%]\n  interval: 60s\n  failures: 1\n  minimum_requests: 5\n"
                        "  metrics: {success_rate: {minimum: 95%}}\n")
     watcher = subprocess.Popen([sys.executable, "-m", "vamp_cli", "release", "start", "-f", str(release), "--wait",
