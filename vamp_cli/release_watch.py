@@ -269,11 +269,14 @@ def render(watch: Watch) -> Group:
 
 def check_line(c: dict) -> str:
     canary, stable = c.get("canary") or {}, c.get("stable") or {}
+    head = (f"check {c.get('number')} step {c.get('step')} weight {c.get('weight', 0)}%: "
+            f"{str(c.get('verdict', '?')).upper()}")
+    decision = f"-> {c.get('decision_reason') or c.get('decision') or ''}".rstrip()
+    if not canary and not c.get("results"):  # the check before the rollout: no figures to show
+        return f"{head} ({c.get('reason') or 'no figures'}) {decision}"
     figures = "; ".join(f"{r.get('metric')} {_compare(r)} {r.get('verdict')}" for r in c.get("results") or [])
-    return (f"check {c.get('number')} step {c.get('step')} weight {c.get('weight', 0)}%: "
-            f"{str(c.get('verdict', '?')).upper()} (canary {_num(canary.get('requests'))} req, "
-            f"stable {_num(stable.get('requests'))} req{'; ' + figures if figures else ''}) "
-            f"-> {c.get('decision_reason') or c.get('decision') or ''}").rstrip()
+    return (f"{head} (canary {_num(canary.get('requests'))} req, stable {_num(stable.get('requests'))} req"
+            f"{'; ' + figures if figures else ''}) {decision}")
 
 
 def changes(before: dict | None, after: dict) -> list[str]:

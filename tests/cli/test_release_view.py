@@ -45,6 +45,12 @@ def test_changes_lists_each_change_once():
     assert done == ["phase rolled_back: rolled back", "step 0/2 weight 0%"]
 
 
+def test_the_check_before_the_rollout_has_no_figures():
+    before = {"number": 1, "step": 0, "weight": 0, "verdict": "pass", "reason": "before rollout",
+              "decision": "next", "decision_reason": "check passed: 20% next", "results": []}
+    assert rw.check_line(before) == "check 1 step 0 weight 0%: PASS (before rollout) -> check passed: 20% next"
+
+
 def test_render_shows_phase_plan_checks_and_sparklines_with_the_failing_value_in_red():
     w = rw.Watch("r", status(checks=[CHECK], waiting="the next check"))
     events = []
