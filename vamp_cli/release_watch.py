@@ -148,7 +148,7 @@ def _unit(metric: str) -> str:
 
 
 def _compare(result: dict) -> str:
-    """`value vs threshold` as the metric reads: success >= minimum, latency <= maximum."""
+    """`value (needed threshold)`: success `80% (>= 95%)`, latency `12ms (<= 250ms)`."""
     metric, unit = result.get("metric", ""), _unit(result.get("metric", ""))
     value, threshold = _num(result.get("value"), unit), _num(result.get("threshold"), unit)
     if metric.startswith("success"):
@@ -159,7 +159,7 @@ def _compare(result: dict) -> str:
         sign = "p >="
     else:
         sign = "<="
-    return f"{value} {sign} {threshold}"
+    return f"{value} ({sign} {threshold})"
 
 
 VERDICT_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
@@ -219,7 +219,7 @@ def checks_table(status: dict, last: int = 6) -> Table:
     figure in red."""
     t = Table(title="checks", title_justify="left", title_style="bold", box=None, header_style="bold",
               pad_edge=False)
-    for col in ("#", "step", "weight", "canary req", "stable req", "metric: value vs threshold", "verdict", "decision"):
+    for col in ("#", "step", "weight", "canary req", "stable req", "metric: value (threshold)", "verdict", "decision"):
         t.add_column(col, overflow="fold")
     for c in (status.get("checks") or [])[-last:]:
         metrics = Text()

@@ -95,7 +95,7 @@ def test_start_wait_follows_a_healthy_canary_to_promotion_one_line_per_change(pr
     # the status table afterwards: the phase, the plan, each check's figures against its thresholds
     status = cli("release", "status", "canary-v2")
     assert status.code == 0, status.err
-    assert re.search(r"phase\s+promoted", status.out) and "success_rate: 100% >= 95%" in status.out, status.out
+    assert re.search(r"phase\s+promoted", status.out) and "success_rate: 100% (>= 95%)" in status.out, status.out
     listed = cli("release", "list", "-o", "name")
     assert "canary-v2" in listed.out.split()
     finished = cli("release", "pause", "canary-v2")
@@ -115,7 +115,7 @@ def test_watch_in_a_terminal_shows_the_live_view_and_exits_4_on_rollback(failing
     assert "release canary-v3" in screen and "phase rolled_back" in screen, screen
     assert re.search(r"weight (50|0)%", screen) and "plan:" in screen, screen
     # a check row: the failing success rate against its minimum, the verdict
-    assert re.search(r"success_rate: 0% >= 95%", screen) and "fail" in screen, screen
+    assert re.search(r"success_rate: 0% \(>= 95%\)", screen) and "fail" in screen, screen
     assert "traffic per version" in screen and "stable" in screen and "canary" in screen, screen
     assert child.exitstatus == 4, screen
 

@@ -39,7 +39,7 @@ def test_changes_lists_each_change_once():
     assert rw.changes(status(), status()) == []  # nothing repeated
     later = rw.changes(status(), status(checks=[CHECK], waiting="weight 20% applied on 1 of 2 nodes"))
     assert later[0].startswith("check 1 step 1 weight 20%: FAIL (canary 50 req, stable 200 req; "
-                               "success_rate 80% >= 95% fail; p99 12ms <= 250ms pass)")
+                               "success_rate 80% (>= 95%) fail; p99 12ms (<= 250ms) pass)")
     assert later[1] == "waiting: weight 20% applied on 1 of 2 nodes"
     done = rw.changes(status(checks=[CHECK]), status("rolled_back", 0, 0, [CHECK], reason="rolled back"))
     assert done == ["phase rolled_back: rolled back", "step 0/2 weight 0%"]
@@ -65,9 +65,9 @@ def test_render_shows_phase_plan_checks_and_sparklines_with_the_failing_value_in
     text, styled = screen(rw.render(w))
     assert "phase progressing" in text and "step 1/2  weight 20%" in text and "waiting for: the next check" in text
     assert "0% → [20%] → 50% → 100%" in text
-    assert "success_rate: 80% >= 95%" in text and "p99: 12ms <= 250ms" in text
+    assert "success_rate: 80% (>= 95%)" in text and "p99: 12ms (<= 250ms)" in text
     assert "▁▃█" in text and "80%" in text  # the canary's request rate, its last success rate
-    red = [line for line in styled.splitlines() if "success_rate: 80% >= 95%" in line][0]
+    red = [line for line in styled.splitlines() if "success_rate: 80% (>= 95%)" in line][0]
     assert "\x1b[1;31m" in red  # the failing figure in bold red
 
 
