@@ -35,7 +35,8 @@ def run() -> None:
     try:
         click.echo(f"Vamp API  {stack.api_url}/api/v1")
         click.echo(f"token     {stack.token}   (also in {stack.state_dir / 'token'})")
-        click.echo(f"try       curl -H 'Authorization: Bearer {stack.token}' {stack.api_url}/api/v1/info")
+        click.echo("try       vamp info      (in this checkout `vamp` finds the stack by itself: .vamp/api, .vamp/token)")
+        click.echo(f"or        curl -H 'Authorization: Bearer {stack.token}' {stack.api_url}/api/v1/info")
         if stack.agent:
             click.echo(f"gateways  etcd {stack.etcd_endpoint}, agent {stack.agent.url}/healthz, HAProxy on the "
                        f"gateways' ports, virtual hosts on 127.0.0.1:{stack.virtual_hosts_port}")

@@ -14,7 +14,7 @@ import yaml
 
 from vamp_cli import views
 from vamp_cli.client import ApiError, seg
-from vamp_cli.main import EXIT_REFUSED, cli, output_option, pass_context
+from vamp_cli.main import EXIT_REFUSED, Context, cli, output_option, pass_context
 from vamp_cli.waiting import wait_deployed, wait_undeployed
 
 KINDS = ("breeds", "blueprints", "scales", "slas", "escalations", "routes", "conditions", "rewrites", "workflows",
@@ -45,6 +45,23 @@ class KindType(click.ParamType):
 
 
 KIND = KindType()
+
+
+def complete_name(ctx, param, incomplete):
+    """Names of the KIND given before, from the API (as configured; nothing when it does not answer)."""
+    from click.shell_completion import CompletionItem
+
+    kind = ctx.params.get("kind")
+    root = ctx.find_root()  # completion parses without running the group: build its Context here
+    try:
+        if not kind:
+            return []
+        p = root.params
+        api = (root.obj or Context(p.get("host"), p.get("token"), p.get("namespace"), p.get("profile"))).api
+        items = api.get(f"/{kind}", params={"per_page": 100}, timeout=3).data or []
+    except Exception:  # noqa: BLE001 - completion never fails the shell
+        return []
+    return [CompletionItem(n) for n in (views.name_of(i) for i in items) if n.startswith(incomplete)]
 
 
 def read_source(file, stdin: bool) -> str:
@@ -109,7 +126,7 @@ def list_(ctx, kind, page, per_page):
 
 @cli.command("describe")
 @click.argument("kind", type=KIND)
-@click.argument("name")
+@click.argument("name", shell_complete=complete_name)
 @click.option("--as-blueprint", "--as_blueprint", "as_blueprint", is_flag=True,
               help="A deployment as the blueprint that makes it")
 @click.option("--json", "as_json", is_flag=True, help="Same as -o json")
@@ -184,9 +201,10 @@ def update(ctx, kind, name, file, stdin, validate_only):
 
 @cli.command()
 @click.argument("kind", type=KIND, required=False)
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_name)
 @source_options
 @click.option("--force", is_flag=True, help="A deployment: remove at once, whatever its phase")
+@output_option
 @pass_context
 def delete(ctx, kind, names, file, stdin, force):
     """Delete artifacts: `delete KIND NAME...`, or the documents of -f FILE / --stdin."""
@@ -212,7 +230,8 @@ cli.add_command(delete, "remove")
 def wait_options(f):
     f = click.option("--timeout", type=click.FloatRange(1), default=300.0, show_default=True,
                      help="Seconds --wait waits")(f)
-    f = click.option("--wait", is_flag=True, help="Wait until the services are done (or gone)")(f)
+    f = click.option("--wait", is_flag=True, help="Wait until the services are done (or gone), printing each "
+                     "change; exit 1 with the reason at the first failure (the platform retries on)")(f)
     return f
 
 
@@ -288,6 +307,7 @@ def merge(ctx, blueprint, deployment, file, stdin, wait, timeout):
 @click.option("--blueprint", metavar="NAME", help="Only what this stored blueprint holds")
 @click.option("--force", is_flag=True, help="Remove at once, whatever the phase")
 @wait_options
+@output_option
 @pass_context
 def undeploy(ctx, deployment, services, blueprint, force, wait, timeout):
     """Undeploy DEPLOYMENT, or only some of its services (--service, --blueprint)."""

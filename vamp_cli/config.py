@@ -36,6 +36,8 @@ def config_path() -> Path:
 
 def load_file(path: Path | None = None) -> dict:
     path = path or config_path()
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not the CLI's config file: set VAMP_CONFIG to another path")
     if not path.is_file():
         return {}
     data = yaml.safe_load(path.read_text()) or {}
@@ -53,6 +55,7 @@ def save_profile(name: str, values: dict, *, make_current: bool = True, path: Pa
     if make_current:
         data["current"] = name
     text = yaml.safe_dump(data, sort_keys=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)

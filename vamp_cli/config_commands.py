@@ -34,7 +34,10 @@ def login(ctx, login_host, login_token, login_namespace, login_profile):
         click.echo(f"Error: not logged in: {e}", err=True)
         ctx_exit = click.get_current_context().exit
         ctx_exit(EXIT_UNREACHABLE if e.status == 0 else EXIT_REFUSED)
-    path = config.save_profile(profile, {"host": host, "token": token, "namespace": namespace})
+    try:
+        path = config.save_profile(profile, {"host": host, "token": token, "namespace": namespace})
+    except (OSError, ValueError) as e:
+        raise click.ClickException(f"cannot write the profile: {e}") from None
     auth = info.get("auth") or {}
     who = f" as {auth.get('principal')} ({auth.get('role')})" if auth.get("principal") else ""
     click.echo(f"logged in to {host}{who}; profile {profile} in {path}")

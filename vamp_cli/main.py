@@ -34,7 +34,8 @@ class Context:
         self.console = Console(file=out, width=None if terminal else int(os.environ.get("COLUMNS") or 200),
                                no_color=not terminal or bool(os.environ.get("NO_COLOR")), highlight=False,
                                soft_wrap=False)
-        self.err = Console(stderr=True, no_color=not sys.stderr.isatty(), highlight=False)
+        err_terminal = sys.stderr.isatty()
+        self.err = Console(stderr=True, no_color=not err_terminal, highlight=False, soft_wrap=not err_terminal)
 
     @property
     def resolved(self):

@@ -88,7 +88,7 @@ COLUMNS = {
     "blueprints": [("NAME", name_of), ("CLUSTERS", lambda b: list((b.get("clusters") or {}).keys())),
                    ("ENDPOINTS", lambda b: list((b.get("gateways") or {}).keys()))],
     "breeds": [("NAME", name_of), ("DEPLOYABLE", _deployable)],
-    "workflows": [("NAME", name_of), ("SCHEDULE", _schedule), ("STATUS", field("status")),
+    "workflows": [("NAME", name_of), ("SCHEDULE", _schedule), ("STATUS", field("status", "starting")),
                   ("BREED", lambda w: breed_name(w))],
     "scales": [("NAME", name_of), ("CPU", field("cpu")), ("MEMORY", field("memory")),
                ("INSTANCES", field("instances"))],
@@ -160,7 +160,7 @@ def describe(ctx, kind: str, data: dict) -> None:
         nodes = data.get("nodes")
         if isinstance(nodes, dict) and nodes.get("nodes"):
             console.print(table([("NODE", field("node")), ("GENERATION", field("generation")),
-                                 ("STATUS", field("status")), ("LAST SEEN", field("last_seen"))],
+                                 ("STATUS", field("status", "starting")), ("LAST SEEN", field("last_seen"))],
                                 nodes["nodes"], "nodes"))
     else:
         click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)

@@ -16,10 +16,28 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _installed_here(script: str) -> bool:
+    """The `vamp` on PATH is this checkout's editable install (make setup) in this Python."""
+    import importlib.metadata
+    import json
+
+    try:
+        with open(script, "rb") as f:
+            shebang = f.readline().decode(errors="replace")[2:].strip()
+        # the installed one (a checkout's vamp_serverless.egg-info, found first from the cwd, has no direct_url)
+        urls = [d.read_text("direct_url.json") for d in importlib.metadata.distributions(name="vamp-serverless")]
+        url = json.loads(next((u for u in urls if u), "{}"))
+    except (OSError, ValueError):
+        return False
+    same_python = Path(shebang).resolve() == Path(sys.executable).resolve()
+    return same_python and url.get("dir_info", {}).get("editable") and url.get("url") == ROOT.as_uri()
+
+
 def vamp_command() -> list[str]:
-    # the installed console script when it is this checkout's (make setup), else the module
+    """The installed console script when it is this checkout's, else the module it runs
+    (`vamp = vamp_cli.main:main`: the same entry point)."""
     found = shutil.which("vamp")
-    if found and os.environ.get("VAMP_CLI_TESTS_INSTALLED"):
+    if found and _installed_here(found):
         return [found]
     return [sys.executable, "-m", "vamp_cli"]
 

@@ -7,6 +7,7 @@ import json
 import subprocess
 import time
 
+import pytest
 import yaml
 
 from tests.cli.conftest import ROOT, vamp_command
@@ -34,6 +35,7 @@ def test_vamps_sample_is_created_and_listed_in_every_format(vamp):
     paged = vamp("list", "breeds", "--per-page", "1", "-o", "name")
     assert paged.out.split() == ["sava:1.0.0"]
     assert vamp("list", "breeds", "--per-page", "1", "--page", "2", "-o", "name").out.split() == ["sava:1.1.0"]
+    assert vamp("inspect", "blueprint", "sava", "-o", "name").out.strip() == "sava"
     described = vamp("describe", "blueprint", "sava")
     assert described.code == 0 and yaml.safe_load(described.out)["name"] == "sava"
 
@@ -138,13 +140,74 @@ def test_events_are_emitted_listed_and_followed(vamp, stack):
         follower.wait(10)
 
 
-def test_a_wrong_token_and_no_api_get_plain_messages_and_exit_codes(vamp):
+def test_a_wrong_token_and_no_api_get_plain_messages_and_exit_codes(vamp, stack):
     wrong = vamp("info", env={"VAMP_TOKEN": "not-the-token-at-all"})
     assert wrong.code == 1
     assert "401" in wrong.err and "vamp login" in wrong.err and "Traceback" not in wrong.err
+    reader = stack.mint_token("cli-reader", "reader", ["default"])
+    refused = vamp("create", "scale", "--stdin", input="name: r\ncpu: 1\nmemory: 1GB\ninstances: 1\n",
+                   env={"VAMP_TOKEN": reader})
+    assert refused.code == 1 and "403 forbidden" in refused.err and "role" in refused.err, refused
+    assert vamp("list", "scales", env={"VAMP_TOKEN": reader}).code == 0
     nowhere = vamp("--host", "http://127.0.0.1:9", "list", "blueprints")
     assert nowhere.code == 3 and "cannot reach the Vamp API at http://127.0.0.1:9" in nowhere.err
     info = vamp("info", "-o", "json")
     assert info.code == 0 and json.loads(info.out)["auth"]["role"] == "admin"
     version = json.loads(vamp("version", "-o", "json").out)
     assert version["cli"] and version["api"]
+
+
+def test_a_deployment_that_fails_ends_wait_with_the_reason(vamp, tmp_path):
+    import sys
+
+    doc = {"name": "broken", "clusters": {"app": {"services": [{"breed": {
+        "name": "app:1.0.0", "deployable": {"type": "command", "definition": f"{sys.executable} -c 'raise SystemExit(3)'"},
+        "ports": {"port": "8080/http"}}}]}}}
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    run = vamp("deploy", "-f", str(path), "--wait", "--timeout", "60")
+    assert run.code == 1, run
+    assert "Error: app/app:1.0.0 failed:" in run.err
+    assert vamp("undeploy", "broken", "--force", "--wait", "--timeout", "60").code == 0
+
+
+def test_update_replaces_one_artifact(vamp):
+    assert vamp("create", "scale", "--stdin", input="name: mid\ncpu: 0.5\nmemory: 128MB\ninstances: 1\n").code == 0
+    updated = vamp("update", "scale", "mid", "--stdin", input="name: mid\ncpu: 1.0\nmemory: 128MB\ninstances: 2\n")
+    assert updated.code == 0 and "scales mid updated (200)" in updated.out, updated
+    assert json.loads(vamp("describe", "scale", "mid", "-o", "json").out)["instances"] == 2
+    wrong = vamp("update", "scale", "mid", "--stdin", input="name: other\ncpu: 1.0\nmemory: 128MB\ninstances: 2\n")
+    assert wrong.code == 1 and "400" in wrong.err and "name" in wrong.err, wrong
+
+
+def test_a_stored_blueprint_is_deployed_by_name_and_undeployed_by_blueprint(vamp):
+    breed = command_blueprint("2.0.0")["clusters"]["web"]["services"][0]["breed"]
+    assert vamp("create", "breed", "--stdin", input=yaml.safe_dump(breed)).code == 0
+    generated = vamp("generate", "blueprint", "svc", "--cluster", "web", "--breed", "web:2.0.0")
+    assert vamp("create", "--stdin", input=generated.out).code == 0
+    deployed = vamp("deploy", "svc", "svc-prod", "--wait", "--timeout", "60", "-o", "json")
+    assert deployed.code == 0, deployed
+    shown = json.loads(deployed.out)  # -o json: the deployment as it is once done; the progress on stderr
+    assert shown["name"] == "svc-prod" and shown["clusters"]["web"]["services"][0]["status"]["phase"]["name"] == "done"
+    assert "deployments svc-prod deployed" in deployed.err
+    gone = vamp("undeploy", "svc-prod", "--blueprint", "svc", "--wait", "--timeout", "60")
+    assert gone.code == 0 and "undeployed" in gone.out, gone
+    assert "svc-prod" not in vamp("list", "deployments", "-o", "name").out
+
+
+def test_tables_have_colour_and_fit_on_a_terminal_only(vamp):
+    import re
+
+    pexpect = pytest.importorskip("pexpect")
+    definition = "registry.example.com/team/" + "very-long-image-name-" * 4 + ":1.0.0"
+    assert vamp("create", "breed", "--stdin", input=f"name: long:1\ndeployable: {definition}\n").code == 0
+    piped = vamp("list", "breeds")
+    assert "\x1b[" not in piped.out and any(definition in line for line in piped.out.splitlines())
+    env = {k: v for k, v in vamp.env.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
+    child = pexpect.spawn(vamp_command()[0], [*vamp_command()[1:], "list", "breeds"], env={**env, "TERM": "xterm"},
+                          cwd=str(vamp.home), encoding="utf-8", dimensions=(40, 60), timeout=30)
+    child.expect(pexpect.EOF)
+    screen = re.sub(r"\x1b\[[0-9;]*m", "", child.before)
+    assert "\x1b[" in child.before and "long:1" in screen  # bold headers on a terminal
+    assert all(len(line) <= 60 for line in screen.splitlines()), screen  # folded to the terminal's width
+    assert vamp("delete", "breed", "long:1").code == 0

@@ -70,6 +70,11 @@ def test_the_local_stack_is_found_by_itself(bare, stack, tmp_path):
     assert bare("info", cwd=checkout / "sub").code == 0
     nothing = bare("info")
     assert nothing.code == 2 and "no Vamp API configured" in nothing.err
+    home = tmp_path / "new-home"  # not there yet: login makes it
+    kept = bare("login", "--profile", "local", env={"VAMP_STATE": str(stack.state_dir), "HOME": str(home)})
+    assert kept.code == 0, kept
+    profile = yaml.safe_load((home / ".vamp").read_text())["profiles"]["local"]
+    assert profile["host"] == stack.api_url and profile["token"] == stack.token
 
 
 def test_completion_scripts_for_bash_zsh_and_fish(bare):
@@ -80,6 +85,15 @@ def test_completion_scripts_for_bash_zsh_and_fish(bare):
     assert "plain,list" in completed.out.split()
     kinds = bare(env={"_VAMP_COMPLETE": "bash_complete", "COMP_WORDS": "vamp list dep", "COMP_CWORD": "2"})
     assert "plain,deployments" in kinds.out.split()
+
+
+def test_names_complete_from_the_api(vamp):
+    assert vamp("create", "scale", "--stdin", input="name: completed-scale\ncpu: 1\nmemory: 1GB\ninstances: 1\n").code == 0
+    names = vamp(env={"_VAMP_COMPLETE": "bash_complete", "COMP_WORDS": "vamp describe scale comp", "COMP_CWORD": "3"})
+    assert names.out.split() == ["plain,completed-scale"], names
+    offline = vamp(env={"_VAMP_COMPLETE": "bash_complete", "COMP_WORDS": "vamp describe scale c", "COMP_CWORD": "3",
+                        "VAMP_HOST": NOWHERE})
+    assert offline.code == 0 and offline.out.strip() == ""
 
 
 def test_one_package_gives_both_commands_with_pins_from_the_requirements_files():
