@@ -116,4 +116,7 @@ def main() -> None:
 # --- command groups ---
 from vamp_cli import artifact_commands  # noqa: E402,F401,I001  list describe create update delete deploy ... (clicore)
 from vamp_cli import config_commands  # noqa: E402,F401,I001  login info version completion (clicore)
+from vamp_cli import release_commands  # noqa: E402,F401,I001  release start|list|status|watch|... (clirelease)
+from vamp_cli import token_commands  # noqa: E402,F401,I001  token create|list|revoke (clirelease)
+from vamp_cli import workflow_commands  # noqa: E402,F401,I001  workflow list|status|suspend|start|restart (clirelease)
 # --- end of command groups ---
